@@ -1,0 +1,60 @@
+"""The ``augmine`` command: a click group whose subcommands are thin layers over the library.
+
+Command modules import only click at import time; TensorFlow, albumentations and the
+like are imported inside the commands, so ``augmine --help`` answers at once.
+Every :class:`~augmine.errors.AugmineError` is printed as one ``Error:`` line (exit 2).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+from .. import __version__
+from ..errors import AugmineError
+
+# Each module defines one click command or group named ``command``.
+COMMAND_MODULES = (
+    "augmine.cli.data",
+    "augmine.cli.app",
+)
+
+
+class _EchoHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+
+
+class AugmineGroup(click.Group):
+    """A click group that turns augmine's bad-input errors into one-line messages."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AugmineError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=AugmineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="augmine")
+@click.option("-v", "--verbose", is_flag=True, help="Show TensorFlow's start-up log and info lines.")
+def cli(verbose: bool) -> None:
+    """augmine: data-centric augmentation and hard-class mining for small-image classifiers."""
+    from ..runtime import set_verbose
+
+    logger = logging.getLogger("augmine")
+    if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
+        logger.addHandler(_EchoHandler())
+        logger.propagate = False
+    set_verbose(verbose)
+
+
+for _name in COMMAND_MODULES:
+    cli.add_command(importlib.import_module(_name).command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="augmine")

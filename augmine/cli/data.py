@@ -1,0 +1,98 @@
+"""``augmine data``: check, generate and download datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group("data")
+def command() -> None:
+    """Check, generate and download datasets."""
+
+
+@command.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--skip-bad", is_flag=True,
+              help="Leave corrupt or non-image files out (each is logged) instead of failing.")
+def check(path: Path, skip_bad: bool) -> None:
+    """Validate the dataset at PATH and print a summary.
+
+    Every image is decoded, so corrupt and truncated files are found now rather than
+    mid-training.
+    """
+    import numpy as np
+
+    from ..dataset import drop_bad_files, scan_dataset, verify_index
+
+    index, bad = scan_dataset(path)
+    report = verify_index(index, progress=True)
+    index = drop_bad_files(index, bad + report.bad, skip_bad)
+    click.echo(f"dataset   {index.root}  ({index.layout} layout)")
+    click.echo(f"classes   {index.num_classes}")
+    for name, split in index.splits.items():
+        counts = index.class_counts(name)
+        sizes = report.sizes.get(name, {})
+        size_txt = ", ".join(f"{w}x{h}: {n:,}" for (h, w), n in sizes.most_common(3))
+        if len(sizes) > 3:
+            size_txt += f", {len(sizes) - 3} other sizes"
+        click.echo(f"{name:<9} {len(split):,} images, {counts.min()}-{counts.max()} per class, "
+                   f"{report.grayscale.get(name, 0):,} grayscale; sizes {size_txt or '-'}")
+    boxes = sum(int((~np.isnan(s.boxes[:, 0])).sum())
+                for s in index.splits.values())
+    click.echo(f"boxes     {boxes:,} images with an object box")
+    names = ", ".join(index.class_names[:6]) + (", ..." if index.num_classes > 6 else "")
+    click.echo(f"names     {names}")
+    if index.skipped:
+        click.echo(f"problems  {len(index.skipped)} bad file(s) skipped")
+    else:
+        click.echo("problems  none")
+
+
+@command.command("synth")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--classes", "num_classes", default=10, show_default=True, help="Number of classes.")
+@click.option("--train-per-class", default=200, show_default=True)
+@click.option("--val-per-class", default=50, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+def synth(dest: Path, num_classes: int, train_per_class: int, val_per_class: int,
+          seed: int) -> None:
+    """Write a generated dataset in the Tiny-ImageNet layout to DEST.
+
+    Classes are drawn shapes with colours and textures; some pairs differ only by a fine
+    texture (the planted confusable pairs, listed in DEST/synth.json).
+    """
+    from ..synth import write_synthetic_dataset
+
+    info = write_synthetic_dataset(dest, num_classes=num_classes,
+                                   train_per_class=train_per_class,
+                                   val_per_class=val_per_class, seed=seed, progress=True)
+    click.echo(f"wrote {len(info.classes)} classes x ({train_per_class} train + "
+               f"{val_per_class} val) images to {info.root}")
+    for a, b in info.confusable_pairs:
+        click.echo(f"confusable pair: {a} / {b}")
+
+
+@command.command("download")
+@click.argument("dest", default="data", type=click.Path(path_type=Path))
+@click.option("--url", default=None, help="Download from this address instead (a mirror).")
+@click.option("--md5", default=None, help="Expected MD5 of the archive at --url.")
+@click.option("--no-extract", is_flag=True, help="Keep the verified zip, do not extract it.")
+def download(dest: Path, url: str | None, md5: str | None, no_extract: bool) -> None:
+    """Download Tiny-ImageNet (tiny-imagenet-200.zip, 237 MiB) into DEST (default ./data).
+
+    Resumes a partial download, checks size and MD5, then extracts.
+    """
+    from dataclasses import replace
+
+    from ..download import TINY_IMAGENET, download_archive
+
+    archive = TINY_IMAGENET
+    if url:
+        archive = replace(archive, url=url, size=None, md5=md5,
+                          filename=url.rstrip("/").rsplit("/", 1)[-1] or archive.filename)
+    out = download_archive(dest, archive, progress=True, extract=not no_extract)
+    click.echo(f"ready: {out}")
+    if not no_extract:
+        click.echo(f"next: augmine data check {out}")

@@ -1,0 +1,48 @@
+"""Shared fixtures: a small generated dataset and the real Tiny-ImageNet sample."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# The real sample lives in ../shared beside the checkout; AUGMINE_SAMPLE overrides.
+REAL_SAMPLE = Path(os.environ.get(
+    "AUGMINE_SAMPLE", REPO.parent / "shared" / "data" / "tiny-imagenet-sample"))
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """A generated 10-class dataset (40 train + 10 val per class) in the Tiny-ImageNet layout."""
+    from augmine.synth import write_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("synth") / "data"
+    write_synthetic_dataset(root, num_classes=10, train_per_class=40, val_per_class=10, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_root() -> Path:
+    """The real Tiny-ImageNet sample from ../shared; the test is skipped when it is absent."""
+    if not (REAL_SAMPLE / "wnids.txt").exists():
+        pytest.skip(f"real Tiny-ImageNet sample not found at {REAL_SAMPLE}")
+    return REAL_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def synth_index(synth_root):
+    from augmine.dataset import load_index
+
+    return load_index(synth_root)
+
+
+@pytest.fixture(scope="session")
+def real_index(real_root):
+    from augmine.dataset import load_index
+
+    return load_index(real_root)
