@@ -15,10 +15,11 @@ import click
 from .. import __version__
 from ..errors import AugmineError
 
-# Each module defines one click command or group named ``command``.
+# Each module defines one click command or group named ``command`` (or a list ``commands``).
 COMMAND_MODULES = (
+    "augmine.cli.recipe",
+    "augmine.cli.inspect",
     "augmine.cli.data",
-    "augmine.cli.app",
 )
 
 
@@ -52,7 +53,9 @@ def cli(verbose: bool) -> None:
 
 
 for _name in COMMAND_MODULES:
-    cli.add_command(importlib.import_module(_name).command)
+    _module = importlib.import_module(_name)
+    for _command in getattr(_module, "commands", None) or [_module.command]:
+        cli.add_command(_command)
 
 
 def main() -> None:

@@ -1,0 +1,47 @@
+"""``augmine inspect``: validation-set statistics that justify a recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("inspect")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--split", default="val", show_default=True, type=click.Choice(["val", "train"]),
+              help="Split to measure.")
+@click.option("--compare/--no-compare", default=True, show_default=True,
+              help="Also measure the other split and compare.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder for inspection.json, images.csv, histograms.png "
+                   "[default: inspect-<dataset name>].")
+@click.option("--suggest", type=click.Path(path_type=Path), default=None,
+              help="Also write a recipe whose why: lines quote the measured numbers.")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes [default: all cores for large sets].")
+def command(path: Path, split: str, compare: bool, out_dir: Path | None,
+            suggest: Path | None, workers: int | None) -> None:
+    """Measure the images of PATH (grayscale share, brightness, contrast, colourfulness,
+    sharpness, noise, JPEG quality, object boxes), print tables, write JSON and PNGs."""
+    from .. import atomic
+    from ..dataset import load_index
+    from ..inspection import format_report, inspect_dataset, suggest_recipe, write_report
+    from ..recipes import dump_recipe, parse_recipe
+
+    index = load_index(path)
+    other = "train" if split == "val" else "val"
+    report = inspect_dataset(index, split=split, compare=other if compare else None,
+                             workers=workers, progress=True)
+    click.echo(format_report(report))
+    out_dir = out_dir or Path(f"inspect-{index.root.name}")
+    files = write_report(report, out_dir)
+    click.echo("")
+    click.echo(f"wrote {files['json']}, {files['csv'].name}, {files['png'].name}")
+    if suggest is not None:
+        recipe = suggest_recipe(report, name=suggest.stem)
+        text = dump_recipe(recipe)
+        parse_recipe(recipe, str(suggest))  # what we write must load
+        atomic.write_text(suggest, text)
+        click.echo(f"wrote {suggest}: {len(recipe['transforms'])} transforms; check it with "
+                   f"`augmine recipe preview {suggest} --data {path}`")

@@ -1,0 +1,116 @@
+"""``augmine recipe``: validate, show, preview and export augmentation recipes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group("recipe")
+def command() -> None:
+    """Validate, show, preview and export augmentation recipes (recipes/*.yaml)."""
+
+
+@command.command("validate")
+@click.argument("recipe")
+def validate(recipe: str) -> None:
+    """Check RECIPE (a file, or a built-in name such as light) with albumentations' own
+    parameter checks; prints one line per problem-free recipe, an Error line otherwise."""
+    from ..recipes import build_compose, load_recipe
+
+    r = load_recipe(recipe)
+    for size in (16, 32, 64):
+        build_compose(r, size)
+    click.echo(f"OK {r.path}: {r.name}, {len(r)} transforms, builds at 16, 32 and 64 px")
+
+
+@command.command("show")
+@click.argument("recipe")
+def show(recipe: str) -> None:
+    """Print RECIPE as a table: transform, p, non-default arguments and why."""
+    import shutil
+    import textwrap
+
+    from ..recipes import describe_args, load_recipe
+
+    r = load_recipe(recipe)
+    click.echo(f"{r.name}  ({r.path})")
+    if r.description:
+        click.echo(textwrap.fill(r.description, 100))
+    click.echo("")
+    width = max(80, min(shutil.get_terminal_size((120, 20)).columns, 160))
+    rows = [(str(i), e["transform"], f"{float(e['p']):g}", describe_args(e), e.get("why", ""))
+            for i, e in enumerate(r.transforms, 1)]
+    if not rows:
+        click.echo("no transforms: images are only resized to the phase size")
+        return
+    w_name = max(len("transform"), *(len(x[1]) for x in rows))
+    w_args = min(44, max(len("arguments"), *(len(x[3]) for x in rows)))
+    head = f"{'#':>2}  {'transform':<{w_name}}  {'p':>5}  {'arguments':<{w_args}}  why"
+    click.echo(head)
+    click.echo("-" * min(width, len(head) + 40))
+    why_w = max(30, width - (2 + 2 + w_name + 2 + 5 + 2 + w_args + 2))
+    for num, name, p, args, why in rows:
+        arg_lines = textwrap.wrap(args, w_args) or [""]
+        why_lines = textwrap.wrap(" ".join(str(why).split()), why_w) or [""]
+        for j in range(max(len(arg_lines), len(why_lines))):
+            a = arg_lines[j] if j < len(arg_lines) else ""
+            w = why_lines[j] if j < len(why_lines) else ""
+            if j == 0:
+                click.echo(f"{num:>2}  {name:<{w_name}}  {p:>5}  {a:<{w_args}}  {w}")
+            else:
+                click.echo(f"{'':>2}  {'':<{w_name}}  {'':>5}  {a:<{w_args}}  {w}")
+
+
+@command.command("preview")
+@click.argument("recipe")
+@click.option("--data", "data", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder (default: augmine's generated dataset).")
+@click.option("--class", "class_key", default=None,
+              help="Class by human name or id (e.g. 'teddy bear' or n04399382); default: all.")
+@click.option("-n", "n", default=16, show_default=True, help="Augmented samples in the grid.")
+@click.option("--per-image", default=3, show_default=True,
+              help="Augmented samples next to each original.")
+@click.option("--size", default=64, show_default=True, help="Phase size in pixels.")
+@click.option("--seed", default=0, show_default=True, help="Picks the images and the augmentations.")
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "val"]))
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("preview.png"),
+              show_default=True, help="PNG file to write.")
+def preview(recipe: str, data: Path | None, class_key: str | None, n: int, per_image: int,
+            size: int, seed: int, split: str, out: Path) -> None:
+    """Write a PNG grid of originals and RECIPE's augmented samples, labels drawn in."""
+    from ..dataset import load_index
+    from ..preview import preview_grid, write_preview
+    from ..recipes import load_recipe
+
+    if data is None:
+        from ..synth import ensure_default_dataset
+
+        data = ensure_default_dataset(progress=True)
+    r = load_recipe(recipe)
+    index = load_index(data)
+    grid = preview_grid(index, r, class_key, n=n, size=size, seed=seed, per_image=per_image,
+                        split=split)
+    write_preview(out, grid)
+    click.echo(f"wrote {out} ({grid.shape[1]}x{grid.shape[0]} px): {r.name} at {size} px, "
+               f"{n} samples, seed {seed}")
+
+
+@command.command("export")
+@click.argument("recipe")
+@click.option("--format", "fmt", type=click.Choice(["albumentations"]), default="albumentations",
+              show_default=True, help="Output format: an A.save file (A.load reads it back).")
+@click.option("--size", default=64, show_default=True,
+              help="Phase size filled into the crops and the final resize.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Output file; .yaml/.yml writes YAML, anything else JSON.")
+def export(recipe: str, fmt: str, size: int, out: Path) -> None:
+    """Export RECIPE at --size for use outside augmine: albumentations.load(OUT)."""
+    from ..recipes import export_recipe
+
+    path = export_recipe(recipe, out, size=size)
+    kind = "yaml" if path.suffix.lower() in (".yaml", ".yml") else "json"
+    click.echo(f"wrote {path}: albumentations Compose at {size} px; load it with "
+               f"albumentations.load({str(path)!r}" + (", data_format='yaml')" if kind == "yaml"
+                                                       else ")"))

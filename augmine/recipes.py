@@ -1,0 +1,442 @@
+"""Recipe files (YAML) <-> albumentations pipelines.
+
+A recipe is a YAML file::
+
+    name: light
+    description: cheap transforms for the 16 px phase
+    transforms:
+      - transform: RandomResizedCrop      # albumentations class name
+        p: 1.0                            # required (albumentations would default to 0.5)
+        why: val boxes cover a median 49% of the frame
+        scale: [0.35, 1.0]                # only arguments that differ from the defaults
+      - transform: OneOf                  # containers hold their own `transforms:` list
+        p: 0.3
+        transforms: [...]
+
+Parameters are checked by albumentations itself (``A.from_dict`` and its pydantic
+schemas, with ``strict=True`` so misspelt arguments are errors); this module only adds
+what albumentations does not do: the phase size injected into crops, a required ``p``,
+and one-line :class:`~augmine.errors.AugmineError` messages that name the file, the entry
+number and the fix.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+import numbers
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import AugmineError
+
+RECIPE_KEYS = ("name", "description", "transforms")
+# Keys of a transform entry that belong to augmine, not to albumentations.
+META_KEYS = ("transform", "why")
+CONTAINERS = ("OneOf", "SomeOf", "Sequential", "OneOrOther", "SelectiveChannelTransform",
+              "RandomOrder")
+# Transform arguments that the phase size fills in (recipe authors leave them out).
+SIZE_ARGS = ("size", "height", "width", "min_height", "min_width", "max_size")
+# Size of the small random image every recipe is tried on when it is loaded.
+_SMOKE_SIZE = 24
+
+
+@dataclass
+class Recipe:
+    """A loaded, validated recipe.
+
+    ``transforms``: the entries as written in the file (dicts with ``transform``, ``p``,
+    ``why`` and the non-default arguments; containers keep their nested ``transforms``).
+    """
+
+    name: str
+    description: str
+    path: Path | None
+    transforms: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.transforms)
+
+
+# --------------------------------------------------------------------------- locating
+
+def recipes_dir() -> Path:
+    """The repository's ``recipes/`` folder (top level, next to ``augmine/``)."""
+    return Path(__file__).resolve().parent.parent / "recipes"
+
+
+def available_recipes() -> list[str]:
+    """Names of the recipe files in :func:`recipes_dir` (without ``.yaml``)."""
+    folder = recipes_dir()
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def resolve_recipe(name_or_path: str | os.PathLike) -> Path:
+    """A recipe path from a path or a bare name (``light``, ``light.yaml``) in :func:`recipes_dir`."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path.resolve()
+    if path.is_dir():
+        raise AugmineError(f"{path} is a folder; give a recipe file (.yaml)")
+    if len(path.parts) == 1:
+        for cand in (recipes_dir() / path.name, recipes_dir() / f"{path.name}.yaml"):
+            if cand.is_file():
+                return cand.resolve()
+    known = available_recipes()
+    close = difflib.get_close_matches(path.stem, known, n=3, cutoff=0.5)
+    hint = (f"did you mean {', '.join(close)}?" if close
+            else f"built-in recipes: {', '.join(known) or 'none'}")
+    raise AugmineError(f"recipe {str(name_or_path)!r} not found (no such file, and no "
+                       f"{path.stem}.yaml in {recipes_dir()}); {hint}")
+
+
+# --------------------------------------------------------------------------- albumentations
+
+def _registry() -> dict[str, type]:
+    """Albumentations transform classes usable in a recipe, by class name."""
+    import albumentations as A
+    from albumentations.core.composition import BaseCompose
+    from albumentations.core.serialization import SERIALIZABLE_REGISTRY
+
+    out = {}
+    for name, cls in SERIALIZABLE_REGISTRY.items():
+        if inspect.isabstract(cls) or name.startswith("_"):
+            continue
+        if name in ("Compose", "BasicTransform", "DualTransform", "ImageOnlyTransform",
+                    "NoOp", "Transform3D", "BaseCompose"):
+            continue
+        if issubclass(cls, (A.BasicTransform, BaseCompose)):
+            out[name] = cls
+    return out
+
+
+def _init_params(cls: type) -> list[str]:
+    return [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "args",
+                                                                                "kwargs")]
+
+
+def _size_args(cls: type, size: int) -> dict[str, Any]:
+    """The phase-size arguments ``cls`` takes, filled in for output ``size`` (square)."""
+    params = _init_params(cls)
+    args: dict[str, Any] = {}
+    if "size" in params:
+        args["size"] = (size, size)
+    if "height" in params and "width" in params:
+        args.update(height=size, width=size)
+    if "min_height" in params and "min_width" in params:
+        args.update(min_height=size, min_width=size)
+    if "max_size" in params:
+        args["max_size"] = size
+    if args and "pad_if_needed" in params:
+        # RandomCrop / CenterCrop: pad inputs smaller than the phase size instead of failing
+        args["pad_if_needed"] = True
+    return args
+
+
+def _sets_size(cls: type) -> bool:
+    """True for transforms whose output is exactly (size, size) (crops and Resize)."""
+    params = _init_params(cls)
+    return "size" in params or ("height" in params and "width" in params)
+
+
+class _Where:
+    """Where an entry is, for error messages: ``recipes/x.yaml: transform 3 (GaussNoise)``."""
+
+    def __init__(self, source: str, number: str, name: str | None = None):
+        self.source, self.number, self.name = source, number, name
+
+    def __str__(self) -> str:
+        return f"{self.source}: transform {self.number}" + (f" ({self.name})" if self.name else "")
+
+
+def _format_validation(exc: BaseException) -> str:
+    """Albumentations' (pydantic's) complaint as one line: ``arg: message (got value)``."""
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and hasattr(cause, "errors"):
+        parts = []
+        for err in cause.errors(include_url=False):
+            loc = ".".join(str(x) for x in err.get("loc", ())) or "arguments"
+            msg = str(err.get("msg", "")).removeprefix("Value error, ")
+            parts.append(f"{loc}: {msg} (got {err.get('input')!r})"
+                         if err.get("type") != "missing" else f"{loc}: {msg}")
+        return "; ".join(parts)
+    return " ".join(str(exc).split())
+
+
+def _to_albu_dict(entry: Any, where: _Where, registry: dict[str, type], size: int | None,
+                  check: bool) -> dict[str, Any]:
+    """One recipe entry -> albumentations' serialized form (``__class_fullname__`` + args).
+
+    ``check``: validate the entry (types, name, ``p``, arguments); ``size``: fill in the
+    phase size of crops (None: leave them out).
+    """
+    if not isinstance(entry, dict):
+        raise AugmineError(f"{where}: expected a mapping like 'transform: HorizontalFlip' with "
+                           f"'p:' and 'why:', got {entry!r}")
+    name = entry.get("transform")
+    if check:
+        if name is None:
+            raise AugmineError(f"{where}: missing 'transform:' (the albumentations class name, "
+                               "e.g. 'transform: HorizontalFlip')")
+        if not isinstance(name, str) or name not in registry:
+            close = difflib.get_close_matches(str(name), list(registry), n=3, cutoff=0.6)
+            by_case = [n for n in registry if n.lower() == str(name).lower()]
+            close = by_case or close
+            hint = f"did you mean {' or '.join(close)}?" if close else (
+                "see https://albumentations.ai/docs/ for the transform names")
+            raise AugmineError(f"{where}: unknown transform {name!r}; {hint}")
+        where.name = name
+        if "p" not in entry:
+            raise AugmineError(f"{where}: missing 'p:' (the probability to apply it, 0-1); "
+                               "albumentations would silently use 0.5")
+        if name not in CONTAINERS and "transforms" in entry:
+            raise AugmineError(f"{where}: only containers ({', '.join(CONTAINERS[:3])}, ...) take "
+                               "'transforms:'; remove it or wrap the transforms in OneOf")
+    cls = registry[name]
+    args = {k: v for k, v in entry.items() if k not in META_KEYS}
+    injected = _size_args(cls, size or 0)
+    if check:
+        given = [k for k in injected if k in args and k != "pad_if_needed"]
+        if given:
+            raise AugmineError(f"{where}: remove {', '.join(given)}: the output size comes "
+                               "from the training phase (16, 32, 64 px), so one recipe "
+                               "serves every phase")
+        if "why" in entry and not isinstance(entry["why"], str):
+            raise AugmineError(f"{where}: 'why:' must be a sentence (text), got {entry['why']!r}")
+    if size is not None:
+        for k, v in injected.items():
+            args.setdefault(k, v)
+    if name in CONTAINERS:
+        children = entry.get("transforms")
+        if check and (not isinstance(children, list) or not children):
+            raise AugmineError(f"{where}: a {name} needs a non-empty 'transforms:' list")
+        args["transforms"] = [
+            _to_albu_dict(child, _Where(where.source, f"{where.number}.{i}"), registry, size,
+                          check)
+            for i, child in enumerate(children, 1)]
+    return {"__class_fullname__": name, **args}
+
+
+def _instantiate(albu: dict[str, Any], where: _Where):
+    """Build one transform from its serialized form via ``A.from_dict``; errors -> one line."""
+    import albumentations as A
+
+    albu = dict(albu, strict=True) if albu["__class_fullname__"] not in CONTAINERS else albu
+    if "transforms" in albu:
+        # containers: build children one by one so an error names the right child
+        kids = albu["transforms"]
+        children = [_instantiate(k, _Where(where.source, f"{where.number}.{i}",
+                                           k["__class_fullname__"]))
+                    for i, k in enumerate(kids, 1)]
+        cls = _registry()[albu["__class_fullname__"]]
+        args = {k: v for k, v in albu.items() if k not in ("__class_fullname__", "transforms")}
+        try:
+            return cls(children, **args)
+        except (TypeError, ValueError) as exc:
+            raise AugmineError(f"{where}: {_format_validation(exc)}; fix the value "
+                               "(albumentations' check)") from None
+    try:
+        return A.from_dict({"transform": albu})
+    except (TypeError, ValueError) as exc:
+        msg = _format_validation(exc)
+        if "are not valid for transform" in msg:
+            cls = _registry()[albu["__class_fullname__"]]
+            params = [p for p in _init_params(cls) if p not in SIZE_ARGS]
+            bad = [k for k in albu if k not in params and k not in (
+                "__class_fullname__", "strict", "p") and k not in SIZE_ARGS + ("pad_if_needed",)]
+            hints = []
+            for k in bad:
+                close = difflib.get_close_matches(k, params, n=1, cutoff=0.6)
+                hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise AugmineError(f"{where}: unknown argument {', '.join(hints)}; "
+                               f"{where.name} takes {', '.join(params)}") from None
+        raise AugmineError(f"{where}: {msg}; fix the value (albumentations' check)") from None
+
+
+# --------------------------------------------------------------------------- loading
+
+def _yaml_load(text: str, source: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(str(exc.problem or exc.context or "syntax error").split())
+        if mark is not None:
+            raise AugmineError(f"{source}:{mark.line + 1}:{mark.column + 1}: YAML syntax error: "
+                               f"{problem}; check indentation, colons and quotes there") from None
+        raise AugmineError(f"{source}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise AugmineError(f"{source}: YAML error: {' '.join(str(exc).split())}") from None
+
+
+def parse_recipe(data: Any, source: str = "<recipe>", path: Path | None = None) -> Recipe:
+    """Validate an already-parsed recipe mapping (``name``, ``description``, ``transforms``).
+
+    Every entry is built once by albumentations (so its arguments are checked there) and
+    the whole recipe is tried on a small random image at p=1; raises a one-line
+    :class:`AugmineError` naming ``source`` and the entry number.
+    """
+    if not isinstance(data, dict):
+        raise AugmineError(f"{source}: a recipe is a mapping with 'name:', 'description:' and "
+                           "'transforms:' (a list); got " + type(data).__name__)
+    for key in data:
+        if key not in RECIPE_KEYS:
+            close = difflib.get_close_matches(str(key), RECIPE_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(RECIPE_KEYS)}"
+            raise AugmineError(f"{source}: unknown key {key!r}; {hint}")
+    transforms = data.get("transforms")
+    if transforms is None:
+        transforms = []
+    if not isinstance(transforms, list):
+        raise AugmineError(f"{source}: 'transforms:' must be a list of entries "
+                           "('- transform: HorizontalFlip'), got " + type(transforms).__name__)
+    recipe = Recipe(name=str(data.get("name") or (path.stem if path else "recipe")),
+                    description=" ".join(str(data.get("description") or "").split()),
+                    path=path, transforms=copy.deepcopy(transforms))
+    registry = _registry()
+    for i, entry in enumerate(transforms, 1):
+        where = _Where(source, str(i))
+        _instantiate(_to_albu_dict(entry, where, registry, _SMOKE_SIZE, check=True), where)
+    _smoke_test(recipe, source)
+    return recipe
+
+
+def load_recipe(path: str | os.PathLike) -> Recipe:
+    """Read and fully validate a recipe file (or a built-in name, see :func:`resolve_recipe`).
+
+    Returns a :class:`Recipe`; every problem is a one-line :class:`AugmineError` with the
+    file and the entry number (YAML syntax errors as ``file:line:column``).
+    """
+    path = resolve_recipe(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise AugmineError(f"{path}: cannot read ({exc.strerror}); check the file") from None
+    except UnicodeDecodeError:
+        raise AugmineError(f"{path}: not a text file (not UTF-8); a recipe is a YAML file")
+    data = _yaml_load(text, str(path))
+    if data is None:
+        raise AugmineError(f"{path} is empty; a recipe needs at least 'name:' and 'transforms:'")
+    return parse_recipe(data, str(path), path)
+
+
+def _as_recipe(recipe: Recipe | str | os.PathLike) -> Recipe:
+    return recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+
+
+def _smoke_test(recipe: Recipe, source: str) -> None:
+    """Apply every entry at p=1 to a small odd-sized image: catch transforms that need other
+    inputs (boxes, masks) or change dtype/channels, with the entry number."""
+    import numpy as np
+
+    registry = _registry()
+    img = np.random.default_rng(0).integers(0, 256, (_SMOKE_SIZE + 5, _SMOKE_SIZE + 3, 3),
+                                            dtype=np.uint8)
+    for i, entry in enumerate(recipe.transforms, 1):
+        where = _Where(source, str(i), entry.get("transform"))
+        albu = _to_albu_dict(dict(entry, p=1.0), where, registry, _SMOKE_SIZE, check=False)
+        t = _instantiate(albu, where)
+        try:
+            out = t(image=img.copy())["image"]
+        except Exception as exc:  # any failure here is a transform unfit for plain images
+            raise AugmineError(f"{where}: fails on a plain RGB image "
+                               f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); "
+                               "augmine recipes may only use image transforms that need no "
+                               "boxes, masks or extra inputs") from None
+        if getattr(out, "dtype", None) != np.uint8 or out.ndim != 3 or out.shape[2] != 3:
+            raise AugmineError(f"{where}: turns the image into {getattr(out, 'dtype', '?')} "
+                               f"{getattr(out, 'shape', '?')}; augmine needs uint8 RGB "
+                               "(H, W, 3) throughout (the pipeline scales to [0, 1] itself); "
+                               "remove it")
+
+
+# --------------------------------------------------------------------------- building
+
+def build_compose(recipe: Recipe | str | os.PathLike, size: int, seed: int | None = None):
+    """An ``albumentations.Compose`` that turns any RGB uint8 image into (size, size, 3) uint8.
+
+    ``recipe``: a :class:`Recipe`, a path or a built-in name. Crops get ``size`` injected;
+    a final ``A.Resize(size, size)`` (INTER_AREA when shrinking) is appended unless the
+    last transform already sets the size with p=1. ``seed`` makes the Compose reproducible.
+    Build it once (per worker) and call it per image: ``compose(image=img)["image"]``.
+    """
+    import albumentations as A
+
+    if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:
+        raise AugmineError(f"image size {size!r} is not a positive whole number of pixels")
+    size = int(size)
+    recipe = _as_recipe(recipe)
+    registry = _registry()
+    source = str(recipe.path or recipe.name)
+    transforms = []
+    for i, entry in enumerate(recipe.transforms, 1):
+        where = _Where(source, str(i), entry.get("transform"))
+        transforms.append(_instantiate(_to_albu_dict(entry, where, registry, size, check=False),
+                                       where))
+    last = recipe.transforms[-1] if recipe.transforms else None
+    if not (last and float(last["p"]) >= 1.0 and _sets_size(registry[last["transform"]])):
+        transforms.append(A.Resize(size, size, area_for_downscale="image", p=1.0))
+    return A.Compose(transforms, seed=seed)
+
+
+def recipe_to_albumentations(recipe: Recipe | str | os.PathLike, size: int) -> dict[str, Any]:
+    """The albumentations serialization (``A.to_dict``) of :func:`build_compose` at ``size``."""
+    import albumentations as A
+
+    return A.to_dict(build_compose(recipe, size))
+
+
+def export_recipe(recipe: Recipe | str | os.PathLike, out: str | os.PathLike, size: int = 64,
+                  data_format: str | None = None) -> Path:
+    """Write the recipe at phase ``size`` as an ``A.save`` file that ``A.load`` reads back.
+
+    ``data_format``: "json" or "yaml"; by default from the suffix of ``out`` (.yaml/.yml ->
+    yaml, anything else -> json). The file is written atomically; returns its path.
+    """
+    import albumentations as A
+
+    from .atomic import atomic_path
+
+    out = Path(out)
+    if data_format is None:
+        data_format = "yaml" if out.suffix.lower() in (".yaml", ".yml") else "json"
+    if data_format not in ("json", "yaml"):
+        raise AugmineError(f"export format {data_format!r}: choose json or yaml")
+    compose = build_compose(recipe, size)
+    with atomic_path(out) as tmp:
+        A.save(compose, str(tmp), data_format=data_format)
+    return out
+
+
+def describe_args(entry: dict[str, Any]) -> str:
+    """The non-default arguments of an entry as ``k=v, k=v`` (for tables)."""
+    parts = []
+    for k, v in entry.items():
+        if k in ("transform", "p", "why"):
+            continue
+        if k == "transforms":
+            v = "[" + ", ".join(str(c.get("transform")) for c in v if isinstance(c, dict)) + "]"
+        parts.append(f"{k}={v}")
+    return ", ".join(parts)
+
+
+def dump_recipe(recipe: Recipe | dict[str, Any]) -> str:
+    """YAML text of a recipe (``Recipe`` or plain dict), keys in the documented order."""
+    import yaml
+
+    if isinstance(recipe, Recipe):
+        recipe = {"name": recipe.name, "description": recipe.description,
+                  "transforms": recipe.transforms}
+    ordered = []
+    for entry in recipe.get("transforms", []):
+        head = {k: entry[k] for k in ("transform", "p", "why") if k in entry}
+        ordered.append({**head, **{k: v for k, v in entry.items() if k not in head}})
+    doc = {"name": recipe.get("name"), "description": recipe.get("description", ""),
+           "transforms": ordered}
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100,
+                          default_flow_style=None)

@@ -1,0 +1,203 @@
+"""Inspection statistics on hand-made images with known values, suggestions, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from augmine.inspection import (box_stats, image_stats, inspect_dataset, jpeg_quality,
+                                measure_paths, suggest_recipe, write_report)
+
+
+def _save(path: Path, rgb: np.ndarray, quality: int | None = None) -> Path:
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if quality else []
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    return path
+
+
+def _gray(v):
+    return np.full((8, 8, 3), v, np.uint8)
+
+
+def _red():
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[..., 0] = 255
+    return img
+
+
+def _halves():
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[:, 4:] = 255
+    return img
+
+
+def _checker():
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[(np.indices((8, 8)).sum(0) % 2) == 1] = 255
+    return img
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory) -> Path:
+    """Class-folder dataset: class 'flat' = grayscale images, class 'red' = colour images."""
+    root = tmp_path_factory.mktemp("hand") / "data"
+    for split in ("train", "val"):
+        _save(root / split / "flat" / "g100.png", _gray(100))
+        _save(root / split / "flat" / "halves.png", _halves())
+        _save(root / split / "red" / "red.png", _red())
+        _save(root / split / "red" / "checker.png", _checker())
+    # train gets one brighter extra image so train and val differ
+    _save(root / "train" / "flat" / "g200.png", _gray(200))
+    return root
+
+
+def test_uniform_gray_image():
+    s = image_stats(_gray(100))
+    assert s["grayscale"] == 1.0
+    assert s["brightness"] == pytest.approx(100) and s["contrast"] == pytest.approx(0)
+    assert s["colourfulness"] == pytest.approx(0) and s["sharpness"] == pytest.approx(0)
+    assert s["noise"] == pytest.approx(0) and (s["height"], s["width"]) == (8, 8)
+
+
+def test_half_black_half_white_contrast():
+    s = image_stats(_halves())
+    assert s["brightness"] == pytest.approx(127.5) and s["contrast"] == pytest.approx(127.5)
+
+
+def test_pure_red_colourfulness_hand_computed():
+    s = image_stats(_red())
+    # rg = 255, yb = 127.5 everywhere: M = 0 (no spread) + 0.3 * sqrt(255^2 + 127.5^2)
+    assert s["colourfulness"] == pytest.approx(0.3 * math.hypot(255, 127.5), rel=1e-5)
+    assert s["cast_rg"] == pytest.approx(255) and s["cast_yb"] == pytest.approx(127.5)
+    assert s["brightness"] == pytest.approx(76, abs=0.5)  # luma 0.299 * 255
+    assert s["grayscale"] == 0.0
+
+
+def test_checkerboard_laplacian_variance():
+    # every pixel has 4 opposite neighbours: Laplacian = +-4*255, mean 0 -> var (4*255)^2
+    assert image_stats(_checker())["sharpness"] == pytest.approx((4 * 255) ** 2)
+
+
+def test_immerkaer_noise_recovers_added_noise():
+    rng = np.random.default_rng(0)
+    flat = np.full((128, 128, 3), 128.0)
+    noisy = np.clip(flat + rng.normal(0, 10, (128, 128, 1)), 0, 255).astype(np.uint8)
+    assert image_stats(noisy)["noise"] == pytest.approx(10, rel=0.1)
+
+
+@pytest.mark.parametrize("quality", [30, 60, 75, 95])
+def test_jpeg_quality_from_quantisation_table(tmp_path, quality):
+    path = _save(tmp_path / "x.jpg", _halves(), quality=quality)
+    assert jpeg_quality(path.read_bytes()) == quality
+    assert math.isnan(jpeg_quality(b"\x89PNG...."))
+
+
+def test_box_stats_inclusive_pixel_boxes():
+    boxes = np.array([[0, 0, 63, 63], [16, 16, 47, 47], [np.nan] * 4, [0, 10, 31, 41]])
+    b = box_stats(boxes, np.full(4, 64.0), np.full(4, 64.0))
+    np.testing.assert_allclose(b["area"][[0, 1, 3]], [1.0, 0.25, 0.25])
+    np.testing.assert_allclose(b["cx"][[0, 1, 3]], [0.5, 0.5, 0.25])
+    np.testing.assert_array_equal(b["touches"][[0, 1, 3]], [1.0, 0.0, 1.0])
+    assert np.isnan(b["area"][2]) and np.isnan(b["touches"][2])
+
+
+def test_inspect_handmade_dataset_summary_classes_and_comparison(handmade):
+    r = inspect_dataset(handmade, split="val", compare="train")
+    assert r["images"] == 4 and r["sizes"] == {"8x8": 4}
+    assert r["grayscale"] == {"count": 3, "share": 0.75}  # gray, halves, checker
+    # brightness: 100, 127.5, ~76 (red), 127.5 (checker)
+    assert r["stats"]["brightness"]["mean"] == pytest.approx((100 + 127.5 + 76 + 127.5) / 4,
+                                                             abs=0.2)
+    rows = {row["name"]: row for row in r["per_class"]}
+    assert rows["flat"]["grayscale_share"] == 1.0 and rows["red"]["grayscale_share"] == 0.5
+    assert rows["flat"]["contrast"] == pytest.approx((0 + 127.5) / 2)
+    assert r["boxes"] == {"count": 0}
+    cmp = r["comparison"]
+    assert cmp["split"] == "train" and cmp["images"] == 5
+    assert cmp["differences"]["brightness"]["mean_b"] == pytest.approx(
+        (100 + 127.5 + 76 + 127.5 + 200) / 5, abs=0.2)
+
+
+def test_parallel_measurement_matches_serial(handmade):
+    paths = sorted(str(p) for p in handmade.rglob("*.png"))
+    serial = measure_paths(paths, workers=1)
+    parallel = measure_paths(paths * 2, workers=2)  # 2 worker processes
+    np.testing.assert_allclose(parallel, np.concatenate([serial, serial]), equal_nan=True)
+
+
+def test_write_report_files(handmade, tmp_path):
+    import cv2
+
+    r = inspect_dataset(handmade)
+    files = write_report(r, tmp_path / "out")
+    data = json.loads(files["json"].read_text())
+    assert data["grayscale"]["count"] == 3 and "_images" not in data
+    lines = files["csv"].read_text().splitlines()
+    assert len(lines) == 1 + 4 and lines[0].startswith("path,label,height")
+    png = cv2.imread(str(files["png"]))
+    assert png is not None and png.shape[0] > 200
+
+
+def test_suggested_recipe_quotes_measurements_and_loads(real_index):
+    from augmine.recipes import build_compose, parse_recipe
+
+    r = inspect_dataset(real_index, compare=None)
+    rec = suggest_recipe(r, name="s")
+    names = [t["transform"] for t in rec["transforms"]]
+    assert len(names) == 14 and names[0] == "RandomResizedCrop"
+    whys = {t["transform"]: t["why"] for t in rec["transforms"]}
+    g = r["grayscale"]
+    assert f"{g['count']} of {r['images']} images" in whys["ToGray"]
+    assert f"median {r['boxes']['area']['median']:.0%}" in whys["RandomResizedCrop"]
+    noise = next(t for t in rec["transforms"] if t["transform"] == "GaussNoise")
+    assert noise["std_range"][1] < 0.2  # far below albumentations' default
+    quality = next(t for t in rec["transforms"] if t["transform"] == "ImageCompression")
+    assert quality["quality_range"][0] < 99  # the default would do nothing
+    compose = build_compose(parse_recipe(rec), 32)
+    assert compose(image=np.zeros((64, 64, 3), np.uint8))["image"].shape == (32, 32, 3)
+
+
+def test_tiny_imagenet_14_quotes_numbers_measured_on_the_sample(real_index):
+    from augmine.recipes import load_recipe
+
+    r = inspect_dataset(real_index, compare=None)
+    whys = {e["transform"]: " ".join(e["why"].split())
+            for e in load_recipe("tiny-imagenet-14").transforms}
+    g = r["grayscale"]
+    assert f"{g['count']} of {r['images']} val images ({g['share']:.1%})" in whys["ToGray"]
+    assert f"median {r['boxes']['area']['median']:.0%}" in whys["RandomResizedCrop"]
+    assert f"{r['boxes']['touching_border_share']:.0%} touch" in whys["RandomResizedCrop"]
+    assert f"{r['stats']['brightness']['mean']:.0f}/255 with sd " \
+           f"{r['stats']['brightness']['sd']:.0f}" in whys["RandomBrightnessContrast"]
+    assert f"median {r['stats']['noise']['median']:.1f}" in whys["GaussNoise"]
+    assert f"quality {r['stats']['jpeg_quality']['median']:.0f}" in whys["ImageCompression"]
+
+
+def test_cli_inspect_prints_tables_and_writes_files(handmade, tmp_path):
+    from augmine.cli import cli
+    from augmine.recipes import load_recipe
+
+    out, sug = tmp_path / "report", tmp_path / "s.yaml"
+    res = CliRunner().invoke(cli, ["inspect", str(handmade), "--out", str(out),
+                                   "--suggest", str(sug)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "grayscale 3 (75.0%)" in res.output and "train: 5 images" in res.output
+    assert "brightness" in res.output and "flat" in res.output and "red" in res.output
+    assert {p.name for p in out.iterdir()} >= {"inspection.json", "images.csv", "histograms.png"}
+    assert len(load_recipe(sug).transforms) >= 10
+
+
+def test_cli_inspect_bad_path_is_one_line(tmp_path):
+    from augmine.cli import cli
+
+    res = CliRunner().invoke(cli, ["inspect", str(tmp_path / "nope")])
+    assert res.exit_code != 0 and res.output.startswith("Error:")
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
