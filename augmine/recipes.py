@@ -381,7 +381,33 @@ def build_compose(recipe: Recipe | str | os.PathLike, size: int, seed: int | Non
     last = recipe.transforms[-1] if recipe.transforms else None
     if not (last and float(last["p"]) >= 1.0 and _sets_size(registry[last["transform"]])):
         transforms.append(A.Resize(size, size, area_for_downscale="image", p=1.0))
-    return A.Compose(transforms, seed=seed)
+    compose = A.Compose(transforms)
+    if seed is not None:
+        reseed_compose(compose, seed)
+    return compose
+
+
+def reseed_compose(compose, seed: int | None) -> None:
+    """Give every transform of ``compose`` its own random stream derived from ``seed``.
+
+    albumentations 2.0.8's ``Compose(seed=s)`` / ``set_random_seed(s)`` seeds every transform
+    with the same ``s``, so transforms with equal ``p`` fire together (HorizontalFlip and
+    VerticalFlip at p=0.5 always both or neither); hand-written because no library call
+    seeds them independently. ``seed=None`` draws fresh entropy.
+    """
+    import numpy as np
+
+    nodes = []
+
+    def walk(node):
+        nodes.append(node)
+        for child in getattr(node, "transforms", None) or ():
+            walk(child)
+
+    walk(compose)
+    states = np.random.SeedSequence(seed).generate_state(len(nodes))
+    for node, s in zip(nodes, states):       # pre-order: a parent's seeding is overridden below
+        node.set_random_seed(int(s))
 
 
 def recipe_to_albumentations(recipe: Recipe | str | os.PathLike, size: int) -> dict[str, Any]:

@@ -7,10 +7,14 @@ switch applies wherever it is first imported.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import tempfile
 
 _verbose = False
+_tf_ready = False
 
 
 def set_verbose(verbose: bool) -> None:
@@ -26,16 +30,61 @@ def is_verbose() -> bool:
     return _verbose
 
 
-def import_tensorflow():
-    """Import and return ``tensorflow``, with its Python-side logging quiet unless verbose."""
-    import tensorflow as tf
+@contextlib.contextmanager
+def _stderr_captured():
+    """Send the process's stderr (file descriptor 2) to a temporary file for a while.
 
-    if not _verbose:
-        tf.get_logger().setLevel(logging.ERROR)
+    TensorFlow 2.21 prints its C++ start-up lines (oneDNN notes, "could not find cuda
+    drivers", a failed cuInit) before absl logging is initialised, ignoring
+    ``TF_CPP_MIN_LOG_LEVEL``; only the file descriptor can hold them back. The text is
+    replayed if the import fails, so a real error is never hidden.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
         try:
-            import absl.logging
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            tmp.seek(0)
+            sys.stderr.write(tmp.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
-            absl.logging.set_verbosity(absl.logging.ERROR)
-        except ImportError:  # pragma: no cover - absl ships with tensorflow
-            pass
+
+def import_tensorflow():
+    """Import and return ``tensorflow``, its start-up log hidden unless verbose.
+
+    Import TensorFlow (and Keras, which imports it) through this function or
+    :func:`import_keras` so the quiet default applies wherever it is first imported.
+    """
+    global _tf_ready
+    if _tf_ready or _verbose:
+        import tensorflow as tf
+
+        _tf_ready = True
+        return tf
+    with _stderr_captured():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")   # the CUDA probe prints here, once
+    tf.get_logger().setLevel(logging.ERROR)
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:  # pragma: no cover - absl ships with tensorflow
+        pass
+    _tf_ready = True
     return tf
+
+
+def import_keras():
+    """Import and return ``keras`` after a quiet :func:`import_tensorflow`."""
+    import_tensorflow()
+    import keras
+
+    return keras

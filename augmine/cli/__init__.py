@@ -2,7 +2,7 @@
 
 Command modules import only click at import time; TensorFlow, albumentations and the
 like are imported inside the commands, so ``augmine --help`` answers at once.
-Every :class:`~augmine.errors.AugmineError` is printed as one ``Error:`` line (exit 2).
+Every :class:`~augmine.errors.AugmineError` is printed as one ``Error:`` line (exit status 1).
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ COMMAND_MODULES = (
     "augmine.cli.recipe",
     "augmine.cli.inspect",
     "augmine.cli.data",
+    "augmine.cli.app",
+    "augmine.cli.mine",
+    "augmine.cli.train",
+    "augmine.cli.demo",
 )
 
 

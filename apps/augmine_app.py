@@ -1,0 +1,539 @@
+"""augmine's Streamlit app: an augmentation browser and a confusion explorer.
+
+Start it with ``augmine app [RUN_DIR] --data PATH`` (or
+``streamlit run apps/augmine_app.py -- [RUN_DIR] --data PATH``). The app is a thin layer:
+loading, augmentation and analysis live in the ``augmine`` package (``augmine.appdata``,
+``augmine.recipes``, ``augmine.reports``); here are widgets, caching and layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+try:
+    import augmine  # noqa: F401
+except ImportError:  # running from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from augmine import appdata
+from augmine.errors import AugmineError
+
+log = logging.getLogger("augmine.app")
+
+PAGES = ("Augmentation browser", "Confusion explorer")
+SIZES = (16, 32, 64)
+THUMB = 128            # display width of one augmented sample / val image (px)
+GAP = 3                # white margin around each augmented sample (px)
+
+
+# --------------------------------------------------------------------------- arguments
+
+def cli_args() -> argparse.Namespace:
+    """``[RUN_DIR] --data PATH`` given after ``--`` to ``streamlit run``.
+
+    Only read when this file is the script Streamlit runs (sys.argv[0]); under
+    ``AppTest`` sys.argv belongs to pytest and the widgets' session state is used instead.
+    """
+    parser = argparse.ArgumentParser(prog="augmine app", add_help=False)
+    parser.add_argument("run_dir", nargs="?", default=None)
+    parser.add_argument("--data", default=None)
+    if Path(sys.argv[0]).name != Path(__file__).name:
+        return parser.parse_args([])
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    return args
+
+
+# --------------------------------------------------------------------------- cached loading
+
+@st.cache_resource(show_spinner="Generating the default dataset (first start only)...")
+def default_dataset() -> str:
+    from augmine.synth import ensure_default_dataset
+
+    return str(ensure_default_dataset())
+
+
+@st.cache_resource(show_spinner="Indexing the dataset...")
+def load_index(root: str):
+    from augmine.dataset import load_index as _load_index
+
+    return _load_index(root)
+
+
+@st.cache_data(max_entries=2048, show_spinner=False)
+def read_image(path: str) -> np.ndarray:
+    from augmine.dataset import read_image as _read_image
+
+    return _read_image(path)
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def display_image(path: str, min_side: int = THUMB, wrong: bool | None = None) -> bytes:
+    """PNG bytes of an image file for st.image: enlarged with nearest neighbour, framed red
+    (misclassified) or green (correct) when ``wrong`` is given. Caching the encoded PNG
+    keeps reruns fast: st.image would re-encode an array on every rerun."""
+    img = appdata.upscale_nearest(read_image(path), min_side)
+    if wrong is not None:
+        img = appdata.with_border(img, appdata.RED if wrong else appdata.GREEN,
+                                  width=max(3, img.shape[0] // 32))
+    return appdata.png_bytes(img)
+
+
+@st.cache_data(show_spinner=False)
+def recipe_files() -> dict[str, str]:
+    """Augmentation recipe files in the repo's recipes/ folder: {file name: path}."""
+    from augmine.recipes import recipes_dir
+
+    folder = recipes_dir()
+    return {p.name: str(p) for p in sorted(folder.glob("*.y*ml"))
+            if appdata.is_augmentation_recipe(p)}
+
+
+@st.cache_data(show_spinner=False)
+def load_recipe_entries(path: str, mtime: float) -> dict:
+    """name, description and transform entries of a recipe file (validated)."""
+    from augmine.recipes import load_recipe
+
+    rec = load_recipe(path)
+    return {"name": rec.name, "description": rec.description or "",
+            "transforms": [dict(t) for t in rec.transforms]}
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def recipe_from_text(text: str):
+    return appdata.load_recipe_text(text)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def augmented_grid(text: str, path: str, size: int, n: int, seed: int) -> list[bytes]:
+    """PNG bytes of ``n`` augmented samples, enlarged to >= THUMB px with nearest neighbour."""
+    samples = appdata.augment_samples(read_image(path), recipe_from_text(text), size, n, seed)
+    # a white margin separates neighbouring samples in st.image's gap-less row
+    return [appdata.png_bytes(appdata.pad(appdata.upscale_nearest(s, THUMB), GAP))
+            for s in samples]
+
+
+@st.cache_data(show_spinner=False)
+def transform_defaults(name: str) -> dict:
+    return {k: repr(v) for k, v in appdata.transform_defaults(name).items()}
+
+
+def _reports_stamp(run_dir: str) -> tuple:
+    """Changes whenever a report is added or rewritten: part of the cache keys below."""
+    reports = Path(run_dir) / "reports"
+    if not reports.is_dir():
+        return ()
+    return tuple(sorted((p.parent.name, p.name, p.stat().st_mtime_ns)
+                        for pattern in ("*/report.json", "*/suspects.csv")
+                        for p in reports.glob(pattern)))
+
+
+@st.cache_data(show_spinner="Reading the run folder...")
+def load_reports(run_dir: str, stamp: tuple) -> list[dict]:
+    from augmine.reports import list_stage_reports
+
+    return list_stage_reports(run_dir)
+
+
+@st.cache_data(show_spinner=False)
+def load_confusion(run_dir: str, stage: str, stamp: tuple) -> np.ndarray | None:
+    path = Path(run_dir) / "reports" / stage / "confusion.npy"
+    return np.load(path) if path.exists() else None
+
+
+@st.cache_data(show_spinner=False)
+def load_predictions(run_dir: str, stage: str, stamp: tuple) -> dict | None:
+    from augmine.reports import load_predictions as _load_predictions
+
+    if not (Path(run_dir) / "reports" / stage / "predictions.npz").exists():
+        return None
+    return _load_predictions(run_dir, stage)
+
+
+@st.cache_data(show_spinner=False)
+def load_suspects(run_dir: str, stage: str, stamp: tuple) -> list[dict]:
+    return appdata.read_suspects(run_dir, stage)
+
+
+@st.cache_data(show_spinner=False)
+def load_history(run_dir: str, classes: tuple, stamp: tuple) -> dict:
+    from augmine.reports import history
+
+    return history(run_dir, list(classes) or None)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def show_error(exc: Exception) -> None:
+    """One clear line in the page; the traceback only in the server log for unexpected errors."""
+    if isinstance(exc, AugmineError):
+        st.error(str(exc))
+    else:
+        log.error("augmine app: %s", traceback.format_exc())
+        st.error(f"Unexpected error: {type(exc).__name__}: {exc}")
+
+
+def sidebar(args: argparse.Namespace) -> tuple[str, str, str]:
+    """Page choice, dataset path and run folder path from the sidebar."""
+    ss = st.session_state
+    ss.setdefault("data_path", args.data or "")
+    ss.setdefault("run_path", args.run_dir or "")
+    with st.sidebar:
+        st.title("augmine")
+        page = st.radio("Page", PAGES, key="page")
+        st.text_input("Dataset folder", key="data_path",
+                      placeholder="empty = the generated default dataset",
+                      help="Tiny-ImageNet layout or train/<class>/ + val/<class>/ folders.")
+        st.text_input("Run folder", key="run_path", placeholder="optional: a folder `augmine "
+                      "train` wrote", help="Holds config.yaml and reports/<stage>/.")
+    return page, ss["data_path"].strip(), ss["run_path"].strip()
+
+
+def dataset_root(data_path: str, run_path: str) -> str:
+    """The dataset to browse: the sidebar's, else the run's recorded one, else the default."""
+    if data_path:
+        return data_path
+    if run_path:
+        recorded = appdata.run_data_root(run_path)
+        if recorded and Path(recorded).is_dir():
+            return recorded
+    return default_dataset()
+
+
+# --------------------------------------------------------------------------- page 1
+
+def transform_editor(prefix: str, i: int, entry: dict) -> dict | None:
+    """Widgets for one recipe entry; returns the edited entry, or None when switched off."""
+    import yaml
+
+    name = entry["transform"]
+    on = st.checkbox(f"**{i + 1}. {name}**", value=True, key=f"{prefix}on{i}")
+    if entry.get("why"):
+        st.caption(f"why: {entry['why']}")
+    if not on:
+        return None
+    out = {"transform": name}
+    with st.expander("parameters"):
+        out["p"] = st.slider("p", 0.0, 1.0, float(entry.get("p", 1.0)), 0.05,
+                             key=f"{prefix}p{i}")
+        for arg, value in entry.items():
+            if arg in ("transform", "p", "why"):
+                continue
+            key = f"{prefix}a{i}{arg}"
+            kind = appdata.param_kind(value)
+            if kind == "bool":
+                out[arg] = st.checkbox(arg, value=value, key=key)
+            elif kind == "int":
+                out[arg] = int(st.number_input(arg, value=int(value), step=1, key=key))
+            elif kind == "float":
+                out[arg] = float(st.number_input(arg, value=float(value), format="%.4g",
+                                                 key=key))
+            elif kind == "pair":
+                c1, c2 = st.columns(2)
+                is_int = all(isinstance(v, int) for v in value)
+                cast = int if is_int else float
+                fmt = None if is_int else "%.4g"
+                lo = c1.number_input(f"{arg} (low)", value=cast(value[0]), format=fmt,
+                                     key=key + "0")
+                hi = c2.number_input(f"{arg} (high)", value=cast(value[1]), format=fmt,
+                                     key=key + "1")
+                out[arg] = [cast(lo), cast(hi)]
+            elif kind == "text":
+                out[arg] = st.text_input(arg, value=value, key=key)
+            else:
+                raw = st.text_input(f"{arg} (YAML)", value=yaml.safe_dump(
+                    value, default_flow_style=True).strip(), key=key)
+                try:
+                    out[arg] = yaml.safe_load(raw)
+                except yaml.YAMLError:
+                    st.warning(f"{arg}: not valid YAML; keeping {value!r}")
+                    out[arg] = value
+        defaults = ", ".join(f"{k}={v}" for k, v in transform_defaults(name).items())
+        extra = st.text_input("more arguments (YAML mapping)", value="", key=f"{prefix}x{i}",
+                              placeholder="e.g. {border_mode: 0}",
+                              help=f"Arguments and defaults of {name}: {defaults}")
+        if extra.strip():
+            try:
+                more = yaml.safe_load(extra)
+                if not isinstance(more, dict):
+                    raise yaml.YAMLError("not a mapping")
+                out.update(more)
+            except yaml.YAMLError:
+                st.warning("more arguments: write a YAML mapping such as {border_mode: 0}")
+    if entry.get("why"):
+        out["why"] = entry["why"]
+    return out
+
+
+def page_browser(data_root: str) -> None:
+    st.header("Augmentation browser")
+    index = load_index(data_root)
+    ss = st.session_state
+
+    c_cls, c_split, c_img = st.columns([3, 1, 3])
+    cls_name = c_cls.selectbox("Class", index.class_names, key="cls")
+    split = c_split.radio("Split", [s for s in ("val", "train") if s in index.splits],
+                          key="split", horizontal=True)
+    label = index.class_index(cls_name)
+    paths = index.split(split).paths[index.split(split).labels == label]
+    if len(paths) == 0:
+        st.warning(f"class {cls_name!r} has no {split} images in {index.root}")
+        return
+    ss.setdefault("img_no", 0)
+    if ss["img_no"] >= len(paths):
+        ss["img_no"] = 0
+    with c_img:
+        ci, cr = st.columns([3, 2])
+        ci.number_input(f"Image (0-{len(paths) - 1})", min_value=0, max_value=len(paths) - 1,
+                        step=1, key="img_no")
+        cr.write("")
+        cr.button("Random image", key="random_img", on_click=lambda: ss.update(
+            img_no=int(np.random.default_rng().integers(len(paths)))))
+    path = str(paths[int(ss["img_no"])])
+
+    files = recipe_files()
+    if not files:
+        st.warning("no recipe files in recipes/; add one (see `augmine recipe validate`)")
+        return
+    names = list(files)
+    default = names.index("tiny-imagenet-14.yaml") if "tiny-imagenet-14.yaml" in names else 0
+    c_rec, c_size, c_n, c_seed = st.columns([3, 2, 2, 2])
+    rec_file = c_rec.selectbox("Recipe", names, index=default, key="recipe_file")
+    size = c_size.radio("Size (px)", SIZES, index=2, key="size", horizontal=True)
+    n = c_n.slider("Samples", 4, 48, 16, 4, key="n_samples")
+    ss.setdefault("seed", 0)
+    with c_seed:
+        c_seed.number_input("Seed", min_value=0, step=1, key="seed")
+        c_seed.button("Re-roll", key="reroll", on_click=lambda: ss.update(seed=int(ss["seed"]) + 1))
+
+    rec_path = files[rec_file]
+    entries = load_recipe_entries(rec_path, Path(rec_path).stat().st_mtime)
+    left, right = st.columns([2, 5])
+    with left:
+        st.subheader("Transforms")
+        if entries["description"]:
+            st.caption(entries["description"])
+        prefix = f"t:{rec_file}:"
+        edited = []
+        for i, entry in enumerate(entries["transforms"]):
+            with st.container(border=True):
+                e = transform_editor(prefix, i, entry)
+            if e is not None:
+                edited.append(e)
+    stem = Path(rec_file).stem
+    text = appdata.recipe_yaml(f"{entries['name']}-edited", entries["description"], edited)
+    with right:
+        st.subheader(f"{cls_name} - {Path(path).name}")
+        try:
+            recipe = recipe_from_text(text)
+        except AugmineError as exc:
+            st.error(f"The edited recipe is not valid: {exc}")
+            return
+        co, cg = st.columns([1.3, 4])
+        co.image(display_image(path, 192), output_format="PNG",
+                 caption=f"original {read_image(path).shape[1]} px",
+                 width=192)
+        grid = augmented_grid(text, path, int(size), int(n), int(ss["seed"]))
+        cg.image(grid, width=THUMB + 2 * GAP, output_format="PNG",
+                 caption=[f"#{k} ({size} px)" for k in range(len(grid))])
+        st.caption(f"{len(edited)} of {len(entries['transforms'])} transforms on; "
+                   f"{recipe.name}; seed {ss['seed']}. Images are enlarged with nearest "
+                   "neighbour so each pixel stays visible.")
+        st.download_button("Download edited recipe (YAML)", text, file_name=f"{stem}-edited.yaml",
+                           mime="application/x-yaml", key="download")
+        with st.expander("Edited recipe YAML"):
+            st.code(text, language="yaml")
+
+
+# --------------------------------------------------------------------------- page 2
+
+def heatmap(sub: np.ndarray, names: list[str]):
+    import altair as alt
+    import pandas as pd
+
+    rows = [{"true": names[i], "predicted": names[j], "count": int(sub[i, j])}
+            for i in range(len(names)) for j in range(len(names))]
+    df = pd.DataFrame(rows)
+    base = alt.Chart(df).encode(
+        x=alt.X("predicted:N", sort=names, title="predicted"),
+        y=alt.Y("true:N", sort=names, title="true"))
+    rect = base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")),
+                                   tooltip=["true", "predicted", "count"])
+    text = base.mark_text(fontSize=12).encode(
+        text="count:Q",
+        color=alt.condition(alt.datum.count > float(sub.max()) / 2, alt.value("white"),
+                            alt.value("black")))
+    return (rect + text).properties(height=max(260, 36 * len(names)))
+
+
+def f1_chart(rows: list[dict], stages: list[str]):
+    import altair as alt
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("stage:N", sort=stages, title="stage"),
+        y=alt.Y("f1:Q", scale=alt.Scale(domain=[0, 1]), title="F1"),
+        color=alt.Color("class:N", title="class"),
+        tooltip=["stage", "class", alt.Tooltip("f1:Q", format=".3f")]).properties(height=320)
+
+
+def pair_grid(title: str, items: list[dict], per_row: int = 6) -> None:
+    st.markdown(f"**{title}**")
+    if not items:
+        st.caption("no validation images")
+        return
+    for start in range(0, len(items), per_row):
+        cols = st.columns(per_row)
+        for col, it in zip(cols, items[start:start + per_row]):
+            col.image(it["image"], caption=it["caption"], width=THUMB, output_format="PNG")
+
+
+def page_confusion(run_path: str, data_root: str | None) -> None:
+    import pandas as pd
+
+    st.header("Confusion explorer")
+    if not run_path:
+        st.info("No run folder given. Enter one in the sidebar (a folder `augmine train` "
+                "wrote), or start the app as `augmine app RUN_DIR`. The augmentation browser "
+                "works without one.")
+        return
+    from augmine.rounds import check_run_dir
+
+    run_dir = str(check_run_dir(Path(run_path).expanduser()).resolve())
+    stamp = _reports_stamp(run_dir)
+    reports = load_reports(run_dir, stamp)
+    if not reports:
+        st.warning(f"{run_dir} has no reports yet: they appear in reports/<stage>/ after each "
+                   "training phase (`augmine train`) and mining round (`augmine mine`).")
+        return
+    stages = [r["stage"] for r in reports]
+    stage = st.selectbox("Stage", stages, index=len(stages) - 1, key="stage")
+    rep = reports[stages.index(stage)]
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("accuracy", f"{rep.get('accuracy', float('nan')):.3f}")
+    top5 = rep.get("top5_accuracy")
+    m2.metric("top-5 accuracy", "-" if top5 is None else f"{top5:.3f}")
+    m3.metric("macro F1", f"{rep.get('macro_f1', float('nan')):.3f}")
+    m4.metric("image size", f"{rep.get('size', '-')} px")
+
+    per_class = pd.DataFrame(rep.get("per_class", []))
+    names = list(per_class["name"]) if len(per_class) else []
+    c_tab, c_heat = st.columns([1, 1])
+    with c_tab:
+        st.subheader("Per-class scores")
+        st.caption("Click a column header to sort.")
+        if len(per_class):
+            cols = [c for c in ("name", "class_id", "precision", "recall", "f1", "support")
+                    if c in per_class]
+            st.dataframe(per_class[cols].sort_values("f1"), hide_index=True, key="per_class",
+                         column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                        for c in ("precision", "recall", "f1")})
+    with c_heat:
+        st.subheader("Confusion among the weakest classes")
+        cm = load_confusion(run_dir, stage, stamp)
+        if cm is None or not names:
+            st.info("this report has no confusion.npy")
+        else:
+            k = st.slider("classes", 2, max(2, len(names)), min(8, len(names)), key="weak_k")
+            idx, sub = appdata.weakest_submatrix(cm, per_class["f1"].to_numpy(), k)
+            st.altair_chart(heatmap(sub, [names[i] for i in idx]), key="heatmap",
+                            height=max(260, 36 * len(idx)) + 140)
+
+    st.subheader("Confused pair, side by side")
+    pairs = rep.get("symmetric_pairs") or []
+    options = [(p["a"], p["b"], f"{p['a_name']} <-> {p['b_name']} ({p['count']} confusions)")
+               for p in pairs]
+    if not options:
+        options = [(p["true"], p["pred"], f"{p['true_name']} -> {p['pred_name']} ({p['count']})")
+                   for p in rep.get("confused_pairs") or []]
+    preds = load_predictions(run_dir, stage, stamp)
+    root = data_root or appdata.run_data_root(run_dir)
+    if not options:
+        st.info("no confused pairs in this report: every validation image was classified "
+                "correctly")
+    elif preds is None:
+        st.info("this report has no predictions.npz, so its images cannot be shown")
+    else:
+        choice = st.selectbox("Pair", range(len(options)), format_func=lambda i: options[i][2],
+                              key="pair")
+        a, b, _ = options[choice]
+        per_class_n = st.slider("images per class", 6, 50, 18, 6, key="pair_n")
+        sel = appdata.pair_samples(preds["y_true"], preds["probs"], a, b)
+        cols = st.columns(2)
+        missing = 0
+        for col, cls in zip(cols, (a, b)):
+            items = []
+            for j in np.flatnonzero(sel["true"] == cls)[:per_class_n]:
+                p = appdata.resolve_image_path(str(preds["val_paths"][sel["index"][j]]), root)
+                if p is None:
+                    missing += 1
+                    continue
+                wrong = not bool(sel["correct"][j])
+                cap = (f"✗ {names[sel['pred'][j]]} ({sel['confidence'][j]:.2f})" if wrong
+                       else f"✓ {sel['confidence'][j]:.2f}")
+                items.append({"image": display_image(p, THUMB, wrong), "caption": cap})
+            n_wrong = int((~sel["correct"][sel["true"] == cls]).sum())
+            n_all = int((sel["true"] == cls).sum())
+            with col:
+                pair_grid(f"{names[cls]}: {n_wrong} of {n_all} misclassified", items, 4)
+        st.caption("Red frame + ✗: misclassified, with the predicted class and its "
+                   "confidence; green ✓: correct. Misclassified images come first.")
+        if missing:
+            st.warning(f"{missing} validation image(s) were not found on disk (moved "
+                       "dataset?); give its folder as Dataset folder in the sidebar")
+
+    st.subheader("Per-class F1 across phases and rounds")
+    default_classes = load_history(run_dir, (), stamp)["classes"]
+    chosen = st.multiselect("Classes", names, default=[c for c in default_classes if c in names],
+                            key="f1_classes",
+                            help="Default: the classes the mining rounds chose, else the 5 "
+                                 "weakest.")
+    if chosen:
+        hist = load_history(run_dir, tuple(chosen), stamp)
+        rows = [{"stage": r["stage"], "class": c, "f1": v}
+                for r in hist["rows"] for c, v in r["f1"].items() if v is not None]
+        st.altair_chart(f1_chart(rows, stages), key="f1_chart")
+    else:
+        st.caption("choose classes to plot")
+
+    suspects = load_suspects(run_dir, stage, stamp)
+    if suspects:
+        st.subheader("Suspect samples of the weak classes")
+        st.caption("Training images the model believes least (lowest probability of their "
+                   "own label): possible label errors or odd images (`augmine mine suspects`).")
+        items = []
+        for s in suspects:
+            p = appdata.resolve_image_path(str(s.get("path") or ""), root)
+            if p is None:
+                continue
+            cap = f"{s.get('name', '')}: {s['self_confidence']:.2f}"
+            if s.get("predicted_name") and s["predicted_name"] != s.get("name"):
+                cap += f" → {s['predicted_name']} ({s['predicted_prob']:.2f})"
+            items.append({"image": display_image(p, THUMB), "caption": cap})
+        pair_grid(f"{len(items)} suspect images", items, 8)
+
+
+# --------------------------------------------------------------------------- main
+
+def main() -> None:
+    st.set_page_config(page_title="augmine", layout="wide")
+    args = cli_args()
+    page, data_path, run_path = sidebar(args)
+    try:
+        if page == PAGES[0]:
+            page_browser(dataset_root(data_path, run_path))
+        else:
+            root = data_path or None
+            page_confusion(run_path, root)
+    except Exception as exc:  # the page shows one clear line, never a traceback
+        show_error(exc)
+
+
+main()

@@ -1,0 +1,251 @@
+"""Pure helpers behind the Streamlit app (``apps/augmine_app.py``); no Streamlit in here.
+
+The app is a thin layer: it draws widgets and calls these functions, which take and
+return plain values (numpy arrays, dicts, strings) so they are tested without a browser.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import AugmineError
+
+DISPLAY_PX = 128          # augmented samples are shown at least this many pixels wide
+RED = (220, 30, 30)
+GREEN = (30, 160, 60)
+
+
+# --------------------------------------------------------------------------- images
+
+def upscale_nearest(img: np.ndarray, min_side: int = DISPLAY_PX) -> np.ndarray:
+    """Enlarge an (H, W, 3) uint8 image by an integer factor with nearest neighbour.
+
+    The factor is the smallest integer that makes the longer side at least ``min_side``
+    (1 when it already is), so pixels stay square and sharp instead of the browser's
+    blurry smoothing of a 16 px image.
+    """
+    import cv2
+
+    h, w = img.shape[:2]
+    factor = max(1, math.ceil(min_side / max(h, w, 1)))
+    if factor == 1:
+        return img
+    return cv2.resize(img, (w * factor, h * factor), interpolation=cv2.INTER_NEAREST)
+
+
+def with_border(img: np.ndarray, colour: Sequence[int] = RED, width: int = 4) -> np.ndarray:
+    """A copy of ``img`` (H, W, 3) framed by a ``width`` px line in ``colour`` drawn inside
+    its edge (the size stays the same, so the browser does not rescale it)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    out = np.ascontiguousarray(img).copy()
+    # cv2 centres the line on the rectangle: twice the width puts ``width`` px inside
+    cv2.rectangle(out, (0, 0), (w - 1, h - 1), tuple(int(c) for c in colour), 2 * width)
+    return out
+
+
+def pad(img: np.ndarray, px: int = 3, colour: Sequence[int] = (255, 255, 255)) -> np.ndarray:
+    """``img`` (H, W, 3) with a ``px`` wide margin of ``colour`` on every side (grid spacing)."""
+    import cv2
+
+    return cv2.copyMakeBorder(img, px, px, px, px, cv2.BORDER_CONSTANT,
+                              value=tuple(int(c) for c in colour))
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    """Encode an RGB uint8 image as PNG (fast, lossless: sharp pixels for the browser)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:  # pragma: no cover - only for unsupported arrays
+        raise AugmineError(f"cannot encode an image of shape {img.shape} as PNG")
+    return buf.tobytes()
+
+
+# --------------------------------------------------------------------------- recipes
+
+def recipe_yaml(name: str, description: str, transforms: Sequence[dict]) -> str:
+    """Recipe YAML text (the format ``augmine recipe validate`` reads) from edited entries.
+
+    ``transforms``: dicts ``{transform, p, why, <args>}``; tuples become YAML lists.
+    """
+    from .recipes import dump_recipe
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        if isinstance(v, np.generic):
+            return v.item()
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return dump_recipe({"name": name, "description": description,
+                        "transforms": [plain(dict(t)) for t in transforms]})
+
+
+def load_recipe_text(text: str, name: str = "edited"):
+    """Validate recipe YAML ``text`` like a recipe file named ``<name>.yaml``; returns the Recipe.
+
+    Raises a one-line AugmineError (as :func:`augmine.recipes.load_recipe` does).
+    """
+    import yaml
+
+    from .recipes import parse_recipe
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise AugmineError(f"{name}.yaml: YAML error: {' '.join(str(exc).split())}") from None
+    return parse_recipe(data, f"{name}.yaml")
+
+
+def is_augmentation_recipe(path: str | os.PathLike) -> bool:
+    """True for a recipe file (has ``transforms:``), False for training configs and other YAML."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("transforms"), list)
+
+
+def transform_defaults(name: str) -> dict[str, Any]:
+    """The constructor arguments of albumentations transform ``name`` with their defaults.
+
+    Shown in the app as a reminder of what can be added; {} when the name is unknown.
+    """
+    import albumentations as A
+
+    cls = getattr(A, name, None)
+    if cls is None:
+        return {}
+    out = {}
+    for pname, par in inspect.signature(cls.__init__).parameters.items():
+        if pname in ("self", "args", "kwargs", "p", "always_apply", "strict") or \
+                par.kind in (par.VAR_POSITIONAL, par.VAR_KEYWORD):
+            continue
+        out[pname] = None if par.default is inspect.Parameter.empty else par.default
+    return out
+
+
+def param_kind(value: Any) -> str:
+    """How the app edits one recipe argument: bool, int, float, pair, text or yaml."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    if isinstance(value, (list, tuple)) and len(value) == 2 and \
+            all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return "pair"
+    if isinstance(value, str):
+        return "text"
+    return "yaml"
+
+
+def augment_samples(image: np.ndarray, recipe, size: int, n: int, seed: int) -> list[np.ndarray]:
+    """``n`` augmented versions (each (size, size, 3) uint8) of ``image`` under ``recipe``.
+
+    ``recipe``: a Recipe, recipe path or name (see :func:`augmine.recipes.build_compose`).
+    The same ``seed`` gives the same samples.
+    """
+    from .recipes import build_compose
+
+    compose = build_compose(recipe, size, seed=int(seed))
+    return [compose(image=image)["image"] for _ in range(int(n))]
+
+
+# --------------------------------------------------------------------------- run folders
+
+def weakest_submatrix(confusion: np.ndarray, f1: np.ndarray, k: int):
+    """The ``k`` classes with the lowest F1 and their rows/columns of ``confusion``.
+
+    ``confusion``: (C, C) counts, rows = true class, columns = predicted; ``f1``: (C,).
+    Returns ``(idx (k,), sub (k, k))`` with ``idx`` ordered from weakest up.
+    """
+    confusion = np.asarray(confusion)
+    k = max(1, min(int(k), confusion.shape[0]))
+    idx = np.argsort(np.asarray(f1, dtype=float), kind="stable")[:k]
+    return idx, confusion[np.ix_(idx, idx)]
+
+
+def pair_samples(y_true: np.ndarray, probs: np.ndarray, a: int, b: int) -> dict[str, np.ndarray]:
+    """Validation samples of classes ``a`` and ``b`` with what the model said about them.
+
+    ``y_true``: (N,) labels; ``probs``: (N, C). Returns arrays over the selected samples:
+    ``index`` (into the N val samples), ``true``, ``pred``, ``confidence`` (probability of
+    ``pred``) and ``correct``; misclassified samples come first, most confident first.
+    """
+    y_true = np.asarray(y_true)
+    probs = np.asarray(probs)
+    sel = np.flatnonzero((y_true == a) | (y_true == b))
+    pred = probs[sel].argmax(1)
+    conf = probs[sel, pred].astype(float)
+    correct = pred == y_true[sel]
+    order = np.lexsort((-conf, correct))          # wrong first, then by confidence
+    sel, pred, conf, correct = sel[order], pred[order], conf[order], correct[order]
+    return {"index": sel, "true": y_true[sel], "pred": pred, "confidence": conf,
+            "correct": correct}
+
+
+def resolve_image_path(path: str, data_root: str | os.PathLike | None) -> str | None:
+    """``path`` when it exists; else the same file under ``data_root`` (a moved dataset); else None.
+
+    Tries the path's last 2 and 3 components (``val/images/x.JPEG``,
+    ``val/<class>/x.jpg``, ``train/<wnid>/images/x.JPEG``) below ``data_root``.
+    """
+    if os.path.exists(path):
+        return path
+    if data_root:
+        parts = Path(path).parts
+        for k in (3, 4, 2):
+            cand = Path(data_root, *parts[-k:])
+            if len(parts) >= k and cand.exists():
+                return str(cand)
+    return None
+
+
+def run_data_root(run_dir: str | os.PathLike) -> str | None:
+    """The dataset folder a run recorded in ``RUN/config.yaml`` (``data:``), or None."""
+    from .rounds import load_run_config
+
+    try:
+        data = load_run_config(run_dir).get("data")
+    except AugmineError:
+        return None
+    return str(data) if data else None
+
+
+def read_suspects(run_dir: str | os.PathLike, stage: str) -> list[dict]:
+    """Rows of ``reports/<stage>/suspects.csv`` (written by ``augmine mine suspects``); [] if none.
+
+    Each row: ``name, path, self_confidence (float), predicted_name, predicted_prob (float)``.
+    """
+    import csv
+
+    path = Path(run_dir) / "reports" / stage / "suspects.csv"
+    if not path.is_file():
+        return []
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise AugmineError(f"{path}: unreadable ({exc}); rerun `augmine mine suspects`") from None
+    for r in rows:
+        for k in ("self_confidence", "predicted_prob"):
+            try:
+                r[k] = float(r.get(k) or "nan")
+            except ValueError:
+                r[k] = float("nan")
+    return rows

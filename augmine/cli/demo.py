@@ -1,0 +1,26 @@
+"""``augmine demo``: the whole loop on the embedded generated dataset (or ``--data``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("demo")
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(path_type=Path),
+              help="Run folder; running again resumes it or reprints the summary.")
+@click.option("--data", default=None, type=click.Path(path_type=Path),
+              help="Dataset folder (default: the embedded generated dataset).")
+@click.option("--epochs", default=None, type=click.IntRange(min=1),
+              help="Epochs per phase (default: recipes/cpu-small.yaml's).")
+@click.option("--round-epochs", default=None, type=click.IntRange(min=1),
+              help="Epochs of the mining round (default: the config's mining.epochs).")
+def command(out: Path, data: Path | None, epochs: int | None, round_epochs: int | None) -> None:
+    """Generate data, inspect it, train through 16/32/64 px, run a mining round, summarise.
+
+    Takes a few minutes on a 2-core CPU; no download.
+    """
+    from ..demo import run_demo
+
+    run_demo(out, data=data, epochs=epochs, round_epochs=round_epochs, echo=click.echo)

@@ -1,0 +1,172 @@
+"""``augmine mine``: per-class analysis, oversampling plans and mining rounds on a run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+_RUN = click.Path(path_type=Path, file_okay=False)
+
+
+@click.group("mine")
+def command() -> None:
+    """Find weak classes and confused pairs, plan oversampling, run mining rounds."""
+
+
+def _stage_report(run: Path, stage: str | None) -> dict:
+    from ..reports import latest_report, load_stage_report
+    from ..rounds import check_run_dir
+
+    check_run_dir(run)
+    return load_stage_report(run, stage) if stage else latest_report(run)
+
+
+@command.command("analyze")
+@click.argument("run", type=_RUN)
+@click.option("--stage", default=None, help="Stage to show (phase-N or round-N); default the latest.")
+@click.option("--top", default=10, show_default=True, help="Confused pairs to list.")
+@click.option("--all-classes", is_flag=True, help="List every class, not only the weakest 20.")
+def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
+    """The per-class table and the most confused pairs of RUN."""
+    from ..mining import describe_pair, describe_symmetric
+
+    rep = _stage_report(run, stage)
+    size = f", {rep['size']} px" if rep.get("size") else ""
+    top5 = rep.get("top5_accuracy")
+    click.echo(f"{rep['stage']}{size}: accuracy {rep['accuracy']:.1%}"
+               + (f", top-5 {top5:.1%}" if top5 is not None else "")
+               + f", macro F1 {rep['macro_f1']:.3f} ({rep['num_samples']} val images)")
+    rows = sorted(rep["per_class"], key=lambda c: (c["f1"], c["index"]))
+    shown = rows if all_classes else rows[:20]
+    click.echo(f"\n{'class':<32} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}")
+    for c in shown:
+        click.echo(f"{c['name'][:32]:<32} {c['precision']:>9.3f} {c['recall']:>7.3f} "
+                   f"{c['f1']:>6.3f} {c['support']:>8}")
+    if len(shown) < len(rows):
+        click.echo(f"... {len(rows) - len(shown)} stronger classes (--all-classes lists them)")
+    click.echo("\nmost confused (true -> predicted):")
+    for p in rep["confused_pairs"][:top] or []:
+        click.echo(f"  {describe_pair(p)}")
+    if not rep["confused_pairs"]:
+        click.echo("  none")
+    click.echo("both directions:")
+    for p in rep["symmetric_pairs"][:top]:
+        click.echo(f"  {describe_symmetric(p)}")
+    if rep.get("changes"):
+        click.echo(f"\nbefore ({rep['before']['stage']}) -> after:")
+        _echo_changes(rep)
+    click.echo(f"\nreport: {run / 'reports' / rep['stage'] / 'report.md'}")
+
+
+def _echo_changes(rep: dict) -> None:
+    b, a = rep["before"], rep["after"]
+    click.echo(f"  {'accuracy':<30} {b['accuracy']:.1%} -> {a['accuracy']:.1%} "
+               f"({(a['accuracy'] - b['accuracy']) * 100:+.1f} pt)")
+    click.echo(f"  {'macro F1':<30} {b['macro_f1']:.3f} -> {a['macro_f1']:.3f}")
+    for ch in rep["changes"]:
+        before = "-" if ch["before"] is None else f"{ch['before']:.3f}"
+        delta = "" if ch["delta"] is None else f" ({ch['delta']:+.3f})"
+        click.echo(f"  F1 {ch['name'][:27]:<27} {before} -> {ch['after']:.3f}{delta}")
+
+
+_POLICY = click.Choice(["bottom-k", "threshold", "zscore"])
+
+
+@command.command("plan")
+@click.argument("run", type=_RUN)
+@click.option("--policy", type=_POLICY, default=None,
+              help="How to choose weak classes [config mining.policy, else bottom-k].")
+@click.option("--k", type=int, default=None, help="bottom-k: number of classes [config, else 20].")
+@click.option("--threshold", type=float, default=None, help="threshold: F1 below this value.")
+@click.option("--z", type=float, default=None, help="zscore: F1 below mean - z * std [1.0].")
+@click.option("--factor", type=float, default=None, help="Repeat factor of weak classes [config, else 3].")
+@click.option("--cap", type=float, default=None,
+              help="Factors proportional to 1 - F1 (factor * (1 - F1)), capped at this value.")
+@click.option("--scheme", type=click.Choice(["fixed", "proportional"]), default=None,
+              help="fixed: every weak class gets --factor; proportional: factor * (1 - F1). "
+                   "Default: proportional when --cap is given.")
+@click.option("--recipe", default=None, help="A stronger recipe for the weak classes (name or path).")
+def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe) -> None:
+    """Write the next round's oversampling plan for RUN and print what it would do."""
+    from ..rounds import check_run_dir, format_plan, load_run_index, plan_round
+
+    check_run_dir(run)
+    if recipe is not None:
+        from ..recipes import resolve_recipe
+
+        recipe = str(resolve_recipe(recipe))
+    index = load_run_index(run)
+    round_no, p, src = plan_round(run, policy=policy, k=k, threshold=threshold, z=z,
+                                  factor=factor, cap=cap, scheme=scheme, recipe=recipe)
+    p.aligned_to(index.class_ids, index.class_names)      # a plan must fit the run's dataset
+    click.echo(f"round {round_no} plan from {src['stage']} (policy {p.policy['policy']}, "
+               f"{p.policy['scheme']} factors):")
+    for line in format_plan(p, index.class_counts("train")):
+        click.echo(line)
+    click.echo(f"wrote {run / 'plans' / f'round-{round_no}.json'}; run it with "
+               f"`augmine mine round {run}`")
+
+
+@command.command("round")
+@click.argument("run", type=_RUN)
+@click.option("--epochs", type=int, default=None, help="Extra epochs [config mining.epochs, else 5].")
+@click.option("--mode", type=click.Choice(["oversample", "class-weight"]), default=None,
+              help="Repeat weak-class samples, or weight their loss instead "
+                   "[config mining.class_weight, else oversample].")
+@click.option("--round", "round_no", type=int, default=None, help="Round number [the next one].")
+@click.option("--redo", is_flag=True, help="Train the latest (done) round again from its start.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def round_(run: Path, epochs, mode, round_no, redo, no_progress) -> None:
+    """Train extra epochs on RUN with the round's plan, re-evaluate and report before/after.
+
+    Uses plans/round-N.json (from `augmine mine plan`), or makes it from the config's
+    mining settings. An interrupted round can simply be run again.
+    """
+    from ..rounds import run_round
+
+    res = run_round(run, epochs=epochs, mode=mode, round_no=round_no, redo=redo,
+                    progress=not no_progress)
+    rep = res.report
+    resumed = ", resumed after an interruption" if res.resumed else ""
+    click.echo(f"round {res.round} ({res.mode}, {rep['meta'].get('epochs')} epochs{resumed}) chose "
+               f"{len(res.plan.weak)} classes: {', '.join(res.plan.weak_names)}")
+    _echo_changes(rep)
+    click.echo(f"report: {run / 'reports' / f'round-{res.round}' / 'report.md'}")
+
+
+@command.command("history")
+@click.argument("run", type=_RUN)
+@click.option("--class", "classes", multiple=True,
+              help="Class to follow (name or id; repeatable). Default: the rounds' chosen classes.")
+def history_(run: Path, classes) -> None:
+    """F1 of chosen classes and overall accuracy across the phases and rounds of RUN."""
+    from ..reports import history
+    from ..rounds import check_run_dir
+
+    check_run_dir(run)
+    h = history(run, list(classes) or None)
+    names = h["classes"]
+    head = f"{'stage':<10} {'size':>5} {'accuracy':>9} {'macro F1':>9}"
+    click.echo(head + "".join(f" {n[:14]:>14}" for n in names))
+    for r in h["rows"]:
+        size = "-" if r["size"] is None else str(r["size"])
+        click.echo(f"{r['stage']:<10} {size:>5} {r['accuracy']:>9.1%} {r['macro_f1']:>9.3f}"
+                   + "".join(f" {'-' if r['f1'][n] is None else format(r['f1'][n], '.3f'):>14}"
+                             for n in names))
+
+
+@command.command("suspects")
+@click.argument("run", type=_RUN)
+@click.option("--per-class", default=10, show_default=True, help="Images listed per class.")
+@click.option("--class", "classes", multiple=True,
+              help="Class to check (name or id; repeatable). Default: the latest plan's classes.")
+def suspects(run: Path, per_class: int, classes) -> None:
+    """Training images of the weak classes the model believes least (possible label errors)."""
+    from ..rounds import find_suspects
+
+    out, rows = find_suspects(run, per_class=per_class, classes=list(classes) or None)
+    for r in rows:
+        click.echo(f"{r['name'][:24]:<24} p(own)={r['self_confidence']:.3f}  looks like "
+                   f"{r['predicted_name'][:24]:<24} {r['path']}")
+    click.echo(f"wrote {out}")

@@ -1,0 +1,96 @@
+"""``augmine train``, ``augmine evaluate`` and ``augmine lr-find``: thin layers over augmine.train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _data_or_default(data: Path | None) -> Path:
+    if data is not None:
+        return data
+    from ..synth import ensure_default_dataset
+
+    click.echo("no --data given: using the embedded generated dataset", err=True)
+    return ensure_default_dataset(progress=True)
+
+
+@click.command("train")
+@click.argument("config", type=click.Path(path_type=Path), required=False)
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder (default: the run's recorded one with --resume, else the "
+                   "embedded generated dataset).")
+@click.option("--run-dir", type=click.Path(path_type=Path), required=True,
+              help="Run folder to create (or to continue with --resume).")
+@click.option("--resume", is_flag=True, help="Continue a killed run at its phase, epoch and LR step.")
+@click.option("--no-progress", is_flag=True, help="No Keras progress bars.")
+def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
+          no_progress: bool) -> None:
+    """Train the phases of CONFIG (a training config YAML) into --run-dir."""
+    from ..errors import AugmineError
+    from ..train import load_config, train_run
+
+    if config is None and not resume:
+        raise AugmineError("give a training config, e.g. `augmine train recipes/cpu-small.yaml "
+                           "--run-dir runs/small` (or --resume an existing run)")
+    if not resume:
+        load_config(config)  # fail on a bad config before touching the dataset
+        data = _data_or_default(data)
+    result = train_run(config, data, run_dir, resume=resume, progress=not no_progress)
+    st = result.state
+    best = st.get("best_val_accuracy")
+    click.echo(f"run       {result.run_dir}")
+    click.echo(f"epochs    {st['epochs_done']}/{st['planned_epochs']}  (step {st['step']})")
+    if best is not None:
+        click.echo(f"best val  {best:.2%} at epoch {st.get('best_epoch')}")
+    click.echo(f"reports   {', '.join(st.get('reports', []))}")
+
+
+@click.command("evaluate")
+@click.argument("run_or_checkpoint", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder (default: the run's recorded one).")
+@click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default="best",
+              show_default=True, help="Which checkpoint of a run folder.")
+@click.option("--size", type=int, default=None, help="Image size (default: the last phase's).")
+@click.option("--batch-size", type=int, default=None)
+def evaluate(run_or_checkpoint: Path, data: Path | None, which: str, size: int | None,
+             batch_size: int | None) -> None:
+    """Top-1/top-5 accuracy and loss of a run (or a .keras file) on the validation split."""
+    from ..train import evaluate_checkpoint
+
+    r = evaluate_checkpoint(run_or_checkpoint, data, size=size, batch_size=batch_size,
+                            which=which)
+    click.echo(f"checkpoint  {r['checkpoint']}")
+    click.echo(f"data        {r['data']}  ({r['num_samples']} val images at {r['size']} px)")
+    click.echo(f"top-1       {r['top1']:.2%}")
+    click.echo(f"top-5       {r['top5']:.2%}")
+    click.echo(f"loss        {r['loss']:.4f}")
+
+
+@click.command("lr-find")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder (default: the embedded generated dataset).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("lr-find"),
+              show_default=True, help="Folder for lr_find.png and lr_find.json.")
+@click.option("--phase", type=int, default=1, show_default=True,
+              help="Which phase's size and recipe to test at.")
+@click.option("--steps", type=int, default=200, show_default=True)
+@click.option("--start-lr", type=float, default=1e-5, show_default=True)
+@click.option("--end-lr", type=float, default=1.0, show_default=True)
+def lr_find(config: Path, data: Path | None, out: Path, phase: int, steps: int,
+            start_lr: float, end_lr: float) -> None:
+    """LR range test: sweep the rate exponentially, plot loss vs LR, suggest min/max."""
+    from ..train import load_config, lr_find as run_lr_find
+
+    load_config(config)
+    r = run_lr_find(config, _data_or_default(data), out, phase=phase, steps=steps,
+                    start_lr=start_lr, end_lr=end_lr)
+    click.echo(f"steps       {r['steps']}")
+    click.echo(f"suggested   min_lr {r['min_lr']:.3g}   max_lr {r['max_lr']:.3g}")
+    click.echo(f"plot        {r['png']}")
+
+
+commands = [train, evaluate, lr_find]

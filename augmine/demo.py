@@ -1,0 +1,155 @@
+"""``augmine demo``: the whole loop on one dataset, start to finish, in a few minutes on a CPU.
+
+1. the dataset: the embedded generated one (made once, cached) or ``--data``;
+2. inspection of its val set (``<out>/inspection/``: JSON, CSV, histograms);
+3. a small DenseNet trained through the 16, 32 and 64 px phases of
+   ``recipes/cpu-small.yaml`` with its recipes, one report per phase;
+4. one mining round: the weakest classes oversampled for extra epochs, then measured again;
+5. a summary: accuracy per phase, the chosen classes' F1 before and after, the top
+   confused pairs, the run folder and the command that opens the app on it.
+
+Running it again on the same ``--out`` resumes an interrupted demo (training, then the
+round) or, when everything is done, prints the summary again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .errors import AugmineError
+
+DEMO_CONFIG = "cpu-small.yaml"
+
+
+@dataclass
+class DemoSummary:
+    """What the demo did: paths, the per-stage reports and the mining round's report."""
+
+    data: Path
+    run_dir: Path
+    inspection_dir: Path
+    phases: list[dict] = field(default_factory=list)
+    round: dict | None = None
+    seconds: float = 0.0
+    generated: bool = False
+
+
+def demo_config(epochs: int | None = None, round_epochs: int | None = None) -> dict:
+    """The demo's training config (``recipes/cpu-small.yaml``) as a dict.
+
+    ``epochs`` overrides every phase's epochs and ``round_epochs`` the mining round's
+    (a smaller budget for tests).
+    """
+    import yaml
+
+    from .recipes import resolve_recipe
+
+    cfg = yaml.safe_load(resolve_recipe(DEMO_CONFIG).read_text())
+    if epochs is not None:
+        for phase in cfg["phases"]:
+            phase["epochs"] = int(epochs)
+    if round_epochs is not None:
+        cfg.setdefault("mining", {})["epochs"] = int(round_epochs)
+    return cfg
+
+
+def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
+             epochs: int | None = None, round_epochs: int | None = None,
+             progress: bool = True, echo: Callable[[str], None] = print) -> DemoSummary:
+    """Run (or resume) the demo into ``out``; ``echo`` receives one line per step."""
+    from .dataset import load_index
+    from .inspection import inspect_dataset, write_report
+    from .recipes import recipes_dir
+    from .reports import list_stage_reports
+    from .rounds import done_rounds, run_round
+    from .synth import ensure_default_dataset
+    from .train import load_config, read_state, train_run
+
+    start = time.perf_counter()
+    out = Path(out).expanduser().resolve()
+    generated = data is None
+    if generated:
+        echo("1/5 dataset: the embedded generated dataset (made once, then cached)")
+        data = ensure_default_dataset(progress=progress)
+    data = Path(data).expanduser().resolve()
+    index = load_index(data, verify=True)
+    echo(f"    {data}: {index.num_classes} classes, {len(index.train):,} train and "
+         f"{len(index.val):,} val images")
+
+    state_file = out / "state.json"
+    resume = state_file.is_file()
+    if resume:
+        recorded = read_state(out)
+        cfg = load_config(out / "config.yaml")
+        if cfg.data and Path(cfg.data).resolve() != data:
+            raise AugmineError(f"{out} holds a demo run on {cfg.data}, not {data}; choose "
+                               "another --out or use the same --data")
+        echo(f"    resuming the demo in {out} (status: {recorded.get('status')})")
+
+    inspection_dir = out / "inspection"
+    if not (inspection_dir / "inspection.json").is_file():
+        echo("2/5 inspecting the val set (brightness, contrast, blur, boxes, grayscale)")
+        report = inspect_dataset(index, split="val", compare="train", progress=progress)
+        write_report(report, inspection_dir)
+        gray = report["grayscale"]
+        echo(f"    {report['images']} val images, grayscale {gray['share']:.1%}; "
+             f"-> {inspection_dir}")
+    else:
+        echo(f"2/5 inspection already in {inspection_dir}")
+
+    echo(f"3/5 training a small DenseNet at 16, 32 and 64 px ({recipes_dir() / DEMO_CONFIG})")
+    config = load_config(demo_config(epochs, round_epochs), base_dir=recipes_dir())
+    train_run(config, data_root=data, run_dir=out, resume=resume, progress=progress)
+
+    if not done_rounds(out):
+        echo("4/5 mining round 1: oversampling the weakest classes for extra epochs")
+        run_round(out, progress=progress)
+    else:
+        echo("4/5 mining round 1 already done")
+
+    reports = list_stage_reports(out)
+    summary = DemoSummary(data=data, run_dir=out, inspection_dir=inspection_dir,
+                          phases=[r for r in reports if r.get("kind") == "phase"],
+                          round=next((r for r in reports if r.get("kind") == "round"), None),
+                          seconds=time.perf_counter() - start, generated=generated)
+    echo("5/5 summary")
+    for line in format_summary(summary):
+        echo(line)
+    return summary
+
+
+def format_summary(s: DemoSummary) -> list[str]:
+    """The demo's closing summary as lines of text."""
+    from .mining import describe_symmetric
+
+    lines = ["", f"{'stage':<10}{'size':>6}{'epochs':>8}{'accuracy':>10}{'top-5':>8}"
+                 f"{'macro F1':>10}"]
+    for r in s.phases + ([s.round] if s.round else []):
+        epochs = (r.get("meta") or {}).get("epochs", r.get("epochs_done"))
+        lines.append(f"{r['stage']:<10}{r.get('size') or '-':>6}{epochs or '-':>8}"
+                     f"{r['accuracy']:>10.1%}{r['top5_accuracy']:>8.1%}{r['macro_f1']:>10.3f}")
+    if s.round:
+        r = s.round
+        plan = r.get("plan") or {}
+        lines += ["", f"mining round 1 ({(r.get('meta') or {}).get('mode', 'oversample')}, "
+                      f"from {r['before']['stage']}): weak classes, F1 before -> after"]
+        factors = plan.get("factors") or []
+        for ch in r.get("changes") or []:
+            idx = next((i for i, c in enumerate(r["per_class"]) if c["name"] == ch["name"]), None)
+            factor = f"x{factors[idx]:.1f}" if idx is not None and idx < len(factors) else ""
+            lines.append(f"  {ch['name']:<28}{factor:>6}  {ch['before']:.3f} -> "
+                         f"{ch['after']:.3f}  ({ch['delta']:+.3f})")
+        lines.append(f"  overall accuracy {r['before']['accuracy']:.1%} -> {r['accuracy']:.1%}, "
+                     f"macro F1 {r['before']['macro_f1']:.3f} -> {r['macro_f1']:.3f}")
+    last = s.round or (s.phases[-1] if s.phases else None)
+    if last:
+        lines += ["", f"top confused pairs ({last['stage']}, val):"]
+        for p in last["symmetric_pairs"][:3]:
+            lines.append(f"  {describe_symmetric(p)}")
+    lines += ["", f"run folder: {s.run_dir}  ({s.seconds:.0f} s)",
+              f"open the app: augmine app {s.run_dir} --data {s.data}"]
+    return lines
+

@@ -1,0 +1,432 @@
+"""Per-class analysis and hard-class mining: pure functions over numpy arrays.
+
+Nothing here imports TensorFlow. Inputs are label vectors ``y_true``/``y_pred`` (N,) int,
+class-probability matrices ``probs`` (N, C) and per-class F1 vectors (C,); outputs are
+plain dicts and lists that serialise to JSON as they are.
+
+- :func:`per_class_report`: precision, recall, F1, support per class (scikit-learn),
+  macro and weighted averages, top-1/top-5 accuracy.
+- :func:`confusion_matrix`, :func:`confused_pairs` (directed), :func:`symmetric_pairs`.
+- Weak-class policies: :func:`bottom_k`, :func:`below_threshold`, :func:`below_zscore`,
+  dispatched by :func:`select_weak`.
+- :class:`OversamplingPlan` (per-class repeat factors, never below 1) built by
+  :func:`make_plan`; :meth:`OversamplingPlan.class_weight` turns it into Keras loss weights.
+- :func:`suspect_samples`: training images with the lowest self-confidence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import AugmineError
+
+POLICIES = ("bottom-k", "threshold", "zscore")
+SCHEMES = ("fixed", "proportional")
+
+
+# --------------------------------------------------------------------------- metrics
+
+def _labels(y, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise AugmineError(f"{name} must be a 1-D array of class indices, got shape {y.shape}")
+    return y.astype(np.int64)
+
+
+def per_class_report(y_true, y_pred, class_names: Sequence[str], probs=None,
+                     class_ids: Sequence[str] | None = None) -> dict:
+    """Per-class precision, recall, F1 and support plus the overall numbers.
+
+    ``y_true``, ``y_pred``: (N,) int class indices; ``class_names``: C names in label order;
+    ``probs``: optional (N, C) class probabilities (for top-5). Classes absent from both
+    vectors get 0 for every score (``zero_division=0``).
+
+    Returns ``{"num_samples", "accuracy", "top5_accuracy" (None without probs),
+    "macro": {precision, recall, f1}, "weighted": {...}, "macro_f1",
+    "per_class": [{index, class_id, name, precision, recall, f1, support}, ...]}``.
+    """
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    y_true, y_pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    if len(y_true) != len(y_pred):
+        raise AugmineError(f"y_true has {len(y_true)} labels but y_pred {len(y_pred)}")
+    num = len(class_names)
+    ids = list(class_ids) if class_ids is not None else list(class_names)
+    labels = np.arange(num)
+    p, r, f, s = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average=None, zero_division=0)
+    avgs = {}
+    for avg in ("macro", "weighted"):
+        ap, ar, af, _ = precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=avg, zero_division=0)
+        avgs[avg] = {"precision": float(ap), "recall": float(ar), "f1": float(af)}
+    top5 = None
+    if probs is not None:
+        probs = np.asarray(probs)
+        if probs.shape != (len(y_true), num):
+            raise AugmineError(f"probs has shape {probs.shape}; expected ({len(y_true)}, {num})")
+        top5 = top_k_accuracy(y_true, probs, k=5)
+    per_class = [{"index": i, "class_id": ids[i], "name": class_names[i],
+                  "precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                  "support": int(s[i])} for i in range(num)]
+    return {"num_samples": int(len(y_true)),
+            "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+            "top5_accuracy": top5, "macro": avgs["macro"], "weighted": avgs["weighted"],
+            "macro_f1": avgs["macro"]["f1"], "per_class": per_class}
+
+
+def top_k_accuracy(y_true, probs, k: int = 5) -> float:
+    """Share of samples whose true class is among the ``k`` most probable ((N,), (N, C) -> float)."""
+    from sklearn.metrics import top_k_accuracy_score
+
+    probs = np.asarray(probs, dtype=np.float64)
+    num = probs.shape[1]
+    if k >= num:  # every class is in the top k (also keeps sklearn's binary case out)
+        return 1.0
+    return float(top_k_accuracy_score(_labels(y_true, "y_true"), probs, k=k,
+                                      labels=np.arange(num)))
+
+
+def f1_vector(report: dict) -> np.ndarray:
+    """(C,) F1 per class from a :func:`per_class_report` (or a stage report) dict."""
+    return np.array([c["f1"] for c in report["per_class"]], dtype=np.float64)
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """(C, C) int64 counts: row = true class, column = predicted class."""
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    return sk_confusion_matrix(_labels(y_true, "y_true"), _labels(y_pred, "y_pred"),
+                               labels=np.arange(num_classes)).astype(np.int64)
+
+
+def confused_pairs(cm: np.ndarray, class_names: Sequence[str], top: int = 10) -> list[dict]:
+    """The ``top`` directed confusions (true -> predicted, off-diagonal, count > 0).
+
+    ``rate`` is the share of the true class's samples predicted as the other class.
+    Sorted by count, then rate, then class index. Each item:
+    ``{true, pred, true_name, pred_name, count, rate}``.
+    """
+    cm = np.asarray(cm)
+    support = cm.sum(axis=1)
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    rows, cols = np.nonzero(off)
+    items = [{"true": int(a), "pred": int(b), "true_name": class_names[a],
+              "pred_name": class_names[b], "count": int(off[a, b]),
+              "rate": float(off[a, b] / support[a])} for a, b in zip(rows, cols)]
+    items.sort(key=lambda d: (-d["count"], -d["rate"], d["true"], d["pred"]))
+    return items[:top]
+
+
+def symmetric_pairs(cm: np.ndarray, class_names: Sequence[str], top: int = 10) -> list[dict]:
+    """The ``top`` unordered pairs by confusions in both directions ``cm[a,b] + cm[b,a]``.
+
+    ``rate`` = count / (support of a + support of b). Each item:
+    ``{a, b, a_name, b_name, count, a_to_b, b_to_a, rate}`` with ``a < b``.
+    """
+    cm = np.asarray(cm)
+    support = cm.sum(axis=1)
+    both = np.triu(cm + cm.T, k=1)
+    rows, cols = np.nonzero(both)
+    items = [{"a": int(a), "b": int(b), "a_name": class_names[a], "b_name": class_names[b],
+              "count": int(both[a, b]), "a_to_b": int(cm[a, b]), "b_to_a": int(cm[b, a]),
+              "rate": float(both[a, b] / max(1, support[a] + support[b]))}
+             for a, b in zip(rows, cols)]
+    items.sort(key=lambda d: (-d["count"], -d["rate"], d["a"], d["b"]))
+    return items[:top]
+
+
+def describe_pair(pair: dict, split: str = "val") -> str:
+    """One line for a directed pair: ``"Chihuahua -> teddy bear: 14% of Chihuahua val images (7)"``."""
+    return (f"{pair['true_name']} -> {pair['pred_name']}: {pair['rate']:.0%} of "
+            f"{pair['true_name']} {split} images ({pair['count']})")
+
+
+def describe_symmetric(pair: dict) -> str:
+    """One line for an unordered pair: ``"a <-> b: 12 confusions (7 one way, 5 the other)"``."""
+    return (f"{pair['a_name']} <-> {pair['b_name']}: {pair['count']} confusions "
+            f"({pair['a_to_b']} one way, {pair['b_to_a']} the other)")
+
+
+# --------------------------------------------------------------------------- weak classes
+
+def _f1(f1) -> np.ndarray:
+    f1 = np.asarray(f1, dtype=np.float64)
+    if f1.ndim != 1:
+        raise AugmineError(f"F1 scores must be a 1-D array (one per class), got shape {f1.shape}")
+    return f1
+
+
+def bottom_k(f1, k: int) -> list[int]:
+    """Indices of the ``k`` classes with the lowest F1, weakest first (ties: lower index first)."""
+    if k < 1:
+        raise AugmineError(f"--k {k}: choose at least 1 class")
+    f1 = _f1(f1)
+    return [int(i) for i in np.lexsort((np.arange(len(f1)), f1))[:k]]
+
+
+def below_threshold(f1, threshold: float) -> list[int]:
+    """Indices of classes with F1 strictly below ``threshold``, weakest first."""
+    f1 = _f1(f1)
+    return [i for i in bottom_k(f1, len(f1)) if f1[i] < threshold]
+
+
+def below_zscore(f1, z: float) -> list[int]:
+    """Indices of classes with F1 below ``mean - z * std`` (population std), weakest first."""
+    f1 = _f1(f1)
+    return below_threshold(f1, float(f1.mean() - z * f1.std()))
+
+
+def select_weak(f1, policy: str = "bottom-k", k: int | None = None,
+                threshold: float | None = None, z: float | None = None) -> list[int]:
+    """Weak classes by ``policy``: ``bottom-k`` (needs k), ``threshold`` or ``zscore`` (needs z)."""
+    if policy == "bottom-k":
+        return bottom_k(f1, 20 if k is None else int(k))
+    if policy == "threshold":
+        if threshold is None:
+            raise AugmineError("policy 'threshold' needs --threshold (an F1 value, e.g. 0.5)")
+        return below_threshold(f1, float(threshold))
+    if policy == "zscore":
+        return below_zscore(f1, 1.0 if z is None else float(z))
+    raise AugmineError(f"unknown weak-class policy {policy!r}; choose one of {', '.join(POLICIES)}")
+
+
+# --------------------------------------------------------------------------- plans
+
+def _lookup(key, class_ids: Sequence[str], class_names: Sequence[str], where: str) -> int:
+    """Class index from an int, a class id or a human name; one-line error when unknown."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        if 0 <= int(key) < len(class_ids):
+            return int(key)
+        raise AugmineError(f"{where}: class index {key} is out of range (0..{len(class_ids) - 1})")
+    wanted = str(key).strip().lower()
+    for i, (cid, name) in enumerate(zip(class_ids, class_names)):
+        if wanted in (cid.lower(), name.lower()):
+            return i
+    close = get_close_matches(str(key), list(class_names) + list(class_ids), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else \
+        "remake the plan with `augmine mine plan RUN`"
+    raise AugmineError(f"{where}: unknown class {key!r}; {hint}")
+
+
+@dataclass
+class OversamplingPlan:
+    """How a mining round reweights the training set.
+
+    ``factors``: (C,) float >= 1, per-class repeat factor (1 = unchanged). The pipeline
+    yields each training sample of class c ``floor(f_c)`` times per epoch plus once more
+    with probability ``frac(f_c)``: no sample is ever dropped. ``weak``: chosen class
+    indices (weakest first); ``recipe``: a stronger recipe for the weak classes or None;
+    ``policy``: how the classes and factors were chosen (for the record).
+    """
+
+    factors: np.ndarray
+    weak: list[int]
+    class_ids: list[str]
+    class_names: list[str]
+    recipe: str | None = None
+    policy: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.factors = np.asarray(self.factors, dtype=np.float64).reshape(-1)
+        self.weak = [int(w) for w in self.weak]
+        self.class_ids, self.class_names = list(self.class_ids), list(self.class_names)
+        num = len(self.class_ids)
+        if len(self.class_names) != num or len(self.factors) != num:
+            raise AugmineError(f"plan: {num} class ids, {len(self.class_names)} names and "
+                               f"{len(self.factors)} factors; they must have one entry per class")
+        if not np.all(np.isfinite(self.factors)) or np.any(self.factors < 1.0):
+            bad = int(np.argmin(np.where(np.isfinite(self.factors), self.factors, -np.inf)))
+            raise AugmineError(f"plan: factor {self.factors[bad]} for {self.class_names[bad]!r} "
+                               "is below 1; a plan never drops samples (use factors >= 1)")
+        for w in self.weak:
+            if not 0 <= w < num:
+                raise AugmineError(f"plan: weak class index {w} is out of range (0..{num - 1})")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_ids)
+
+    @property
+    def weak_names(self) -> list[str]:
+        return [self.class_names[i] for i in self.weak]
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict; :meth:`from_dict` reads it back."""
+        return {"class_ids": list(self.class_ids), "class_names": list(self.class_names),
+                "factors": [float(f) for f in self.factors], "weak": list(self.weak),
+                "weak_names": self.weak_names, "recipe": self.recipe, "policy": dict(self.policy)}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "plan") -> "OversamplingPlan":
+        """A plan from :meth:`to_dict` output. Also accepts hand-written plans whose
+        ``factors`` is ``{class id or name: factor}`` (others 1) and whose ``weak`` lists
+        names or ids; unknown classes raise a one-line :class:`AugmineError`."""
+        if not isinstance(d, dict):
+            raise AugmineError(f"{where}: expected a JSON object, got {type(d).__name__}")
+        for key in ("class_ids", "factors"):
+            if key not in d:
+                raise AugmineError(f"{where}: missing key {key!r}; remake the plan with "
+                                   "`augmine mine plan RUN`")
+        ids = [str(c) for c in d["class_ids"]]
+        names = [str(c) for c in d.get("class_names") or ids]
+        raw = d["factors"]
+        if isinstance(raw, dict):
+            factors = np.ones(len(ids))
+            for key, val in raw.items():
+                factors[_lookup(key, ids, names, f"{where}: factors")] = float(val)
+        else:
+            factors = np.asarray(raw, dtype=np.float64)
+        if "weak" in d:
+            weak = [_lookup(w, ids, names, f"{where}: weak") for w in d["weak"]]
+        else:
+            weak = [int(i) for i in np.flatnonzero(factors > 1)]
+        return cls(factors=factors, weak=weak, class_ids=ids, class_names=names,
+                   recipe=d.get("recipe"), policy=dict(d.get("policy") or {}))
+
+    def aligned_to(self, class_ids: Sequence[str], class_names: Sequence[str] | None = None,
+                   where: str = "plan") -> "OversamplingPlan":
+        """This plan reordered to a dataset's ``class_ids``; raises when it names classes the
+        dataset lacks. Classes of the dataset the plan does not mention get factor 1."""
+        class_ids = list(class_ids)
+        names = list(class_names) if class_names is not None else class_ids
+        pos = {cid: i for i, cid in enumerate(class_ids)}
+        factors = np.ones(len(class_ids))
+        for cid, name, f in zip(self.class_ids, self.class_names, self.factors):
+            if cid not in pos:
+                close = get_close_matches(cid, class_ids, n=2, cutoff=0.6)
+                hint = f"did you mean {', '.join(map(repr, close))}?" if close else \
+                    "remake the plan for this run with `augmine mine plan RUN`"
+                raise AugmineError(f"{where}: class {name!r} ({cid}) is not in the dataset; {hint}")
+            factors[pos[cid]] = f
+        weak = [pos[self.class_ids[w]] for w in self.weak]
+        return OversamplingPlan(factors, weak, class_ids, names, self.recipe, dict(self.policy))
+
+    def class_weight(self, counts=None) -> dict[int, float]:
+        """Keras ``class_weight``: the same emphasis as loss weights instead of repeats.
+
+        Weight c = factor c, so one epoch sums the same per-class loss in expectation as
+        the oversampled epoch. With ``counts`` (C,) training images per class the weights
+        are rescaled so the mean weight over training samples is 1 (keeps the loss scale).
+        """
+        w = self.factors.copy()
+        if counts is not None:
+            counts = np.asarray(counts, dtype=np.float64)
+            w = w * counts.sum() / float((w * counts).sum())
+        return {i: float(v) for i, v in enumerate(w)}
+
+    def expected_share(self, counts) -> tuple[np.ndarray, np.ndarray]:
+        """(old, new): (C,) shares of one training epoch per class without and with the plan."""
+        counts = np.asarray(counts, dtype=np.float64)
+        if counts.shape != self.factors.shape:
+            raise AugmineError(f"plan has {len(self.factors)} classes but the counts {len(counts)}")
+        new = counts * self.factors
+        return counts / counts.sum(), new / new.sum()
+
+    def expected_epoch_length(self, counts) -> float:
+        """Expected number of samples in one planned epoch."""
+        return float((np.asarray(counts, dtype=np.float64) * self.factors).sum())
+
+    def summary(self, counts) -> list[dict]:
+        """One row per weak class: ``{index, name, factor, count, old_share, new_share}``."""
+        old, new = self.expected_share(counts)
+        return [{"index": i, "name": self.class_names[i], "factor": float(self.factors[i]),
+                 "count": int(np.asarray(counts)[i]), "old_share": float(old[i]),
+                 "new_share": float(new[i])} for i in self.weak]
+
+
+def make_plan(f1, class_ids: Sequence[str], class_names: Sequence[str], *,
+              policy: str = "bottom-k", k: int | None = 20, threshold: float | None = None,
+              z: float | None = None, factor: float = 3.0, cap: float | None = None,
+              scheme: str | None = None, recipe: str | None = None,
+              source: str | None = None) -> OversamplingPlan:
+    """An :class:`OversamplingPlan` from per-class F1 (C,).
+
+    Weak classes are chosen by :func:`select_weak`. Their factors:
+
+    - ``scheme="fixed"`` (default without ``cap``): every weak class gets ``factor``
+      (capped at ``cap`` when given);
+    - ``scheme="proportional"`` (default with ``cap``): ``clip(factor * (1 - F1), 1, cap)``,
+      so the worse the class, the more it is repeated.
+
+    Other classes keep factor 1. ``source`` (e.g. the stage the F1 came from) is recorded.
+    """
+    f1 = _f1(f1)
+    if len(f1) != len(class_ids):
+        raise AugmineError(f"{len(f1)} F1 scores for {len(class_ids)} classes")
+    if factor < 1:
+        raise AugmineError(f"--factor {factor}: a repeat factor must be >= 1 (plans never drop samples)")
+    if cap is not None and cap < 1:
+        raise AugmineError(f"--cap {cap}: the cap must be >= 1")
+    scheme = scheme or ("proportional" if cap is not None else "fixed")
+    if scheme not in SCHEMES:
+        raise AugmineError(f"unknown factor scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    weak = select_weak(f1, policy, k=k, threshold=threshold, z=z)
+    factors = np.ones(len(f1))
+    hi = math.inf if cap is None else cap
+    for i in weak:
+        raw = factor if scheme == "fixed" else factor * (1.0 - f1[i])
+        factors[i] = float(np.clip(raw, 1.0, hi))
+    record = {"policy": policy, "k": k, "threshold": threshold, "z": z, "factor": factor,
+              "cap": cap, "scheme": scheme, "source": source,
+              "f1": {class_names[i]: float(f1[i]) for i in weak}}
+    return OversamplingPlan(factors, weak, list(class_ids), list(class_names), recipe, record)
+
+
+# --------------------------------------------------------------------------- suspects
+
+def self_confidence(labels, probs) -> np.ndarray:
+    """(N,) predicted probability of each sample's own label (confident learning's self-confidence)."""
+    labels = _labels(labels, "labels")
+    probs = np.asarray(probs)
+    return probs[np.arange(len(labels)), labels].astype(np.float64)
+
+
+def suspect_samples(labels, probs, classes: Sequence[int], per_class: int = 10,
+                    paths=None, class_names: Sequence[str] | None = None) -> list[dict]:
+    """Training samples of ``classes`` the model believes least: lowest self-confidence first.
+
+    ``labels`` (N,) int, ``probs`` (N, C); ``per_class`` samples per class, grouped by
+    class in the order of ``classes``. Each item: ``{index, path, label, name,
+    self_confidence, predicted, predicted_name, predicted_prob}``. Likely label errors or
+    odd images, for a person to review.
+    """
+    labels = _labels(labels, "labels")
+    probs = np.asarray(probs)
+    conf = self_confidence(labels, probs)
+    pred = probs.argmax(axis=1)
+    out = []
+    for c in classes:
+        idx = np.flatnonzero(labels == int(c))
+        idx = idx[np.lexsort((idx, conf[idx]))][:per_class]
+        for i in idx:
+            p = int(pred[i])
+            out.append({"index": int(i), "path": None if paths is None else str(paths[i]),
+                        "label": int(c), "name": None if class_names is None else class_names[c],
+                        "self_confidence": float(conf[i]), "predicted": p,
+                        "predicted_name": None if class_names is None else class_names[p],
+                        "predicted_prob": float(probs[i, p])})
+    return out
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays turned into plain Python (for JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, OversamplingPlan):
+        return obj.to_dict()
+    return obj

@@ -1,0 +1,411 @@
+"""Mining rounds on a run folder: plan -> extra epochs on the weak classes -> report.
+
+A round N uses ``RUN/plans/round-N.json`` (written by :func:`write_plan`, or made from
+the latest report and the config's ``mining:`` defaults when absent), trains extra
+epochs from the run's last checkpoint through the trainer
+(:func:`augmine.train.train_extra_epochs`), re-evaluates and writes
+``RUN/reports/round-N/`` with the per-class F1 before and after.
+
+Safe to repeat (how a round stays consistent when interrupted):
+
+- when round N first starts, ``checkpoints/last.keras``, ``best.keras`` and ``state.json``
+  are copied (atomically) to ``checkpoints/round-N-start/``; its ``round.json``, written
+  last, records the plan and mode and marks the round as started;
+- the trainer commits every epoch (``last.keras``, ``history.csv``, then ``state.json``), so
+  running an interrupted round again resumes it from its last committed epoch (same plan
+  and mode required; a different one asks for ``redo``);
+- ``reports/round-N/report.json`` is written last; its presence is what makes the round
+  done. Running a done round again is a one-line error unless ``redo=True``, which puts
+  the start snapshot back (checkpoints and state; the trainer then drops the later
+  history rows), deletes the round's report and trains it again (latest round only).
+
+Only :func:`run_round` and :func:`find_suspects` import TensorFlow (through the trainer).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import atomic
+from .errors import AugmineError
+from .mining import OversamplingPlan, f1_vector, make_plan
+from .reports import latest_report, list_stage_reports, stage_sort_key
+
+log = logging.getLogger("augmine")
+
+MODES = ("oversample", "class-weight")
+_ROUND_RE = re.compile(r"^round-(\d+)$")
+# mining defaults when the run's config has no ``mining:`` section
+MINING_DEFAULTS = {"policy": "bottom-k", "k": 20, "threshold": None, "z": None, "factor": 3.0,
+                   "cap": None, "epochs": 5, "recipe": None}
+
+
+# --------------------------------------------------------------------------- run folder
+
+def check_run_dir(run_dir) -> Path:
+    """``run_dir`` as a Path; one-line error when it is not a run folder."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise AugmineError(f"{run_dir} is not a folder; give a run folder made by `augmine train`")
+    if not (run_dir / "config.yaml").is_file() and not (run_dir / "reports").is_dir():
+        raise AugmineError(f"{run_dir} is not a run folder (no config.yaml, no reports/); "
+                           "give the folder `augmine train` wrote")
+    return run_dir
+
+
+def load_run_config(run_dir) -> dict:
+    """The run's resolved ``config.yaml`` as a dict."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise AugmineError(f"{path} is missing; the run folder needs the config `augmine train` "
+                           "writes there")
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise AugmineError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); restore the "
+                           "file `augmine train` wrote")
+    if not isinstance(cfg, dict):
+        raise AugmineError(f"{path}: expected a mapping of config keys; restore the file")
+    return cfg
+
+
+def mining_settings(run_dir, **overrides) -> dict:
+    """Mining settings: defaults < the config's ``mining:`` section < ``overrides`` (not None)."""
+    settings = dict(MINING_DEFAULTS)
+    cfg_path = Path(run_dir) / "config.yaml"
+    if cfg_path.is_file():
+        settings.update({k: v for k, v in (load_run_config(run_dir).get("mining") or {}).items()})
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return settings
+
+
+def load_run_index(run_dir):
+    """The run's dataset (``data:`` in its config) as a DatasetIndex."""
+    from .dataset import load_index
+
+    cfg = load_run_config(run_dir)
+    data = cfg.get("data")
+    if not data:
+        raise AugmineError(f"{Path(run_dir) / 'config.yaml'} records no `data:` folder; "
+                           "the trainer writes it there")
+    return load_index(data)
+
+
+def done_rounds(run_dir) -> list[int]:
+    """Numbers of the rounds with a complete report, ascending."""
+    nums = []
+    for rep in list_stage_reports(run_dir):
+        m = _ROUND_RE.match(rep["stage"])
+        if m:
+            nums.append(int(m.group(1)))
+    return sorted(nums)
+
+
+def next_round(run_dir) -> int:
+    """The number of the next round to run: one after the last complete round."""
+    done = done_rounds(run_dir)
+    return (done[-1] + 1) if done else 1
+
+
+def plan_path(run_dir, round_no: int) -> Path:
+    return Path(run_dir) / "plans" / f"round-{round_no}.json"
+
+
+def read_plan(run_dir, round_no: int, index=None) -> OversamplingPlan:
+    """The plan of round ``round_no``; aligned to ``index``'s classes when given."""
+    import json
+
+    path = plan_path(run_dir, round_no)
+    if not path.is_file():
+        raise AugmineError(f"{path} is missing; write it with `augmine mine plan {run_dir}`")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise AugmineError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); fix it or "
+                           f"remake it with `augmine mine plan {run_dir}`")
+    plan = OversamplingPlan.from_dict(data, where=str(path))
+    if index is not None:
+        plan = plan.aligned_to(index.class_ids, index.class_names, where=str(path))
+    return plan
+
+
+def write_plan(run_dir, round_no: int, plan: OversamplingPlan) -> Path:
+    """Write ``plans/round-N.json`` atomically."""
+    return atomic.write_json(plan_path(run_dir, round_no), plan.to_dict())
+
+
+def plan_from_report(report: dict, **settings) -> OversamplingPlan:
+    """An OversamplingPlan from a stage report's per-class F1 and mining ``settings``
+    (policy, k, threshold, z, factor, cap, scheme, recipe)."""
+    keys = ("policy", "k", "threshold", "z", "factor", "cap", "scheme", "recipe")
+    kw = {k: settings.get(k) for k in keys if settings.get(k) is not None}
+    if "factor" in kw:
+        kw["factor"] = float(kw["factor"])
+    return make_plan(f1_vector(report), [c["class_id"] for c in report["per_class"]],
+                     [c["name"] for c in report["per_class"]], source=report["stage"], **kw)
+
+
+def plan_round(run_dir, round_no: int | None = None, **settings) -> tuple[int, OversamplingPlan, dict]:
+    """Make and write the plan of the next round (or ``round_no``) from the latest report.
+
+    ``settings`` override the config's ``mining:`` section. Returns ``(round_no, plan,
+    source_report)``.
+    """
+    run_dir = check_run_dir(run_dir)
+    report = latest_report(run_dir)
+    nxt = next_round(run_dir)
+    round_no = nxt if round_no is None else int(round_no)
+    if round_no in done_rounds(run_dir):
+        raise AugmineError(f"round {round_no} of {run_dir} is already done; plan round {nxt} "
+                           "instead (omit --round)")
+    opts = mining_settings(run_dir, **settings)
+    plan = plan_from_report(report, **opts)
+    write_plan(run_dir, round_no, plan)
+    return round_no, plan, report
+
+
+def format_plan(plan: OversamplingPlan, counts) -> list[str]:
+    """Lines for people: each chosen class, its factor and its old -> new share of an epoch."""
+    counts = np.asarray(counts)
+    lines = [f"{'class':<32} {'F1':>6} {'factor':>7} {'images':>7} {'old share':>10} "
+             f"{'new share':>10}"]
+    f1 = (plan.policy or {}).get("f1") or {}
+    for row in plan.summary(counts):
+        f = f1.get(row["name"])
+        lines.append(f"{row['name'][:32]:<32} {'-' if f is None else f'{f:.3f}':>6} "
+                     f"{row['factor']:>7.2f} {row['count']:>7} {row['old_share']:>10.2%} "
+                     f"{row['new_share']:>10.2%}")
+    old, new = plan.expected_share(counts)
+    weak = list(plan.weak)
+    lines.append(f"{len(weak)} of {plan.num_classes} classes chosen: {old[weak].sum():.1%} of an "
+                 f"epoch before, {new[weak].sum():.1%} after; epoch {int(counts.sum())} -> "
+                 f"{plan.expected_epoch_length(counts):.0f} images"
+                 + (f"; weak classes use recipe {plan.recipe}" if plan.recipe else ""))
+    return lines
+
+
+# --------------------------------------------------------------------------- rounds
+
+@dataclass
+class RoundResult:
+    """Outcome of :func:`run_round`: round number, plan, mode, the report dict, and
+    ``resumed`` (an interrupted attempt was continued)."""
+
+    round: int
+    plan: OversamplingPlan
+    report: dict
+    mode: str
+    resumed: bool = False
+
+
+def snapshot_dir(run_dir, round_no: int) -> Path:
+    """``checkpoints/round-N-start/``: the run as it was when round N first started."""
+    return Path(run_dir) / "checkpoints" / f"round-{round_no}-start"
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    with atomic.atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+_SNAP_FILES = (("checkpoints/last.keras", "last.keras"), ("checkpoints/best.keras", "best.keras"),
+               ("state.json", "state.json"))
+
+
+def _take_snapshot(run_dir: Path, round_no: int, meta: dict) -> None:
+    """Copy last.keras, best.keras and state.json aside; ``round.json`` (written last) marks
+    the snapshot complete and records the round's plan and mode."""
+    snap = snapshot_dir(run_dir, round_no)
+    for src, name in _SNAP_FILES:
+        if (run_dir / src).is_file():
+            _copy_atomic(run_dir / src, snap / name)
+    atomic.write_json(snap / "round.json", meta)
+
+
+def _restore_snapshot(run_dir: Path, round_no: int) -> None:
+    """Put the run back as it was when round N started (checkpoints, state; history rows
+    after that point are dropped by the trainer on its next load)."""
+    snap = snapshot_dir(run_dir, round_no)
+    for src, name in _SNAP_FILES:
+        if (snap / name).is_file():
+            _copy_atomic(snap / name, run_dir / src)
+
+
+def _before_report(run_dir: Path, round_no: int) -> dict:
+    """The report a round starts from: the previous round's, else the last phase's."""
+    reports = [r for r in list_stage_reports(run_dir)
+               if stage_sort_key(r["stage"]) < stage_sort_key(f"round-{round_no}")]
+    if not reports:
+        raise AugmineError(f"{run_dir / 'reports'} holds no phase report; train the run first "
+                           "(`augmine train`)")
+    return reports[-1]
+
+
+def round_status(run_dir, round_no: int) -> str:
+    """``"done"`` (report written), ``"interrupted"`` (started, no report) or ``"new"``."""
+    if (Path(run_dir) / "reports" / f"round-{round_no}" / "report.json").is_file():
+        return "done"
+    if (snapshot_dir(run_dir, round_no) / "round.json").is_file():
+        return "interrupted"
+    return "new"
+
+
+def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
+              round_no: int | None = None, redo: bool = False, progress: bool = True,
+              **plan_settings) -> RoundResult:
+    """Run mining round ``round_no`` (default: the next one) on ``run_dir``.
+
+    Uses ``plans/round-N.json`` when it exists, else makes and writes it from the previous
+    report (``plan_settings`` override the config's ``mining:`` section). ``mode``:
+    ``oversample`` (the plan's factors feed the pipeline) or ``class-weight`` (the same
+    emphasis as Keras loss weights); default the config's ``mining.class_weight``, else
+    oversample. Trains ``epochs`` extra epochs (default ``mining.epochs``, else 5) from
+    the last checkpoint, evaluates on val and writes ``reports/round-N`` with before/after.
+
+    An interrupted round is resumed by calling this again (same plan and mode; the trainer
+    continues from its last committed epoch). A done round raises unless ``redo``, which
+    puts the run back to the round's start and trains it again (latest round only).
+    """
+    run_dir = check_run_dir(run_dir)
+    last = run_dir / "checkpoints" / "last.keras"
+    if not last.is_file():
+        raise AugmineError(f"{last} is missing: {run_dir} has no checkpoint to continue from; "
+                           "train the run first (`augmine train`)")
+    settings = mining_settings(run_dir, **plan_settings)
+    if mode is None:
+        mode = "class-weight" if settings.get("class_weight") else "oversample"
+    if mode not in MODES:
+        raise AugmineError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
+    epochs = int(epochs if epochs is not None else settings.get("epochs") or 5)
+    if epochs < 1:
+        raise AugmineError(f"--epochs {epochs}: train at least 1 epoch")
+    done = done_rounds(run_dir)
+    nxt = next_round(run_dir)
+    if round_no is None:
+        round_no = done[-1] if redo and done else nxt
+    stage = f"round-{round_no}"
+    status = round_status(run_dir, round_no)
+    later = [n for n in done if n > round_no] + [
+        n for n in range(round_no + 1, round_no + 100) if round_status(run_dir, n) != "new"]
+    if status == "done" and not redo:
+        raise AugmineError(f"round {round_no} of {run_dir} is already done (reports/{stage}); "
+                           f"run round {nxt} (omit --round), or pass --redo to train it again "
+                           "from its start")
+    if status == "new" and round_no != nxt:
+        raise AugmineError(f"round {round_no}: the next round of {run_dir} is {nxt}; "
+                           "rounds run in order")
+    if redo and later:
+        raise AugmineError(f"round {round_no} of {run_dir} is followed by round {later[0]}; "
+                           "only the latest round can be redone")
+    if redo and status == "new":
+        redo = False                               # nothing to redo: a plain first attempt
+
+    index = load_run_index(run_dir)
+    before = _before_report(run_dir, round_no)
+    if plan_path(run_dir, round_no).is_file():
+        plan = read_plan(run_dir, round_no, index)
+    else:
+        plan = plan_from_report(before, **settings).aligned_to(index.class_ids, index.class_names)
+    meta = {"round": round_no, "mode": mode, "plan": plan.to_dict(), "start_stage": before["stage"]}
+
+    resumed = False
+    if status == "interrupted" and not redo:
+        import json
+
+        started = json.loads((snapshot_dir(run_dir, round_no) / "round.json").read_text())
+        if (started.get("mode"), started.get("plan")) != (mode, meta["plan"]):
+            raise AugmineError(f"round {round_no} of {run_dir} was interrupted with a different "
+                               f"{'mode' if started.get('mode') != mode else 'plan'} "
+                               f"({started.get('mode')}); rerun it as it was, or pass --redo to "
+                               "restart it from its start with the new settings")
+        resumed = True
+        log.info("round %d: resuming the interrupted attempt", round_no)
+    elif status != "new":                          # redo of a done or interrupted round
+        _restore_snapshot(run_dir, round_no)
+        shutil.rmtree(run_dir / "reports" / stage, ignore_errors=True)
+        _take_snapshot(run_dir, round_no, meta)
+    else:
+        shutil.rmtree(run_dir / "reports" / stage, ignore_errors=True)  # stray partial files
+        _take_snapshot(run_dir, round_no, meta)
+    write_plan(run_dir, round_no, plan)
+
+    from .train import evaluate_model, train_extra_epochs
+
+    if mode == "oversample":
+        kwargs: dict[str, Any] = {"plan": plan}
+    else:
+        kwargs = {"class_weight": plan.class_weight(index.class_counts("train"))}
+    model = train_extra_epochs(run_dir, index, epochs, stage=stage, progress=progress, **kwargs)
+    cfg = load_run_config(run_dir)
+    size = int(cfg["phases"][-1]["size"])
+    y_true, probs = evaluate_model(model, index, size,
+                                   int(cfg.get("eval_batch_size") or cfg.get("batch_size") or 256))
+    from .reports import write_stage_report
+
+    state = _read_json(run_dir / "state.json")
+    report = write_stage_report(
+        run_dir, stage, y_true, probs, list(index.class_ids), list(index.class_names),
+        meta={"kind": "round", "round": round_no, "mode": mode, "size": size, "epochs": epochs,
+              "epochs_done": state.get("epochs_done"), "step": state.get("step"),
+              "start_stage": before["stage"], "resumed": resumed},
+        plan=plan, before=before, val_paths=index.val.paths)
+    return RoundResult(round_no, plan, report, mode, resumed)
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def find_suspects(run_dir, per_class: int = 10, classes=None) -> tuple[str, list[dict]]:
+    """Training images of weak classes with the lowest self-confidence under the run's
+    last checkpoint. ``classes``: names/ids (default: the latest report's plan, else its
+    weakest). Writes ``reports/<latest stage>/suspects.csv``; returns ``(csv path, rows)``."""
+    from .mining import suspect_samples
+    from .pipeline import eval_dataset, pipeline_errors
+    from .train import load_checkpoint
+
+    run_dir = check_run_dir(run_dir)
+    last = run_dir / "checkpoints" / "last.keras"
+    if not last.is_file():
+        raise AugmineError(f"{last} is missing: {run_dir} has no checkpoint; train it first")
+    rep = latest_report(run_dir)
+    index = load_run_index(run_dir)
+    if classes:
+        chosen = [index.class_index(c) for c in classes]
+    else:
+        names = (rep.get("plan") or {}).get("weak_names") or rep["weakest"]
+        chosen = [index.class_index(n) for n in names]
+    cfg = load_run_config(run_dir)
+    size = int(cfg["phases"][-1]["size"])
+    model = load_checkpoint(last, compile=False)
+    with pipeline_errors():
+        probs = model.predict(eval_dataset(index, size, int(cfg.get("eval_batch_size") or
+                                                            cfg.get("batch_size") or 256),
+                                           split="train"), verbose=0)
+    rows = suspect_samples(index.train.labels, probs, chosen, per_class=per_class,
+                           paths=index.train.paths, class_names=list(index.class_names))
+    buf = io.StringIO()
+    cols = ["name", "path", "self_confidence", "predicted_name", "predicted_prob"]
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows([{**r, "self_confidence": f"{r['self_confidence']:.4f}",
+                  "predicted_prob": f"{r['predicted_prob']:.4f}"} for r in rows])
+    out = run_dir / "reports" / rep["stage"] / "suspects.csv"
+    atomic.write_text(out, buf.getvalue())
+    return str(out), rows

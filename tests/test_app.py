@@ -1,0 +1,460 @@
+"""The Streamlit app: widget flows with AppTest, and one real headless-Chromium session."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "apps" / "augmine_app.py"
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path("/tmp/app-shots")
+TIMEOUT = 60
+
+
+# --------------------------------------------------------------------------- fixtures
+
+def fabricate_run(run_dir: Path, index, seed: int = 0) -> Path:
+    """A run folder with phase-1, phase-2 and round-1 reports of plausible fake predictions.
+
+    Classes 0/1 (and, on the real sample, Chihuahua/teddy bear) are confused with each
+    other; accuracy rises from phase to phase. No training involved.
+    """
+    from augmine.reports import write_stage_report
+
+    rng = np.random.default_rng(seed)
+    y = index.val.labels
+    n, c = len(y), index.num_classes
+    names = list(index.class_names)
+    pairs = [(0, 1)]
+    if "Chihuahua" in names and "teddy bear" in names:
+        pairs = [(names.index("Chihuahua"), names.index("teddy bear"))]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(f"name: fake\ndata: {index.root}\n")
+    for stage, skill, kind, size in (("phase-1", 1.0, "phase", 16), ("phase-2", 2.0, "phase", 32),
+                                     ("round-1", 2.6, "round", 64)):
+        logits = rng.normal(0, 1, (n, c))
+        logits[np.arange(n), y] += skill
+        for a, b in pairs:          # the planted pair looks alike
+            for s, t in ((a, b), (b, a)):
+                m = y == s
+                logits[m, t] += skill * 0.9
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        write_stage_report(run_dir, stage, y, probs.astype(np.float32), list(index.class_ids),
+                           names, meta={"kind": kind, "size": size, "epochs_done": 1},
+                           val_paths=index.val.paths, plots=False)
+    # suspects.csv as `augmine mine suspects` writes it, from fake train probabilities
+    import csv
+
+    from augmine.mining import suspect_samples
+
+    yt = index.train.labels
+    probs = rng.dirichlet(np.ones(c), len(yt))
+    rows = suspect_samples(yt, probs, [a for a, _ in pairs], per_class=6,
+                           paths=index.train.paths, class_names=names)
+    cols = ["name", "path", "self_confidence", "predicted_name", "predicted_prob"]
+    with open(run_dir / "reports" / "round-1" / "suspects.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def real_run(real_index, tmp_path_factory):
+    return fabricate_run(tmp_path_factory.mktemp("run") / "run", real_index)
+
+
+@pytest.fixture(scope="module")
+def synth_run(synth_index, tmp_path_factory):
+    return fabricate_run(tmp_path_factory.mktemp("srun") / "run", synth_index)
+
+
+PAGES = ("Augmentation browser", "Confusion explorer")
+
+
+def app_test(data: Path | str | None = None, run: Path | str | None = None, page: int = 0):
+    """Run the app once with the sidebar's dataset / run folder / page preset."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    if data is not None:
+        at.session_state["data_path"] = str(data)
+    if run is not None:
+        at.session_state["run_path"] = str(run)
+    at.session_state["page"] = PAGES[page]
+    return at.run()
+
+
+def texts(at) -> str:
+    """Every piece of text the page shows (markdown, captions, alerts), joined."""
+    parts = []
+    for kind in ("markdown", "caption", "error", "warning", "info", "success", "subheader",
+                 "header"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def no_exception(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+def test_upscale_nearest_keeps_pixels_square():
+    from augmine.appdata import upscale_nearest
+
+    img = np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3)
+    big = upscale_nearest(img, 128)
+    assert big.shape == (128, 128, 3)
+    assert np.array_equal(big[::8, ::8], img)            # every source pixel an 8x8 block
+    assert np.array_equal(big[7::8, 7::8], img)
+    assert upscale_nearest(np.zeros((200, 200, 3), np.uint8), 128).shape == (200, 200, 3)
+
+
+def test_pair_samples_put_mistakes_first():
+    from augmine.appdata import pair_samples, weakest_submatrix
+
+    y = np.array([0, 0, 1, 1, 2])
+    probs = np.array([[.9, .1, 0], [.2, .7, .1], [.1, .8, .1], [.6, .4, 0], [0, 0, 1]])
+    s = pair_samples(y, probs, 0, 1)
+    assert list(s["index"]) == [1, 3, 0, 2]               # wrong (0.7, 0.6), then right
+    assert list(s["correct"]) == [False, False, True, True]
+    assert np.allclose(s["confidence"][:2], [0.7, 0.6])
+    idx, sub = weakest_submatrix(np.array([[5, 1, 0], [2, 3, 0], [0, 0, 9]]),
+                                 np.array([0.6, 0.5, 1.0]), 2)
+    assert list(idx) == [1, 0] and sub.tolist() == [[3, 2], [1, 5]]
+
+
+# --------------------------------------------------------------------------- CLI
+
+def test_cli_app_command(tmp_path):
+    from click.testing import CliRunner
+
+    from augmine.cli import cli
+    from augmine.cli.app import streamlit_command
+
+    res = CliRunner().invoke(cli, ["app", "--help"])
+    assert res.exit_code == 0 and "--no-browser" in res.output and "--data" in res.output
+    res = CliRunner().invoke(cli, ["app", str(tmp_path / "nope")])
+    assert res.exit_code != 0 and "Error:" in res.output and "does not exist" in res.output
+    assert "Traceback" not in res.output
+    cmd = streamlit_command(str(tmp_path), str(tmp_path), 8765, headless=True)
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("apps/augmine_app.py")
+    assert cmd[cmd.index("--server.headless") + 1] == "true"
+    after = cmd[cmd.index("--") + 1:]
+    assert after == [str(tmp_path.resolve()), "--data", str(tmp_path.resolve())]
+
+
+# --------------------------------------------------------------------------- AppTest flows
+
+def test_browser_shows_augmented_grid_and_rerolls(synth_root):
+    at = app_test(data=synth_root)
+    no_exception(at)
+    assert [s.label for s in at.selectbox][:1] == ["Class"]
+    imgs = at.image
+    assert len(imgs) >= 2
+    grid = imgs[1]
+    assert len(grid.value) == 16 and all(c.endswith("(64 px)") for c in grid.captions)
+    before = list(grid.value)
+    at.button(key="reroll").click().run()
+    no_exception(at)
+    assert at.number_input(key="seed").value == 1
+    assert at.image[1].value != before                     # new samples for the new seed
+    at.radio(key="size").set_value(16).run()
+    no_exception(at)
+    assert all(c.endswith("(16 px)") for c in at.image[1].captions)
+    at.slider(key="n_samples").set_value(8).run()
+    assert len(at.image[1].value) == 8
+
+
+def test_browser_class_by_name_and_random_image(synth_root):
+    from augmine.synth import confusable_pairs
+
+    at = app_test(data=synth_root)
+    name = confusable_pairs(synth_root)[0][1]              # e.g. "dotted red circle"
+    at.selectbox(key="cls").set_value(name).run()
+    no_exception(at)
+    assert any(name in s.value for s in at.subheader)
+    seen = set()
+    for _ in range(4):
+        at.button(key="random_img").click().run()
+        seen.add(at.number_input(key="img_no").value)
+    assert len(seen) > 1                                  # random picks differ
+
+
+def test_browser_edits_recipe_and_download_validates(synth_root, tmp_path):
+    from click.testing import CliRunner
+
+    from augmine.cli import cli
+    from augmine.recipes import load_recipe
+
+    at = app_test(data=synth_root)
+    no_exception(at)
+    rec = load_recipe(REPO / "recipes" / at.selectbox(key="recipe_file").value)
+    whys = [t["why"] for t in rec.transforms if t.get("why")]
+    assert whys and all(f"why: {w}" in texts(at) for w in whys)
+    first = rec.transforms[0]["transform"]
+    prefix = f"t:{at.selectbox(key='recipe_file').value}:"
+    at.checkbox(key=f"{prefix}on0").uncheck().run()
+    at.slider(key=f"{prefix}p1").set_value(0.25).run()
+    no_exception(at)
+    text = at.code[0].value
+    out = tmp_path / "edited.yaml"
+    out.write_text(text)
+    edited = load_recipe(out)
+    assert [t["transform"] for t in edited.transforms] == \
+        [t["transform"] for t in rec.transforms[1:]]
+    assert edited.transforms[0]["p"] == 0.25
+    assert all(t.get("why") for t in edited.transforms if "why" in t)
+    assert at.get("download_button")
+    if "augmine.cli.recipe" in sys.modules or (REPO / "augmine" / "cli" / "recipe.py").exists():
+        res = CliRunner().invoke(cli, ["recipe", "validate", str(out)])
+        assert res.exit_code == 0, res.output
+    # a bad parameter value shows a clear message, not a traceback
+    at.text_input(key=f"{prefix}x1").set_value("{not_an_argument: 3}").run()
+    no_exception(at)
+    assert any("not valid" in e.value and "not_an_argument" in e.value for e in at.error)
+    assert first  # the removed transform is named in the recipe the user started from
+
+
+def test_confusion_explorer_on_real_run(real_root, real_run):
+    at = app_test(data=real_root, run=real_run, page=1)
+    no_exception(at)
+    assert at.selectbox(key="stage").value == "round-1"
+    df = at.dataframe[0].value
+    assert list(df["name"])[:1] and df["f1"].is_monotonic_increasing   # sorted weakest first
+    assert {"precision", "recall", "f1", "support"} <= set(df.columns)
+    pair = at.selectbox(key="pair")
+    assert "Chihuahua" in pair.format_func(pair.value) and "teddy bear" in \
+        pair.format_func(pair.value)
+    caps = [c for im in at.image for c in im.captions]
+    wrong = [c for c in caps if c.startswith("✗")]
+    assert wrong and any("teddy bear (" in c or "Chihuahua (" in c for c in wrong)
+    assert "Chihuahua:" in texts(at) and "misclassified" in texts(at)
+    assert len(at.get("vega_lite_chart")) == 2       # heatmap + F1 lines
+    assert "Suspect samples of the weak classes" in texts(at)
+    assert sum(len(im.value) for im in at.image) >= 36 + 6        # pair grid + suspects
+    acc_round = float(at.metric[0].value)
+    at.selectbox(key="stage").set_value("phase-1").run()
+    no_exception(at)
+    assert float(at.metric[0].value) < acc_round                  # phase-1 was weaker
+    assert "Suspect samples" not in texts(at)                     # only round-1 has them
+
+
+def test_confusion_explorer_messages_instead_of_tracebacks(synth_root, tmp_path):
+    at = app_test(data=synth_root, page=1)
+    no_exception(at)
+    assert any("No run folder" in e.value for e in at.info)
+    at.text_input(key="run_path").set_value(str(tmp_path / "missing")).run()
+    no_exception(at)
+    assert any("is not a folder" in e.value for e in at.error)
+    (tmp_path / "empty").mkdir()
+    at.text_input(key="run_path").set_value(str(tmp_path / "empty")).run()
+    no_exception(at)
+    assert any("not a run folder" in e.value for e in at.error)
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "config.yaml").write_text(f"data: {synth_root}\n")
+    at.text_input(key="run_path").set_value(str(tmp_path / "fresh")).run()
+    no_exception(at)
+    assert any("no reports" in e.value for e in at.warning)
+    bad = tmp_path / "broken" / "reports" / "phase-1"
+    bad.mkdir(parents=True)
+    (bad / "report.json").write_text("{not json")
+    at.text_input(key="run_path").set_value(str(tmp_path / "broken")).run()
+    no_exception(at)
+    assert any("unreadable report" in e.value for e in at.error)
+
+
+def test_browser_bad_dataset_path_is_a_message(tmp_path):
+    at = app_test(data=tmp_path / "nowhere")
+    no_exception(at)
+    assert at.error and "not a folder" in at.error[0].value
+
+
+def test_browser_defaults_to_generated_dataset(tmp_path, monkeypatch, synth_run):
+    # the run's recorded dataset is used when no --data is given
+    at = app_test(run=synth_run)
+    no_exception(at)
+    from augmine.dataset import load_index
+
+    names = load_index(Path((synth_run / "config.yaml").read_text().split("data: ")[1].strip()))
+    assert at.selectbox(key="cls").options == list(names.class_names)
+    # and with neither, the embedded generated dataset (made once under $AUGMINE_HOME)
+    from augmine.synth import default_dataset_dir
+
+    monkeypatch.setenv("AUGMINE_HOME", str(tmp_path / "home"))
+    at = app_test()
+    no_exception(at)
+    assert (default_dataset_dir() / "synth.json").exists()
+    assert at.selectbox(key="cls").options == list(load_index(default_dataset_dir()).class_names)
+
+
+def test_interactions_answer_fast(real_root, real_run):
+    at = app_test(data=real_root)
+    no_exception(at)
+    times = []
+    for seed in (1, 2, 3):
+        t0 = time.perf_counter()
+        at.number_input(key="seed").set_value(seed).run()
+        times.append(time.perf_counter() - t0)
+    at.session_state["page"] = "Confusion explorer"
+    at.text_input(key="run_path").set_value(str(real_run)).run()
+    at.run()
+    for stage in ("phase-2", "round-1"):
+        t0 = time.perf_counter()
+        at.selectbox(key="stage").set_value(stage).run()
+        times.append(time.perf_counter() - t0)
+    no_exception(at)
+    print("interaction times (s):", [round(t, 3) for t in times])
+    assert max(times) < 2.0        # generous for a shared 2-core CI box; ~0.1-0.4 s here
+
+
+# --------------------------------------------------------------------------- real browser
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def streamlit_server(real_root, real_run, tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    port = _free_port()
+    from augmine.cli.app import streamlit_command
+
+    cmd = streamlit_command(str(real_run), str(real_root), port, headless=True,
+                            address="127.0.0.1")
+    log = open(tmp_path / "streamlit.log", "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                            env=dict(os.environ, STREAMLIT_SERVER_FILE_WATCHER_TYPE="none"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                log.flush()
+                pytest.fail("streamlit did not start: "
+                            + (tmp_path / "streamlit.log").read_text()[-2000:])
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _full_screenshot(page, path: Path) -> None:
+    """Screenshot the whole app: Streamlit scrolls inside stMain, so grow the viewport to fit."""
+    h = page.evaluate("() => Math.max(...Array.from(document.querySelectorAll("
+                      "'[data-testid=stMain], [data-testid=stMainBlockContainer]'))"
+                      ".map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": 1600, "height": int(min(max(h + 80, 900), 8000))})
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size({"width": 1600, "height": 1200})
+
+
+def _wait_images(page, at_least: int, timeout: float = 60.0) -> int:
+    """Wait until ``at_least`` images in the main area have loaded (naturalWidth > 0)."""
+    js = ("() => Array.from(document.querySelectorAll('[data-testid=stMain] img'))"
+          ".filter(i => i.complete && i.naturalWidth > 0).length")
+    deadline = time.time() + timeout
+    n = 0
+    while time.time() < deadline:
+        n = page.evaluate(js)
+        if n >= at_least:
+            return n
+        page.wait_for_timeout(250)
+    return n
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_real_browser_pages(streamlit_server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            page.goto(streamlit_server, wait_until="domcontentloaded")
+            main = page.get_by_test_id("stMain")
+            expect(main.get_by_text("Augmentation browser")).to_be_visible(timeout=60_000)
+            n = _wait_images(page, 17)                   # original + 16 augmented
+            assert n >= 17, f"only {n} images rendered"
+            expect(main.get_by_text("why:").first).to_be_visible()
+            # the images really are pictures, not broken icons: 64 px enlarged >= 128 px
+            widths = page.evaluate("() => Array.from(document.querySelectorAll("
+                                   "'[data-testid=stMain] img')).map(i => i.naturalWidth)")
+            assert min(widths) >= 128
+            _full_screenshot(page, shots / "browser.png")
+            # re-roll: new samples arrive in the page within a second or two
+            srcs = "() => Array.from(document.querySelectorAll('[data-testid=stMain] img'))" \
+                   ".map(i => i.src).join()"
+            before = page.evaluate(srcs)
+            t0 = time.perf_counter()
+            main.get_by_role("button", name="Re-roll").click()
+            page.wait_for_function(f"() => ({srcs})() !== {before!r} && "
+                                   "Array.from(document.querySelectorAll('[data-testid=stMain] "
+                                   "img')).every(i => i.complete && i.naturalWidth > 0)",
+                                   timeout=30_000)
+            reroll_s = time.perf_counter() - t0
+            print(f"browser re-roll to new images: {reroll_s:.2f} s")
+
+            t0 = time.perf_counter()
+            page.get_by_test_id("stSidebar").get_by_text("Confusion explorer").click()
+            expect(main.get_by_text("Confusion among the weakest classes")).to_be_visible(
+                timeout=60_000)
+            # the planted pair is the first choice: both classes' val images side by side
+            for cls in ("Chihuahua", "teddy bear"):
+                expect(main.get_by_text(re.compile(rf"^{cls}: \d+ of \d+ misclassified"))
+                       ).to_be_visible(timeout=30_000)
+            n = _wait_images(page, 12)
+            assert n >= 12, f"only {n} val images rendered"
+            print(f"browser switch to confusion explorer (cold caches): "
+                  f"{time.perf_counter() - t0:.2f} s")
+            expect(main.get_by_text("✗").first).to_be_visible()
+            charts = main.locator("[data-testid=stVegaLiteChart]")
+            expect(charts).to_have_count(2, timeout=30_000)
+            page.wait_for_timeout(1500)                  # let the charts finish drawing
+            _full_screenshot(page, shots / "confusion.png")
+            assert not main.get_by_test_id("stException").count()
+        finally:
+            browser.close()
+    for p in shots.glob("*.png"):
+        assert p.stat().st_size > 20_000                 # a real page, not a blank one
+    try:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for p in shots.glob("*.png"):
+            shutil.copy(p, SHOTS / p.name)
+    except OSError:
+        pass

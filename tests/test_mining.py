@@ -1,0 +1,186 @@
+"""Hand-computed small cases for the per-class analysis and the mining plans (no TensorFlow)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from augmine.errors import AugmineError
+from augmine.mining import (OversamplingPlan, below_threshold, below_zscore, bottom_k,
+                            confused_pairs, confusion_matrix, describe_pair, make_plan,
+                            per_class_report, select_weak, self_confidence, suspect_samples,
+                            symmetric_pairs, top_k_accuracy)
+
+NAMES = ["Chihuahua", "teddy bear", "lemon"]
+IDS = ["n1", "n2", "n3"]
+# class 0: 4 samples, 3 right, 1 -> teddy bear; class 1: 2 samples, both right;
+# class 2: 2 samples, 1 right, 1 -> Chihuahua
+Y_TRUE = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+Y_PRED = np.array([0, 0, 0, 1, 1, 1, 2, 0])
+
+
+def test_per_class_report_hand_computed():
+    rep = per_class_report(Y_TRUE, Y_PRED, NAMES, class_ids=IDS)
+    c0, c1, c2 = rep["per_class"]
+    # Chihuahua: TP 3, FP 1 (the lemon), FN 1 -> P 3/4, R 3/4, F1 3/4
+    assert (c0["precision"], c0["recall"], c0["f1"], c0["support"]) == (0.75, 0.75, 0.75, 4)
+    # teddy bear: TP 2, FP 1 -> P 2/3, R 1, F1 0.8
+    assert c1["precision"] == pytest.approx(2 / 3) and c1["recall"] == 1.0
+    assert c1["f1"] == pytest.approx(0.8)
+    # lemon: TP 1, FN 1 -> P 1, R 1/2, F1 2/3
+    assert c2["f1"] == pytest.approx(2 / 3)
+    assert c0["class_id"] == "n1" and c2["name"] == "lemon"
+    assert rep["accuracy"] == pytest.approx(6 / 8)
+    assert rep["macro_f1"] == pytest.approx((0.75 + 0.8 + 2 / 3) / 3)
+    assert rep["weighted"]["f1"] == pytest.approx((0.75 * 4 + 0.8 * 2 + 2 / 3 * 2) / 8)
+    assert rep["top5_accuracy"] is None
+
+
+def test_absent_class_scores_zero_not_nan():
+    rep = per_class_report([0, 0], [0, 0], ["a", "b"])
+    assert rep["per_class"][1] == {"index": 1, "class_id": "b", "name": "b", "precision": 0.0,
+                                   "recall": 0.0, "f1": 0.0, "support": 0}
+
+
+def test_top_k_accuracy():
+    probs = np.zeros((3, 7))
+    probs[0, [0, 1, 2, 3, 4, 5, 6]] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]  # label 0 ranks last
+    probs[1, 1] = 1.0
+    probs[2, [2, 6, 5, 4, 3]] = [0.1, 0.5, 0.5, 0.5, 0.5]  # label 2 ranks 5th
+    y = np.array([0, 1, 2])
+    assert top_k_accuracy(y, probs, k=1) == pytest.approx(1 / 3)
+    assert top_k_accuracy(y, probs, k=5) == pytest.approx(2 / 3)
+    assert top_k_accuracy([0, 1], np.eye(2)[[1, 0]], k=5) == 1.0     # k >= C
+    rep = per_class_report(y, probs.argmax(1), list("abcdefg"), probs=probs)
+    assert rep["top5_accuracy"] == pytest.approx(2 / 3)
+
+
+def test_confusion_matrix_and_directed_pairs():
+    cm = confusion_matrix(Y_TRUE, Y_PRED, 3)
+    assert cm.tolist() == [[3, 1, 0], [0, 2, 0], [1, 0, 1]]
+    pairs = confused_pairs(cm, NAMES)
+    # both have count 1; lemon -> Chihuahua is 50% of lemon, Chihuahua -> teddy 25%
+    assert [(p["true_name"], p["pred_name"]) for p in pairs] == [
+        ("lemon", "Chihuahua"), ("Chihuahua", "teddy bear")]
+    assert pairs[0]["rate"] == 0.5 and pairs[1]["rate"] == 0.25
+    assert describe_pair(pairs[1]) == "Chihuahua -> teddy bear: 25% of Chihuahua val images (1)"
+    assert confused_pairs(cm, NAMES, top=1) == pairs[:1]
+
+
+def test_symmetric_pairs_add_both_directions():
+    cm = np.array([[10, 3, 1], [4, 10, 0], [0, 2, 10]])
+    pairs = symmetric_pairs(cm, ["a", "b", "c"])
+    assert [(p["a_name"], p["b_name"], p["count"]) for p in pairs] == [
+        ("a", "b", 7), ("b", "c", 2), ("a", "c", 1)]
+    assert pairs[0]["a_to_b"] == 3 and pairs[0]["b_to_a"] == 4
+    assert pairs[0]["rate"] == pytest.approx(7 / (14 + 14))
+
+
+F1 = np.array([0.9, 0.2, 0.5, 0.2, 0.8, 0.7])   # mean 0.55, std 0.2630...
+
+
+def test_bottom_k_breaks_ties_by_index():
+    assert bottom_k(F1, 3) == [1, 3, 2]
+    assert bottom_k(F1, 100) == [1, 3, 2, 5, 4, 0]
+    with pytest.raises(AugmineError):
+        bottom_k(F1, 0)
+
+
+def test_threshold_and_zscore_policies():
+    assert below_threshold(F1, 0.5) == [1, 3]            # strictly below
+    assert below_threshold(F1, 0.51) == [1, 3, 2]
+    # mean - 1 * std = 0.55 - 0.263 = 0.287 -> only the two 0.2 classes
+    assert below_zscore(F1, 1.0) == [1, 3]
+    # mean - 0 * std = 0.55 -> also 0.5
+    assert below_zscore(F1, 0.0) == [1, 3, 2]
+    assert select_weak(F1, "zscore", z=2.0) == []
+    with pytest.raises(AugmineError, match="threshold"):
+        select_weak(F1, "threshold")
+    with pytest.raises(AugmineError, match="unknown weak-class policy"):
+        select_weak(F1, "worst")
+
+
+CIDS = [f"c{i}" for i in range(6)]
+CNAMES = [f"class {i}" for i in range(6)]
+
+
+def test_fixed_plan():
+    plan = make_plan(F1, CIDS, CNAMES, policy="bottom-k", k=2, factor=3)
+    assert plan.weak == [1, 3]
+    assert plan.factors.tolist() == [1, 3, 1, 3, 1, 1]
+    assert plan.weak_names == ["class 1", "class 3"]
+    assert plan.policy["scheme"] == "fixed" and plan.policy["f1"] == {"class 1": 0.2, "class 3": 0.2}
+
+
+def test_proportional_plan_is_capped_and_never_below_one():
+    # factor * (1 - F1): class 1 -> 4 * 0.8 = 3.2 capped at 3; class 2 -> 2.0; class 5 -> 1.2
+    plan = make_plan(F1, CIDS, CNAMES, policy="threshold", threshold=0.75, factor=4, cap=3)
+    assert plan.weak == [1, 3, 2, 5]
+    assert plan.factors == pytest.approx([1, 3, 2, 3, 1, 1.2])
+    # 1 - F1 small: factor would fall below 1 -> stays 1 (nothing dropped)
+    plan = make_plan(np.array([0.9, 0.95]), ["a", "b"], ["a", "b"], k=2, factor=2,
+                     scheme="proportional")
+    assert plan.factors.tolist() == [1.0, 1.0]
+
+
+def test_plan_rejects_dropping_and_bad_input():
+    with pytest.raises(AugmineError, match="never drops"):
+        OversamplingPlan(np.array([1.0, 0.5]), [1], ["a", "b"], ["a", "b"])
+    with pytest.raises(AugmineError, match=">= 1"):
+        make_plan(F1, CIDS, CNAMES, factor=0.5)
+    with pytest.raises(AugmineError, match="scheme"):
+        make_plan(F1, CIDS, CNAMES, scheme="square")
+
+
+def test_plan_round_trips_through_json():
+    plan = make_plan(F1, CIDS, CNAMES, k=2, factor=2.5, recipe="tiny-imagenet-14")
+    back = OversamplingPlan.from_dict(json.loads(json.dumps(plan.to_dict())))
+    assert back.factors.tolist() == plan.factors.tolist()
+    assert (back.weak, back.class_ids, back.class_names, back.recipe, back.policy) == (
+        plan.weak, plan.class_ids, plan.class_names, plan.recipe, plan.policy)
+
+
+def test_hand_written_plan_by_names_and_unknown_class():
+    d = {"class_ids": CIDS, "class_names": CNAMES, "factors": {"class 2": 2, "c4": 1.5}}
+    plan = OversamplingPlan.from_dict(d)
+    assert plan.factors.tolist() == [1, 1, 2, 1, 1.5, 1] and plan.weak == [2, 4]
+    d["factors"]["class 22"] = 3
+    with pytest.raises(AugmineError, match="unknown class 'class 22'"):
+        OversamplingPlan.from_dict(d, where="plans/round-1.json")
+
+
+def test_aligned_to_reorders_and_rejects_unknown_classes():
+    plan = OversamplingPlan(np.array([1, 3, 2.0]), [1, 2], ["a", "b", "c"], ["A", "B", "C"])
+    al = plan.aligned_to(["c", "a", "b", "d"], ["C", "A", "B", "D"])
+    assert al.factors.tolist() == [2, 1, 3, 1] and al.weak_names == ["B", "C"]
+    with pytest.raises(AugmineError, match=r"'B' \(b\) is not in the dataset"):
+        plan.aligned_to(["a", "c"])
+
+
+def test_class_weight_and_expected_share():
+    plan = OversamplingPlan(np.array([1.0, 3.0, 1.0]), [1], ["a", "b", "c"], ["a", "b", "c"])
+    assert plan.class_weight() == {0: 1.0, 1: 3.0, 2: 1.0}
+    counts = np.array([100, 50, 50])
+    # normalised: mean weight over the 200 samples is 1 -> 200 / (100 + 150 + 50) = 2/3
+    cw = plan.class_weight(counts)
+    assert cw[1] == pytest.approx(2.0) and cw[0] == pytest.approx(2 / 3)
+    assert sum(cw[c] * n for c, n in enumerate(counts)) == pytest.approx(200)
+    old, new = plan.expected_share(counts)
+    assert old.tolist() == [0.5, 0.25, 0.25]
+    assert new == pytest.approx([100 / 300, 150 / 300, 50 / 300])
+    assert plan.expected_epoch_length(counts) == 300
+    row, = plan.summary(counts)
+    assert row["name"] == "b" and row["old_share"] == 0.25 and row["new_share"] == 0.5
+
+
+def test_suspect_samples_lowest_self_confidence_first():
+    labels = np.array([0, 0, 0, 1, 1])
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.5, 0.5]])
+    assert self_confidence(labels, probs) == pytest.approx([0.9, 0.2, 0.6, 0.7, 0.5])
+    sus = suspect_samples(labels, probs, [0], per_class=2, paths=np.array(list("vwxyz")),
+                          class_names=["cat", "dog"])
+    assert [s["path"] for s in sus] == ["w", "x"]
+    assert sus[0]["predicted_name"] == "dog" and sus[0]["self_confidence"] == 0.2
+    assert [s["index"] for s in suspect_samples(labels, probs, [1, 0], per_class=1)] == [4, 1]

@@ -1,0 +1,304 @@
+"""The training/evaluation pipelines: shapes, order, oversampling, determinism, errors, shutdown."""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import signal
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from augmine.errors import AugmineError
+
+
+def _compose(size: int, strong: bool = False):
+    """A small random recipe (stands in for recipes/*.yaml; output exactly size x size)."""
+    import albumentations as A
+
+    extra = [A.ToGray(p=1.0)] if strong else []
+    return A.Compose([A.HorizontalFlip(p=0.5),
+                      A.RandomBrightnessContrast(p=0.5),
+                      A.RandomResizedCrop((size, size), scale=(0.4, 1.0), p=1.0), *extra])
+
+
+def _spawned_children() -> list[int]:
+    """PIDs of live pipeline workers (/proc scan): children of the multiprocessing fork server,
+    or spawn workers of this process. The fork server itself is a helper that lives as long as
+    Python, like multiprocessing's resource tracker, and is not counted."""
+    from multiprocessing import forkserver
+
+    me = os.getpid()
+    server = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        state, ppid = fields[0], int(fields[1])
+        if state != "Z" and (ppid == server or (ppid == me and b"spawn_main" in cmd)):
+            found.append(int(entry))
+    return found
+
+
+def _assert_no_workers():
+    import multiprocessing as mp
+
+    gc.collect()
+    assert mp.active_children() == []
+    assert _spawned_children() == []
+
+
+def _batches(ds):
+    return [(x.numpy(), y.numpy()) for x, y in ds]
+
+
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_train_and_eval_shapes_dtypes_ranges(synth_index, size):
+    from augmine.pipeline import epoch_length, eval_dataset, train_dataset
+
+    ds = train_dataset(synth_index, _compose(size), size, 96, seed=0, workers=1)
+    batches = _batches(ds)
+    assert int(ds.cardinality()) == len(batches) == 5          # 400 images: 4 x 96 + 16
+    assert [len(y) for _, y in batches] == [96, 96, 96, 96, 16]  # last partial batch kept
+    x, y = batches[0]
+    assert x.shape == (96, size, size, 3) and x.dtype == np.float32
+    assert y.dtype == np.int32 and 0 <= y.min() and y.max() < synth_index.num_classes
+    assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.5  # normalised, not all dark
+    assert sum(len(y) for _, y in batches) == epoch_length(synth_index) == 400
+    ex, ey = next(iter(eval_dataset(synth_index, size, 32)))
+    assert ex.shape == (32, size, size, 3) and ex.dtype.name == "float32"
+    assert ey.dtype.name == "int32" and 0.0 <= float(ex.numpy().min()) <= float(ex.numpy().max()) <= 1.0
+    _assert_no_workers()
+
+
+def test_eval_keeps_file_order_and_pixels(synth_index):
+    import cv2
+
+    from augmine.dataset import read_image
+    from augmine.pipeline import eval_dataset
+
+    batches = _batches(eval_dataset(synth_index, 32, 33))
+    labels = np.concatenate([y for _, y in batches])
+    images = np.concatenate([x for x, _ in batches])
+    np.testing.assert_array_equal(labels, synth_index.val.labels)
+    for i in (0, 57, len(labels) - 1):   # the image of each position is that file's image
+        want = cv2.resize(read_image(synth_index.val.paths[i]), (32, 32),
+                          interpolation=cv2.INTER_LINEAR) / 255.0
+        np.testing.assert_allclose(images[i], want, atol=1 / 255 + 1e-6)
+
+
+@pytest.fixture()
+def gray_root(tmp_path):
+    """A class-folder dataset whose JPEGs are all single-channel (grayscale) files."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("val", 3)):
+        for cls in ("a", "b"):
+            d = tmp_path / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                cv2.imwrite(str(d / f"{cls}{i}.jpg"), rng.integers(0, 255, (40, 48), np.uint8))
+    return tmp_path
+
+
+def test_grayscale_inputs_come_out_with_three_channels(gray_root):
+    from augmine.dataset import load_index
+    from augmine.pipeline import eval_dataset, train_dataset
+
+    index = load_index(gray_root)
+    x, _ = next(iter(eval_dataset(index, 16, 8)))
+    assert x.shape == (6, 16, 16, 3)
+    x = x.numpy()
+    np.testing.assert_array_equal(x[..., 0], x[..., 2])
+    tx, _ = next(iter(train_dataset(index, _compose(16), 16, 12, seed=1, workers=0)))
+    assert tx.shape == (12, 16, 16, 3)
+
+
+def test_plan_triples_two_classes_and_uses_the_weak_recipe(synth_index):
+    """Factor 3 for classes 0 and 1: exactly 3x their images (tolerance 0: the count per class
+    is fixed by construction); a plan recipe applies to the weak classes only."""
+    from augmine.pipeline import epoch_length, train_dataset
+
+    factors = np.ones(synth_index.num_classes)
+    factors[[0, 1]] = 3.0
+    plan = SimpleNamespace(factors=factors, weak=[0, 1], recipe=_compose(16, strong=True))
+    assert epoch_length(synth_index, plan) == 400 + 2 * 2 * 40
+    batches = _batches(train_dataset(synth_index, _compose(16), 16, 64, plan=plan, seed=3,
+                                     workers=2))
+    labels = np.concatenate([y for _, y in batches])
+    images = np.concatenate([x for x, _ in batches])
+    counts = np.bincount(labels, minlength=10)
+    assert counts[0] == counts[1] == 120 and set(counts[2:]) == {40}
+    share = counts[:2].sum() / counts.sum()
+    base = 80 / 400
+    assert share == pytest.approx(3 * base / (1 + 2 * base))   # 3x the images of those classes
+    gray = (np.ptp(images, axis=-1) < 1e-6).all(axis=(1, 2))
+    assert gray[labels < 2].all()                # weak classes: the plan's ToGray recipe
+    assert gray[labels >= 2].mean() < 0.1        # others: normal colour images
+    _assert_no_workers()
+
+
+def test_fractional_factor_adds_extra_copies_without_dropping(synth_index):
+    from augmine.pipeline import epoch_order
+
+    labels = synth_index.train.labels
+    factors = np.ones(10)
+    factors[4] = 1.5
+    order = epoch_order(labels, factors, rng=0)
+    seen = np.bincount(order, minlength=len(labels))
+    assert seen.min() >= 1                                  # nothing dropped
+    assert np.bincount(labels[order])[4] == 60              # 40 + round(0.5 * 40)
+    assert set(seen[labels == 4]) == {1, 2} and set(seen[labels != 4]) == {1}
+
+
+def test_same_seed_same_batches_any_worker_count(synth_index):
+    from augmine.pipeline import train_dataset
+
+    one = _batches(train_dataset(synth_index, _compose(32), 32, 128, seed=7, workers=1))
+    two = _batches(train_dataset(synth_index, _compose(32), 32, 128, seed=7, workers=2))
+    inproc = _batches(train_dataset(synth_index, _compose(32), 32, 128, seed=7, workers=0))
+    for (xa, ya), (xb, yb), (xc, yc) in zip(one, two, inproc):
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(xa, xc)
+    other = _batches(train_dataset(synth_index, _compose(32), 32, 128, seed=8, workers=0))
+    assert not np.array_equal(other[0][1], one[0][1])
+
+
+def test_epochs_differ_and_cache_gives_the_same_batches(synth_index, tmp_path):
+    from augmine.pipeline import train_dataset
+
+    ds = train_dataset(synth_index, _compose(16), 16, 400, seed=5, workers=1)
+    first, second = _batches(ds), _batches(ds)
+    assert not np.array_equal(first[0][1], second[0][1])   # a new order each epoch
+    cache = tmp_path / "train.npy"
+    cached = train_dataset(synth_index, _compose(16), 16, 400, seed=5, workers=1, cache=cache)
+    assert cache.exists() and np.load(cache, mmap_mode="r").shape == (400, 64, 64, 3)
+    np.testing.assert_array_equal(_batches(cached)[0][0], first[0][0])
+    stamp = cache.stat().st_mtime_ns
+    train_dataset(synth_index, _compose(16), 16, 400, seed=5, workers=1, cache=cache)
+    assert cache.stat().st_mtime_ns == stamp                # reused, not rebuilt
+
+
+@pytest.fixture()
+def corrupt_copy(synth_root, tmp_path):
+    """A copy of the synthetic dataset with one train and one val JPEG corrupted."""
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    bad_train = sorted((root / "train").glob("*/images/*.JPEG"))[17]
+    bad_train.write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg \xff\xd9")
+    bad_val = root / "val" / "images" / "val_3.JPEG"
+    bad_val.write_bytes(b"garbage")
+    return root, bad_train, bad_val
+
+
+def test_failing_image_raises_augmine_error_naming_the_file(corrupt_copy):
+    from augmine.dataset import load_index
+    from augmine.pipeline import eval_dataset, pipeline_errors, train_dataset
+
+    root, bad_train, bad_val = corrupt_copy
+    index = load_index(root)
+    with pytest.raises(AugmineError, match=bad_train.name):
+        with pipeline_errors():
+            for _ in train_dataset(index, _compose(16), 16, 50, seed=0, workers=2):
+                pass
+    _assert_no_workers()
+    with pytest.raises(AugmineError, match=bad_val.name):
+        with pipeline_errors():
+            for _ in eval_dataset(index, 16, 50):
+                pass
+
+
+def test_no_workers_left_after_break_or_ctrl_c(synth_index):
+    from augmine.pipeline import train_dataset
+
+    ds = train_dataset(synth_index, _compose(16), 16, 8, seed=0, workers=2)
+    it = iter(ds)
+    next(it)
+    assert len(_spawned_children()) == 2
+    del it                                  # dropped mid-epoch
+    _assert_no_workers()
+
+    with pytest.raises(KeyboardInterrupt):
+        for n, _ in enumerate(ds):
+            if n == 1:
+                for pid in _spawned_children():     # Ctrl-C reaches the whole process group:
+                    os.kill(pid, signal.SIGINT)     # workers ignore it,
+                os.kill(os.getpid(), signal.SIGINT)  # the main process stops
+    _assert_no_workers()
+
+
+def test_bad_arguments_are_one_line_errors(synth_index):
+    from augmine.pipeline import epoch_length, train_dataset
+
+    with pytest.raises(AugmineError, match="3 factors"):
+        epoch_length(synth_index, SimpleNamespace(factors=[1, 2, 3], weak=[], recipe=None))
+    with pytest.raises(AugmineError, match=">= 1"):
+        epoch_length(synth_index, SimpleNamespace(factors=np.full(10, 0.5), weak=[], recipe=None))
+    with pytest.raises(AugmineError, match="batch size"):
+        train_dataset(synth_index, _compose(16), 16, 0)
+
+
+def test_recipe_by_name_goes_through_build_compose(synth_index):
+    recipes = pytest.importorskip("augmine.recipes")
+    try:
+        recipes.resolve_recipe("light")
+    except AugmineError:
+        pytest.skip("recipes/light.yaml not written yet")
+    from augmine.pipeline import train_dataset
+
+    x, _ = next(iter(train_dataset(synth_index, "light", 16, 32, seed=0, workers=1)))
+    assert x.shape == (32, 16, 16, 3)
+
+
+def test_memory_cache_matches_no_cache(synth_index):
+    from augmine.pipeline import train_dataset
+
+    plain = _batches(train_dataset(synth_index, _compose(16), 16, 400, seed=2, workers=0))
+    cached = _batches(train_dataset(synth_index, _compose(16), 16, 400, seed=2, workers=1,
+                                    cache="memory"))
+    np.testing.assert_array_equal(plain[0][0], cached[0][0])
+
+
+def test_workers_exit_when_the_main_process_dies(synth_root, tmp_path):
+    """A training process killed hard (os._exit, OOM kill) leaves no worker behind."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "die.py"
+    script.write_text(f"""
+import os, multiprocessing as mp
+import albumentations as A
+from multiprocessing import forkserver
+from augmine.dataset import load_index
+from augmine.pipeline import train_dataset
+if __name__ == "__main__":
+    ds = train_dataset(load_index({str(synth_root)!r}), A.Compose([A.HorizontalFlip()]), 16, 4,
+                       seed=0, workers=2)
+    it = iter(ds); next(it)
+    pids = [p.pid for p in mp.active_children()] + [forkserver._forkserver._forkserver_pid]
+    print(*pids, flush=True)
+    os._exit(0)
+""")
+    out = tmp_path / "pids.txt"
+    with open(out, "w") as fh:
+        subprocess.run([sys.executable, str(script)], stdout=fh, stderr=subprocess.DEVNULL,
+                       timeout=120, check=True)
+    pids = [int(p) for p in out.read_text().split()]
+    assert len(pids) == 3
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+        time.sleep(0.2)
+    alive = [p for p in pids if Path(f"/proc/{p}").exists()
+             and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert alive == []

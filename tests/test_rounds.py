@@ -1,0 +1,268 @@
+"""Mining rounds and the ``augmine mine`` commands.
+
+Fast tests use a run folder fabricated with ``write_stage_report`` (no training); the slow
+ones train a tiny DenseNet on the generated dataset and run real rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from augmine.cli import cli
+from augmine.dataset import load_index
+from augmine.mining import OversamplingPlan, make_plan
+from augmine.reports import REPORT_FILES, list_stage_reports, write_stage_report
+from augmine.synth import confusable_pairs
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def fabricated_predictions(index, pair, rate=0.5, seed=0):
+    """Val probabilities where ``rate`` of each class of ``pair`` is predicted as the other."""
+    rng = np.random.default_rng(seed)
+    y_true = np.asarray(index.val.labels)
+    y_pred = y_true.copy()
+    a, b = (index.class_index(n) for n in pair)
+    for src, dst in ((a, b), (b, a)):
+        idx = np.flatnonzero(y_true == src)
+        y_pred[rng.choice(idx, int(len(idx) * rate), replace=False)] = dst
+    probs = np.full((len(y_true), index.num_classes), 0.02, np.float32)
+    probs[np.arange(len(y_true)), y_pred] = 1 - 0.02 * (index.num_classes - 1)
+    return y_true, probs
+
+
+@pytest.fixture
+def fake_run(tmp_path, synth_root, synth_index):
+    """A run folder with config.yaml and a phase-1 report in which the planted pair is confused."""
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = {"name": "fake", "data": str(synth_root), "batch_size": 32,
+           "phases": [{"size": 16, "epochs": 1, "recipe": "none"}],
+           "mining": {"policy": "bottom-k", "k": 2, "factor": 3, "epochs": 1}}
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    pair = confusable_pairs(synth_root)[0]
+    y_true, probs = fabricated_predictions(synth_index, pair)
+    write_stage_report(run, "phase-1", y_true, probs, synth_index.class_ids,
+                       synth_index.class_names, meta={"kind": "phase", "size": 16})
+    return run
+
+
+def test_analyze_prints_table_and_planted_pair(fake_run, synth_root):
+    a, b = confusable_pairs(synth_root)[0]
+    res = run_cli("mine", "analyze", fake_run)
+    assert res.exit_code == 0, res.output
+    assert "phase-1, 16 px: accuracy 90.0%" in res.output
+    assert f"{a} -> {b}: 50% of {a} val images (5)" in res.output
+    assert f"{a} <-> {b}: 10 confusions" in res.output
+    # weakest first: the two pair classes (F1 0.5) lead the table
+    table = res.output.split("support")[1].splitlines()[1:3]
+    assert sorted(line.split("  ")[0].strip() for line in table) == sorted([a, b])
+
+
+def test_plan_writes_plan_and_prints_shares(fake_run, synth_root):
+    a, b = confusable_pairs(synth_root)[0]
+    res = run_cli("mine", "plan", fake_run, "--policy", "bottom-k", "--k", "2", "--factor", "3")
+    assert res.exit_code == 0, res.output
+    plan = OversamplingPlan.from_dict(json.loads((fake_run / "plans" / "round-1.json").read_text()))
+    assert sorted(plan.weak_names) == sorted([a, b])
+    assert sorted(plan.factors.tolist()) == [1.0] * 8 + [3.0, 3.0]
+    # 10 classes x 40 images: a weak class goes from 10% to 3 * 40 / 560 = 21.4% of an epoch
+    assert "10.00%" in res.output and "21.43%" in res.output
+    assert "2 of 10 classes chosen: 20.0% of an epoch before, 42.9% after; epoch 400 -> 560" \
+        in res.output
+    # proportional factors: 4 * (1 - 0.5) = 2 for both pair classes
+    res = run_cli("mine", "plan", fake_run, "--k", "2", "--factor", "4", "--cap", "5")
+    assert res.exit_code == 0, res.output
+    assert "proportional" in res.output and "2.00" in res.output
+
+
+def test_plan_and_round_errors_are_one_line(fake_run, tmp_path):
+    res = run_cli("mine", "plan", fake_run, "--policy", "threshold")
+    assert res.exit_code != 0 and res.output.startswith("Error: ") and "--threshold" in res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+    res = run_cli("mine", "round", fake_run)
+    assert res.exit_code != 0 and "has no checkpoint" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for cmd in ("analyze", "history", "plan"):
+        res = run_cli("mine", cmd, empty)
+        assert res.exit_code != 0 and "not a run folder" in res.output, res.output
+    (empty / "config.yaml").write_text("name: x\n")
+    res = run_cli("mine", "analyze", empty)
+    assert "holds no stage report" in res.output
+
+
+def test_round_rejects_plan_with_unknown_class(fake_run, synth_index):
+    (fake_run / "checkpoints").mkdir()
+    (fake_run / "checkpoints" / "last.keras").write_bytes(b"not used")
+    plan = make_plan(np.linspace(0, 1, 10), list(synth_index.class_ids),
+                     list(synth_index.class_names), k=1)
+    d = plan.to_dict()
+    d["class_ids"][0], d["class_names"][0] = "n99999999", "Chihuahua"
+    (fake_run / "plans").mkdir()
+    (fake_run / "plans" / "round-1.json").write_text(json.dumps(d))
+    res = run_cli("mine", "round", fake_run, "--epochs", "1")
+    assert res.exit_code != 0 and res.output.startswith("Error: ")
+    assert "'Chihuahua' (n99999999) is not in the dataset" in res.output
+    assert not (fake_run / "checkpoints" / "round-1-start").exists()   # nothing touched
+
+
+def test_history_across_phases_and_rounds(fake_run, synth_root, synth_index):
+    a, b = confusable_pairs(synth_root)[0]
+    plan = make_plan(np.r_[0.5, 0.5, np.ones(8)], synth_index.class_ids,
+                     synth_index.class_names, k=2)
+    y_true, probs = fabricated_predictions(synth_index, (a, b), rate=0.2)
+    write_stage_report(fake_run, "round-1", y_true, probs, synth_index.class_ids,
+                       synth_index.class_names, plan=plan,
+                       before=list_stage_reports(fake_run)[0], plots=False)
+    res = run_cli("mine", "history", fake_run)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert a[:14] in lines[0] and b[:14] in lines[0]
+    assert lines[1].split()[:4] == ["phase-1", "16", "90.0%", "0.900"]
+    assert lines[2].split()[:2] == ["round-1", "-"] and lines[2].split()[-1] == "0.800"
+    res = run_cli("mine", "analyze", fake_run)       # latest = the round: before/after shown
+    assert f"F1 {a[:27]}" in res.output and "(+0.300)" in res.output
+
+
+def test_plan_frequencies_over_a_pipeline_epoch(synth_index):
+    """A plan's sampled class counts over one pipeline epoch match the plan: exactly
+    floor(f) * n + round(frac(f) * n) per class (tolerance 0), every class present."""
+    pipeline = pytest.importorskip("augmine.pipeline")
+    f1 = np.linspace(0.1, 1.0, synth_index.num_classes)
+    plan = make_plan(f1, synth_index.class_ids, synth_index.class_names, k=3, factor=4.0,
+                     cap=3.5)                     # proportional: 3.5, 3.2, 2.8
+    assert plan.factors[:3] == pytest.approx([3.5, 3.2, 2.8])
+    ds = pipeline.train_dataset(synth_index, "none", size=16, batch_size=128, plan=plan,
+                                seed=1, workers=0)
+    labels = np.concatenate([y.numpy() for _, y in ds])
+    counts = np.bincount(labels, minlength=synth_index.num_classes)
+    n = synth_index.class_counts("train")
+    expected = np.floor(plan.factors) * n + np.round((plan.factors % 1) * n)
+    assert counts.tolist() == expected.astype(int).tolist()
+    assert len(labels) == pipeline.epoch_length(synth_index, plan)
+    _, new_share = plan.expected_share(n)
+    assert np.abs(counts / counts.sum() - new_share).max() < 0.005
+
+
+# --------------------------------------------------------------------------- real rounds
+
+# At 16 px the planted pairs' textures vanish: the pair is what a tiny model confuses.
+TINY = {"name": "tiny", "model": {"width": 16, "growth_rate": 12, "blocks": 3,
+                                  "layers_per_block": 1},
+        "batch_size": 32, "workers": 0, "mixed_precision": False, "seed": 0,
+        "optimizer": {"name": "adam"},
+        "schedule": {"min_lr": 0.002, "max_lr": 0.01, "half_cycle": 60},
+        "phases": [{"size": 16, "epochs": 15, "recipe": "none"}],
+        "mining": {"policy": "bottom-k", "k": 2, "factor": 3, "epochs": 2}}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, synth_root):
+    """A tiny run trained for one 15-epoch phase at 16 px on the generated dataset (~15 s)."""
+    train = pytest.importorskip("augmine.train")
+    run = tmp_path_factory.mktemp("mine") / "run"
+    train.train_run(TINY, synth_root, run, progress=False)
+    return run
+
+
+def _copy(run, tmp_path):
+    dst = tmp_path / "run"
+    shutil.copytree(run, dst)
+    return dst
+
+
+def _round_rows(run):
+    from augmine.train import read_history
+
+    return [r for r in read_history(run) if r["stage"] == "round-1"]
+
+
+@pytest.mark.slow
+def test_round_on_generated_data(trained_run, synth_root, tmp_path):
+    run = _copy(trained_run, tmp_path)
+    planted = [set(p) for p in confusable_pairs(synth_root)]
+    res = run_cli("mine", "round", run, "--no-progress")
+    assert res.exit_code == 0, res.output
+    rep = json.loads((run / "reports" / "round-1" / "report.json").read_text())
+    assert sorted(p.name for p in (run / "reports" / "round-1").iterdir()) == sorted(REPORT_FILES)
+    for r in (list_stage_reports(run)[0], rep):       # phase-1, then the round
+        sym = [{p["a_name"], p["b_name"]} for p in r["symmetric_pairs"][:5]]
+        assert any(p in sym for p in planted), (r["stage"], sym, planted)
+    chosen = rep["plan"]["weak_names"]
+    assert len(chosen) == 2 and f"chose 2 classes: {', '.join(chosen)}" in res.output
+    for name in chosen:
+        assert f"F1 {name[:27]}" in res.output
+    assert "accuracy" in res.output and rep["before"]["stage"] == "phase-1"
+    assert len(_round_rows(run)) == 2
+    # a done round is not silently trained again
+    res = run_cli("mine", "round", run, "--round", "1")
+    assert res.exit_code != 0 and "already done" in res.output
+    res = run_cli("mine", "history", run)
+    assert res.exit_code == 0 and "round-1" in res.output
+
+
+@pytest.mark.slow
+def test_interrupted_round_resumes_to_a_consistent_run(trained_run, tmp_path, monkeypatch):
+    import keras
+
+    import augmine.train as train
+    from augmine.rounds import round_status, run_round
+
+    run = _copy(trained_run, tmp_path)
+    start_epochs = json.loads((run / "state.json").read_text())["epochs_done"]
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    real = train._callbacks
+    monkeypatch.setattr(train, "_callbacks", lambda *a: real(*a) + [Interrupt()])
+    with pytest.raises(KeyboardInterrupt):
+        run_round(run, progress=False)
+    monkeypatch.setattr(train, "_callbacks", real)
+    assert round_status(run, 1) == "interrupted"
+    assert not (run / "reports" / "round-1" / "report.json").exists()
+    assert [r["stage"] for r in list_stage_reports(run)] == ["phase-1"]
+    assert len(_round_rows(run)) == 1
+
+    res = run_round(run, progress=False)             # resumes: trains only the missing epoch
+    assert res.resumed and round_status(run, 1) == "done"
+    state = json.loads((run / "state.json").read_text())
+    assert state["epochs_done"] == start_epochs + 2
+    assert [int(r["epoch"]) for r in _round_rows(run)] == [start_epochs + 1, start_epochs + 2]
+    assert res.report["meta"]["epochs_done"] == start_epochs + 2
+
+    res = run_round(run, redo=True, progress=False)  # redo: from the round's start again
+    state = json.loads((run / "state.json").read_text())
+    assert state["epochs_done"] == start_epochs + 2 and not res.resumed
+    assert [int(r["epoch"]) for r in _round_rows(run)] == [start_epochs + 1, start_epochs + 2]
+    assert [r["stage"] for r in list_stage_reports(run)] == ["phase-1", "round-1"]
+
+
+@pytest.mark.slow
+def test_class_weight_mode_and_suspects(trained_run, tmp_path):
+    run = _copy(trained_run, tmp_path)
+    res = run_cli("mine", "round", run, "--mode", "class-weight", "--epochs", "1", "--no-progress")
+    assert res.exit_code == 0, res.output
+    rep = json.loads((run / "reports" / "round-1" / "report.json").read_text())
+    assert rep["meta"]["mode"] == "class-weight"
+    res = run_cli("mine", "suspects", run, "--per-class", "3")
+    assert res.exit_code == 0, res.output
+    rows = (run / "reports" / "round-1" / "suspects.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3 * 2
+    index = load_index(json_or_yaml_data(run))
+    assert rows[1].split(",")[1] in set(index.train.paths)
+
+
+def json_or_yaml_data(run):
+    return yaml.safe_load((run / "config.yaml").read_text())["data"]

@@ -1,0 +1,255 @@
+"""Phased training: configs, run folder, reports, extra epochs, resume after SIGKILL, strategy."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from augmine.cli import cli
+from augmine.errors import AugmineError
+from augmine.train import (HISTORY_COLUMNS, load_checkpoint, load_config, read_history,
+                           read_state, train_extra_epochs, train_run)
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {"name": "tiny", "model": {"width": 8, "growth_rate": 4}, "batch_size": 32,
+        "schedule": {"min_lr": 0.01, "max_lr": 0.1, "half_cycle": 20}, "seed": 0,
+        "workers": 0, "mixed_precision": "false", "strategy": "default",
+        "phases": [{"size": 16, "epochs": 1, "recipe": "none"},
+                   {"size": 32, "epochs": 1, "recipe": "none"},
+                   {"size": 64, "epochs": 1, "recipe": "none"}]}
+
+
+def write_config(folder: Path, **changes) -> Path:
+    cfg = {**TINY, **changes}
+    path = folder / "train.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, synth_root):
+    """A tiny model trained one epoch per phase (16, 32, 64 px) on the generated data."""
+    folder = tmp_path_factory.mktemp("trained")
+    result = train_run(write_config(folder), synth_root, folder / "run", progress=False)
+    return result
+
+
+# --------------------------------------------------------------------------- configs
+
+@pytest.mark.parametrize("change,message", [
+    ({"batchsize": 32}, "unknown key 'batchsize'; did you mean 'batch_size'?"),
+    ({"phases": [{"size": 16, "epoch": 2, "recipe": "none"}]},
+     "unknown key 'epoch'; did you mean 'epochs'?"),
+    ({"schedule": {"max_rl": 0.1}}, "did you mean 'max_lr'?"),
+    ({"phases": [{"size": 16, "epochs": -1, "recipe": "none"}]}, "phases[1].epochs: -1"),
+    ({"phases": [{"size": 16, "epochs": 0, "recipe": "none"}]}, "phases[1].epochs: 0"),
+    ({"phases": [{"size": 8, "epochs": 1, "recipe": "none"}]}, "needs >= 16 px"),
+    ({"phases": [{"size": "big", "epochs": 1, "recipe": "none"}]}, "phases[1].size"),
+    ({"phases": [{"size": 16, "epochs": 1, "recipe": "no-such-recipe.yaml"}]},
+     "recipe 'no-such-recipe.yaml' not found"),
+    ({"schedule": {"mode": "triangle"}}, "did you mean 'triangular'?"),
+    ({"optimizer": {"name": "sgd", "momentun": 0.9}}, "did you mean 'momentum'?"),
+    ({"phases": []}, "'phases' is missing or empty"),
+])
+def test_bad_configs_fail_with_one_line_before_training(tmp_path, synth_root, change, message):
+    path = write_config(tmp_path, **change)
+    with pytest.raises(AugmineError) as err:
+        load_config(path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+    # the CLI prints it as one line and creates no run folder
+    out = CliRunner().invoke(cli, ["train", str(path), "--data", str(synth_root),
+                                   "--run-dir", str(tmp_path / "run")])
+    assert out.exit_code != 0
+    assert out.output.startswith("Error: ") and out.output.count("\n") == 1, out.output
+    assert "Traceback" not in out.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_recipes_resolve_next_to_the_config_first(tmp_path):
+    (tmp_path / "mine.yaml").write_text("name: mine\ntransforms: []\n")
+    cfg = load_config(write_config(tmp_path, phases=[
+        {"size": 16, "epochs": 1, "recipe": "mine.yaml"},
+        {"size": 32, "epochs": 2, "recipe": "none"}]))
+    assert cfg.phases[0].recipe == str((tmp_path / "mine.yaml").resolve())
+    assert cfg.phases[1].recipe == str((REPO / "recipes" / "none.yaml").resolve())
+    assert cfg.total_epochs == 3
+    assert cfg.optimizer == {"name": "sgd", "momentum": 0.9, "nesterov": True}
+
+
+def test_shipped_configs_are_valid():
+    ref = load_config(REPO / "recipes" / "tiny-imagenet-densenet.yaml", check_recipes=False)
+    assert [p.size for p in ref.phases] == [16, 32, 64]
+    assert ref.total_epochs == 95 and ref.batch_size == 320
+    assert ref.schedule == {"mode": "triangular", "min_lr": 0.001, "max_lr": 0.05,
+                            "half_cycle": 2000}
+    small = load_config(REPO / "recipes" / "cpu-small.yaml", check_recipes=False)
+    assert small.model["width"] <= 16
+
+
+# --------------------------------------------------------------------------- a trained run
+
+def test_tiny_model_trained_one_epoch_per_phase_lowers_its_loss(trained):
+    rows = read_history(trained.run_dir)
+    assert [r["stage"] for r in rows] == ["phase-1", "phase-2", "phase-3"]
+    assert [int(r["size"]) for r in rows] == [16, 32, 64]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert tuple(rows[0]) == HISTORY_COLUMNS
+    losses = [float(r["loss"]) for r in rows]
+    assert losses[-1] < losses[0], losses
+    assert all(0.0 <= float(r["val_accuracy"]) <= 1.0 and float(r["lr"]) > 0 for r in rows)
+    state = read_state(trained.run_dir)
+    assert state["status"] == "done" and state["epochs_done"] == 3
+    assert state["step"] == 3 * 13            # 400 images / batch 32 -> 13 steps per epoch
+    assert state["reports"] == ["phase-1", "phase-2", "phase-3"]
+    for stage in state["reports"]:
+        report = json.loads((trained.run_dir / "reports" / stage / "report.json").read_text())
+        assert report["stage"] == stage and report["kind"] == "phase"
+    cfg = yaml.safe_load((trained.run_dir / "config.yaml").read_text())
+    assert Path(cfg["data"]).is_dir()
+
+
+def test_checkpoints_keep_the_optimizer_step(trained):
+    model = load_checkpoint(trained.last_checkpoint)
+    assert int(model.optimizer.iterations.numpy()) == 39
+    assert trained.best_checkpoint.is_file()
+    assert not list((trained.run_dir / "checkpoints").glob(".*"))   # no temp leftovers
+
+
+def test_a_finished_run_is_not_overwritten(trained, synth_root):
+    with pytest.raises(AugmineError, match="already holds a run"):
+        train_run(TINY, synth_root, trained.run_dir, progress=False)
+
+
+def test_evaluate_cli_prints_top1_top5_and_loss(trained):
+    out = CliRunner().invoke(cli, ["evaluate", str(trained.run_dir), "--checkpoint", "last"])
+    assert out.exit_code == 0, out.output
+    assert "top-1" in out.output and "top-5" in out.output and "loss" in out.output
+    assert "100 val images at 64 px" in out.output
+    bad = CliRunner().invoke(cli, ["evaluate", str(trained.run_dir / "nope")])
+    assert bad.exit_code != 0 and bad.output.startswith("Error: ")
+
+
+def test_extra_epochs_continue_the_schedule_and_history(trained, synth_index, tmp_path):
+    import shutil
+
+    from augmine.mining import OversamplingPlan
+
+    run = tmp_path / "run"
+    shutil.copytree(trained.run_dir, run)
+    plan = OversamplingPlan(np.r_[3.0, np.ones(9)], [0], list(synth_index.class_ids),
+                            list(synth_index.class_names))
+    model = train_extra_epochs(run, synth_index, 1, plan=plan, stage="round-1", progress=False)
+    state = read_state(run)
+    assert state["rounds"]["round-1"]["done"] is True
+    assert state["epochs_done"] == 4
+    # the plan repeats class 0 three times: 480 samples -> 15 steps
+    assert state["step"] == 39 + 15
+    assert int(model.optimizer.iterations.numpy()) == 39 + 15
+    rows = read_history(run)
+    assert rows[-1]["stage"] == "round-1" and rows[-1]["epoch"] == "4"
+    # a finished stage is not trained again
+    train_extra_epochs(run, synth_index, 1, stage="round-1", progress=False)
+    assert read_state(run)["epochs_done"] == 4
+
+
+def test_lr_find_cli_writes_plot_and_suggestion(tmp_path, synth_root):
+    path = write_config(tmp_path)
+    out = CliRunner().invoke(cli, ["lr-find", str(path), "--data", str(synth_root),
+                                   "--out", str(tmp_path / "lr"), "--steps", "12"])
+    assert out.exit_code == 0, out.output
+    assert "suggested" in out.output
+    assert (tmp_path / "lr" / "lr_find.png").stat().st_size > 1000
+    result = json.loads((tmp_path / "lr" / "lr_find.json").read_text())
+    assert 0 < result["min_lr"] < result["max_lr"]
+
+
+# --------------------------------------------------------------------------- resume, strategy
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.mark.slow
+def test_sigkill_mid_phase_then_resume_ends_with_the_planned_epochs(tmp_path, synth_root):
+    path = write_config(tmp_path, phases=[{"size": 16, "epochs": 2, "recipe": "none"},
+                                          {"size": 32, "epochs": 3, "recipe": "none"}])
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from augmine.cli import main; main()", "train", str(path),
+         "--data", str(synth_root), "--run-dir", str(run), "--no-progress"],
+        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    killed_at = None
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                state = json.loads((run / "state.json").read_text())
+            except (OSError, ValueError):
+                state = {}
+            if state.get("phase") == 2 and 1 <= state.get("phase_epochs_done", 0) < 3:
+                proc.send_signal(signal.SIGKILL)
+                killed_at = state
+                break
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None and killed_at is None:
+            proc.kill()
+        proc.wait()
+    assert killed_at is not None, proc.stderr.read().decode()[-2000:]
+    assert proc.returncode == -signal.SIGKILL
+
+    result = train_run(None, None, run, resume=True, progress=False)
+    state = result.state
+    assert state["status"] == "done"
+    assert state["epochs_done"] == 5 and state["step"] == 5 * 13
+    rows = read_history(run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert [r["stage"] for r in rows] == ["phase-1"] * 2 + ["phase-2"] * 3
+    model = load_checkpoint(run / "checkpoints" / "last.keras")
+    assert int(model.optimizer.iterations.numpy()) == 65
+    assert (run / "reports" / "phase-2" / "report.json").is_file()
+    # resuming a finished run changes nothing
+    assert train_run(None, None, run, resume=True, progress=False).state["epochs_done"] == 5
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path, synth_root):
+    path = write_config(tmp_path, strategy="mirrored",
+                        phases=[{"size": 16, "epochs": 1, "recipe": "none"}])
+    script = textwrap.dedent(f"""
+        import json
+        from augmine.runtime import import_tensorflow
+        tf = import_tensorflow()
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from augmine.train import make_strategy, train_run
+        replicas = make_strategy("mirrored").num_replicas_in_sync
+        r = train_run({str(path)!r}, {str(synth_root)!r}, {str(tmp_path / 'run')!r},
+                      progress=False)
+        print("RESULT", json.dumps({{"replicas": replicas, "state": r.state}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    result = json.loads(line[len("RESULT "):])
+    assert result["replicas"] == 2
+    assert result["state"]["status"] == "done" and result["state"]["step"] == 13
+    assert read_history(tmp_path / "run")[0]["stage"] == "phase-1"
