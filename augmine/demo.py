@@ -125,12 +125,13 @@ def format_summary(s: DemoSummary) -> list[str]:
     """The demo's closing summary as lines of text."""
     from .mining import describe_symmetric
 
-    lines = ["", f"{'stage':<10}{'size':>6}{'epochs':>8}{'accuracy':>10}{'top-5':>8}"
-                 f"{'macro F1':>10}"]
+    lines = ["", f"{'stage':<10}{'size':>6}{'epochs':>8}{'total':>7}{'accuracy':>10}"
+                 f"{'top-5':>8}{'macro F1':>10}"]
     for r in s.phases + ([s.round] if s.round else []):
-        epochs = (r.get("meta") or {}).get("epochs", r.get("epochs_done"))
+        epochs = (r.get("meta") or {}).get("epochs")
         lines.append(f"{r['stage']:<10}{r.get('size') or '-':>6}{epochs or '-':>8}"
-                     f"{r['accuracy']:>10.1%}{r['top5_accuracy']:>8.1%}{r['macro_f1']:>10.3f}")
+                     f"{r.get('epochs_done') or '-':>7}{r['accuracy']:>10.1%}"
+                     f"{r['top5_accuracy']:>8.1%}{r['macro_f1']:>10.3f}")
     if s.round:
         r = s.round
         plan = r.get("plan") or {}

@@ -616,7 +616,7 @@ def _phase_report(run_dir: Path, model, index, cfg: TrainConfig, phase_no: int, 
     phase = cfg.phases[phase_no - 1]
     y_true, probs = evaluate_model(model, index, phase.size, cfg.eval_batch_size or
                                    cfg.batch_size)
-    meta = {"kind": "phase", "phase": phase_no, "size": phase.size,
+    meta = {"kind": "phase", "phase": phase_no, "size": phase.size, "epochs": phase.epochs,
             "epochs_done": state["epochs_done"], "step": state["step"],
             "recipe": phase.recipe}
     return write_stage_report(run_dir, f"phase-{phase_no}", y_true, probs,
