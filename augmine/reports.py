@@ -57,17 +57,12 @@ def _summary(report: dict, names: Sequence[str]) -> dict:
 
 def _val_paths_from_config(run_dir: Path, n: int) -> np.ndarray:
     """Validation paths from the run's recorded dataset (``config.yaml`` ``data:``), or ""."""
-    cfg = run_dir / "config.yaml"
     try:
-        import yaml
+        from .rounds import load_run_index
 
-        data = (yaml.safe_load(cfg.read_text()) or {}).get("data")
-        if data:
-            from .dataset import load_index
-
-            paths = load_index(data).val.paths
-            if len(paths) == n:
-                return np.asarray(paths, dtype=str)
+        paths = load_run_index(run_dir).val.paths
+        if len(paths) == n:
+            return np.asarray(paths, dtype=str)
     except Exception:  # noqa: BLE001 - the paths are a convenience; a report never fails on them
         pass
     return np.full(n, "", dtype=str)

@@ -102,6 +102,14 @@ def load_run_index(run_dir):
     return load_index(data)
 
 
+def eval_settings(run_dir) -> tuple[int, int]:
+    """``(size, batch size)`` at which a run is evaluated: its last phase's size and its
+    ``eval_batch_size`` (else ``batch_size``, else 256)."""
+    cfg = load_run_config(run_dir)
+    return (int(cfg["phases"][-1]["size"]),
+            int(cfg.get("eval_batch_size") or cfg.get("batch_size") or 256))
+
+
 def done_rounds(run_dir) -> list[int]:
     """Numbers of the rounds with a complete report, ascending."""
     nums = []
@@ -340,20 +348,18 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
         _take_snapshot(run_dir, round_no, meta)
     write_plan(run_dir, round_no, plan)
 
-    from .train import evaluate_model, train_extra_epochs
+    from .train import evaluate_model, read_state, train_extra_epochs
 
     if mode == "oversample":
         kwargs: dict[str, Any] = {"plan": plan}
     else:
         kwargs = {"class_weight": plan.class_weight(index.class_counts("train"))}
     model = train_extra_epochs(run_dir, index, epochs, stage=stage, progress=progress, **kwargs)
-    cfg = load_run_config(run_dir)
-    size = int(cfg["phases"][-1]["size"])
-    y_true, probs = evaluate_model(model, index, size,
-                                   int(cfg.get("eval_batch_size") or cfg.get("batch_size") or 256))
+    size, batch_size = eval_settings(run_dir)
+    y_true, probs = evaluate_model(model, index, size, batch_size)
     from .reports import write_stage_report
 
-    state = _read_json(run_dir / "state.json")
+    state = read_state(run_dir)
     report = write_stage_report(
         run_dir, stage, y_true, probs, list(index.class_ids), list(index.class_names),
         meta={"kind": "round", "round": round_no, "mode": mode, "size": size, "epochs": epochs,
@@ -363,22 +369,12 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     return RoundResult(round_no, plan, report, mode, resumed)
 
 
-def _read_json(path: Path) -> dict:
-    import json
-
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def find_suspects(run_dir, per_class: int = 10, classes=None) -> tuple[str, list[dict]]:
     """Training images of weak classes with the lowest self-confidence under the run's
     last checkpoint. ``classes``: names/ids (default: the latest report's plan, else its
     weakest). Writes ``reports/<latest stage>/suspects.csv``; returns ``(csv path, rows)``."""
     from .mining import suspect_samples
-    from .pipeline import eval_dataset, pipeline_errors
-    from .train import load_checkpoint
+    from .train import evaluate_model, load_checkpoint
 
     run_dir = check_run_dir(run_dir)
     last = run_dir / "checkpoints" / "last.keras"
@@ -391,13 +387,9 @@ def find_suspects(run_dir, per_class: int = 10, classes=None) -> tuple[str, list
     else:
         names = (rep.get("plan") or {}).get("weak_names") or rep["weakest"]
         chosen = [index.class_index(n) for n in names]
-    cfg = load_run_config(run_dir)
-    size = int(cfg["phases"][-1]["size"])
+    size, batch_size = eval_settings(run_dir)
     model = load_checkpoint(last, compile=False)
-    with pipeline_errors():
-        probs = model.predict(eval_dataset(index, size, int(cfg.get("eval_batch_size") or
-                                                            cfg.get("batch_size") or 256),
-                                           split="train"), verbose=0)
+    _, probs = evaluate_model(model, index, size, batch_size, split="train")
     rows = suspect_samples(index.train.labels, probs, chosen, per_class=per_class,
                            paths=index.train.paths, class_names=list(index.class_names))
     buf = io.StringIO()

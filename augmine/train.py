@@ -422,14 +422,14 @@ def _train_ds(index, recipe, size, batch_size, plan=None, seed=None, workers=Non
     return train_dataset(index, recipe, size, batch_size, plan=plan, seed=seed, workers=workers)
 
 
-def _eval_ds(index, size, batch_size):
+def _eval_ds(index, size, batch_size, split="val"):
     from .pipeline import eval_dataset
 
-    return eval_dataset(index, size, batch_size)
+    return eval_dataset(index, size, batch_size, split=split)
 
 
-def evaluate_model(model, index, size: int, batch_size: int = 256):
-    """Predict the validation split at ``size`` px.
+def evaluate_model(model, index, size: int, batch_size: int = 256, split: str = "val"):
+    """Predict ``split`` (default the validation split) at ``size`` px, without augmentation.
 
     Returns ``(y_true (N,) int64, probs (N, C) float32)`` in the index's file order.
     """
@@ -438,12 +438,12 @@ def evaluate_model(model, index, size: int, batch_size: int = 256):
     from .pipeline import pipeline_errors
 
     with pipeline_errors():
-        probs = model.predict(_eval_ds(index, size, batch_size), verbose=0)
+        probs = model.predict(_eval_ds(index, size, batch_size, split), verbose=0)
     probs = np.asarray(probs, dtype=np.float32)
-    y_true = np.asarray(index.val.labels, dtype=np.int64)
+    y_true = np.asarray(index.split(split).labels, dtype=np.int64)
     if len(probs) != len(y_true):
         raise AugmineError(f"evaluation returned {len(probs)} predictions for "
-                           f"{len(y_true)} validation images")
+                           f"{len(y_true)} {split} images")
     return y_true, probs
 
 
