@@ -82,9 +82,35 @@ def import_tensorflow():
     return tf
 
 
+def keras_backend() -> str:
+    """The Keras backend this process will use, without importing Keras.
+
+    Keras reads ``KERAS_BACKEND`` first, then ``backend`` in ``$KERAS_HOME/keras.json``
+    (default ``~/.keras/keras.json``), else ``tensorflow``; this mirrors that rule so
+    callers can decide what to import. Returns ``"tensorflow"``, ``"jax"``, ``"torch"``
+    or ``"numpy"``. Once Keras is imported, ``keras.config.backend()`` is the answer.
+    """
+    if "keras" in sys.modules and hasattr(sys.modules["keras"], "config"):
+        return sys.modules["keras"].config.backend()
+    name = os.environ.get("KERAS_BACKEND")
+    if not name:
+        import json
+
+        home = os.environ.get("KERAS_HOME") or os.path.join(
+            os.path.expanduser("~"), ".keras")
+        try:
+            with open(os.path.join(home, "keras.json"), encoding="utf-8") as fh:
+                name = json.load(fh).get("backend")
+        except (OSError, ValueError, AttributeError):
+            name = None
+    return str(name or "tensorflow").lower()
+
+
 def import_keras():
-    """Import and return ``keras`` after a quiet :func:`import_tensorflow`."""
-    import_tensorflow()
+    """Import and return ``keras``; on the TensorFlow backend after a quiet
+    :func:`import_tensorflow`, on JAX or PyTorch without importing TensorFlow at all."""
+    if keras_backend() == "tensorflow":
+        import_tensorflow()
     import keras
 
     return keras

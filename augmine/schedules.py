@@ -13,10 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .runtime import import_tensorflow
+from .runtime import import_keras
 
-import_tensorflow()  # quiet TensorFlow logs before Keras imports it
-import keras  # noqa: E402  (augmine.schedules is imported lazily by the trainer, never by the CLI)
+keras = import_keras()  # quiet TensorFlow logs (TF backend); augmine.schedules loads lazily
 
 MODES = ("triangular", "triangular2", "exp_range")
 
