@@ -1,14 +1,26 @@
-"""Training throughput of the DenseNet at 16, 32 and 64 px, and the epoch-cost ratios.
+"""Training throughput per image size on any Keras backend: model alone, feed alone, end to end.
 
-Measures the model alone (train steps on in-memory random batches, no input pipeline):
-for each size, a warm-up step first (the first step at a new size compiles), then
-``--steps`` timed steps. Prints images/s per size and how much a 64 px epoch costs
-relative to a 16 px and a 32 px epoch (same number of images, so the ratio of the
-per-image times). Mixed precision is on when a GPU is present (``--mixed-precision``).
+For each size (16, 32, 64 px by default) one model (the same weights go through every size,
+as in a phased run) is measured three ways, side by side in one run:
 
-    python benchmarks/training.py                       # default model, this machine
-    python benchmarks/training.py --width 16 --growth-rate 8 --steps 10
-    python benchmarks/training.py --batch-size 320 --steps 20   # on a GPU
+- **model**: ``model.fit`` on in-memory uint8 batches (no input pipeline); the first call at a
+  size compiles (its time is reported as ``compile s``), the second is timed;
+- **feed**: one epoch of augmine's training feed (``augmine.pipeline.train_dataset``: worker
+  processes, the phase's recipe) iterated with no model; the first epoch (worker start) is a
+  warm-up, the second is timed;
+- **end to end**: ``model.fit`` on that feed; the second epoch is timed.
+
+It also prints the forward FLOPs per image counted from the model's convolution and dense
+layers (multiply-adds x 2) and the achieved TFLOP/s of training (3 x forward FLOPs per image x
+images/s: forward, plus backward for activations and weights). Data: ``--data PATH`` or, by
+default, a generated dataset written to a temporary folder. The recipe per size follows the
+reference config: ``light`` at 16 px, ``tiny-imagenet-14`` above.
+
+    python benchmarks/training.py                                   # CPU: narrow model, small budget
+    KERAS_BACKEND=jax python benchmarks/training.py --full          # GPU: default DenseNet, batch 320
+    python benchmarks/training.py --data ../shared/data/tiny-imagenet-sample --width 16 --growth-rate 8
+
+Not a test: the numbers depend on the machine and on what else runs on it.
 """
 
 from __future__ import annotations
@@ -18,94 +30,189 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
-def measure(sizes, batch_size: int, steps: int, width: int | None, growth_rate: int | None,
-            num_classes: int, mixed: str) -> dict:
-    import numpy as np
-
-    from augmine.runtime import import_tensorflow
-
-    tf = import_tensorflow()
+def forward_flops(model, size: int) -> float:
+    """Forward FLOPs (2 x multiply-adds) per ``size`` x ``size`` image, counted from the
+    model's Conv2D and Dense layers; the spatial side halves at each pooling layer (the
+    DenseNet's transitions). Normalisation, activations and concatenation are left out."""
     import keras
 
-    from augmine.model import DEFAULT_GROWTH_RATE, DEFAULT_WIDTH, build_densenet
-    from augmine.schedules import CyclicLR
-    from augmine.train import use_mixed_precision
+    side, flops = float(size), 0.0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw = layer.kernel_size
+            cin = layer.input.shape[-1]
+            flops += 2.0 * side * side * kh * kw * cin * layer.filters
+        elif isinstance(layer, keras.layers.Dense):
+            flops += 2.0 * layer.input.shape[-1] * layer.units
+        elif isinstance(layer, (keras.layers.AveragePooling2D, keras.layers.MaxPooling2D)):
+            side = side // layer.strides[0]
+    return flops
 
-    use_mp = use_mixed_precision(mixed)
-    keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
-    width = width or DEFAULT_WIDTH
-    growth_rate = growth_rate or DEFAULT_GROWTH_RATE
-    model = build_densenet(num_classes, width=width, growth_rate=growth_rate)
-    model.compile(optimizer=keras.optimizers.SGD(CyclicLR(), momentum=0.9, nesterov=True),
+
+def has_gpu() -> bool:
+    from augmine.runtime import import_keras
+
+    keras = import_keras()
+    backend = keras.config.backend()
+    if backend == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    from augmine.runtime import import_tensorflow
+
+    return bool(import_tensorflow().config.list_physical_devices("GPU"))
+
+
+class _EpochTimer:
+    """Keras callback (built lazily) that records each epoch's wall time."""
+
+    def __new__(cls):
+        import keras
+
+        class Timer(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.times = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._t = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.times.append(time.perf_counter() - self._t)
+
+        return Timer()
+
+
+def _feed_epoch(feed) -> tuple[int, float]:
+    """(images, seconds) for one pass over a feed (tf.data or Keras PyDataset)."""
+    n, t0 = 0, time.perf_counter()
+    for _, y in feed:
+        n += int(y.shape[0])
+    return n, time.perf_counter() - t0
+
+
+def dataset_for(args) -> tuple[Path, str]:
+    if args.data:
+        return Path(args.data), str(args.data)
+    from augmine.synth import write_synthetic_dataset
+
+    root = Path(tempfile.mkdtemp(prefix="augmine-bench-")) / "data"
+    t0 = time.perf_counter()
+    write_synthetic_dataset(root, num_classes=args.synth_classes,
+                            train_per_class=args.synth_per_class, val_per_class=2, seed=0)
+    what = (f"generated dataset, {args.synth_classes} classes x {args.synth_per_class} train "
+            f"images (64x64 JPEG, written in {time.perf_counter() - t0:.0f} s)")
+    return root, what
+
+
+def measure(args) -> dict:
+    import numpy as np
+
+    from augmine.dataset import load_index
+    from augmine.model import build_densenet
+    from augmine.pipeline import close_feed, epoch_length, pipeline_errors, train_dataset
+    from augmine.recipes import resolve_recipe
+    from augmine.runtime import import_keras
+
+    keras = import_keras()
+    gpu = has_gpu()
+    batch = args.batch_size or (320 if gpu else 32)
+    precision = args.precision
+    if precision == "auto":
+        precision = "mixed_float16" if gpu else "float32"
+    keras.mixed_precision.set_global_policy(precision)
+    root, data_what = dataset_for(args)
+    index = load_index(root)
+    num_classes = args.classes or index.num_classes
+    model_kw = {} if args.full else {"width": args.width or 16, "growth_rate": args.growth_rate or 8}
+    if args.full and (args.width or args.growth_rate):
+        model_kw = {"width": args.width, "growth_rate": args.growth_rate}
+    model_kw = {k: v for k, v in model_kw.items() if v}
+    model = build_densenet(max(num_classes, index.num_classes), **model_kw)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    workers = args.workers
+    result = {"backend": keras.config.backend(), "keras": keras.__version__,
+              "device": "GPU" if gpu else "CPU", "precision": precision, "batch_size": batch,
+              "params": int(model.count_params()), "model": model_kw or "default",
+              "cpu_count": os.cpu_count(), "machine": platform.machine(), "data": data_what,
+              "train_images": len(index.train), "workers": workers, "sizes": {}}
+    print(f"{result['backend']} backend, {result['device']}, {precision}, batch {batch}, "
+          f"{result['params']:,} parameters; data: {data_what}", flush=True)
+    header = (f"{'size':>4}  {'model img/s':>11}  {'feed img/s':>10}  {'end-to-end':>10}  "
+              f"{'e2e/model':>9}  {'compile s':>9}  {'GFLOP/img':>9}  {'TFLOP/s':>7}  recipe")
+    print(header, flush=True)
     rng = np.random.default_rng(0)
-    gpus = tf.config.list_physical_devices("GPU")
-    result = {"params": int(model.count_params()), "width": width, "growth_rate": growth_rate,
-              "num_classes": num_classes, "batch_size": batch_size, "steps": steps,
-              "mixed_precision": use_mp, "device": "GPU" if gpus else "CPU",
-              "gpus": [g.name for g in gpus], "cpu_count": os.cpu_count(),
-              "machine": platform.machine(), "tensorflow": tf.__version__,
-              "keras": keras.__version__, "sizes": {}}
-    for size in sizes:
-        x = tf.constant(rng.random((batch_size, size, size, 3), dtype=np.float32))
-        y = tf.constant(rng.integers(0, num_classes, batch_size).astype(np.int32))
+    for size in args.sizes:
+        recipe = resolve_recipe("light" if size <= 16 else "tiny-imagenet-14")
+        steps = args.steps or (40 if gpu else 4)
+        x = rng.integers(0, 256, (steps * batch, size, size, 3), dtype=np.uint8)
+        y = rng.integers(0, index.num_classes, steps * batch).astype(np.int32)
         t0 = time.perf_counter()
-        model.train_on_batch(x, y)             # compiles for this size
-        warm = time.perf_counter() - t0
-        model.train_on_batch(x, y)
-        times = []
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            loss = model.train_on_batch(x, y)  # returns host values: the step has finished
-            times.append(time.perf_counter() - t0)
-        del loss
-        per_step = float(np.median(times))
-        result["sizes"][size] = {"images_per_s": batch_size / per_step,
-                                 "step_s_median": per_step, "step_s_min": float(min(times)),
-                                 "first_step_s": warm}
-        print(f"{size:>3} px  {batch_size / per_step:9.1f} images/s   "
-              f"(median step {per_step * 1000:.0f} ms, first step {warm:.1f} s)", flush=True)
-    ips = {s: v["images_per_s"] for s, v in result["sizes"].items()}
-    ratios = {}
-    for small in (16, 32):
-        if 64 in ips and small in ips:
-            ratios[f"64/{small}"] = ips[small] / ips[64]
-    result["epoch_cost_ratios"] = ratios
-    for name, value in ratios.items():
-        print(f"epoch cost {name} px: {value:.1f}x")
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+        model_ips = len(x) / (time.perf_counter() - t0)
+
+        feed = train_dataset(index, recipe, size, batch, seed=0, workers=workers)
+        with pipeline_errors():
+            _feed_epoch(feed)                                    # warm-up: workers start
+            n, secs = _feed_epoch(feed)
+            feed_ips = n / secs
+            timer = _EpochTimer()
+            model.fit(feed, epochs=2, verbose=0, callbacks=[timer])
+        close_feed(feed)
+        e2e_ips = epoch_length(index) / timer.times[-1]
+        flops = forward_flops(model, size)
+        tflops = 3 * flops * e2e_ips / 1e12
+        row = {"model_images_per_s": model_ips, "feed_images_per_s": feed_ips,
+               "end_to_end_images_per_s": e2e_ips, "end_to_end_over_model": e2e_ips / model_ips,
+               "compile_s": compile_s, "forward_gflop_per_image": flops / 1e9,
+               "train_tflops_achieved": tflops, "recipe": recipe.stem}
+        result["sizes"][size] = row
+        print(f"{size:>4}  {model_ips:>11,.0f}  {feed_ips:>10,.0f}  {e2e_ips:>10,.0f}  "
+              f"{e2e_ips / model_ips:>8.0%}  {compile_s:>9.1f}  {flops / 1e9:>9.3f}  "
+              f"{tflops:>7.2f}  {recipe.stem}", flush=True)
     return result
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--batch-size", type=int, default=None,
                         help="default: 320 on a GPU, 32 on a CPU")
     parser.add_argument("--steps", type=int, default=None,
-                        help="timed steps per size (default: 20 on a GPU, 3 on a CPU)")
+                        help="in-memory batches for the model-only timing (default 40 GPU, 4 CPU)")
+    parser.add_argument("--full", action="store_true",
+                        help="the default DenseNet (8.9M parameters); else a narrow one")
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--growth-rate", type=int, default=None)
-    parser.add_argument("--classes", type=int, default=200)
-    parser.add_argument("--mixed-precision", default="auto", choices=["auto", "true", "false"])
+    parser.add_argument("--classes", type=int, default=None,
+                        help="classifier outputs (default: the dataset's classes)")
+    parser.add_argument("--precision", default="auto",
+                        choices=["auto", "mixed_float16", "mixed_bfloat16", "float32"])
+    parser.add_argument("--workers", type=int, default=None,
+                        help="feed worker processes (default: one per core)")
+    parser.add_argument("--data", default=None, help="dataset folder (default: generated)")
+    parser.add_argument("--synth-classes", type=int, default=20)
+    parser.add_argument("--synth-per-class", type=int, default=100)
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
-    args = parser.parse_args()
-
-    from augmine.runtime import import_tensorflow
-
-    gpu = bool(import_tensorflow().config.list_physical_devices("GPU"))
-    batch = args.batch_size or (320 if gpu else 32)
-    steps = args.steps or (20 if gpu else 3)
-    result = measure(args.sizes, batch, steps, args.width, args.growth_rate, args.classes,
-                     args.mixed_precision)
-    print(f"model: {result['params']:,} parameters, batch {batch}, {result['device']}, "
-          f"mixed precision {'on' if result['mixed_precision'] else 'off'}")
+    args = parser.parse_args(argv)
+    result = measure(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
