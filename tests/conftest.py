@@ -15,6 +15,46 @@ REAL_SAMPLE = Path(os.environ.get(
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# ``AUGMINE_BLOCK_TENSORFLOW=1`` (the JAX job in .ci/run) makes ``import tensorflow`` fail in
+# this process and in every subprocess a test starts (through a sitecustomize on PYTHONPATH),
+# proving that the JAX backend never needs TensorFlow.
+BLOCK_TF = os.environ.get("AUGMINE_BLOCK_TENSORFLOW") == "1"
+_BLOCKER = """
+import importlib.abc, sys
+
+
+class _NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ImportError(f"import of {name} blocked (AUGMINE_BLOCK_TENSORFLOW=1)")
+        return None
+
+
+sys.meta_path.insert(0, _NoTensorFlow())
+"""
+if BLOCK_TF:
+    import sys
+    import tempfile
+
+    _site = Path(tempfile.mkdtemp(prefix="augmine-no-tf-"))
+    (_site / "sitecustomize.py").write_text(_BLOCKER)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(_site)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    exec(compile(_BLOCKER, "augmine-no-tf", "exec"))  # this process too
+    assert "tensorflow" not in sys.modules, "tensorflow was imported before conftest"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked ``tensorflow`` when the Keras backend is not TensorFlow."""
+    from augmine.runtime import keras_backend
+
+    if keras_backend() == "tensorflow" and not BLOCK_TF:
+        return
+    skip = pytest.mark.skip(reason=f"needs the TensorFlow backend (backend: {keras_backend()})")
+    for item in items:
+        if "tensorflow" in item.keywords:
+            item.add_marker(skip)
+
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
