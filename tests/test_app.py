@@ -197,11 +197,11 @@ def test_browser_edits_recipe_and_download_validates(synth_root, tmp_path):
     from click.testing import CliRunner
 
     from augmine.cli import cli
-    from augmine.recipes import load_recipe
+    from augmine.recipes import load_recipe, recipes_dir
 
     at = app_test(data=synth_root)
     no_exception(at)
-    rec = load_recipe(REPO / "recipes" / at.selectbox(key="recipe_file").value)
+    rec = load_recipe(recipes_dir() / at.selectbox(key="recipe_file").value)
     whys = [t["why"] for t in rec.transforms if t.get("why")]
     assert whys and all(f"why: {w}" in texts(at) for w in whys)
     first = rec.transforms[0]["transform"]

@@ -141,7 +141,6 @@ def measure_file(path: str) -> np.ndarray:
     return np.array([stats[c] for c in COLUMNS], np.float64)
 
 
-
 @contextlib.contextmanager
 def _opencv_threads(n: int) -> Iterator[None]:
     """OpenCV at ``n`` threads inside the block; the caller's setting comes back afterwards.

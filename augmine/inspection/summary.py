@@ -25,6 +25,7 @@ STATS = {
     "jpeg_quality": "IJG quality estimate, 1-100",
 }
 
+
 def summarize(values: np.ndarray) -> dict[str, float] | None:
     """Mean, sd and percentiles (5, 10, 25, 50, 75, 90, 95) of the finite ``values``."""
     v = np.asarray(values, np.float64)
