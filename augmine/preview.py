@@ -104,11 +104,11 @@ def preview_grid(index, recipe, class_key: str | int | None = None, n: int = 16,
     and seeds the augmentation, so the same call draws the same grid.
     """
     from .dataset import load_images
-    from .recipes import _as_recipe, build_compose
+    from .recipes import as_recipe, build_compose
 
     if n < 1 or per_image < 1:
         raise AugmineError(f"-n {n} / per-image {per_image}: both must be at least 1")
-    recipe = _as_recipe(recipe)
+    recipe = as_recipe(recipe)
     sp = index.split(split)
     rng = np.random.default_rng(seed)
     if class_key is not None:

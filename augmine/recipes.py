@@ -64,33 +64,97 @@ class Recipe:
 # --------------------------------------------------------------------------- locating
 
 def recipes_dir() -> Path:
-    """The repository's ``recipes/`` folder (top level, next to ``augmine/``)."""
-    return Path(__file__).resolve().parent.parent / "recipes"
+    """The folder of built-in recipes and training configs, shipped inside the package
+    (``augmine/builtin/``), so a non-editable install has them too."""
+    return Path(__file__).resolve().parent / "builtin"
+
+
+def _builtin_kinds() -> dict[str, str]:
+    """{name: "recipe" | "config"} for the YAML files in :func:`recipes_dir`: a recipe has a
+    ``transforms:`` list, anything else is a training config."""
+    import yaml
+
+    folder = recipes_dir()
+    out = {}
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else ():
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        is_recipe = isinstance(doc, dict) and isinstance(doc.get("transforms"), list)
+        out[path.stem] = "recipe" if is_recipe else "config"
+    return out
 
 
 def available_recipes() -> list[str]:
-    """Names of the recipe files in :func:`recipes_dir` (without ``.yaml``)."""
-    folder = recipes_dir()
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    """Names of the built-in augmentation recipes (without ``.yaml``), e.g. ``light``."""
+    return [name for name, kind in _builtin_kinds().items() if kind == "recipe"]
+
+
+def available_configs() -> list[str]:
+    """Names of the built-in training configs (without ``.yaml``), e.g. ``cpu-small``."""
+    return [name for name, kind in _builtin_kinds().items() if kind == "config"]
+
+
+def _builtin_file(path: Path) -> Path | None:
+    """The built-in file a bare name (``light``, ``light.yaml``) means, or None."""
+    if len(path.parts) != 1:
+        return None
+    for cand in (recipes_dir() / path.name, recipes_dir() / f"{path.name}.yaml"):
+        if cand.is_file():
+            return cand.resolve()
+    return None
+
+
+def _not_found_hint(stem: str, known: list[str], what: str) -> str:
+    close = difflib.get_close_matches(stem, known, n=3, cutoff=0.5)
+    if stem in known:
+        return f"the built-in {what} is named {stem!r}: give the name alone"
+    return (f"did you mean {', '.join(close)}?" if close
+            else f"built-in {what}s: {', '.join(known) or 'none'}")
 
 
 def resolve_recipe(name_or_path: str | os.PathLike) -> Path:
-    """A recipe path from a path or a bare name (``light``, ``light.yaml``) in :func:`recipes_dir`."""
+    """A recipe path from a path or a bare built-in name (``light``, ``light.yaml``).
+
+    Existing files win over built-in names; raises a one-line :class:`AugmineError` with
+    close built-in names when neither exists.
+    """
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path.resolve()
     if path.is_dir():
         raise AugmineError(f"{path} is a folder; give a recipe file (.yaml)")
-    if len(path.parts) == 1:
-        for cand in (recipes_dir() / path.name, recipes_dir() / f"{path.name}.yaml"):
-            if cand.is_file():
-                return cand.resolve()
-    known = available_recipes()
-    close = difflib.get_close_matches(path.stem, known, n=3, cutoff=0.5)
-    hint = (f"did you mean {', '.join(close)}?" if close
-            else f"built-in recipes: {', '.join(known) or 'none'}")
+    found = _builtin_file(path)
+    if found is not None:
+        return found
+    hint = _not_found_hint(path.stem, available_recipes(), "recipe")
     raise AugmineError(f"recipe {str(name_or_path)!r} not found (no such file, and no "
                        f"{path.stem}.yaml in {recipes_dir()}); {hint}")
+
+
+def resolve_config(name_or_path: str | os.PathLike) -> Path:
+    """A training config path from a path or a bare built-in name (``cpu-small``,
+    ``tiny-imagenet-densenet.yaml``), so ``augmine train cpu-small`` works from any folder.
+
+    Existing files win over built-in names; raises a one-line :class:`AugmineError` listing
+    close built-in config names when neither exists.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path.resolve()
+    if path.is_dir():
+        raise AugmineError(f"{path} is a folder; give a training config file (.yaml) or the "
+                           "name of a built-in one")
+    found = _builtin_file(path)
+    if found is not None and found.stem in available_configs():
+        return found
+    if found is not None:
+        raise AugmineError(f"{found.stem!r} is an augmentation recipe, not a training config; "
+                           f"built-in configs: {', '.join(available_configs()) or 'none'}")
+    hint = _not_found_hint(path.stem, available_configs(), "config")
+    raise AugmineError(f"training config {str(name_or_path)!r} not found (no such file, and "
+                       f"no built-in config of that name); {hint}")
 
 
 # --------------------------------------------------------------------------- albumentations
@@ -325,7 +389,9 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
     return parse_recipe(data, str(path), path)
 
 
-def _as_recipe(recipe: Recipe | str | os.PathLike) -> Recipe:
+def as_recipe(recipe: Recipe | str | os.PathLike) -> Recipe:
+    """``recipe`` itself when it is a :class:`Recipe`, else :func:`load_recipe` of the path
+    or built-in name."""
     return recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
 
 
@@ -370,7 +436,7 @@ def build_compose(recipe: Recipe | str | os.PathLike, size: int, seed: int | Non
     if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:
         raise AugmineError(f"image size {size!r} is not a positive whole number of pixels")
     size = int(size)
-    recipe = _as_recipe(recipe)
+    recipe = as_recipe(recipe)
     registry = _registry()
     source = str(recipe.path or recipe.name)
     transforms = []

@@ -3,8 +3,8 @@
     python benchmarks/pipeline.py --data PATH [--images 5000] [--size 64] [--batch 256]
 
 On the same images (the train split cycled to ``--images``) and the same recipe
-(``recipes/tiny-imagenet-14.yaml``), prints images/s and cores busy (CPU time of this process
-and all its descendants / wall time) for:
+(``augmine/builtin/tiny-imagenet-14.yaml``), prints images/s and cores busy (CPU time of this
+process and all its descendants / wall time) for:
 
 - augmine's pipeline (``augmine.pipeline.train_dataset``) with 1, 2 and all workers;
 - one Python process, plain loop (decode + recipe);
@@ -30,7 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-FALLBACK_14 = [  # the 14 transforms of DESIGN.md, used when recipes/tiny-imagenet-14.yaml is absent
+# the 14 transforms of DESIGN.md, used when augmine/builtin/tiny-imagenet-14.yaml is absent
+FALLBACK_14 = [
     ("RandomResizedCrop", dict(scale=(0.35, 1.0))), ("HorizontalFlip", {}),
     ("Affine", dict(rotate=(-15, 15), scale=(0.9, 1.1))), ("RandomBrightnessContrast", {}),
     ("HueSaturationValue", {}), ("RGBShift", {}), ("ToGray", {}), ("CLAHE", {}),
@@ -79,7 +80,7 @@ class Meter:
 def make_compose(size: int):
     import albumentations as A
 
-    recipe = Path(__file__).resolve().parents[1] / "recipes" / "tiny-imagenet-14.yaml"
+    recipe = Path(__file__).resolve().parents[1] / "augmine" / "builtin" / "tiny-imagenet-14.yaml"
     if recipe.exists():
         from augmine.recipes import build_compose
 

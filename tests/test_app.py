@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-APP = REPO / "apps" / "augmine_app.py"
+APP = REPO / "augmine" / "app" / "streamlit_app.py"
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path("/tmp/app-shots")
 TIMEOUT = 60
@@ -150,7 +150,7 @@ def test_cli_app_command(tmp_path):
     assert res.exit_code != 0 and "Error:" in res.output and "does not exist" in res.output
     assert "Traceback" not in res.output
     cmd = streamlit_command(str(tmp_path), str(tmp_path), 8765, headless=True)
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("apps/augmine_app.py")
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("augmine/app/streamlit_app.py")
     assert cmd[cmd.index("--server.headless") + 1] == "true"
     after = cmd[cmd.index("--") + 1:]
     assert after == [str(tmp_path.resolve()), "--data", str(tmp_path.resolve())]
@@ -197,11 +197,11 @@ def test_browser_edits_recipe_and_download_validates(synth_root, tmp_path):
     from click.testing import CliRunner
 
     from augmine.cli import cli
-    from augmine.recipes import load_recipe
+    from augmine.recipes import load_recipe, recipes_dir
 
     at = app_test(data=synth_root)
     no_exception(at)
-    rec = load_recipe(REPO / "recipes" / at.selectbox(key="recipe_file").value)
+    rec = load_recipe(recipes_dir() / at.selectbox(key="recipe_file").value)
     whys = [t["why"] for t in rec.transforms if t.get("why")]
     assert whys and all(f"why: {w}" in texts(at) for w in whys)
     first = rec.transforms[0]["transform"]

@@ -133,6 +133,30 @@ def test_parallel_measurement_matches_serial(handmade):
     np.testing.assert_allclose(parallel, np.concatenate([serial, serial]), equal_nan=True)
 
 
+def test_measuring_leaves_opencv_thread_count_as_it_was(handmade):
+    import cv2
+
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(3)
+        paths = sorted(str(p) for p in handmade.rglob("*.png"))
+        measure_paths(paths, workers=1)
+        inspect_dataset(handmade, compare="train", workers=1)
+        assert cv2.getNumThreads() == 3       # the caller's setting, not the 1 used inside
+    finally:
+        cv2.setNumThreads(before)
+
+
+def test_package_parts_are_importable_on_their_own():
+    from augmine.inspection import measure, render, suggest, summary
+    from augmine import inspection
+
+    assert measure.image_stats is inspection.image_stats
+    assert summary.inspect_dataset is inspection.inspect_dataset
+    assert suggest.suggest_recipe is inspection.suggest_recipe
+    assert render.format_report is inspection.format_report
+
+
 def test_write_report_files(handmade, tmp_path):
     import cv2
 

@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from augmine.errors import AugmineError
-from augmine.recipes import (build_compose, export_recipe, load_recipe, parse_recipe,
-                             recipes_dir, resolve_recipe)
+from augmine.recipes import (as_recipe, available_configs, available_recipes, build_compose,
+                             export_recipe, load_recipe, parse_recipe, recipes_dir,
+                             resolve_config, resolve_recipe)
 
 SIZES = (16, 32, 64)
 
@@ -48,6 +49,37 @@ def test_resolve_recipe_by_name_suffix_and_path(tmp_path):
     assert resolve_recipe(own) == own.resolve()
     with pytest.raises(AugmineError, match="did you mean light"):
         resolve_recipe("lihgt")
+
+
+def test_builtin_files_live_inside_the_package_and_are_sorted_by_kind():
+    import augmine
+
+    assert recipes_dir().parent == Path(augmine.__file__).resolve().parent
+    assert {"light", "none", "tiny-imagenet-14"} <= set(available_recipes())
+    assert {"cpu-small", "tiny-imagenet-densenet"} <= set(available_configs())
+    assert not set(available_recipes()) & set(available_configs())
+
+
+def test_resolve_config_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_config("cpu-small") == resolve_config("cpu-small.yaml") \
+        == recipes_dir() / "cpu-small.yaml"
+    own = write(tmp_path, "name: mine\n", "cpu-small.yaml")
+    assert resolve_config("cpu-small.yaml") == own.resolve()       # a real file wins
+    assert resolve_config(str(own)) == own.resolve()
+    for bad, expect in [("cpu-smal", "did you mean cpu-small"),
+                        ("recipes/cpu-small.yaml", "is named 'cpu-small': give the name alone"),
+                        ("light", "is an augmentation recipe, not a training config"),
+                        (str(tmp_path), "is a folder")]:
+        with pytest.raises(AugmineError, match=expect) as exc:
+            resolve_config(bad)
+        assert "\n" not in str(exc.value)
+
+
+def test_as_recipe_passes_recipes_through_and_loads_names():
+    rec = load_recipe("light")
+    assert as_recipe(rec) is rec
+    assert as_recipe("light").transforms == rec.transforms
 
 
 def test_none_recipe_only_resizes_with_area_interpolation():

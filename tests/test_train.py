@@ -85,18 +85,18 @@ def test_recipes_resolve_next_to_the_config_first(tmp_path):
         {"size": 16, "epochs": 1, "recipe": "mine.yaml"},
         {"size": 32, "epochs": 2, "recipe": "none"}]))
     assert cfg.phases[0].recipe == str((tmp_path / "mine.yaml").resolve())
-    assert cfg.phases[1].recipe == str((REPO / "recipes" / "none.yaml").resolve())
+    assert cfg.phases[1].recipe == str((REPO / "augmine" / "builtin" / "none.yaml").resolve())
     assert cfg.total_epochs == 3
     assert cfg.optimizer == {"name": "sgd", "momentum": 0.9, "nesterov": True}
 
 
 def test_shipped_configs_are_valid():
-    ref = load_config(REPO / "recipes" / "tiny-imagenet-densenet.yaml", check_recipes=False)
+    ref = load_config(REPO / "augmine" / "builtin" / "tiny-imagenet-densenet.yaml", check_recipes=False)
     assert [p.size for p in ref.phases] == [16, 32, 64]
     assert ref.total_epochs == 95 and ref.batch_size == 320
     assert ref.schedule == {"mode": "triangular", "min_lr": 0.001, "max_lr": 0.05,
                             "half_cycle": 2000}
-    small = load_config(REPO / "recipes" / "cpu-small.yaml", check_recipes=False)
+    small = load_config(REPO / "augmine" / "builtin" / "cpu-small.yaml", check_recipes=False)
     assert small.model["width"] <= 16
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import click
 
+from ..app import APP_FILE
 from ..errors import AugmineError
-
-APP_FILE = Path(__file__).resolve().parents[2] / "apps" / "augmine_app.py"
 
 
 def streamlit_command(run_dir: str | None, data: str | None, port: int | None,
@@ -43,8 +42,8 @@ def streamlit_command(run_dir: str | None, data: str | None, port: int | None,
 def command(run_dir, data, port, address, no_browser):
     """Open the app on RUN_DIR (optional): preview recipes, explore confusions and F1."""
     if not APP_FILE.exists():
-        raise AugmineError(f"{APP_FILE} is missing; augmine app needs the apps/ folder of the "
-                           "source checkout (pip install -e .)")
+        raise AugmineError(f"{APP_FILE} is missing from the installed package; reinstall "
+                           "augmine (pip install --force-reinstall 'augmine[app]')")
     if run_dir and not Path(run_dir).is_dir():
         raise AugmineError(f"run folder {run_dir} does not exist or is not a folder; give the "
                            "folder `augmine train` wrote, or leave it out to only browse recipes")

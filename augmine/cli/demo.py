@@ -13,7 +13,7 @@ import click
 @click.option("--data", default=None, type=click.Path(path_type=Path),
               help="Dataset folder (default: the embedded generated dataset).")
 @click.option("--epochs", default=None, type=click.IntRange(min=1),
-              help="Epochs per phase (default: recipes/cpu-small.yaml's).")
+              help="Epochs per phase (default: the built-in cpu-small config's).")
 @click.option("--round-epochs", default=None, type=click.IntRange(min=1),
               help="Epochs of the mining round (default: the config's mining.epochs).")
 def command(out: Path, data: Path | None, epochs: int | None, round_epochs: int | None) -> None:

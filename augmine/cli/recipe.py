@@ -9,7 +9,8 @@ import click
 
 @click.group("recipe")
 def command() -> None:
-    """Validate, show, preview and export augmentation recipes (recipes/*.yaml)."""
+    """Validate, show, preview and export augmentation recipes (YAML files or built-in
+    names: light, none, tiny-imagenet-14)."""
 
 
 @command.command("validate")

@@ -1,7 +1,7 @@
 """augmine's Streamlit app: an augmentation browser and a confusion explorer.
 
 Start it with ``augmine app [RUN_DIR] --data PATH`` (or
-``streamlit run apps/augmine_app.py -- [RUN_DIR] --data PATH``). The app is a thin layer:
+``streamlit run augmine/app/streamlit_app.py -- [RUN_DIR] --data PATH``). The app is a thin layer:
 loading, augmentation and analysis live in the ``augmine`` package (``augmine.appdata``,
 ``augmine.recipes``, ``augmine.reports``); here are widgets, caching and layout.
 """
@@ -20,7 +20,7 @@ import streamlit as st
 try:
     import augmine  # noqa: F401
 except ImportError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from augmine import appdata
 from augmine.errors import AugmineError
@@ -87,7 +87,7 @@ def display_image(path: str, min_side: int = THUMB, wrong: bool | None = None) -
 
 @st.cache_data(show_spinner=False)
 def recipe_files() -> dict[str, str]:
-    """Augmentation recipe files in the repo's recipes/ folder: {file name: path}."""
+    """Built-in augmentation recipe files (augmine/builtin/): {file name: path}."""
     from augmine.recipes import recipes_dir
 
     folder = recipes_dir()
@@ -299,7 +299,8 @@ def page_browser(data_root: str) -> None:
 
     files = recipe_files()
     if not files:
-        st.warning("no recipe files in recipes/; add one (see `augmine recipe validate`)")
+        st.warning("no built-in recipe files in augmine/builtin/; add one "
+                   "(see `augmine recipe validate`)")
         return
     names = list(files)
     default = names.index("tiny-imagenet-14.yaml") if "tiny-imagenet-14.yaml" in names else 0

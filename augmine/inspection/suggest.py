@@ -1,0 +1,135 @@
+"""The recipe suggestion: an augmentation recipe derived from an inspection report, every
+``why:`` line quoting the numbers it was set from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _r(x: float, nd: int = 2) -> float:
+    return float(round(float(x), nd))
+
+
+def suggest_recipe(stats: dict[str, Any], name: str = "suggested") -> dict[str, Any]:
+    """A recipe dict (``name``, ``description``, ``transforms``) derived from an
+    :func:`inspect_dataset` report; every ``why:`` quotes the numbers it was set from.
+
+    Rules (each a plain heuristic, the numbers are in the why lines):
+    crop scale from the box areas, flip from the left/right balance of box centres,
+    translation from the spread of the centres, brightness/contrast limits from the spread
+    of per-image brightness and contrast (relative to 255 and to the median contrast),
+    hue/saturation from colourfulness spread, RGB shift from colour-cast spread, ToGray
+    probability = grayscale share, blur/sharpen from the sharpness spread, noise from the
+    measured noise level, JPEG quality range from the measured qualities.
+    """
+    s = stats["stats"]
+    n = stats["images"]
+    b = stats.get("boxes") or {}
+    gray = stats["grayscale"]["share"]
+    bright, contr, colour = s["brightness"], s["contrast"], s["colourfulness"]
+    sharp, noise = s["sharpness"], s["noise"]
+    jq = s.get("jpeg_quality")
+    t: list[dict[str, Any]] = []
+
+    if b.get("count"):
+        a = b["area"]
+        lo = _r(min(max(a["median"] / 2, 0.25), 0.8))
+        t.append({"transform": "RandomResizedCrop", "p": 1.0,
+                  "why": f"boxes cover a median {a['median']:.0%} of the frame (p10 {a['p10']:.0%}), "
+                         f"{b['touching_border_share']:.0%} touch the border: crops of "
+                         f"{lo:.0%}-100% of the area (down to half the median box) show objects "
+                         "at the scales val has, often cut by the frame as there",
+                  "scale": [lo, 1.0], "area_for_downscale": "image"})
+        t.append({"transform": "HorizontalFlip", "p": 0.5,
+                  "why": f"box centres sit {b['left_share']:.0%} left / {b['right_share']:.0%} "
+                         f"right of the middle (mean x {b['cx']['mean']:.2f}): mirrored "
+                         "scenes are as likely as the originals"})
+        tx = _r(min(max(b["cx"]["sd"], b["cy"]["sd"]), 0.2))
+        t.append({"transform": "Affine", "p": 0.5,
+                  "why": f"box centres spread sd {b['cx']['sd']:.2f} (x) / {b['cy']['sd']:.2f} "
+                         f"(y) of the frame: shifts of up to {tx:.0%} and small turns keep "
+                         "objects where val puts them",
+                  "translate_percent": [-tx, tx], "rotate": [-10, 10], "scale": [0.9, 1.1],
+                  "border_mode": 1})
+    else:
+        t.append({"transform": "RandomResizedCrop", "p": 1.0,
+                  "why": f"no boxes in the annotations ({n} images): moderate crops of 50-100% "
+                         "of the area", "scale": [0.5, 1.0], "area_for_downscale": "image"})
+        t.append({"transform": "HorizontalFlip", "p": 0.5,
+                  "why": "no boxes to measure left/right balance; flip is safe for natural images"})
+    bl = _r(min(max(bright["sd"] / 255.0, 0.05), 0.4))
+    rel = contr["sd"] / max(contr["median"], 1e-6)
+    cl = _r(min(max(rel, 0.05), 0.5))
+    t.append({"transform": "RandomBrightnessContrast", "p": 0.8,
+              "why": f"per-image brightness {bright['mean']:.0f}/255 sd {bright['sd']:.0f} "
+                     f"(p5-p95 {bright['p5']:.0f}-{bright['p95']:.0f}) and RMS contrast median "
+                     f"{contr['median']:.0f} sd {contr['sd']:.0f} ({rel:.0%} of the median): "
+                     f"brightness +-{bl:.2f}, contrast +-{cl:.2f} span that spread",
+              "brightness_limit": [-bl, bl], "contrast_limit": [-cl, cl]})
+    sat = int(round(min(max(colour["sd"] / max(colour["median"], 1e-6) * 30, 10), 40)))
+    t.append({"transform": "HueSaturationValue", "p": 0.5,
+              "why": f"colourfulness median {colour['median']:.0f} sd {colour['sd']:.0f} "
+                     f"(p5 {colour['p5']:.0f}, p95 {colour['p95']:.0f}): saturation +-{sat} "
+                     "and small hue shifts cover it",
+              "hue_shift_limit": [-8, 8], "sat_shift_limit": [-sat, sat],
+              "val_shift_limit": [-10, 10]})
+    rg, yb = s["cast_rg"], s["cast_yb"]
+    shift = int(round(min(max(max(rg["sd"], yb["sd"]) / 2, 5), 25)))
+    t.append({"transform": "RGBShift", "p": 0.3,
+              "why": f"colour casts vary: mean R-G sd {rg['sd']:.0f}, (R+G)/2-B sd {yb['sd']:.0f} "
+                     f"(0-255): channel shifts of +-{shift} mimic half that spread",
+              "r_shift_limit": [-shift, shift], "g_shift_limit": [-shift, shift],
+              "b_shift_limit": [-shift, shift]})
+    pg = _r(min(max(gray * 2, 0.02), 0.3))
+    t.append({"transform": "ToGray", "p": pg,
+              "why": f"{stats['grayscale']['count']} of {n} images ({gray:.1%}) are grayscale: "
+                     f"p {pg} (about twice that share) teaches colour-free shapes"})
+    low_c = contr["p10"]
+    t.append({"transform": "CLAHE", "p": 0.2,
+              "why": f"the lowest-contrast tenth has RMS contrast below {low_c:.0f}/255 (median "
+                     f"{contr['median']:.0f}): local equalisation mimics the flat ones "
+                     "made readable and vice versa", "clip_limit": [1.0, 3.0]})
+    ratio = sharp["p90"] / max(sharp["p10"], 1e-6)
+    t.append({"transform": "GaussianBlur", "p": 0.2,
+              "why": f"sharpness (Laplacian variance) spans {sharp['p10']:.0f}-{sharp['p90']:.0f} "
+                     f"(p10-p90, {ratio:.0f}x): a light blur moves sharp images toward the "
+                     "soft tenth", "blur_limit": [3, 3], "sigma_limit": [0.3, 1.0]})
+    t.append({"transform": "Sharpen", "p": 0.2,
+              "why": f"the same {ratio:.0f}x sharpness spread the other way: median "
+                     f"{sharp['median']:.0f}, p90 {sharp['p90']:.0f}",
+              "alpha": [0.05, 0.15], "lightness": [0.9, 1.1]})
+    # Immerkaer's estimate also counts fine texture, so the median (not p90) caps the noise
+    sd_hi = _r(min(max(noise["median"] / 255.0, 0.01), 0.05), 3)
+    sd_lo = _r(min(noise["p10"] / 255.0, sd_hi / 2), 3)
+    t.append({"transform": "GaussNoise", "p": 0.3,
+              "why": f"measured noise sigma (Immerkaer, includes fine texture) p10 "
+                     f"{noise['p10']:.1f}, median {noise['median']:.1f}, p90 {noise['p90']:.1f} "
+                     f"of 255: std {sd_lo}-{sd_hi} of full scale stays below the median level "
+                     "(the default 0.2-0.44 is far stronger)", "std_range": [sd_lo, sd_hi]})
+    if jq and jq.get("n"):
+        qlo = int(min(max(jq["p5"] - 25, 30), 90))
+        qhi = int(min(max(jq["p95"] + 5, qlo + 5), 95))
+        t.append({"transform": "ImageCompression", "p": 0.3,
+                  "why": f"JPEG quality estimated from the quantisation tables: median "
+                         f"{jq['median']:.0f}, p5 {jq['p5']:.0f}, p95 {jq['p95']:.0f}: "
+                         f"re-encoding at {qlo}-{qhi} reproduces and strengthens val's block artefacts (the default "
+                         "99-100 changes nothing)", "quality_range": [qlo, qhi]})
+    if b.get("count"):
+        edge = b["touching_border_share"]
+        t.append({"transform": "CoarseDropout", "p": 0.3,
+                  "why": f"{edge:.0%} of boxes are cut by the frame and {b['full_frame_share']:.0%} "
+                         "fill it, so objects are often partly visible: 1-2 holes of 10-25% "
+                         "of the side teach partial views",
+                  "num_holes_range": [1, 2], "hole_height_range": [0.1, 0.25],
+                  "hole_width_range": [0.1, 0.25]})
+    dark = bright["p10"]
+    brightp = bright["p90"]
+    t.append({"transform": "RandomGamma", "p": 0.2,
+              "why": f"a tenth of the images are darker than {dark:.0f}/255 and a tenth brighter "
+                     f"than {brightp:.0f}/255: gamma 0.8-1.2 reshapes mid-tones like those "
+                     "exposures", "gamma_limit": [80, 120]})
+    return {"name": name,
+            "description": f"Suggested by augmine inspect from {n} {stats['split']} images of "
+                           f"{Path(stats['root']).name}; review the why lines and previews.",
+            "transforms": t}

@@ -1,0 +1,261 @@
+"""The package's shape, read from the source with ``ast`` (nothing is imported):
+no import cycles, no module reaching into another module's private names, and one owner
+of the run-folder layout."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "augmine"
+# File names of the run folder; each must be spelt out in exactly one module (its owner).
+RUN_FOLDER_FILES = ("state.json", "history.csv", "config.yaml")
+
+
+# --------------------------------------------------------------------------- reading the package
+
+def module_files(root: Path = PACKAGE) -> dict[str, Path]:
+    """{dotted module name: file} for every ``.py`` file of the package."""
+    out = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def is_package(name: str, modules: dict[str, Path]) -> bool:
+    return modules[name].name == "__init__.py"
+
+
+def resolve_from(module: str, node: ast.ImportFrom, modules: dict[str, Path]) -> str:
+    """The absolute module a ``from X import ...`` in ``module`` names (relative levels resolved)."""
+    if not node.level:
+        return node.module or ""
+    base = module.split(".")
+    if not is_package(module, modules):
+        base = base[:-1]                      # a plain module's "." is its package
+    base = base[:len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def type_checking_only(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    """True when ``node`` sits under ``if TYPE_CHECKING:`` (never runs)."""
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, ast.If):
+            test = node.test
+            name = test.id if isinstance(test, ast.Name) else getattr(test, "attr", None)
+            if name == "TYPE_CHECKING":
+                return True
+    return False
+
+
+class Imports:
+    """Every import of one module: edges to package modules and names taken from them."""
+
+    def __init__(self, module: str, modules: dict[str, Path]):
+        self.module = module
+        tree = ast.parse(modules[module].read_text(encoding="utf-8"), str(modules[module]))
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        self.edges: dict[str, int] = {}             # imported package module -> first line
+        self.names: list[tuple[str, str, int]] = []  # (source module, name, line)
+        self.aliases: dict[str, str] = {}           # local name -> package module it binds
+        self.tree = tree
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)) or \
+                    type_checking_only(node, parents):
+                continue
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name in modules:
+                        self.edges.setdefault(alias.name, node.lineno)
+                        if alias.asname:
+                            self.aliases[alias.asname] = alias.name
+                continue
+            source = resolve_from(module, node, modules)
+            if source not in modules:
+                continue                                    # a third-party module
+            for alias in node.names:
+                sub = f"{source}.{alias.name}"
+                if sub in modules:                          # `from . import atomic`
+                    self.edges.setdefault(sub, node.lineno)
+                    self.aliases[alias.asname or alias.name] = sub
+                    self.names.append((source, alias.name, node.lineno))
+                else:
+                    self.edges.setdefault(source, node.lineno)
+                    self.names.append((source, alias.name, node.lineno))
+
+
+def import_graph(modules: dict[str, Path] | None = None) -> dict[str, Imports]:
+    modules = modules or module_files()
+    return {m: Imports(m, modules) for m in modules}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(out)
+
+
+def cycle_path(graph: dict[str, set[str]], comp: list[str]) -> list[str]:
+    """One concrete loop through the component, for the failure message: a -> b -> a."""
+    members = set(comp)
+    start = comp[0]
+    paths = {start: [start]}
+    todo = [start]
+    while todo:
+        v = todo.pop(0)
+        for w in sorted(graph[v] & members):
+            if w == start:
+                return paths[v] + [start]
+            if w not in paths:
+                paths[w] = paths[v] + [w]
+                todo.append(w)
+    return comp
+
+
+def allowed_private(importer: str, source: str, name: str) -> bool:
+    """A private name may come from the importer itself or from ``_internal`` of one of its
+    enclosing packages (the shared-helpers module); a private ``_internal`` module is fine too."""
+    if source == importer:
+        return True
+    packages = [".".join(importer.split(".")[:i]) for i in range(1, importer.count(".") + 1)]
+    internal = {f"{p}._internal" for p in packages}
+    return source in internal or f"{source}.{name}" in internal
+
+
+def private_uses(imports: Imports) -> list[str]:
+    """``from x import _y`` and ``x._y`` (x an alias of another package module) in one module."""
+    bad = []
+    for source, name, line in imports.names:
+        if name.startswith("_") and not name.startswith("__") and \
+                not allowed_private(imports.module, source, name):
+            bad.append(f"{imports.module}:{line} imports {source}.{name}")
+    for node in ast.walk(imports.tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                node.attr.startswith("_") and not node.attr.startswith("__"):
+            target = imports.aliases.get(node.value.id)
+            if target and target != imports.module and \
+                    not allowed_private(imports.module, target, node.attr):
+                bad.append(f"{imports.module}:{node.lineno} uses {target}.{node.attr}")
+    return bad
+
+
+def layout_strings(path: Path) -> dict[str, list[int]]:
+    """{run-folder file name: lines} where ``path`` spells it as a path string (the name
+    alone or ending a path, outside docstrings and messages)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                docstrings.add(id(body[0].value))
+    found: dict[str, list[int]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                id(node) not in docstrings:
+            for name in RUN_FOLDER_FILES:
+                if node.value == name or node.value.endswith("/" + name):
+                    found.setdefault(name, []).append(node.lineno)
+    return found
+
+
+# --------------------------------------------------------------------------- the checker itself
+
+def write_package(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root / "pkg"
+
+
+def test_checker_finds_lazy_relative_cycles_and_private_imports(tmp_path):
+    pkg = write_package(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/a.py": "from .b import run\n",
+        "pkg/b.py": "def run():\n    from . import c\n    return c._helper()\n",
+        "pkg/c.py": "def _helper():\n    from .a import run\n",
+        "pkg/_internal.py": "def _shared(): pass\n",
+        "pkg/sub/__init__.py": "from .. import _internal\nfrom .._internal import _shared\n"
+                               "from ..a import _x\n",
+        "pkg/d.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import _T\n",
+    })
+    modules = module_files(pkg)
+    graph = import_graph(modules)
+    edges = {m: set(i.edges) for m, i in graph.items()}
+    assert edges["pkg.b"] == {"pkg.c"} and edges["pkg.sub"] == {"pkg._internal", "pkg.a"}
+    assert cycles(edges) == [["pkg.a", "pkg.b", "pkg.c"]]
+    assert cycle_path(edges, ["pkg.a", "pkg.b", "pkg.c"]) == ["pkg.a", "pkg.b", "pkg.c", "pkg.a"]
+    bad = [b for i in graph.values() for b in private_uses(i)]
+    assert sorted(bad) == ["pkg.b:3 uses pkg.c._helper", "pkg.sub:3 imports pkg.a._x"]
+
+
+def test_checker_finds_layout_strings_outside_docstrings(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text('"""writes state.json"""\nSTATE = "state.json"\n'
+                    'p = run / "reports/history.csv"\nmsg = "no state.json here"\n')
+    assert layout_strings(path) == {"state.json": [2], "history.csv": [3]}
+
+
+# --------------------------------------------------------------------------- the package
+
+def test_no_import_cycles():
+    graph = import_graph()
+    edges = {m: set(i.edges) - {m} for m, i in graph.items()}
+    found = cycles(edges)
+    loops = []
+    for comp in found:
+        path = cycle_path(edges, comp)
+        loops.append(" -> ".join(f"{a} (line {graph[a].edges[b]})" if b else a
+                                 for a, b in zip(path, path[1:] + [None]))
+                     + f"  [modules in the cycle: {', '.join(comp)}]")
+    assert not loops, "import cycles (lazy imports included):\n  " + "\n  ".join(loops)
+
+
+def test_no_private_names_across_modules():
+    bad = [b for imports in import_graph().values() for b in private_uses(imports)]
+    assert not bad, ("private names used across modules; make them public or move them to "
+                     "augmine/_internal.py:\n  " + "\n  ".join(sorted(bad)))
+
+
+@pytest.mark.parametrize("name", RUN_FOLDER_FILES)
+def test_run_folder_layout_has_one_owner(name):
+    owners = {mod: found[name] for mod, path in module_files().items()
+              if name in (found := layout_strings(path))}
+    assert len(owners) == 1, (f"{name!r} is spelt out in {len(owners)} modules, want exactly one "
+                              f"(the run-folder owner): {owners}")
