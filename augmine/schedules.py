@@ -494,17 +494,15 @@ def plot_lr_schedule(lrs, phase_boundaries: Sequence[int], out_png: str | os.Pat
     lrs = np.asarray(lrs, dtype=float)
     fig, ax = plt.subplots(figsize=(8, 3.5), dpi=100)
     ax.plot(np.arange(len(lrs)), lrs, color="C0", lw=1.5)
-    for k, b in enumerate(phase_boundaries):
-        if 0 < b < len(lrs):
-            ax.axvline(b, color="0.4", ls="--", lw=1,
-                       label="phase boundary" if k == 0 or not ax.get_legend_handles_labels()[0]
-                       else None)
+    inside = [int(b) for b in phase_boundaries if 0 < b < len(lrs)]
+    for k, b in enumerate(inside):
+        ax.axvline(b, color="0.4", ls="--", lw=1, label="phase boundary" if k == 0 else None)
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
     ax.set_title(title)
     ax.set_xlim(0, max(len(lrs) - 1, 1))
     ax.set_ylim(bottom=0)
-    if ax.get_legend_handles_labels()[0]:
+    if inside:
         ax.legend(loc="upper right")
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
@@ -674,6 +672,11 @@ def lr_range_test(model, dataset, out_png: str | os.PathLike | None = None,
     """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr}, {end_lr}")
+    import numpy as np
+
+    from .runtime import keras_backend
+
+    to_numpy = keras_backend() != "tensorflow"
     hooks = [h for h in (on_step, print_progress(steps) if progress else None) if h]
     # Keras' own exponential schedule: lr = start * (end/start) ** (step / (steps - 1)).
     schedule = keras.optimizers.schedules.ExponentialDecay(
@@ -689,6 +692,8 @@ def lr_range_test(model, dataset, out_png: str | os.PathLike | None = None,
         for x, y in dataset:
             step = len(losses)
             lr = start_lr * (end_lr / start_lr) ** (step / max(steps - 1, 1))
+            if to_numpy:  # e.g. a tf.data pipeline feeding a JAX/PyTorch model
+                x, y = np.asarray(x), np.asarray(y)
             loss = float(model.train_on_batch(x, y, return_dict=True)["loss"])
             lrs.append(lr)
             losses.append(loss)

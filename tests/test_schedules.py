@@ -362,3 +362,21 @@ def test_lr_range_test_on_the_real_sample(real_index, tmp_path):
     skip = result["skipped_steps"]
     assert at_max < smooth[0] and at_max < smooth[skip] - 0.05, result
     assert result["max_lr"] > 1e-4 and result["warning"] is None
+
+
+@pytest.mark.parametrize("spec", [{"half_cycle": "auto", "cycles_per_phase": 2},
+                                  {"mode": "one_cycle", "anneal": "linear", "max_lr": 0.1}])
+def test_schedules_work_inside_fit(spec):
+    """Compiled train steps (tf.function / jax.jit) accept the schedules."""
+    import keras
+
+    sched = create_schedule(spec, [8, 8])
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(sched, momentum=0.9),
+                  loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    model.fit(rng.random((40, 4), dtype=np.float32), rng.integers(0, 3, 40), batch_size=8,
+              epochs=2, verbose=0)
+    assert int(model.optimizer.iterations) == 10
+    assert float(model.optimizer.learning_rate) == pytest.approx(lr_values(sched, 11)[10],
+                                                                 rel=1e-6)
