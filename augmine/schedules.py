@@ -302,13 +302,14 @@ class PiecewiseLinearLR(keras.optimizers.schedules.LearningRateSchedule):
 
 SCHEDULE_MODES = MODES + ("one_cycle", "cosine")
 _KEYS = {
-    "triangular": {"min_lr", "max_lr", "half_cycle", "cycles_per_phase", "cycle_epochs"},
+    # gamma is accepted (and ignored) by triangular modes, as CyclicLR does
+    "triangular": {"min_lr", "max_lr", "half_cycle", "cycles_per_phase", "cycle_epochs", "gamma"},
     "one_cycle": {"min_lr", "max_lr", "final_lr", "warmup_fraction", "warmup_steps",
                   "warmup_epochs", "anneal"},
     "cosine": {"min_lr", "max_lr", "warmup_steps", "warmup_epochs"},
 }
 _KEYS["triangular2"] = _KEYS["triangular"]
-_KEYS["exp_range"] = _KEYS["triangular"] | {"gamma"}
+_KEYS["exp_range"] = _KEYS["triangular"]
 
 
 def _total_steps(phase_steps, mode: str) -> int:
@@ -349,7 +350,7 @@ def create_schedule(spec: dict[str, Any], phase_steps: Sequence | None = None):
     ``spec`` keys (``mode`` defaults to ``triangular``; unknown keys are an error):
 
     - ``triangular`` / ``triangular2`` / ``exp_range`` (cyclic, Smith 2017): ``min_lr``
-      (0.001), ``max_lr`` (0.05), ``gamma`` (``exp_range`` only, 0.99994) and
+      (0.001), ``max_lr`` (0.05), ``gamma`` (used by ``exp_range`` only, 0.99994) and
       ``half_cycle``: an int (steps; 2000, the reference run) gives :class:`CyclicLR`,
       which ignores phases; ``"auto"`` gives :class:`PhaseCyclicLR` with cycles aligned to
       the phases (:func:`phase_cycles`: ``cycles_per_phase``, int or list, default 1, or

@@ -267,6 +267,13 @@ def test_default_spec_is_the_reference_run():
     sched = create_schedule({})
     assert isinstance(sched, CyclicLR)
     assert sched.get_config() == CyclicLR().get_config()
+    # today's config schedule dicts (CyclicLR(**cfg.schedule)) give the same schedule
+    for cfg in ({"mode": "triangular", "min_lr": 0.005, "max_lr": 0.1, "half_cycle": 60},
+                {"mode": "exp_range", "min_lr": 0.001, "max_lr": 0.05, "half_cycle": 2000,
+                 "gamma": 0.9999},
+                {"mode": "triangular2", "min_lr": 0.001, "max_lr": 0.05, "half_cycle": 200,
+                 "gamma": 0.5}):
+        assert create_schedule(cfg, [500]).get_config() == CyclicLR(**cfg).get_config()
 
 
 # --------------------------------------------------------------------------- LR suggestion
