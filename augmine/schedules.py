@@ -312,6 +312,16 @@ _KEYS["triangular2"] = _KEYS["triangular"]
 _KEYS["exp_range"] = _KEYS["triangular"]
 
 
+def _number(spec: dict, key: str, default: float, integer: bool = False) -> float:
+    """``spec[key]`` (or ``default``) as a float, or an int when ``integer``; one-line error."""
+    value = spec.get(key, default)
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok:
+        kind = "a whole number" if integer else "a number"
+        raise ValueError(f"schedule {key} must be {kind}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
 def _total_steps(phase_steps, mode: str) -> int:
     if not phase_steps:
         raise ValueError(f"schedule mode {mode!r} needs the phases' step counts")
@@ -324,14 +334,14 @@ def _warmup_steps(spec: dict, phase_steps, total: int, default_fraction: float) 
     if len(given) > 1:
         raise ValueError(f"give only one of {', '.join(given)}")
     if "warmup_steps" in spec:
-        steps = int(spec["warmup_steps"])
+        steps = _number(spec, "warmup_steps", 0, integer=True)
     elif "warmup_epochs" in spec:
         first = _phase_parts(phase_steps)[0]
         if first[1] is None:
             raise ValueError("warmup_epochs needs (steps_per_epoch, epochs) phases")
-        steps = round(float(spec["warmup_epochs"]) * first[1])
+        steps = round(_number(spec, "warmup_epochs", 0) * first[1])
     else:
-        fraction = float(spec.get("warmup_fraction", default_fraction))
+        fraction = _number(spec, "warmup_fraction", default_fraction)
         if not 0 <= fraction < 1:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {fraction}")
         steps = round(fraction * total)
@@ -380,26 +390,32 @@ def create_schedule(spec: dict[str, Any], phase_steps: Sequence | None = None):
     if unknown:
         raise ValueError(f"unknown schedule key(s) for mode {mode!r}: {', '.join(unknown)}; "
                          f"known: {', '.join(sorted(_KEYS[mode]))}")
-    try:
-        max_lr = float(spec.get("max_lr", 0.05))
-        default_min = {"one_cycle": max_lr / 25, "cosine": max_lr / 100}.get(mode, 0.001)
-        min_lr = float(spec.get("min_lr", default_min))
-    except (TypeError, ValueError):
-        raise ValueError(f"min_lr and max_lr must be numbers, got {spec.get('min_lr')!r}, "
-                         f"{spec.get('max_lr')!r}") from None
+    max_lr = _number(spec, "max_lr", 0.05)
+    min_lr = _number(spec, "min_lr", {"one_cycle": max_lr / 25,
+                                      "cosine": max_lr / 100}.get(mode, 0.001))
     if not 0 < min_lr <= max_lr:
         raise ValueError(f"need 0 < min_lr <= max_lr, got {min_lr}, {max_lr}")
 
     if mode in MODES:
         half = spec.get("half_cycle", 2000)
-        gamma = float(spec.get("gamma", 0.99994))
+        gamma = _number(spec, "gamma", 0.99994)
+        if not 0 < gamma <= 1:
+            raise ValueError(f"schedule gamma must be in (0, 1], got {gamma}")
         if half == "auto":
             if not phase_steps:
                 raise ValueError("half_cycle: auto needs the phases' step counts")
+            per_phase = spec.get("cycles_per_phase")
+            if per_phase is not None and not (
+                    isinstance(per_phase, int) and not isinstance(per_phase, bool)
+                    or isinstance(per_phase, (list, tuple))
+                    and all(isinstance(c, int) and not isinstance(c, bool) for c in per_phase)):
+                raise ValueError(f"schedule cycles_per_phase must be a whole number or a list "
+                                 f"of them, one per phase, got {per_phase!r}")
+            cycle_epochs = (_number(spec, "cycle_epochs", 0) if "cycle_epochs" in spec
+                            else None)
             return PhaseCyclicLR(phase_cycle_segments(
                 phase_steps, min_lr, max_lr, mode, gamma,
-                cycles_per_phase=spec.get("cycles_per_phase"),
-                cycle_epochs=spec.get("cycle_epochs")))
+                cycles_per_phase=per_phase, cycle_epochs=cycle_epochs))
         if "cycles_per_phase" in spec or "cycle_epochs" in spec:
             raise ValueError("cycles_per_phase and cycle_epochs need half_cycle: auto")
         if isinstance(half, bool) or not isinstance(half, int):
@@ -416,7 +432,7 @@ def create_schedule(spec: dict[str, Any], phase_steps: Sequence | None = None):
             min_lr, decay_steps=total - warm, alpha=min_lr / max_lr,
             warmup_target=max_lr, warmup_steps=warm)
 
-    final_lr = float(spec.get("final_lr", min_lr / 1000))
+    final_lr = _number(spec, "final_lr", min_lr / 1000)
     if not 0 < final_lr <= min_lr:
         raise ValueError(f"need 0 < final_lr <= min_lr, got {final_lr}, {min_lr}")
     anneal = spec.get("anneal", "cos")

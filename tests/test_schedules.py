@@ -256,6 +256,11 @@ def test_lr_schedule_plot(tmp_path):
     ({"mode": "one_cycle", "warmup_steps": 100}, [100], "shorter than the run"),
     ({"mode": "cosine", "warmup_epochs": 1}, [100], "warmup_epochs needs"),
     ({"mode": "cosine", "gamma": 0.9}, [100], "unknown schedule key"),
+    ({"max_lr": "fast"}, None, "max_lr must be a number, got 'fast'"),
+    ({"half_cycle": "auto", "cycles_per_phase": "two"}, [100], "cycles_per_phase must be"),
+    ({"half_cycle": "auto", "cycle_epochs": None}, [(10, 4)], "cycle_epochs must be a number"),
+    ({"mode": "exp_range", "gamma": 1.5}, None, "gamma must be in"),
+    ({"mode": "cosine", "warmup_steps": 2.5}, [100], "warmup_steps must be a whole number"),
 ])
 def test_bad_specs_are_one_line_value_errors(spec, phases, match):
     with pytest.raises(ValueError, match=match) as info:
