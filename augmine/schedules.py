@@ -689,6 +689,8 @@ def lr_range_test(model, dataset, out_png: str | os.PathLike | None = None,
     """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr}, {end_lr}")
+    if int(steps) < 5:
+        raise ValueError(f"the LR range test needs steps >= 5, got {steps}")
     import numpy as np
 
     from .runtime import keras_backend
