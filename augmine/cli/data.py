@@ -23,6 +23,8 @@ def check(path: Path, skip_bad: bool) -> None:
     mid-training. Every problem of the tree (structure and images) is listed in one run,
     grouped, and the command fails (exit status 1) when there is any.
     """
+    from collections import Counter
+
     import numpy as np
 
     from ..dataset import drop_bad_files, scan_dataset, trainable_problems, verify_index
@@ -39,7 +41,7 @@ def check(path: Path, skip_bad: bool) -> None:
     click.echo(f"classes   {index.num_classes}")
     for name, split in index.splits.items():
         counts = index.class_counts(name)
-        sizes = report.sizes.get(name, {})
+        sizes = report.sizes.get(name, Counter())
         size_txt = ", ".join(f"{w}x{h}: {n:,}" for (h, w), n in sizes.most_common(3))
         if len(sizes) > 3:
             size_txt += f", {len(sizes) - 3} other sizes"
