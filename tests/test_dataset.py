@@ -303,3 +303,12 @@ def test_data_synth_cli(tmp_path):
     assert load_index(tmp_path / "s").num_classes == 5
     again = CliRunner().invoke(cli, ["data", "synth", str(tmp_path / "s")])
     assert again.exit_code != 0 and "is not empty" in again.output
+
+
+def test_bad_command_line_values_are_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["data", "synth", str(tmp_path / "s"), "--classes", "ten"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "Invalid value for '--classes': 'ten' is not a valid integer" in result.output
+    result = CliRunner().invoke(cli, ["data", "check", str(tmp_path), "--skipbad"])
+    assert result.exit_code == 2 and "No such option '--skipbad'. Did you mean '--skip-bad'?" in result.output
+    assert not (tmp_path / "s").exists()
