@@ -3,6 +3,10 @@
 Each helper writes to a temporary file in the destination folder, flushes it to disk
 and renames it over the target with :func:`os.replace`, which is atomic on POSIX and
 Windows. A run killed mid-write leaves the previous version intact.
+
+Files get the mode an ordinary ``open(path, "w")`` would give them (``0o666`` less the
+umask: ``0o644`` with the usual umask 0022), or keep the mode of the file they replace;
+the temporary file's private ``0o600`` never reaches the target.
 """
 
 from __future__ import annotations
@@ -10,9 +14,32 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+
+def current_umask() -> int:
+    """The process umask (e.g. ``0o022``), read without changing it where the OS allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc (macOS, Windows): the set-and-restore idiom
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode(target: str | os.PathLike) -> int:
+    """Permission bits for writing ``target``: the existing file's, else ``0o666 & ~umask``."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -34,6 +61,8 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp makes the file 0600; give it the mode a plain write would have
+        os.chmod(tmp_path, new_file_mode(target))
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

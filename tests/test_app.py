@@ -83,15 +83,24 @@ def synth_run(synth_index, tmp_path_factory):
 PAGES = ("Augmentation browser", "Confusion explorer")
 
 
+@pytest.fixture(autouse=True)
+def _restore_argv():
+    saved = list(sys.argv)
+    yield
+    sys.argv[:] = saved
+
+
 def app_test(data: Path | str | None = None, run: Path | str | None = None, page: int = 0):
-    """Run the app once with the sidebar's dataset / run folder / page preset."""
+    """Run the app once as ``augmine app [RUN] [--data DATA]`` starts it, on page ``page``.
+
+    The folders reach the script as its command line (``streamlit run APP -- RUN --data
+    DATA`` sets sys.argv so); the fixture above restores pytest's sys.argv afterwards.
+    """
     from streamlit.testing.v1 import AppTest
 
+    sys.argv[:] = [str(APP)] + ([str(run)] if run is not None else []) + (
+        ["--data", str(data)] if data is not None else [])
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    if data is not None:
-        at.session_state["data_path"] = str(data)
-    if run is not None:
-        at.session_state["run_path"] = str(run)
     at.session_state["page"] = PAGES[page]
     return at.run()
 
@@ -152,8 +161,130 @@ def test_cli_app_command(tmp_path):
     cmd = streamlit_command(str(tmp_path), str(tmp_path), 8765, headless=True)
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("augmine/app/streamlit_app.py")
     assert cmd[cmd.index("--server.headless") + 1] == "true"
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"    # this machine only
     after = cmd[cmd.index("--") + 1:]
     assert after == [str(tmp_path.resolve()), "--data", str(tmp_path.resolve())]
+
+
+def _exec_calls(monkeypatch):
+    """Record the command `augmine app` would become instead of exec-ing it."""
+    calls = []
+
+    def fake_execve(path, args, env):
+        calls.append((list(args), env))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execve", fake_execve)
+    return calls
+
+
+def test_cli_app_binds_loopback_and_warns_when_shared(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from augmine.cli import cli
+
+    calls = _exec_calls(monkeypatch)
+    res = CliRunner().invoke(cli, ["app", "--port", "8766"])
+    assert res.exit_code == 0, res.output
+    cmd = calls[-1][0]
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert "warning" not in res.output
+    # CliRunner's stdin is not a terminal: headless, so Streamlit never asks for an e-mail
+    assert cmd[cmd.index("--server.headless") + 1] == "true"
+    res = CliRunner().invoke(cli, ["app", "--address", "0.0.0.0", "--port", "8766"])
+    cmd = calls[-1][0]
+    assert cmd[cmd.index("--server.address") + 1] == "0.0.0.0"
+    warn = [l for l in res.output.splitlines() if l.startswith("warning:")]
+    assert len(warn) == 1 and "0.0.0.0" in warn[0] and "8766" in warn[0]
+
+
+def test_cli_app_missing_streamlit_names_both_install_commands(monkeypatch):
+    from click.testing import CliRunner
+
+    from augmine.cli import cli
+
+    monkeypatch.setitem(sys.modules, "streamlit", None)       # import streamlit -> ImportError
+    res = CliRunner().invoke(cli, ["app"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    line = [l for l in res.output.splitlines() if l.startswith("Error:")][0]
+    assert "pip install 'augmine[app]'" in line and "pip install -e '.[app]'" in line
+
+
+def test_headless_without_terminal_or_display(monkeypatch):
+    from augmine.cli.app import should_run_headless
+
+    class Tty:
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Tty())
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert should_run_headless(False) is False            # a desktop terminal: open a browser
+    assert should_run_headless(True) is True
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert should_run_headless(False) is True             # ssh session without a display
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(sys, "stdin", open(os.devnull))
+    assert should_run_headless(False) is True             # nohup / service / CI
+
+
+def _listen_addresses(port: int) -> set[str]:
+    """Local IPv4/IPv6 addresses (hex, as /proc/net/tcp* shows them) listening on ``port``."""
+    found = set()
+    for name in ("tcp", "tcp6"):
+        path = Path("/proc/net") / name
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            addr, hexport = fields[1].rsplit(":", 1)
+            if int(hexport, 16) == port and fields[3] == "0A":       # 0A = LISTEN
+                found.add(addr)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net")
+def test_app_starts_unattended_on_loopback(tmp_path):
+    """`augmine app` with stdin from /dev/null, a display, no --no-browser and a fresh HOME
+    (Streamlit has never asked for its e-mail there) serves, and only on 127.0.0.1."""
+    port = _free_port()
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home), DISPLAY=":0", PYTHONPATH=str(REPO),
+               AUGMINE_HOME=str(tmp_path / "augmine-home"),
+               STREAMLIT_SERVER_FILE_WATCHER_TYPE="none")
+    for key in [k for k in env if k.startswith("STREAMLIT_") and "WATCHER" not in k]:
+        del env[key]
+    log = open(tmp_path / "app.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-c", "from augmine.cli import cli; cli()",
+                             "app", "--port", str(port)], stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+    try:
+        deadline = time.time() + TIMEOUT
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                            timeout=2) as r:
+                    if r.status == 200 and r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail("augmine app did not serve: "
+                            + (tmp_path / "app.log").read_text()[-2000:])
+            time.sleep(0.3)
+        assert _listen_addresses(port) == {"0100007F"}            # 127.0.0.1 only
+        assert "Email" not in (tmp_path / "app.log").read_text()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 # --------------------------------------------------------------------------- AppTest flows
@@ -221,11 +352,16 @@ def test_browser_edits_recipe_and_download_validates(synth_root, tmp_path):
     if "augmine.cli.recipe" in sys.modules or (REPO / "augmine" / "cli" / "recipe.py").exists():
         res = CliRunner().invoke(cli, ["recipe", "validate", str(out)])
         assert res.exit_code == 0, res.output
+    # the page says the first transform is off, and the YAML the user downloads lacks it
+    n = len(rec.transforms)
+    assert f"{n - 1} of {n} transforms on" in texts(at)
+    assert at.checkbox(key=f"{prefix}on0").label == f"**1. {first}**"
+    assert text.count(f"transform: {first}") == \
+        [t["transform"] for t in rec.transforms[1:]].count(first)
     # a bad parameter value shows a clear message, not a traceback
     at.text_input(key=f"{prefix}x1").set_value("{not_an_argument: 3}").run()
     no_exception(at)
     assert any("not valid" in e.value and "not_an_argument" in e.value for e in at.error)
-    assert first  # the removed transform is named in the recipe the user started from
 
 
 def test_confusion_explorer_on_real_run(real_root, real_run):
@@ -255,25 +391,47 @@ def test_confusion_explorer_on_real_run(real_root, real_run):
 def test_confusion_explorer_messages_instead_of_tracebacks(synth_root, tmp_path):
     at = app_test(data=synth_root, page=1)
     no_exception(at)
-    assert any("No run folder" in e.value for e in at.info)
-    at.text_input(key="run_path").set_value(str(tmp_path / "missing")).run()
+    assert any("No run folder" in e.value and "augmine app RUN_DIR" in e.value
+               for e in at.info)
+    at = app_test(data=synth_root, run=tmp_path / "missing", page=1)
     no_exception(at)
     assert any("is not a folder" in e.value for e in at.error)
     (tmp_path / "empty").mkdir()
-    at.text_input(key="run_path").set_value(str(tmp_path / "empty")).run()
+    at = app_test(data=synth_root, run=tmp_path / "empty", page=1)
     no_exception(at)
     assert any("not a run folder" in e.value for e in at.error)
     (tmp_path / "fresh").mkdir()
     (tmp_path / "fresh" / "config.yaml").write_text(f"data: {synth_root}\n")
-    at.text_input(key="run_path").set_value(str(tmp_path / "fresh")).run()
+    at = app_test(data=synth_root, run=tmp_path / "fresh", page=1)
     no_exception(at)
     assert any("no reports" in e.value for e in at.warning)
     bad = tmp_path / "broken" / "reports" / "phase-1"
     bad.mkdir(parents=True)
     (bad / "report.json").write_text("{not json")
-    at.text_input(key="run_path").set_value(str(tmp_path / "broken")).run()
+    at = app_test(data=synth_root, run=tmp_path / "broken", page=1)
     no_exception(at)
     assert any("unreadable report" in e.value for e in at.error)
+
+
+def test_sidebar_opens_only_the_folders_given(synth_root, synth_run, tmp_path):
+    at = app_test(run=synth_run)
+    no_exception(at)
+    assert not at.sidebar.text_input                     # no free-text path to type
+    recorded = str(Path((synth_run / "config.yaml").read_text().split("data: ")[1].strip())
+                   .resolve())
+    data_box, run_box = at.selectbox(key="data_path"), at.selectbox(key="run_path")
+    assert data_box.options == [recorded, "generated default dataset"]
+    assert run_box.options == [str(synth_run.resolve()), "none"]
+    run_box.set_value("").run()                          # "none" is always allowed
+    at.session_state["page"] = PAGES[1]
+    at.run()
+    no_exception(at)
+    assert any("No run folder" in e.value for e in at.info)
+    # a selectbox travels as an index into its options: no folder outside them can be sent
+    elsewhere = tmp_path / "private"
+    elsewhere.mkdir()
+    with pytest.raises(ValueError, match="not in list"):
+        at.selectbox(key="data_path").set_value(str(elsewhere)).run()
 
 
 def test_browser_bad_dataset_path_is_a_message(tmp_path):
@@ -301,7 +459,7 @@ def test_browser_defaults_to_generated_dataset(tmp_path, monkeypatch, synth_run)
 
 
 def test_interactions_answer_fast(real_root, real_run):
-    at = app_test(data=real_root)
+    at = app_test(data=real_root, run=real_run)
     no_exception(at)
     times = []
     for seed in (1, 2, 3):
@@ -309,7 +467,6 @@ def test_interactions_answer_fast(real_root, real_run):
         at.number_input(key="seed").set_value(seed).run()
         times.append(time.perf_counter() - t0)
     at.session_state["page"] = "Confusion explorer"
-    at.text_input(key="run_path").set_value(str(real_run)).run()
     at.run()
     for stage in ("phase-2", "round-1"):
         t0 = time.perf_counter()

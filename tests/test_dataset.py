@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from augmine.cli import cli
-from augmine.dataset import display_name, load_index, read_image, verify_index
+from augmine.dataset import (check_images, display_name, find_bad_images, load_index,
+                             read_image, verify_index)
 from augmine.errors import AugmineError
 from augmine.synth import confusable_pairs, write_synthetic_dataset
 
@@ -200,6 +201,88 @@ def test_data_check_cli_reports_bad_files_in_one_line(tiny):
     assert "23 images" in result.output
 
 
+def test_data_check_reports_every_problem_in_one_run(tiny):
+    (tiny / "val" / "images" / "val_4.JPEG").unlink()                  # annotated, missing
+    imgs = tiny / "train" / "s0000001" / "images"
+    good = (imgs / "s0000001_0.JPEG").read_bytes()
+    (imgs / "s0000001_1.JPEG").write_bytes(good[: len(good) // 2])      # truncated (corrupt)
+    (imgs / "s0000001_2.JPEG").write_bytes(b"<html>not a jpeg</html>")  # fake JPEG
+    result = CliRunner().invoke(cli, ["data", "check", str(tiny)])
+    out = result.output
+    assert result.exit_code == 1 and "Traceback" not in out
+    assert "problems  3 found" in out
+    assert "dataset structure: 1" in out and "val_4.JPEG does not exist" in out
+    assert "truncated JPEG (no end marker): 1" in out and "s0000001_1.JPEG" in out
+    assert "not a decodable image: 1" in out and "s0000001_2.JPEG" in out
+    errors = [l for l in out.splitlines() if l.startswith("Error:")]
+    assert len(errors) == 1 and "3 problem(s)" in errors[0]
+    assert "1 structural, 2 bad file(s)" in errors[0]
+    # --skip-bad leaves the images out but the structural problem still fails the check
+    result = CliRunner().invoke(cli, ["data", "check", str(tiny), "--skip-bad"])
+    assert result.exit_code == 1 and "problems  1 found (2 bad file(s) skipped)" in result.output
+    # library users still get the first structural problem as one error
+    with pytest.raises(AugmineError, match="val_4.JPEG does not exist"):
+        load_index(tiny)
+
+
+def test_several_structural_problems_listed_together(tiny):
+    ann = tiny / "val" / "val_annotations.txt"
+    lines = ann.read_text().splitlines()
+    lines[2] = lines[2].replace(lines[2].split("\t")[1], "n99999999")
+    ann.write_text("\n".join(lines) + "\n")
+    for f in (tiny / "train" / "s0000002" / "images").iterdir():
+        f.unlink()
+    (tiny / "wnids.txt").write_text((tiny / "wnids.txt").read_text() + "s0000000\n")
+    result = CliRunner().invoke(cli, ["data", "check", str(tiny)])
+    assert result.exit_code == 1, result.output
+    assert "dataset structure: 3" in result.output
+    for part in ("n99999999 is not in wnids.txt", "s0000002/images is empty",
+                 "class s0000000 is listed twice"):
+        assert part in result.output
+
+
+def test_data_check_without_val_annotations_lists_it_without_traceback(tiny):
+    (tiny / "val" / "val_annotations.txt").unlink()
+    (tiny / "train" / "s0000000" / "images" / "s0000000_0.JPEG").write_bytes(b"GIF89a")
+    result = CliRunner().invoke(cli, ["data", "check", str(tiny)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "val_annotations.txt is missing" in result.output
+    assert "the val split has no images" in result.output
+    assert "not a decodable image: 1" in result.output
+
+
+def test_one_class_dataset_fails_check_and_trainable(tmp_path):
+    root = tmp_path / "one"
+    write_synthetic_dataset(root, num_classes=2, train_per_class=3, val_per_class=2, seed=0)
+    keep = (root / "wnids.txt").read_text().split()[0]
+    (root / "wnids.txt").write_text(keep + "\n")
+    ann = root / "val" / "val_annotations.txt"
+    ann.write_text("".join(l + "\n" for l in ann.read_text().splitlines() if keep in l))
+    index = load_index(root)                                # indexing itself is fine
+    assert index.num_classes == 1
+    with pytest.raises(AugmineError, match="training needs at least 2 classes, this dataset "
+                                           "has 1"):
+        index.check_trainable()
+    result = CliRunner().invoke(cli, ["data", "check", str(root)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "training needs at least 2 classes" in result.output
+
+
+def test_check_images_before_training(tiny, caplog):
+    imgs = tiny / "val" / "images"
+    (imgs / "val_2.JPEG").write_bytes(b"garbage")
+    index = load_index(tiny).check_trainable()
+    assert find_bad_images(index, splits=["train"]) == []
+    bad = find_bad_images(index, splits=["val"])
+    assert [Path(b.path).name for b in bad] == ["val_2.JPEG"]
+    with pytest.raises(AugmineError, match="1 bad file.*val_2.JPEG.*--skip-bad"):
+        check_images(index)
+    with caplog.at_level("WARNING", logger="augmine"):
+        kept = check_images(index, skip_bad=True)
+    assert len(kept.val) == len(index.val) - 1 and len(kept.skipped) == 1
+    assert any("val_2.JPEG" in r.getMessage() for r in caplog.records)
+
+
 def test_read_image_names_the_file(tmp_path):
     bad = tmp_path / "broken.JPEG"
     bad.write_bytes(b"nope")
@@ -220,3 +303,12 @@ def test_data_synth_cli(tmp_path):
     assert load_index(tmp_path / "s").num_classes == 5
     again = CliRunner().invoke(cli, ["data", "synth", str(tmp_path / "s")])
     assert again.exit_code != 0 and "is not empty" in again.output
+
+
+def test_bad_command_line_values_are_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["data", "synth", str(tmp_path / "s"), "--classes", "ten"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "Invalid value for '--classes': 'ten' is not a valid integer" in result.output
+    result = CliRunner().invoke(cli, ["data", "check", str(tmp_path), "--skipbad"])
+    assert result.exit_code == 2 and "No such option '--skipbad'. Did you mean '--skip-bad'?" in result.output
+    assert not (tmp_path / "s").exists()

@@ -167,11 +167,13 @@ def test_installed_app_serves_and_renders_builtin_recipes(installed, outside):
 
     write_synthetic_dataset(data, num_classes=3, train_per_class=4, val_per_class=2, seed=2)
     code = textwrap.dedent(f"""
+        import sys
         from streamlit.testing.v1 import AppTest
         from augmine.app import APP_FILE
+        sys.argv[:] = [str(APP_FILE), "--data", {str(data)!r}]   # as `augmine app --data` does
         at = AppTest.from_file(str(APP_FILE), default_timeout=120)
-        at.session_state["data_path"] = {str(data)!r}
         at.run()
+        assert at.selectbox(key="data_path").value == {str(data.resolve())!r}
         assert not at.exception, [e.value for e in at.exception]
         print(sorted(o for s in at.selectbox for o in s.options if str(o).endswith(".yaml")))
     """)

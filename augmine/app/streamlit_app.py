@@ -38,8 +38,8 @@ GAP = 3                # white margin around each augmented sample (px)
 def cli_args() -> argparse.Namespace:
     """``[RUN_DIR] --data PATH`` given after ``--`` to ``streamlit run``.
 
-    Only read when this file is the script Streamlit runs (sys.argv[0]); under
-    ``AppTest`` sys.argv belongs to pytest and the widgets' session state is used instead.
+    Only read when this file is the script Streamlit runs (sys.argv[0]); otherwise (under
+    ``AppTest`` with pytest's own sys.argv) nothing is given.
     """
     parser = argparse.ArgumentParser(prog="augmine app", add_help=False)
     parser.add_argument("run_dir", nargs="?", default=None)
@@ -179,31 +179,46 @@ def show_error(exc: Exception) -> None:
         st.error(f"Unexpected error: {type(exc).__name__}: {exc}")
 
 
+def folder_choices(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The only folders the app opens: (dataset choices, run folder choices).
+
+    Datasets: ``--data``, the run's recorded dataset, then ``""`` (the generated default);
+    runs: RUN_DIR, then ``""`` (none). Nobody who reaches the port can open any other
+    folder: the sidebar offers these as choices, never as free text.
+    """
+    def norm(p: str) -> str:
+        return str(Path(p).expanduser().resolve())
+
+    run = norm(args.run_dir) if args.run_dir else ""
+    data = [norm(args.data)] if args.data else []
+    if run:
+        recorded = appdata.run_data_root(run)
+        if recorded and Path(recorded).is_dir():
+            data.append(norm(recorded))
+    return list(dict.fromkeys(data)) + [""], ([run] if run else []) + [""]
+
+
 def sidebar(args: argparse.Namespace) -> tuple[str, str, str]:
-    """Page choice, dataset path and run folder path from the sidebar."""
-    ss = st.session_state
-    ss.setdefault("data_path", args.data or "")
-    ss.setdefault("run_path", args.run_dir or "")
+    """Page choice, dataset path and run folder path ("" = default / none) from the sidebar."""
+    data_opts, run_opts = folder_choices(args)
     with st.sidebar:
         st.title("augmine")
         page = st.radio("Page", PAGES, key="page")
-        st.text_input("Dataset folder", key="data_path",
-                      placeholder="empty = the generated default dataset",
-                      help="Tiny-ImageNet layout or train/<class>/ + val/<class>/ folders.")
-        st.text_input("Run folder", key="run_path", placeholder="optional: a folder `augmine "
-                      "train` wrote", help="Holds config.yaml and reports/<stage>/.")
-    return page, ss["data_path"].strip(), ss["run_path"].strip()
+        data_path = st.selectbox(
+            "Dataset folder", data_opts, key="data_path",
+            format_func=lambda p: p or "generated default dataset",
+            help="Tiny-ImageNet layout or train/<class>/ + val/<class>/ folders.")
+        run_path = st.selectbox(
+            "Run folder", run_opts, key="run_path", format_func=lambda p: p or "none",
+            help="A folder `augmine train` wrote: config.yaml and reports/<stage>/.")
+        st.caption("The app opens only the folders it was started with: "
+                   "`augmine app RUN_DIR --data DATASET`.")
+    return page, data_path or "", run_path or ""
 
 
-def dataset_root(data_path: str, run_path: str) -> str:
-    """The dataset to browse: the sidebar's, else the run's recorded one, else the default."""
-    if data_path:
-        return data_path
-    if run_path:
-        recorded = appdata.run_data_root(run_path)
-        if recorded and Path(recorded).is_dir():
-            return recorded
-    return default_dataset()
+def dataset_root(data_path: str) -> str:
+    """The dataset to browse: the sidebar's choice, else the generated default."""
+    return data_path or default_dataset()
 
 
 # --------------------------------------------------------------------------- page 1
@@ -401,9 +416,8 @@ def page_confusion(run_path: str, data_root: str | None) -> None:
 
     st.header("Confusion explorer")
     if not run_path:
-        st.info("No run folder given. Enter one in the sidebar (a folder `augmine train` "
-                "wrote), or start the app as `augmine app RUN_DIR`. The augmentation browser "
-                "works without one.")
+        st.info("No run folder given. Start the app as `augmine app RUN_DIR` on a folder "
+                "`augmine train` wrote. The augmentation browser works without one.")
         return
     from augmine.rounds import check_run_dir
 
@@ -529,7 +543,7 @@ def main() -> None:
     page, data_path, run_path = sidebar(args)
     try:
         if page == PAGES[0]:
-            page_browser(dataset_root(data_path, run_path))
+            page_browser(dataset_root(data_path))
         else:
             root = data_path or None
             page_confusion(run_path, root)

@@ -20,20 +20,28 @@ def check(path: Path, skip_bad: bool) -> None:
     """Validate the dataset at PATH and print a summary.
 
     Every image is decoded, so corrupt and truncated files are found now rather than
-    mid-training.
+    mid-training. Every problem of the tree (structure and images) is listed in one run,
+    grouped, and the command fails (exit status 1) when there is any.
     """
+    from collections import Counter
+
     import numpy as np
 
-    from ..dataset import drop_bad_files, scan_dataset, verify_index
+    from ..dataset import drop_bad_files, scan_dataset, trainable_problems, verify_index
+    from ..errors import AugmineError
 
-    index, bad = scan_dataset(path)
+    structure: list[str] = []
+    index, bad = scan_dataset(path, structure)
     report = verify_index(index, progress=True)
-    index = drop_bad_files(index, bad + report.bad, skip_bad)
+    bad = bad + report.bad
+    structure += trainable_problems(index)
+    if skip_bad:
+        index = drop_bad_files(index, bad, skip_bad=True)
     click.echo(f"dataset   {index.root}  ({index.layout} layout)")
     click.echo(f"classes   {index.num_classes}")
     for name, split in index.splits.items():
         counts = index.class_counts(name)
-        sizes = report.sizes.get(name, {})
+        sizes = report.sizes.get(name, Counter())
         size_txt = ", ".join(f"{w}x{h}: {n:,}" for (h, w), n in sizes.most_common(3))
         if len(sizes) > 3:
             size_txt += f", {len(sizes) - 3} other sizes"
@@ -44,10 +52,31 @@ def check(path: Path, skip_bad: bool) -> None:
     click.echo(f"boxes     {boxes:,} images with an object box")
     names = ", ".join(index.class_names[:6]) + (", ..." if index.num_classes > 6 else "")
     click.echo(f"names     {names}")
-    if index.skipped:
-        click.echo(f"problems  {len(index.skipped)} bad file(s) skipped")
-    else:
-        click.echo("problems  none")
+    shown_bad = [] if skip_bad else bad
+    total = len(structure) + len(shown_bad)
+    skipped = f"{len(index.skipped)} bad file(s) skipped" if index.skipped else ""
+    if not total:
+        click.echo(f"problems  {skipped or 'none'}")
+        return
+    click.echo(f"problems  {total} found" + (f" ({skipped})" if skipped else ""))
+    if structure:
+        click.echo(f"  dataset structure: {len(structure)}")
+        for line in structure:
+            click.echo(f"    {line}")
+    by_reason: dict[str, list[str]] = {}
+    for b in shown_bad:
+        by_reason.setdefault(b.reason, []).append(b.path)
+    for reason, paths in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        click.echo(f"  {reason}: {len(paths)}")
+        for p in paths:
+            click.echo(f"    {p}")
+    parts = [f"{len(structure)} structural"] if structure else []
+    if shown_bad:
+        parts.append(f"{len(shown_bad)} bad file(s)")
+    fix = "fix the ones listed above"
+    if shown_bad:
+        fix += ", or pass --skip-bad to leave the bad files out"
+    raise AugmineError(f"{total} problem(s) in {index.root} ({', '.join(parts)}); {fix}")
 
 
 @command.command("synth")
