@@ -19,10 +19,20 @@ from click.testing import CliRunner
 
 from augmine.cli import cli
 from augmine.errors import AugmineError
-from augmine.train import (HISTORY_COLUMNS, load_checkpoint, load_config, read_history,
-                           read_state, train_extra_epochs, train_run)
+from augmine.config import load_config
+from augmine.rundir import HISTORY_COLUMNS, RunDir
+from augmine.train import train_extra_epochs, train_run
+from augmine.training import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def read_history(run) -> list[dict]:
+    return RunDir(run).read_history()
+
+
+def read_state(run) -> dict:
+    return RunDir(run).read_state()
 
 TINY = {"name": "tiny", "model": {"width": 8, "growth_rate": 4}, "batch_size": 32,
         "schedule": {"min_lr": 0.01, "max_lr": 0.1, "half_cycle": 20}, "seed": 0,
@@ -87,17 +97,17 @@ def test_recipes_resolve_next_to_the_config_first(tmp_path):
     assert cfg.phases[0].recipe == str((tmp_path / "mine.yaml").resolve())
     assert cfg.phases[1].recipe == str((REPO / "recipes" / "none.yaml").resolve())
     assert cfg.total_epochs == 3
-    assert cfg.optimizer == {"name": "sgd", "momentum": 0.9, "nesterov": True}
+    assert cfg.optimizer.options() == {"name": "sgd", "momentum": 0.9, "nesterov": True}
 
 
 def test_shipped_configs_are_valid():
     ref = load_config(REPO / "recipes" / "tiny-imagenet-densenet.yaml", check_recipes=False)
     assert [p.size for p in ref.phases] == [16, 32, 64]
     assert ref.total_epochs == 95 and ref.batch_size == 320
-    assert ref.schedule == {"mode": "triangular", "min_lr": 0.001, "max_lr": 0.05,
+    assert ref.schedule.options() == {"mode": "triangular", "min_lr": 0.001, "max_lr": 0.05,
                             "half_cycle": 2000}
     small = load_config(REPO / "recipes" / "cpu-small.yaml", check_recipes=False)
-    assert small.model["width"] <= 16
+    assert small.model.width <= 16
 
 
 # --------------------------------------------------------------------------- a trained run
@@ -239,8 +249,9 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path, synth_root):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from augmine.train import make_strategy, train_run
-        replicas = make_strategy("mirrored").num_replicas_in_sync
+        from augmine.tf_backend import mirrored_strategy
+        from augmine.train import train_run
+        replicas = mirrored_strategy("mirrored").num_replicas_in_sync
         r = train_run({str(path)!r}, {str(synth_root)!r}, {str(tmp_path / 'run')!r},
                       progress=False)
         print("RESULT", json.dumps({{"replicas": replicas, "state": r.state}}))
