@@ -87,8 +87,21 @@ def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: i
 
     _, eval_bs = evaluation_settings(cfg, size)
     train_feed = train_dataset(index, recipe, size, cfg.batch_size, plan=plan, seed=seed,
-                               workers=cfg.workers)
+                               workers=cfg.workers, first_epoch=first_epoch)
     return train_feed, eval_dataset(index, size, eval_bs)
+
+
+def _fit_and_close(model, feeds, epochs: int, initial_epoch: int, callbacks, progress,
+                   class_weight=None) -> None:
+    from .pipeline import close_feed
+
+    train_feed, val_feed = feeds
+    try:
+        fit_stage(model, train_feed, val_feed, epochs, initial_epoch, callbacks, progress,
+                  class_weight=class_weight)
+    finally:
+        close_feed(train_feed)
+        close_feed(val_feed)
 
 
 def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
@@ -147,13 +160,11 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             if done < phase.epochs:
                 log.info("phase %d: %d px, epochs %d..%d, recipe %s", phase_no, phase.size,
                          done + 1, phase.epochs, Path(phase.recipe).name)
-                # the same seeds as an uninterrupted run at this epoch
-                _seed_keras(cfg.seed + int(state["epochs_done"]))
-                train_feed, val_feed = _feeds(index, cfg, phase.recipe, phase.size,
-                                              cfg.seed + phase_no, done)
-                fit_stage(model, train_feed, val_feed, phase.epochs, done,
-                          stage_callbacks(run, state, stage, phase_no, phase.size,
-                                          progress, extra_callbacks), progress)
+                feeds = _feeds(index, cfg, phase.recipe, phase.size, cfg.seed + phase_no, done)
+                _fit_and_close(model, feeds, phase.epochs, done,
+                               stage_callbacks(run, state, stage, phase_no, phase.size,
+                                               progress, extra_callbacks, seed=cfg.seed),
+                               progress)
             if stage not in state["reports"]:
                 _phase_report(run, model, index, cfg, phase_no, state)
                 state["reports"].append(stage)
@@ -204,14 +215,13 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
         state.update({"status": "running", "stage": stage, "stage_epochs_done": done})
         run.write_state(state)
         if done < epochs:
-            _seed_keras(cfg.seed + int(state["epochs_done"]))
-            train_feed, val_feed = _feeds(index, cfg, recipe, size,
-                                          cfg.seed + ROUND_SEED_OFFSET + len(state["rounds"]),
-                                          done, plan=plan)
-            fit_stage(model, train_feed, val_feed, epochs, done,
-                      stage_callbacks(run, state, stage, None, size, progress,
-                                      extra_callbacks), progress,
-                      class_weight=class_weight)
+            feeds = _feeds(index, cfg, recipe, size,
+                           cfg.seed + ROUND_SEED_OFFSET + len(state["rounds"]), done,
+                           plan=plan)
+            _fit_and_close(model, feeds, epochs, done,
+                           stage_callbacks(run, state, stage, None, size, progress,
+                                           extra_callbacks, seed=cfg.seed),
+                           progress, class_weight=class_weight)
     info["epochs_done"] = int(state["stage_epochs_done"])
     info["done"] = True
     state["status"] = "done"

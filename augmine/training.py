@@ -214,6 +214,19 @@ def epoch_lines(echo=None):
     return EpochLines()
 
 
+def epoch_seeder(seed: int, state: dict):
+    """A Keras callback seeding Python, numpy and the backend with ``seed + epochs done``
+    (over the whole run) at the start of every epoch, so a resumed run draws the same
+    random numbers at epoch N as an uninterrupted one."""
+    keras = import_keras()
+
+    class EpochSeeder(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            keras.utils.set_random_seed(int(seed) + int(state["epochs_done"]))
+
+    return EpochSeeder()
+
+
 def tensorboard_available() -> bool:
     """Whether TensorBoard logs can be written: the ``tensorboard`` package is installed and
     Keras runs on TensorFlow (its TensorBoard callback writes through ``tf.summary``)."""
@@ -223,11 +236,13 @@ def tensorboard_available() -> bool:
 
 
 def stage_callbacks(run: RunDir, state: dict, stage: str, phase: int | None, size: int,
-                    progress: bool = True, extra=()) -> list:
-    """The callbacks of one stage: the epoch recorder, TensorBoard (when available), one
-    line per epoch when there are no progress bars, then ``extra`` (yours, e.g. early stop)."""
+                    progress: bool = True, extra=(), seed: int | None = None) -> list:
+    """The callbacks of one stage: the epoch seeder (when ``seed`` is given), the epoch
+    recorder, TensorBoard (when available), one line per epoch when there are no progress
+    bars, then ``extra`` (yours, e.g. early stopping)."""
     keras = import_keras()
-    callbacks = [epoch_recorder(run, state, stage, phase, size)]
+    callbacks = [] if seed is None else [epoch_seeder(seed, state)]
+    callbacks.append(epoch_recorder(run, state, stage, phase, size))
     if tensorboard_available():
         callbacks.append(keras.callbacks.TensorBoard(
             log_dir=str(run.tensorboard_dir(stage)), write_graph=False, update_freq="epoch"))

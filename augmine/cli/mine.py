@@ -116,7 +116,8 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe) -> Non
                    "[config mining.class_weight, else oversample].")
 @click.option("--round", "round_no", type=int, default=None, help="Round number [the next one].")
 @click.option("--redo", is_flag=True, help="Train the latest (done) round again from its start.")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--no-progress", is_flag=True,
+              help="One line per epoch instead of progress bars (the default when piped).")
 def round_(run: Path, epochs, mode, round_no, redo, no_progress) -> None:
     """Train extra epochs on RUN with the round's plan, re-evaluate and report before/after.
 

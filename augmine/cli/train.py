@@ -25,7 +25,8 @@ def _data_or_default(data: Path | None) -> Path:
 @click.option("--run-dir", type=click.Path(path_type=Path), required=True,
               help="Run folder to create (or to continue with --resume).")
 @click.option("--resume", is_flag=True, help="Continue a killed run at its phase, epoch and LR step.")
-@click.option("--no-progress", is_flag=True, help="No Keras progress bars.")
+@click.option("--no-progress", is_flag=True,
+              help="One line per epoch instead of progress bars (the default when piped).")
 def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
           no_progress: bool) -> None:
     """Train the phases of CONFIG (a training config YAML) into --run-dir."""
