@@ -153,6 +153,17 @@ def test_evaluate_cli_prints_top1_top5_and_loss(trained):
     assert bad.exit_code != 0 and bad.output.startswith("Error: ")
 
 
+def test_evaluate_defaults_to_the_last_phases_best_at_its_size(trained):
+    state = read_state(trained.run_dir)
+    assert sorted(state["best_by_size"], key=int) == ["16", "32", "64"]
+    assert state["best_by_size"]["64"]["stage"] == "phase-3"
+    out = CliRunner().invoke(cli, ["evaluate", str(trained.run_dir)])
+    assert out.exit_code == 0, out.output
+    assert "best-64px.keras" in out.output and "100 val images at 64 px" in out.output
+    out = CliRunner().invoke(cli, ["evaluate", str(trained.run_dir), "--size", "32"])
+    assert "best-32px.keras" in out.output and "at 32 px" in out.output
+
+
 def test_extra_epochs_continue_the_schedule_and_history(trained, synth_index, tmp_path):
     import shutil
 
