@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 from . import atomic
 from .errors import AugmineError

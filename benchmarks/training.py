@@ -36,10 +36,11 @@ def measure(sizes, batch_size: int, steps: int, width: int | None, growth_rate: 
 
     from augmine.model import DEFAULT_GROWTH_RATE, DEFAULT_WIDTH, build_densenet
     from augmine.schedules import CyclicLR
-    from augmine.train import use_mixed_precision
+    from augmine.training import precision_policy
 
-    use_mp = use_mixed_precision(mixed)
-    keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
+    policy = precision_policy(mixed)
+    use_mp = policy != "float32"
+    keras.mixed_precision.set_global_policy(policy)
     width = width or DEFAULT_WIDTH
     growth_rate = growth_rate or DEFAULT_GROWTH_RATE
     model = build_densenet(num_classes, width=width, growth_rate=growth_rate)
