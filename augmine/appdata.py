@@ -1,4 +1,4 @@
-"""Pure helpers behind the Streamlit app (``apps/augmine_app.py``); no Streamlit in here.
+"""Pure helpers behind the Streamlit app (``augmine/app/streamlit_app.py``); no Streamlit in here.
 
 The app is a thin layer: it draws widgets and calls these functions, which take and
 return plain values (numpy arrays, dicts, strings) so they are tested without a browser.
@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import AugmineError
+from .rundir import RunDir
 
 DISPLAY_PX = 128          # augmented samples are shown at least this many pixels wide
 RED = (220, 30, 30)
@@ -216,25 +217,22 @@ def resolve_image_path(path: str, data_root: str | os.PathLike | None) -> str | 
     return None
 
 
-def run_data_root(run_dir: str | os.PathLike) -> str | None:
-    """The dataset folder a run recorded in ``RUN/config.yaml`` (``data:``), or None."""
-    from .rounds import load_run_config
+def run_data_root(run_dir) -> str | None:
+    """The dataset folder a run recorded (``data:`` in its config), or None.
 
-    try:
-        data = load_run_config(run_dir).get("data")
-    except AugmineError:
-        return None
-    return str(data) if data else None
+    ``run_dir``: a path or :class:`~augmine.rundir.RunDir`."""
+    return RunDir.of(run_dir).data
 
 
-def read_suspects(run_dir: str | os.PathLike, stage: str) -> list[dict]:
-    """Rows of ``reports/<stage>/suspects.csv`` (written by ``augmine mine suspects``); [] if none.
+def read_suspects(run_dir, stage: str) -> list[dict]:
+    """Rows of a stage's ``suspects.csv`` (written by ``augmine mine suspects``); [] if none.
 
-    Each row: ``name, path, self_confidence (float), predicted_name, predicted_prob (float)``.
+    ``run_dir``: a path or RunDir. Each row: ``name, path, self_confidence (float),
+    predicted_name, predicted_prob (float)``.
     """
     import csv
 
-    path = Path(run_dir) / "reports" / stage / "suspects.csv"
+    path = RunDir.of(run_dir).suspects_path(stage)
     if not path.is_file():
         return []
     try:

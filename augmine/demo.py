@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import AugmineError
+from .rundir import RunDir
 
 DEMO_CONFIG = "cpu-small.yaml"
 
@@ -37,39 +38,39 @@ class DemoSummary:
     generated: bool = False
 
 
-def demo_config(epochs: int | None = None, round_epochs: int | None = None) -> dict:
-    """The demo's training config (``recipes/cpu-small.yaml``) as a dict.
+def demo_config(epochs: int | None = None, round_epochs: int | None = None):
+    """The demo's training config (``recipes/cpu-small.yaml``) as a validated TrainConfig.
 
     ``epochs`` overrides every phase's epochs and ``round_epochs`` the mining round's
     (a smaller budget for tests).
     """
-    import yaml
-
+    from .config import load_config
     from .recipes import resolve_recipe
 
-    cfg = yaml.safe_load(resolve_recipe(DEMO_CONFIG).read_text())
+    raw = load_config(resolve_recipe(DEMO_CONFIG)).to_dict()
     if epochs is not None:
-        for phase in cfg["phases"]:
+        for phase in raw["phases"]:
             phase["epochs"] = int(epochs)
     if round_epochs is not None:
-        cfg.setdefault("mining", {})["epochs"] = int(round_epochs)
-    return cfg
+        raw.setdefault("mining", {})["epochs"] = int(round_epochs)
+    return load_config(raw)
 
 
 def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
              epochs: int | None = None, round_epochs: int | None = None,
              progress: bool = True, echo: Callable[[str], None] = print) -> DemoSummary:
-    """Run (or resume) the demo into ``out``; ``echo`` receives one line per step."""
+    """Run (or resume) the demo into ``out`` (a path or RunDir); ``echo`` receives one line
+    per step. Returns a :class:`DemoSummary`."""
     from .dataset import load_index
     from .inspection import inspect_dataset, write_report
     from .recipes import recipes_dir
     from .reports import list_stage_reports
     from .rounds import done_rounds, run_round
     from .synth import ensure_default_dataset
-    from .train import load_config, read_state, train_run
+    from .train import train_run
 
     start = time.perf_counter()
-    out = Path(out).expanduser().resolve()
+    run = RunDir.of(out)
     generated = data is None
     if generated:
         echo("1/5 dataset: the embedded generated dataset (made once, then cached)")
@@ -79,17 +80,16 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
     echo(f"    {data}: {index.num_classes} classes, {len(index.train):,} train and "
          f"{len(index.val):,} val images")
 
-    state_file = out / "state.json"
-    resume = state_file.is_file()
+    resume = run.has_state()
     if resume:
-        recorded = read_state(out)
-        cfg = load_config(out / "config.yaml")
-        if cfg.data and Path(cfg.data).resolve() != data:
-            raise AugmineError(f"{out} holds a demo run on {cfg.data}, not {data}; choose "
-                               "another --out or use the same --data")
-        echo(f"    resuming the demo in {out} (status: {recorded.get('status')})")
+        recorded = run.read_state()
+        recorded_data = run.config.data
+        if recorded_data and Path(recorded_data).resolve() != data:
+            raise AugmineError(f"{run} holds a demo run on {recorded_data}, not {data}; "
+                               "choose another --out or use the same --data")
+        echo(f"    resuming the demo in {run} (status: {recorded.get('status')})")
 
-    inspection_dir = out / "inspection"
+    inspection_dir = run.inspection_dir
     if not (inspection_dir / "inspection.json").is_file():
         echo("2/5 inspecting the val set (brightness, contrast, blur, boxes, grayscale)")
         report = inspect_dataset(index, split="val", compare="train", progress=progress)
@@ -101,17 +101,17 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
         echo(f"2/5 inspection already in {inspection_dir}")
 
     echo(f"3/5 training a small DenseNet at 16, 32 and 64 px ({recipes_dir() / DEMO_CONFIG})")
-    config = load_config(demo_config(epochs, round_epochs), base_dir=recipes_dir())
-    train_run(config, data_root=data, run_dir=out, resume=resume, progress=progress)
+    train_run(demo_config(epochs, round_epochs), data_root=data, run_dir=run, resume=resume,
+              progress=progress)
 
-    if not done_rounds(out):
+    if not done_rounds(run):
         echo("4/5 mining round 1: oversampling the weakest classes for extra epochs")
-        run_round(out, progress=progress)
+        run_round(run, progress=progress)
     else:
         echo("4/5 mining round 1 already done")
 
-    reports = list_stage_reports(out)
-    summary = DemoSummary(data=data, run_dir=out, inspection_dir=inspection_dir,
+    reports = list_stage_reports(run)
+    summary = DemoSummary(data=data, run_dir=run.path, inspection_dir=inspection_dir,
                           phases=[r for r in reports if r.get("kind") == "phase"],
                           round=next((r for r in reports if r.get("kind") == "round"), None),
                           seconds=time.perf_counter() - start, generated=generated)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from . import atomic
 from .errors import AugmineError
 from .mining import (OversamplingPlan, confused_pairs, confusion_matrix, describe_pair,
                      describe_symmetric, jsonable, per_class_report, symmetric_pairs)
+from .rundir import RunDir
 
 REPORT_FILES = ("report.json", "per_class.csv", "confusion.npy", "report.md", "f1.png",
                 "confusion.png", "predictions.npz")
@@ -46,26 +46,19 @@ def stage_sort_key(stage: str) -> tuple:
 
 
 def stage_dir(run_dir, stage: str) -> Path:
-    return Path(run_dir) / "reports" / stage
+    """The folder of ``stage``'s report in the run folder (see :class:`RunDir`)."""
+    return RunDir.of(run_dir).report_dir(stage)
+
+
+def report_done(run_dir, stage: str) -> bool:
+    """Whether ``stage`` has a complete report (its ``report.json``, written last)."""
+    return (stage_dir(run_dir, stage) / "report.json").is_file()
 
 
 def _summary(report: dict, names: Sequence[str]) -> dict:
     f1 = {c["name"]: c["f1"] for c in report["per_class"]}
     return {"stage": report.get("stage"), "accuracy": report.get("accuracy"),
             "macro_f1": report.get("macro_f1"), "f1": {n: f1.get(n) for n in names}}
-
-
-def _val_paths_from_config(run_dir: Path, n: int) -> np.ndarray:
-    """Validation paths from the run's recorded dataset (``config.yaml`` ``data:``), or ""."""
-    try:
-        from .rounds import load_run_index
-
-        paths = load_run_index(run_dir).val.paths
-        if len(paths) == n:
-            return np.asarray(paths, dtype=str)
-    except Exception:  # noqa: BLE001 - the paths are a convenience; a report never fails on them
-        pass
-    return np.full(n, "", dtype=str)
 
 
 def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[str],
@@ -79,9 +72,9 @@ def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[s
     with ``kind``/``size`` also at top level). ``plan``: the OversamplingPlan a round
     used. ``before``: the report (or ``{accuracy, macro_f1, f1: {name: value}}``) of the
     stage the round started from; the F1 of the plan's chosen classes is compared.
-    ``val_paths`` (N,) defaults to the val split of the run's dataset (``config.yaml``).
+    ``val_paths`` (N,): the val images' paths (kept in ``predictions.npz`` for the app);
+    empty strings when not given. ``run_dir``: a path or :class:`RunDir`.
     """
-    run_dir = Path(run_dir)
     y_true = np.asarray(y_true).astype(np.int64).reshape(-1)
     probs = np.asarray(probs, dtype=np.float32)
     num = len(class_ids)
@@ -133,7 +126,10 @@ def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[s
     out = stage_dir(run_dir, stage)
     out.mkdir(parents=True, exist_ok=True)
     if val_paths is None:
-        val_paths = _val_paths_from_config(run_dir, len(y_true))
+        val_paths = [""] * len(y_true)
+    if len(val_paths) != len(y_true):
+        raise AugmineError(f"{stage} report: {len(val_paths)} val paths for {len(y_true)} "
+                           "labels; pass the paths of the evaluated split")
     val_paths = np.asarray([str(p) for p in val_paths], dtype=str)
     with atomic.atomic_path(out / "predictions.npz") as tmp:
         np.savez_compressed(tmp, y_true=y_true, probs=probs, val_paths=val_paths)
@@ -304,10 +300,7 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str], order: Sequence[i
 
 def list_stage_reports(run_dir) -> list[dict]:
     """Complete reports of ``run_dir`` (those with a ``report.json``), phases then rounds."""
-    root = Path(run_dir) / "reports"
-    if not root.is_dir():
-        return []
-    stages = [p.name for p in root.iterdir() if (p / "report.json").is_file()]
+    stages = [s for s in RunDir.of(run_dir).stages() if report_done(run_dir, s)]
     return [load_stage_report(run_dir, s) for s in sorted(stages, key=stage_sort_key)]
 
 
@@ -315,7 +308,7 @@ def load_stage_report(run_dir, stage: str) -> dict:
     """The ``report.json`` of one stage; a one-line error naming the known stages if absent."""
     path = stage_dir(run_dir, stage) / "report.json"
     if not path.is_file():
-        known = [p.parent.name for p in (Path(run_dir) / "reports").glob("*/report.json")]
+        known = [s for s in RunDir.of(run_dir).stages() if report_done(run_dir, s)]
         hint = f"known stages: {', '.join(sorted(known, key=stage_sort_key))}" if known else \
             "this run has no reports yet; train it first (`augmine train`)"
         raise AugmineError(f"{path} is missing; {hint}")
@@ -334,11 +327,27 @@ def load_predictions(run_dir, stage: str) -> dict:
         return {k: z[k] for k in z.files}
 
 
+def load_confusion(run_dir, stage: str) -> np.ndarray | None:
+    """The (C, C) confusion matrix of one stage, or None when its report has none."""
+    path = stage_dir(run_dir, stage) / "confusion.npy"
+    return np.load(path) if path.is_file() else None
+
+
+def report_files_stamp(run_dir) -> tuple:
+    """``(stage, file, mtime_ns)`` of every stage's ``report.json`` and ``suspects.csv``:
+    changes whenever a report is added or rewritten (a cache key for the app)."""
+    run = RunDir.of(run_dir)
+    files = [f for s in run.stages()
+             for f in (stage_dir(run, s) / "report.json", run.suspects_path(s))]
+    return tuple(sorted((p.parent.name, p.name, p.stat().st_mtime_ns)
+                        for p in files if p.is_file()))
+
+
 def latest_report(run_dir) -> dict:
     """The most recent complete report (last round, else last phase); error when none."""
     reports = list_stage_reports(run_dir)
     if not reports:
-        raise AugmineError(f"{Path(run_dir) / 'reports'} holds no stage report; "
+        raise AugmineError(f"{RunDir.of(run_dir).reports_dir} holds no stage report; "
                            "train the run first (`augmine train`) or check the RUN folder")
     return reports[-1]
 
@@ -353,7 +362,7 @@ def history(run_dir, classes: Sequence[str] | None = None) -> dict:
     """
     reports = list_stage_reports(run_dir)
     if not reports:
-        raise AugmineError(f"{Path(run_dir) / 'reports'} holds no stage report; "
+        raise AugmineError(f"{RunDir.of(run_dir).reports_dir} holds no stage report; "
                            "train the run first (`augmine train`) or check the RUN folder")
     last = reports[-1]
     by_key = {}

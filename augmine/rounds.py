@@ -1,25 +1,26 @@
 """Mining rounds on a run folder: plan -> extra epochs on the weak classes -> report.
 
-A round N uses ``RUN/plans/round-N.json`` (written by :func:`write_plan`, or made from
-the latest report and the config's ``mining:`` defaults when absent), trains extra
+A round N uses the run's saved plan of round N (written by :func:`write_plan`, or made
+from the latest report and the config's ``mining:`` defaults when absent), trains extra
 epochs from the run's last checkpoint through the trainer
-(:func:`augmine.train.train_extra_epochs`), re-evaluates and writes
-``RUN/reports/round-N/`` with the per-class F1 before and after.
+(:func:`augmine.train.train_extra_epochs`), re-evaluates and writes the ``round-N``
+report with the per-class F1 before and after. The files live where
+:class:`~augmine.rundir.RunDir` puts them.
 
 Safe to repeat (how a round stays consistent when interrupted):
 
-- when round N first starts, ``checkpoints/last.keras``, ``best.keras`` and ``state.json``
-  are copied (atomically) to ``checkpoints/round-N-start/``; its ``round.json``, written
-  last, records the plan and mode and marks the round as started;
-- the trainer commits every epoch (``last.keras``, ``history.csv``, then ``state.json``), so
-  running an interrupted round again resumes it from its last committed epoch (same plan
-  and mode required; a different one asks for ``redo``);
-- ``reports/round-N/report.json`` is written last; its presence is what makes the round
-  done. Running a done round again is a one-line error unless ``redo=True``, which puts
-  the start snapshot back (checkpoints and state; the trainer then drops the later
-  history rows), deletes the round's report and trains it again (latest round only).
+- when round N first starts, the last and best checkpoints and the state are copied
+  (atomically) to the round's start snapshot (:meth:`RunDir.snapshot`); its metadata,
+  written last, records the plan and mode and marks the round as started;
+- the trainer commits every epoch (checkpoint, history row, then state), so running an
+  interrupted round again resumes it from its last committed epoch (same plan and mode
+  required; a different one asks for ``redo``);
+- the round's report is written last; its completion is what makes the round done.
+  Running a done round again is a one-line error unless ``redo=True``, which puts the
+  start snapshot back (the trainer then drops the later history rows), deletes the
+  round's report and trains it again (latest round only).
 
-Only :func:`run_round` and :func:`find_suspects` import TensorFlow (through the trainer).
+Keras is imported only by :func:`run_round` and :func:`find_suspects` (through the trainer).
 """
 
 from __future__ import annotations
@@ -28,17 +29,20 @@ import csv
 import io
 import logging
 import re
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import atomic
 from .errors import AugmineError
+from .evaluation import evaluate_model, evaluation_settings
 from .mining import OversamplingPlan, f1_vector, make_plan
-from .reports import latest_report, list_stage_reports, stage_sort_key
+from .reports import (latest_report, list_stage_reports, report_done, stage_sort_key,
+                      write_stage_report)
+from .rundir import RunDir
+from .train import train_extra_epochs
+from .training import load_checkpoint
 
 log = logging.getLogger("augmine")
 
@@ -51,41 +55,17 @@ MINING_DEFAULTS = {"policy": "bottom-k", "k": 20, "threshold": None, "z": None, 
 
 # --------------------------------------------------------------------------- run folder
 
-def check_run_dir(run_dir) -> Path:
-    """``run_dir`` as a Path; one-line error when it is not a run folder."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise AugmineError(f"{run_dir} is not a folder; give a run folder made by `augmine train`")
-    if not (run_dir / "config.yaml").is_file() and not (run_dir / "reports").is_dir():
-        raise AugmineError(f"{run_dir} is not a run folder (no config.yaml, no reports/); "
-                           "give the folder `augmine train` wrote")
-    return run_dir
-
-
-def load_run_config(run_dir) -> dict:
-    """The run's resolved ``config.yaml`` as a dict."""
-    import yaml
-
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise AugmineError(f"{path} is missing; the run folder needs the config `augmine train` "
-                           "writes there")
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise AugmineError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); restore the "
-                           "file `augmine train` wrote")
-    if not isinstance(cfg, dict):
-        raise AugmineError(f"{path}: expected a mapping of config keys; restore the file")
-    return cfg
+def check_run_dir(run_dir) -> RunDir:
+    """``run_dir`` as a checked :class:`RunDir`; one-line error when it is not a run folder."""
+    return RunDir.of(run_dir).check()
 
 
 def mining_settings(run_dir, **overrides) -> dict:
     """Mining settings: defaults < the config's ``mining:`` section < ``overrides`` (not None)."""
+    run = RunDir.of(run_dir)
     settings = dict(MINING_DEFAULTS)
-    cfg_path = Path(run_dir) / "config.yaml"
-    if cfg_path.is_file():
-        settings.update({k: v for k, v in (load_run_config(run_dir).get("mining") or {}).items()})
+    if run.config_path.is_file():
+        settings.update(run.config.mining.options())
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return settings
 
@@ -94,20 +74,12 @@ def load_run_index(run_dir):
     """The run's dataset (``data:`` in its config) as a DatasetIndex."""
     from .dataset import load_index
 
-    cfg = load_run_config(run_dir)
-    data = cfg.get("data")
+    run = RunDir.of(run_dir)
+    data = run.config.data
     if not data:
-        raise AugmineError(f"{Path(run_dir) / 'config.yaml'} records no `data:` folder; "
-                           "the trainer writes it there")
+        raise AugmineError(f"{run.config_path} records no `data:` folder; the trainer writes "
+                           "it there")
     return load_index(data)
-
-
-def eval_settings(run_dir) -> tuple[int, int]:
-    """``(size, batch size)`` at which a run is evaluated: its last phase's size and its
-    ``eval_batch_size`` (else ``batch_size``, else 256)."""
-    cfg = load_run_config(run_dir)
-    return (int(cfg["phases"][-1]["size"]),
-            int(cfg.get("eval_batch_size") or cfg.get("batch_size") or 256))
 
 
 def done_rounds(run_dir) -> list[int]:
@@ -126,31 +98,19 @@ def next_round(run_dir) -> int:
     return (done[-1] + 1) if done else 1
 
 
-def plan_path(run_dir, round_no: int) -> Path:
-    return Path(run_dir) / "plans" / f"round-{round_no}.json"
-
-
 def read_plan(run_dir, round_no: int, index=None) -> OversamplingPlan:
     """The plan of round ``round_no``; aligned to ``index``'s classes when given."""
-    import json
-
-    path = plan_path(run_dir, round_no)
-    if not path.is_file():
-        raise AugmineError(f"{path} is missing; write it with `augmine mine plan {run_dir}`")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise AugmineError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); fix it or "
-                           f"remake it with `augmine mine plan {run_dir}`")
-    plan = OversamplingPlan.from_dict(data, where=str(path))
+    run = RunDir.of(run_dir)
+    where = str(run.plan_path(round_no))
+    plan = OversamplingPlan.from_dict(run.read_plan(round_no), where=where)
     if index is not None:
-        plan = plan.aligned_to(index.class_ids, index.class_names, where=str(path))
+        plan = plan.aligned_to(index.class_ids, index.class_names, where=where)
     return plan
 
 
-def write_plan(run_dir, round_no: int, plan: OversamplingPlan) -> Path:
-    """Write ``plans/round-N.json`` atomically."""
-    return atomic.write_json(plan_path(run_dir, round_no), plan.to_dict())
+def write_plan(run_dir, round_no: int, plan: OversamplingPlan):
+    """Write the plan of round ``round_no`` into the run folder (atomically); its path."""
+    return RunDir.of(run_dir).write_plan(round_no, plan.to_dict())
 
 
 def plan_from_report(report: dict, **settings) -> OversamplingPlan:
@@ -217,80 +177,48 @@ class RoundResult:
     resumed: bool = False
 
 
-def snapshot_dir(run_dir, round_no: int) -> Path:
-    """``checkpoints/round-N-start/``: the run as it was when round N first started."""
-    return Path(run_dir) / "checkpoints" / f"round-{round_no}-start"
-
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    with atomic.atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
-
-
-_SNAP_FILES = (("checkpoints/last.keras", "last.keras"), ("checkpoints/best.keras", "best.keras"),
-               ("state.json", "state.json"))
-
-
-def _take_snapshot(run_dir: Path, round_no: int, meta: dict) -> None:
-    """Copy last.keras, best.keras and state.json aside; ``round.json`` (written last) marks
-    the snapshot complete and records the round's plan and mode."""
-    snap = snapshot_dir(run_dir, round_no)
-    for src, name in _SNAP_FILES:
-        if (run_dir / src).is_file():
-            _copy_atomic(run_dir / src, snap / name)
-    atomic.write_json(snap / "round.json", meta)
-
-
-def _restore_snapshot(run_dir: Path, round_no: int) -> None:
-    """Put the run back as it was when round N started (checkpoints, state; history rows
-    after that point are dropped by the trainer on its next load)."""
-    snap = snapshot_dir(run_dir, round_no)
-    for src, name in _SNAP_FILES:
-        if (snap / name).is_file():
-            _copy_atomic(snap / name, run_dir / src)
-
-
-def _before_report(run_dir: Path, round_no: int) -> dict:
+def _before_report(run: RunDir, round_no: int) -> dict:
     """The report a round starts from: the previous round's, else the last phase's."""
-    reports = [r for r in list_stage_reports(run_dir)
+    reports = [r for r in list_stage_reports(run)
                if stage_sort_key(r["stage"]) < stage_sort_key(f"round-{round_no}")]
     if not reports:
-        raise AugmineError(f"{run_dir / 'reports'} holds no phase report; train the run first "
+        raise AugmineError(f"{run.reports_dir} holds no phase report; train the run first "
                            "(`augmine train`)")
     return reports[-1]
 
 
 def round_status(run_dir, round_no: int) -> str:
     """``"done"`` (report written), ``"interrupted"`` (started, no report) or ``"new"``."""
-    if (Path(run_dir) / "reports" / f"round-{round_no}" / "report.json").is_file():
+    run = RunDir.of(run_dir)
+    if report_done(run, f"round-{round_no}"):
         return "done"
-    if (snapshot_dir(run_dir, round_no) / "round.json").is_file():
+    if run.snapshot_meta(round_no) is not None:
         return "interrupted"
     return "new"
 
 
 def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
               round_no: int | None = None, redo: bool = False, progress: bool = True,
-              **plan_settings) -> RoundResult:
-    """Run mining round ``round_no`` (default: the next one) on ``run_dir``.
+              extra_callbacks=(), **plan_settings) -> RoundResult:
+    """Run mining round ``round_no`` (default: the next one) on ``run_dir`` (path or RunDir).
 
-    Uses ``plans/round-N.json`` when it exists, else makes and writes it from the previous
+    Uses the round's saved plan when it exists, else makes and saves it from the previous
     report (``plan_settings`` override the config's ``mining:`` section). ``mode``:
     ``oversample`` (the plan's factors feed the pipeline) or ``class-weight`` (the same
     emphasis as Keras loss weights); default the config's ``mining.class_weight``, else
     oversample. Trains ``epochs`` extra epochs (default ``mining.epochs``, else 5) from
-    the last checkpoint, evaluates on val and writes ``reports/round-N`` with before/after.
+    the last checkpoint (``extra_callbacks`` join the fit), evaluates on val and writes the
+    ``round-N`` report with before/after.
 
     An interrupted round is resumed by calling this again (same plan and mode; the trainer
     continues from its last committed epoch). A done round raises unless ``redo``, which
     puts the run back to the round's start and trains it again (latest round only).
     """
-    run_dir = check_run_dir(run_dir)
-    last = run_dir / "checkpoints" / "last.keras"
-    if not last.is_file():
-        raise AugmineError(f"{last} is missing: {run_dir} has no checkpoint to continue from; "
-                           "train the run first (`augmine train`)")
-    settings = mining_settings(run_dir, **plan_settings)
+    run = check_run_dir(run_dir)
+    if not run.has_checkpoint("last"):
+        raise AugmineError(f"{run.checkpoint('last')} is missing: {run} has no checkpoint to "
+                           "continue from; train the run first (`augmine train`)")
+    settings = mining_settings(run, **plan_settings)
     if mode is None:
         mode = "class-weight" if settings.get("class_weight") else "oversample"
     if mode not in MODES:
@@ -298,70 +226,63 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     epochs = int(epochs if epochs is not None else settings.get("epochs") or 5)
     if epochs < 1:
         raise AugmineError(f"--epochs {epochs}: train at least 1 epoch")
-    done = done_rounds(run_dir)
-    nxt = next_round(run_dir)
+    done = done_rounds(run)
+    nxt = next_round(run)
     if round_no is None:
         round_no = done[-1] if redo and done else nxt
     stage = f"round-{round_no}"
-    status = round_status(run_dir, round_no)
+    status = round_status(run, round_no)
     later = [n for n in done if n > round_no] + [
-        n for n in range(round_no + 1, round_no + 100) if round_status(run_dir, n) != "new"]
+        n for n in range(round_no + 1, round_no + 100) if round_status(run, n) != "new"]
     if status == "done" and not redo:
-        raise AugmineError(f"round {round_no} of {run_dir} is already done (reports/{stage}); "
+        raise AugmineError(f"round {round_no} of {run} is already done (report {stage}); "
                            f"run round {nxt} (omit --round), or pass --redo to train it again "
                            "from its start")
     if status == "new" and round_no != nxt:
-        raise AugmineError(f"round {round_no}: the next round of {run_dir} is {nxt}; "
+        raise AugmineError(f"round {round_no}: the next round of {run} is {nxt}; "
                            "rounds run in order")
     if redo and later:
-        raise AugmineError(f"round {round_no} of {run_dir} is followed by round {later[0]}; "
+        raise AugmineError(f"round {round_no} of {run} is followed by round {later[0]}; "
                            "only the latest round can be redone")
     if redo and status == "new":
         redo = False                               # nothing to redo: a plain first attempt
 
-    index = load_run_index(run_dir)
-    before = _before_report(run_dir, round_no)
-    if plan_path(run_dir, round_no).is_file():
-        plan = read_plan(run_dir, round_no, index)
+    index = load_run_index(run)
+    before = _before_report(run, round_no)
+    if run.plan_path(round_no).is_file():
+        plan = read_plan(run, round_no, index)
     else:
         plan = plan_from_report(before, **settings).aligned_to(index.class_ids, index.class_names)
     meta = {"round": round_no, "mode": mode, "plan": plan.to_dict(), "start_stage": before["stage"]}
 
     resumed = False
     if status == "interrupted" and not redo:
-        import json
-
-        started = json.loads((snapshot_dir(run_dir, round_no) / "round.json").read_text())
+        started = run.snapshot_meta(round_no) or {}
         if (started.get("mode"), started.get("plan")) != (mode, meta["plan"]):
-            raise AugmineError(f"round {round_no} of {run_dir} was interrupted with a different "
+            raise AugmineError(f"round {round_no} of {run} was interrupted with a different "
                                f"{'mode' if started.get('mode') != mode else 'plan'} "
                                f"({started.get('mode')}); rerun it as it was, or pass --redo to "
                                "restart it from its start with the new settings")
         resumed = True
         log.info("round %d: resuming the interrupted attempt", round_no)
-    elif status != "new":                          # redo of a done or interrupted round
-        _restore_snapshot(run_dir, round_no)
-        shutil.rmtree(run_dir / "reports" / stage, ignore_errors=True)
-        _take_snapshot(run_dir, round_no, meta)
     else:
-        shutil.rmtree(run_dir / "reports" / stage, ignore_errors=True)  # stray partial files
-        _take_snapshot(run_dir, round_no, meta)
-    write_plan(run_dir, round_no, plan)
-
-    from .train import evaluate_model, read_state, train_extra_epochs
+        if status != "new":                        # redo of a done or interrupted round
+            run.restore(round_no)
+        run.remove_report(stage)                   # the old report, or stray partial files
+        run.snapshot(round_no, meta)
+    write_plan(run, round_no, plan)
 
     if mode == "oversample":
         kwargs: dict[str, Any] = {"plan": plan}
     else:
         kwargs = {"class_weight": plan.class_weight(index.class_counts("train"))}
-    model = train_extra_epochs(run_dir, index, epochs, stage=stage, progress=progress, **kwargs)
-    size, batch_size = eval_settings(run_dir)
+    model = train_extra_epochs(run, index, epochs, stage=stage, progress=progress,
+                               extra_callbacks=extra_callbacks, **kwargs)
+    size, batch_size = evaluation_settings(run.config)
     y_true, probs = evaluate_model(model, index, size, batch_size)
-    from .reports import write_stage_report
-
-    state = read_state(run_dir)
+    state = run.read_state()
     report = write_stage_report(
-        run_dir, stage, y_true, probs, list(index.class_ids), list(index.class_names),
+        run, stage, y_true, probs, list(index.class_ids), list(index.class_names),
         meta={"kind": "round", "round": round_no, "mode": mode, "size": size, "epochs": epochs,
               "epochs_done": state.get("epochs_done"), "step": state.get("step"),
               "start_stage": before["stage"], "resumed": resumed},
@@ -372,23 +293,22 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
 def find_suspects(run_dir, per_class: int = 10, classes=None) -> tuple[str, list[dict]]:
     """Training images of weak classes with the lowest self-confidence under the run's
     last checkpoint. ``classes``: names/ids (default: the latest report's plan, else its
-    weakest). Writes ``reports/<latest stage>/suspects.csv``; returns ``(csv path, rows)``."""
+    weakest). Writes the latest stage's ``suspects.csv``; returns ``(csv path, rows)``."""
     from .mining import suspect_samples
-    from .train import evaluate_model, load_checkpoint
 
-    run_dir = check_run_dir(run_dir)
-    last = run_dir / "checkpoints" / "last.keras"
-    if not last.is_file():
-        raise AugmineError(f"{last} is missing: {run_dir} has no checkpoint; train it first")
-    rep = latest_report(run_dir)
-    index = load_run_index(run_dir)
+    run = check_run_dir(run_dir)
+    if not run.has_checkpoint("last"):
+        raise AugmineError(f"{run.checkpoint('last')} is missing: {run} has no checkpoint; "
+                           "train it first")
+    rep = latest_report(run)
+    index = load_run_index(run)
     if classes:
         chosen = [index.class_index(c) for c in classes]
     else:
         names = (rep.get("plan") or {}).get("weak_names") or rep["weakest"]
         chosen = [index.class_index(n) for n in names]
-    size, batch_size = eval_settings(run_dir)
-    model = load_checkpoint(last, compile=False)
+    size, batch_size = evaluation_settings(run.config)
+    model = load_checkpoint(run.checkpoint("last"), compile=False)
     _, probs = evaluate_model(model, index, size, batch_size, split="train")
     rows = suspect_samples(index.train.labels, probs, chosen, per_class=per_class,
                            paths=index.train.paths, class_names=list(index.class_names))
@@ -398,6 +318,6 @@ def find_suspects(run_dir, per_class: int = 10, classes=None) -> tuple[str, list
     w.writeheader()
     w.writerows([{**r, "self_confidence": f"{r['self_confidence']:.4f}",
                   "predicted_prob": f"{r['predicted_prob']:.4f}"} for r in rows])
-    out = run_dir / "reports" / rep["stage"] / "suspects.csv"
+    out = run.suspects_path(rep["stage"])
     atomic.write_text(out, buf.getvalue())
     return str(out), rows

@@ -182,9 +182,9 @@ def _copy(run, tmp_path):
 
 
 def _round_rows(run):
-    from augmine.train import read_history
+    from augmine.rundir import RunDir
 
-    return [r for r in read_history(run) if r["stage"] == "round-1"]
+    return [r for r in RunDir(run).read_history() if r["stage"] == "round-1"]
 
 
 @pytest.mark.slow
@@ -212,10 +212,9 @@ def test_round_on_generated_data(trained_run, synth_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_interrupted_round_resumes_to_a_consistent_run(trained_run, tmp_path, monkeypatch):
+def test_interrupted_round_resumes_to_a_consistent_run(trained_run, tmp_path):
     import keras
 
-    import augmine.train as train
     from augmine.rounds import round_status, run_round
 
     run = _copy(trained_run, tmp_path)
@@ -225,11 +224,8 @@ def test_interrupted_round_resumes_to_a_consistent_run(trained_run, tmp_path, mo
         def on_epoch_end(self, epoch, logs=None):
             raise KeyboardInterrupt
 
-    real = train._callbacks
-    monkeypatch.setattr(train, "_callbacks", lambda *a: real(*a) + [Interrupt()])
     with pytest.raises(KeyboardInterrupt):
-        run_round(run, progress=False)
-    monkeypatch.setattr(train, "_callbacks", real)
+        run_round(run, progress=False, extra_callbacks=[Interrupt()])
     assert round_status(run, 1) == "interrupted"
     assert not (run / "reports" / "round-1" / "report.json").exists()
     assert [r["stage"] for r in list_stage_reports(run)] == ["phase-1"]

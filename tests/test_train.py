@@ -19,10 +19,20 @@ from click.testing import CliRunner
 
 from augmine.cli import cli
 from augmine.errors import AugmineError
-from augmine.train import (HISTORY_COLUMNS, load_checkpoint, load_config, read_history,
-                           read_state, train_extra_epochs, train_run)
+from augmine.config import load_config
+from augmine.rundir import HISTORY_COLUMNS, RunDir
+from augmine.train import train_extra_epochs, train_run
+from augmine.training import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def read_history(run) -> list[dict]:
+    return RunDir(run).read_history()
+
+
+def read_state(run) -> dict:
+    return RunDir(run).read_state()
 
 TINY = {"name": "tiny", "model": {"width": 8, "growth_rate": 4}, "batch_size": 32,
         "schedule": {"min_lr": 0.01, "max_lr": 0.1, "half_cycle": 20}, "seed": 0,
@@ -87,17 +97,17 @@ def test_recipes_resolve_next_to_the_config_first(tmp_path):
     assert cfg.phases[0].recipe == str((tmp_path / "mine.yaml").resolve())
     assert cfg.phases[1].recipe == str((REPO / "augmine" / "builtin" / "none.yaml").resolve())
     assert cfg.total_epochs == 3
-    assert cfg.optimizer == {"name": "sgd", "momentum": 0.9, "nesterov": True}
+    assert cfg.optimizer.options() == {"name": "sgd", "momentum": 0.9, "nesterov": True}
 
 
 def test_shipped_configs_are_valid():
     ref = load_config(REPO / "augmine" / "builtin" / "tiny-imagenet-densenet.yaml", check_recipes=False)
     assert [p.size for p in ref.phases] == [16, 32, 64]
     assert ref.total_epochs == 95 and ref.batch_size == 320
-    assert ref.schedule == {"mode": "triangular", "min_lr": 0.001, "max_lr": 0.05,
+    assert ref.schedule.options() == {"mode": "triangular", "min_lr": 0.001, "max_lr": 0.05,
                             "half_cycle": 2000}
     small = load_config(REPO / "augmine" / "builtin" / "cpu-small.yaml", check_recipes=False)
-    assert small.model["width"] <= 16
+    assert small.model.width <= 16
 
 
 # --------------------------------------------------------------------------- a trained run
@@ -141,6 +151,17 @@ def test_evaluate_cli_prints_top1_top5_and_loss(trained):
     assert "100 val images at 64 px" in out.output
     bad = CliRunner().invoke(cli, ["evaluate", str(trained.run_dir / "nope")])
     assert bad.exit_code != 0 and bad.output.startswith("Error: ")
+
+
+def test_evaluate_defaults_to_the_last_phases_best_at_its_size(trained):
+    state = read_state(trained.run_dir)
+    assert sorted(state["best_by_size"], key=int) == ["16", "32", "64"]
+    assert state["best_by_size"]["64"]["stage"] == "phase-3"
+    out = CliRunner().invoke(cli, ["evaluate", str(trained.run_dir)])
+    assert out.exit_code == 0, out.output
+    assert "best-64px.keras" in out.output and "100 val images at 64 px" in out.output
+    out = CliRunner().invoke(cli, ["evaluate", str(trained.run_dir), "--size", "32"])
+    assert "best-32px.keras" in out.output and "at 32 px" in out.output
 
 
 def test_extra_epochs_continue_the_schedule_and_history(trained, synth_index, tmp_path):
@@ -239,8 +260,9 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path, synth_root):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from augmine.train import make_strategy, train_run
-        replicas = make_strategy("mirrored").num_replicas_in_sync
+        from augmine.tf_backend import mirrored_strategy
+        from augmine.train import train_run
+        replicas = mirrored_strategy("mirrored").num_replicas_in_sync
         r = train_run({str(path)!r}, {str(synth_root)!r}, {str(tmp_path / 'run')!r},
                       progress=False)
         print("RESULT", json.dumps({{"replicas": replicas, "state": r.state}}))
@@ -253,3 +275,113 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path, synth_root):
     assert result["replicas"] == 2
     assert result["state"]["status"] == "done" and result["state"]["step"] == 13
     assert read_history(tmp_path / "run")[0]["stage"] == "phase-1"
+
+
+# --------------------------------------------------------------------------- precision, progress, exact resume
+
+@pytest.mark.parametrize("setting,policy", [("false", "float32"), (False, "float32"),
+                                            ("true", "mixed_float16"),
+                                            ("mixed_bfloat16", "mixed_bfloat16"),
+                                            ("float32", "float32"), ("auto", "float32")])
+def test_mixed_precision_setting_names_the_keras_policy(tmp_path, setting, policy):
+    from augmine.training import precision_policy
+
+    cfg = load_config(write_config(tmp_path, mixed_precision=setting))
+    assert precision_policy(cfg.mixed_precision) == policy     # auto: no GPU here
+
+
+def test_unknown_mixed_precision_is_one_line(tmp_path):
+    path = write_config(tmp_path, mixed_precision="half")
+    with pytest.raises(AugmineError, match=r"mixed_precision: 'half' is unknown; choose one of"):
+        load_config(path)
+
+
+@pytest.mark.slow
+def test_resume_mid_phase_continues_with_the_same_numbers(tmp_path, synth_root):
+    """Killed after epoch 1 of a 3-epoch phase and resumed, a run ends with the same history
+    rows as an uninterrupted one; piped output has one line per epoch, no progress bars."""
+    import keras
+
+    path = write_config(tmp_path, phases=[{"size": 16, "epochs": 3, "recipe": "none"}])
+    out = CliRunner().invoke(cli, ["train", str(path), "--data", str(synth_root),
+                                   "--run-dir", str(tmp_path / "whole")])
+    assert out.exit_code == 0, out.output
+    assert [l.split(":")[0] for l in out.output.splitlines() if l.startswith("epoch ")] == \
+        ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert "\r" not in out.output and "\b" not in out.output
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(path, synth_root, tmp_path / "resumed", progress=False,
+                  extra_callbacks=[Kill()])
+    assert read_state(tmp_path / "resumed")["epochs_done"] == 1
+    train_run(None, None, tmp_path / "resumed", resume=True, progress=False)
+    whole, resumed = read_history(tmp_path / "whole"), read_history(tmp_path / "resumed")
+    assert len(whole) == len(resumed) == 3
+    for a, b in zip(whole, resumed):
+        for key in ("lr", "loss", "accuracy", "val_loss", "val_accuracy"):
+            assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4, abs=1e-6), \
+                (key, whole, resumed)
+
+
+# --------------------------------------------------------------------------- JAX, no TensorFlow
+
+@pytest.mark.slow
+def test_jax_backend_trains_and_evaluates_through_the_cli_without_tensorflow(tmp_path,
+                                                                            synth_root):
+    """Under KERAS_BACKEND=jax with `import tensorflow` made to fail, and two CPU devices:
+    keras.distribution.DataParallel places the model; `augmine train`, `evaluate`,
+    `lr-find` and `mine round` all work; TensorFlow is never imported."""
+    path = write_config(tmp_path, strategy="mirrored",
+                        phases=[{"size": 16, "epochs": 1, "recipe": "none"},
+                                {"size": 32, "epochs": 1, "recipe": "light.yaml"}],
+                        mining={"k": 2, "epochs": 1})
+    run = tmp_path / "run"
+    script = textwrap.dedent(f"""
+        import importlib.abc, sys
+
+        class NoTensorFlow(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "tensorflow" or name.startswith("tensorflow."):
+                    raise ImportError("tensorflow is blocked in this test")
+
+        sys.meta_path.insert(0, NoTensorFlow())
+        import keras
+        from click.testing import CliRunner
+        from augmine.cli import cli
+        from augmine.training import distribution
+
+        assert keras.config.backend() == "jax"
+        with distribution("mirrored") as replicas:
+            kind = type(keras.distribution.distribution()).__name__
+        print("DEVICES", replicas, kind)
+        for args in (["train", {str(path)!r}, "--data", {str(synth_root)!r},
+                      "--run-dir", {str(run)!r}],
+                     ["evaluate", {str(run)!r}],
+                     ["lr-find", {str(path)!r}, "--data", {str(synth_root)!r},
+                      "--out", {str(tmp_path / 'lr')!r}, "--steps", "6"],
+                     ["mine", "round", {str(run)!r}, "--no-progress"]):
+            res = CliRunner().invoke(cli, args)
+            print(res.output)
+            if res.exit_code != 0:
+                import traceback
+                traceback.print_exception(*res.exc_info)
+                sys.exit(1)
+        print("TF_IMPORTED", "tensorflow" in sys.modules)
+    """)
+    env = _env()
+    env.update(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
+    assert "DEVICES 2 DataParallel" in out.stdout
+    assert "TF_IMPORTED False" in out.stdout
+    assert "32 px" in out.stdout and "top-1" in out.stdout      # evaluate: the last size
+    assert "suggested" in out.stdout and "round 1" in out.stdout
+    state = read_state(run)
+    assert state["status"] == "done" and state["rounds"]["round-1"]["done"]
+    assert [r["stage"] for r in read_history(run)] == ["phase-1", "phase-2", "round-1"]

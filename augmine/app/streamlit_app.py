@@ -126,12 +126,9 @@ def transform_defaults(name: str) -> dict:
 
 def _reports_stamp(run_dir: str) -> tuple:
     """Changes whenever a report is added or rewritten: part of the cache keys below."""
-    reports = Path(run_dir) / "reports"
-    if not reports.is_dir():
-        return ()
-    return tuple(sorted((p.parent.name, p.name, p.stat().st_mtime_ns)
-                        for pattern in ("*/report.json", "*/suspects.csv")
-                        for p in reports.glob(pattern)))
+    from augmine.reports import report_files_stamp
+
+    return report_files_stamp(run_dir)
 
 
 @st.cache_data(show_spinner="Reading the run folder...")
@@ -143,17 +140,19 @@ def load_reports(run_dir: str, stamp: tuple) -> list[dict]:
 
 @st.cache_data(show_spinner=False)
 def load_confusion(run_dir: str, stage: str, stamp: tuple) -> np.ndarray | None:
-    path = Path(run_dir) / "reports" / stage / "confusion.npy"
-    return np.load(path) if path.exists() else None
+    from augmine.reports import load_confusion as _load_confusion
+
+    return _load_confusion(run_dir, stage)
 
 
 @st.cache_data(show_spinner=False)
 def load_predictions(run_dir: str, stage: str, stamp: tuple) -> dict | None:
     from augmine.reports import load_predictions as _load_predictions
 
-    if not (Path(run_dir) / "reports" / stage / "predictions.npz").exists():
+    try:
+        return _load_predictions(run_dir, stage)
+    except AugmineError:
         return None
-    return _load_predictions(run_dir, stage)
 
 
 @st.cache_data(show_spinner=False)
@@ -419,9 +418,9 @@ def page_confusion(run_path: str, data_root: str | None) -> None:
         st.info("No run folder given. Start the app as `augmine app RUN_DIR` on a folder "
                 "`augmine train` wrote. The augmentation browser works without one.")
         return
-    from augmine.rounds import check_run_dir
+    from augmine.rundir import RunDir
 
-    run_dir = str(check_run_dir(Path(run_path).expanduser()).resolve())
+    run_dir = str(RunDir(run_path).check())
     stamp = _reports_stamp(run_dir)
     reports = load_reports(run_dir, stamp)
     if not reports:

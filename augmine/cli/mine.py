@@ -18,7 +18,7 @@ def _stage_report(run: Path, stage: str | None) -> dict:
     from ..reports import latest_report, load_stage_report
     from ..rounds import check_run_dir
 
-    check_run_dir(run)
+    run = check_run_dir(run)
     return load_stage_report(run, stage) if stage else latest_report(run)
 
 
@@ -30,6 +30,7 @@ def _stage_report(run: Path, stage: str | None) -> dict:
 def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
     """The per-class table and the most confused pairs of RUN."""
     from ..mining import describe_pair, describe_symmetric
+    from ..reports import stage_dir
 
     rep = _stage_report(run, stage)
     size = f", {rep['size']} px" if rep.get("size") else ""
@@ -56,7 +57,7 @@ def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
     if rep.get("changes"):
         click.echo(f"\nbefore ({rep['before']['stage']}) -> after:")
         _echo_changes(rep)
-    click.echo(f"\nreport: {run / 'reports' / rep['stage'] / 'report.md'}")
+    click.echo(f"\nreport: {stage_dir(run, rep['stage']) / 'report.md'}")
 
 
 def _echo_changes(rep: dict) -> None:
@@ -91,7 +92,7 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe) -> Non
     """Write the next round's oversampling plan for RUN and print what it would do."""
     from ..rounds import check_run_dir, format_plan, load_run_index, plan_round
 
-    check_run_dir(run)
+    run = check_run_dir(run)
     if recipe is not None:
         from ..recipes import resolve_recipe
 
@@ -104,8 +105,7 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe) -> Non
                f"{p.policy['scheme']} factors):")
     for line in format_plan(p, index.class_counts("train")):
         click.echo(line)
-    click.echo(f"wrote {run / 'plans' / f'round-{round_no}.json'}; run it with "
-               f"`augmine mine round {run}`")
+    click.echo(f"wrote {run.plan_path(round_no)}; run it with `augmine mine round {run}`")
 
 
 @command.command("round")
@@ -116,13 +116,15 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe) -> Non
                    "[config mining.class_weight, else oversample].")
 @click.option("--round", "round_no", type=int, default=None, help="Round number [the next one].")
 @click.option("--redo", is_flag=True, help="Train the latest (done) round again from its start.")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--no-progress", is_flag=True,
+              help="One line per epoch instead of progress bars (the default when piped).")
 def round_(run: Path, epochs, mode, round_no, redo, no_progress) -> None:
     """Train extra epochs on RUN with the round's plan, re-evaluate and report before/after.
 
     Uses plans/round-N.json (from `augmine mine plan`), or makes it from the config's
     mining settings. An interrupted round can simply be run again.
     """
+    from ..reports import stage_dir
     from ..rounds import run_round
 
     res = run_round(run, epochs=epochs, mode=mode, round_no=round_no, redo=redo,
@@ -132,7 +134,7 @@ def round_(run: Path, epochs, mode, round_no, redo, no_progress) -> None:
     click.echo(f"round {res.round} ({res.mode}, {rep['meta'].get('epochs')} epochs{resumed}) chose "
                f"{len(res.plan.weak)} classes: {', '.join(res.plan.weak_names)}")
     _echo_changes(rep)
-    click.echo(f"report: {run / 'reports' / f'round-{res.round}' / 'report.md'}")
+    click.echo(f"report: {stage_dir(run, f'round-{res.round}') / 'report.md'}")
 
 
 @command.command("history")
@@ -144,8 +146,7 @@ def history_(run: Path, classes) -> None:
     from ..reports import history
     from ..rounds import check_run_dir
 
-    check_run_dir(run)
-    h = history(run, list(classes) or None)
+    h = history(check_run_dir(run), list(classes) or None)
     names = h["classes"]
     head = f"{'stage':<10} {'size':>5} {'accuracy':>9} {'macro F1':>9}"
     click.echo(head + "".join(f" {n[:14]:>14}" for n in names))

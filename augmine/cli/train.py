@@ -1,4 +1,5 @@
-"""``augmine train``, ``augmine evaluate`` and ``augmine lr-find``: thin layers over augmine.train."""
+"""``augmine train``, ``augmine evaluate`` and ``augmine lr-find``: thin layers over
+:mod:`augmine.train`, :mod:`augmine.evaluation` and :mod:`augmine.lrfind`."""
 
 from __future__ import annotations
 
@@ -24,12 +25,14 @@ def _data_or_default(data: Path | None) -> Path:
 @click.option("--run-dir", type=click.Path(path_type=Path), required=True,
               help="Run folder to create (or to continue with --resume).")
 @click.option("--resume", is_flag=True, help="Continue a killed run at its phase, epoch and LR step.")
-@click.option("--no-progress", is_flag=True, help="No Keras progress bars.")
+@click.option("--no-progress", is_flag=True,
+              help="One line per epoch instead of progress bars (the default when piped).")
 def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
           no_progress: bool) -> None:
     """Train the phases of CONFIG (a training config YAML) into --run-dir."""
+    from ..config import load_config
     from ..errors import AugmineError
-    from ..train import load_config, train_run
+    from ..train import train_run
 
     if config is None and not resume:
         raise AugmineError("give a training config, e.g. `augmine train recipes/cpu-small.yaml "
@@ -57,8 +60,10 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
 @click.option("--batch-size", type=int, default=None)
 def evaluate(run_or_checkpoint: Path, data: Path | None, which: str, size: int | None,
              batch_size: int | None) -> None:
-    """Top-1/top-5 accuracy and loss of a run (or a .keras file) on the validation split."""
-    from ..train import evaluate_checkpoint
+    """Top-1/top-5 accuracy and loss of a run (or a .keras file) on the validation split.
+
+    A run folder defaults to its last phase's best checkpoint at the last phase's size."""
+    from ..evaluation import evaluate_checkpoint
 
     r = evaluate_checkpoint(run_or_checkpoint, data, size=size, batch_size=batch_size,
                             which=which)
@@ -83,7 +88,8 @@ def evaluate(run_or_checkpoint: Path, data: Path | None, which: str, size: int |
 def lr_find(config: Path, data: Path | None, out: Path, phase: int, steps: int,
             start_lr: float, end_lr: float) -> None:
     """LR range test: sweep the rate exponentially, plot loss vs LR, suggest min/max."""
-    from ..train import load_config, lr_find as run_lr_find
+    from ..config import load_config
+    from ..lrfind import lr_find as run_lr_find
 
     load_config(config)
     r = run_lr_find(config, _data_or_default(data), out, phase=phase, steps=steps,

@@ -1,0 +1,425 @@
+"""The training config: one pydantic model, one YAML reader, and the factories built from it.
+
+A training config (YAML, kept in ``recipes/`` next to the augmentation recipes) names the
+model, the optimizer, the schedule, the phases (image size, epochs, recipe) and the mining
+defaults. :func:`load_config` is the only place that reads one; every problem becomes a
+one-line :class:`~augmine.errors.AugmineError` naming the file and the key (unknown keys
+get a "did you mean"), before anything trains.
+
+Each part builds its own object, timm style: :func:`create_schedule`,
+:func:`create_optimizer`, :func:`create_model`. Keras is imported only inside them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from difflib import get_close_matches
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
+                      ValidationInfo, field_validator, model_validator)
+
+from .errors import AugmineError
+
+# Same names as augmine.schedules.MODES (repeated so config checks need no Keras import).
+SCHEDULE_MODES = ("triangular", "triangular2", "exp_range")
+STRATEGIES = ("auto", "mirrored", "default")
+# auto: mixed_float16 when a GPU is present; true = mixed_float16; false = float32
+PRECISIONS = ("auto", "true", "false", "mixed_float16", "mixed_bfloat16", "float32")
+OPTIMIZER_ARGS = {
+    "sgd": ("momentum", "nesterov", "weight_decay", "clipnorm", "global_clipnorm"),
+    "adam": ("beta_1", "beta_2", "epsilon", "amsgrad", "weight_decay", "clipnorm",
+             "global_clipnorm"),
+    "adamw": ("beta_1", "beta_2", "epsilon", "amsgrad", "weight_decay", "clipnorm",
+              "global_clipnorm"),
+    "rmsprop": ("rho", "momentum", "epsilon", "centered", "weight_decay", "clipnorm",
+                "global_clipnorm"),
+}
+
+
+# --------------------------------------------------------------------------- value checks
+
+def _whole(value, minimum: int = 1, what: str = "value"):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (isinstance(value, float) and not math.isfinite(value)) or \
+            int(value) != value or value < minimum:
+        raise ValueError(f"{value!r} is not a valid {what}; use a whole number >= {minimum}")
+    return int(value)
+
+
+def _number(value, minimum: float = 0.0, strict: bool = False, below: float | None = None):
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and \
+        math.isfinite(value) and (value > minimum if strict else value >= minimum)
+    if ok and below is not None and value >= below:
+        raise ValueError(f"{value!r} must be below {below}")
+    if not ok:
+        raise ValueError(f"{value!r} is not valid; use a number "
+                         f"{'>' if strict else '>='} {minimum}")
+    return float(value)
+
+
+def _choice(value, choices) -> str:
+    text = str(value).lower()
+    if text not in choices:
+        close = get_close_matches(text, list(choices), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"choose one of {', '.join(choices)}"
+        raise ValueError(f"{value!r} is unknown; {hint}")
+    return text
+
+
+def _Whole(minimum: int, what: str):
+    return Annotated[int, BeforeValidator(partial(_whole, minimum=minimum, what=what))]
+
+
+def _Number(minimum: float = 0.0, strict: bool = False, below: float | None = None):
+    return Annotated[float, BeforeValidator(partial(_number, minimum=minimum, strict=strict,
+                                                    below=below))]
+
+
+def _unknown_key(key, allowed) -> str:
+    close = get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(allowed)}"
+    return f"unknown key {key!r}; {hint}"
+
+
+def _resolve_recipe(name, base_dir: Path | None) -> str:
+    """A recipe path: relative to the config file first, then a name in ``recipes/``;
+    validated in full now, before anything trains."""
+    from .recipes import load_recipe, resolve_recipe
+
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("'recipe' must name a recipe file, e.g. light.yaml")
+    path = Path(name).expanduser()
+    if not path.is_absolute() and base_dir is not None and (base_dir / path).is_file():
+        path = base_dir / path
+    elif not path.is_file():
+        try:
+            path = Path(resolve_recipe(name))
+        except AugmineError as exc:
+            raise ValueError(f"recipe {name!r} not found next to the config or in "
+                             f"recipes/ ({exc})") from None
+        if not path.is_file():
+            raise ValueError(f"recipe file {path} does not exist; fix the name or create "
+                             "the recipe")
+    try:
+        load_recipe(path)
+    except AugmineError as exc:
+        raise ValueError(str(exc)) from None
+    return str(path.resolve())
+
+
+def _recipe_in_context(value, info: ValidationInfo):
+    ctx = info.context or {}
+    if value is None or not ctx.get("check_recipes", True):
+        return None if value is None else str(value)
+    return _resolve_recipe(value, ctx.get("base_dir"))
+
+
+# --------------------------------------------------------------------------- the schema
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=False)
+
+    def options(self) -> dict:
+        """The keys set in this section (None values left out), as a plain dict."""
+        return self.model_dump(exclude_none=True)
+
+
+class ModelConfig(_Section):
+    """DenseNet hyper-parameters (see :func:`augmine.model.build_densenet`); None = its default."""
+
+    width: Optional[_Whole(1, "width")] = None
+    growth_rate: Optional[_Whole(1, "growth_rate")] = None
+    blocks: Optional[_Whole(1, "block count")] = None
+    layers_per_block: Optional[_Whole(1, "layers_per_block")] = None
+    compression: Optional[_Number(0.0, strict=True)] = None
+    dropout: Optional[_Number(0.0, below=1.0)] = None
+    weight_decay: Optional[_Number(0.0)] = None
+
+    @field_validator("compression")
+    @classmethod
+    def _compression(cls, v):
+        if v is not None and not 0 < v <= 1:
+            raise ValueError("must be in (0, 1]")
+        return v
+
+    @property
+    def min_size(self) -> int:
+        """Smallest image size (px) this DenseNet accepts."""
+        return 2 ** ((self.blocks or 5) - 1)
+
+
+class OptimizerConfig(_Section):
+    """``name`` (sgd, adam, adamw, rmsprop) and that optimizer's Keras arguments."""
+
+    name: str = "sgd"
+    momentum: Optional[float] = None
+    nesterov: Optional[bool] = None
+    beta_1: Optional[float] = None
+    beta_2: Optional[float] = None
+    epsilon: Optional[float] = None
+    amsgrad: Optional[bool] = None
+    rho: Optional[float] = None
+    centered: Optional[bool] = None
+    weight_decay: Optional[float] = None
+    clipnorm: Optional[float] = None
+    global_clipnorm: Optional[float] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_of_this_optimizer(cls, raw):
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        name = str(raw.get("name", "sgd")).lower()
+        if name not in OPTIMIZER_ARGS:
+            close = get_close_matches(name, list(OPTIMIZER_ARGS), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else \
+                f"choose one of {', '.join(OPTIMIZER_ARGS)}"
+            raise ValueError(f"name {name!r} is not supported; {hint}")
+        for key in raw:
+            if key != "name" and key not in OPTIMIZER_ARGS[name]:
+                raise ValueError(f"({name}) {_unknown_key(key, OPTIMIZER_ARGS[name])}")
+        if name == "sgd":
+            raw.setdefault("momentum", 0.9)
+            raw.setdefault("nesterov", True)
+        raw["name"] = name
+        return raw
+
+    def kwargs(self) -> dict:
+        """Keyword arguments of the Keras optimizer (everything set except ``name``)."""
+        return {k: v for k, v in self.options().items() if k != "name"}
+
+
+class ScheduleConfig(_Section):
+    """Cyclic learning rate (:class:`augmine.schedules.CyclicLR`)."""
+
+    mode: str = "triangular"
+    min_lr: _Number(0.0, strict=True) = 0.001
+    max_lr: _Number(0.0, strict=True) = 0.05
+    half_cycle: _Whole(1, "step count") = 2000
+    gamma: Optional[_Number(0.0, strict=True)] = None
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, v):
+        return _choice(v, SCHEDULE_MODES)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min_lr > self.max_lr:
+            raise ValueError(f"min_lr {self.min_lr} is above max_lr {self.max_lr}; swap them")
+        return self
+
+
+class MiningConfig(_Section):
+    """Defaults of ``augmine mine plan``/``round`` (see :mod:`augmine.rounds`)."""
+
+    policy: Optional[str] = None
+    k: Optional[_Whole(1, "class count")] = None
+    threshold: Optional[float] = None
+    z: Optional[float] = None
+    factor: Optional[_Number(0.0, strict=True)] = None
+    cap: Optional[_Number(0.0, strict=True)] = None
+    epochs: Optional[_Whole(1, "epoch count")] = None
+    recipe: Optional[str] = None
+    scheme: Optional[str] = None
+    class_weight: Optional[bool] = None
+
+    _recipe = field_validator("recipe")(_recipe_in_context)
+
+
+class Phase(_Section):
+    """One training phase: image ``size`` (px), ``epochs`` and the ``recipe`` (absolute path)."""
+
+    size: int
+    epochs: _Whole(1, "epoch count")
+    recipe: str = "none"
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+            raise ValueError(f"{v!r} is not a valid image size; use a whole number of pixels")
+        if v > 2048:
+            raise ValueError(f"{v} px is too large; use at most 2048")
+        return int(v)
+
+    _recipe = field_validator("recipe", mode="before")(_recipe_in_context)
+
+
+class TrainConfig(_Section):
+    """A validated training config (see :func:`load_config`)."""
+
+    name: str = "run"
+    description: str = ""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    batch_size: _Whole(1, "batch size") = 320
+    eval_batch_size: Optional[_Whole(1, "batch size")] = None
+    optimizer: OptimizerConfig = Field(
+        default_factory=lambda: OptimizerConfig(momentum=0.9, nesterov=True))
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    seed: _Whole(0, "seed") = 0
+    mixed_precision: str = "auto"
+    strategy: str = "auto"
+    workers: Optional[_Whole(0, "worker count")] = None
+    phases: list[Phase]
+    mining: MiningConfig = Field(default_factory=MiningConfig)
+    data: Optional[str] = None
+    path: Optional[str] = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, raw):
+        if not isinstance(raw, dict):
+            raise ValueError("a training config is a mapping with keys like name, model, "
+                             "phases")
+        if not raw.get("phases"):
+            raise ValueError("'phases' is missing or empty; add at least one "
+                             "{size, epochs, recipe} entry")
+        if not isinstance(raw["phases"], list):
+            raise ValueError("'phases' must be a list of {size, epochs, recipe}")
+        raw = {k: ({} if v is None and k in ("model", "optimizer", "schedule", "mining")
+                   else v) for k, v in raw.items()}
+        for key in ("name", "description", "data"):
+            if raw.get(key) is not None:
+                raw[key] = str(raw[key])
+        return raw
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _precision(cls, v):
+        v = {True: "true", False: "false"}.get(v, v) if isinstance(v, bool) else v
+        return _choice(v, PRECISIONS)
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy(cls, v):
+        return _choice(v, STRATEGIES)
+
+    @model_validator(mode="after")
+    def _sizes_fit_the_model(self):
+        blocks, least = self.model.blocks or 5, self.model.min_size
+        for i, phase in enumerate(self.phases, 1):
+            if phase.size < least:
+                raise ValueError(f"phases[{i}].size: {phase.size} is not a valid image size "
+                                 f"(a {blocks}-block DenseNet needs >= {least} px)")
+        return self
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(p.epochs for p in self.phases)
+
+    def to_dict(self) -> dict:
+        """The YAML-ready dict (recipes as absolute paths, unset options left out)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+# --------------------------------------------------------------------------- loading
+
+def _loc(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _one_line(exc: ValidationError, where: str) -> AugmineError:
+    """The first problem of a pydantic ValidationError as one line naming file and key."""
+    errors = exc.errors(include_url=False)
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = list(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = loc.pop()
+        owner: Any = TrainConfig
+        for part in loc:
+            if isinstance(part, str):
+                owner = {"model": ModelConfig, "optimizer": OptimizerConfig,
+                         "schedule": ScheduleConfig, "mining": MiningConfig,
+                         "phases": Phase}.get(part, owner)
+        msg = _unknown_key(key, [k for k in owner.model_fields if k != "path"])
+    elif kind == "missing":
+        msg = f"missing {loc.pop()!r}"
+    elif kind == "value_error":
+        msg = str(err["ctx"]["error"])
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        msg = f"expected a mapping (key: value lines), got {type(err['input']).__name__}"
+    else:
+        msg = f"{err['input']!r} is not valid ({err['msg'][0].lower()}{err['msg'][1:]})"
+    place = _loc(loc)
+    return AugmineError(f"{where}: {place}: {msg}" if place else f"{where}: {msg}")
+
+
+def load_config(source, base_dir: str | os.PathLike | None = None,
+                check_recipes: bool = True) -> TrainConfig:
+    """Read and validate a training config: the only reader of training-config YAML.
+
+    ``source``: a YAML path, an already parsed dict (``base_dir`` then resolves relative
+    recipe paths) or a :class:`TrainConfig` (returned as is). ``check_recipes=False``
+    skips resolving and loading the recipe files (a run folder's recorded config).
+    Returns a :class:`TrainConfig`; raises a one-line :class:`AugmineError` on any problem.
+    """
+    import yaml
+
+    if isinstance(source, TrainConfig):
+        return source
+    path = None
+    if isinstance(source, dict):
+        raw, where = copy.deepcopy(source), "config"
+        base = Path(base_dir) if base_dir is not None else None
+    else:
+        path = Path(source).expanduser()
+        where = str(path)
+        if not path.is_file():
+            raise AugmineError(f"{path}: training config not found; check the path "
+                               "(shipped configs live in recipes/)")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" line {mark.line + 1}" if mark is not None else ""
+            raise AugmineError(f"{path}:{at} is not valid YAML "
+                               f"({getattr(exc, 'problem', exc)})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AugmineError(f"{path}: unreadable ({exc}); check the file") from None
+        base = Path(base_dir) if base_dir is not None else path.parent
+    if isinstance(raw, dict) and not raw.get("name") and path is not None:
+        raw["name"] = path.stem
+    try:
+        cfg = TrainConfig.model_validate(raw, context={"base_dir": base,
+                                                       "check_recipes": check_recipes})
+    except ValidationError as exc:
+        raise _one_line(exc, where) from None
+    cfg.path = str(path.resolve()) if path else None
+    return cfg
+
+
+# --------------------------------------------------------------------------- factories
+
+def create_schedule(cfg: ScheduleConfig):
+    """The cyclic learning-rate schedule (:class:`augmine.schedules.CyclicLR`) of ``cfg``."""
+    from .schedules import CyclicLR
+
+    return CyclicLR(**cfg.options())
+
+
+def create_optimizer(cfg: OptimizerConfig, schedule):
+    """The Keras optimizer ``cfg`` names, driven by ``schedule`` (a schedule or a float)."""
+    from .runtime import import_keras
+
+    keras = import_keras()
+    cls = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
+           "adamw": keras.optimizers.AdamW, "rmsprop": keras.optimizers.RMSprop}[cfg.name]
+    return cls(learning_rate=schedule, **cfg.kwargs())
+
+
+def create_model(cfg: ModelConfig, num_classes: int):
+    """The (uncompiled) DenseNet ``cfg`` describes, with ``num_classes`` outputs."""
+    from .model import build_densenet
+
+    return build_densenet(num_classes, **cfg.options())

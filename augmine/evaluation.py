@@ -1,0 +1,124 @@
+"""Evaluation of a model, a checkpoint or a run on a dataset split.
+
+:func:`evaluation_settings` is the one rule for the image size and batch size a run is
+evaluated at; :func:`resolve_checkpoint` the one rule for which checkpoint (the last
+phase's best at the last phase's size, by default).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AugmineError
+from .rundir import RunDir
+
+DEFAULT_SIZE = 64          # a bare .keras file with no run folder around it
+DEFAULT_BATCH_SIZE = 256
+
+
+def evaluation_settings(cfg=None, size: int | None = None,
+                        batch_size: int | None = None) -> tuple[int, int]:
+    """``(size, batch size)`` for evaluating a run whose config is ``cfg`` (a TrainConfig,
+    or None for a bare checkpoint). Given values win; else the last phase's size and the
+    config's ``eval_batch_size`` (else ``batch_size``); with no config 64 px and 256."""
+    if size is None:
+        size = cfg.phases[-1].size if cfg is not None else DEFAULT_SIZE
+    if batch_size is None:
+        batch_size = (cfg.eval_batch_size or cfg.batch_size) if cfg is not None else \
+            DEFAULT_BATCH_SIZE
+    if int(size) < 1 or int(batch_size) < 1:
+        raise AugmineError(f"size {size} and batch size {batch_size} must both be >= 1")
+    return int(size), int(batch_size)
+
+
+def evaluate_model(model, index, size: int, batch_size: int = DEFAULT_BATCH_SIZE,
+                   split: str = "val"):
+    """Predict ``split`` (default the validation split) at ``size`` px, without augmentation.
+
+    Returns ``(y_true (N,) int64, probs (N, C) float32)`` in the index's file order.
+    """
+    from .pipeline import eval_dataset, pipeline_errors
+
+    with pipeline_errors():
+        probs = model.predict(eval_dataset(index, size, batch_size, split=split), verbose=0)
+    probs = np.asarray(probs, dtype=np.float32)
+    y_true = np.asarray(index.split(split).labels, dtype=np.int64)
+    if len(probs) != len(y_true):
+        raise AugmineError(f"evaluation returned {len(probs)} predictions for "
+                           f"{len(y_true)} {split} images")
+    return y_true, probs
+
+
+def accuracy_summary(y_true, probs) -> dict[str, float]:
+    """``{"top1", "top5", "loss", "num_samples"}`` from labels (N,) and probabilities (N, C)."""
+    from .mining import top_k_accuracy
+
+    y_true = np.asarray(y_true, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    p_true = np.clip(probs[np.arange(len(y_true)), y_true], 1e-7, 1.0)
+    return {"top1": float(np.mean(probs.argmax(1) == y_true)) if len(y_true) else 0.0,
+            "top5": float(top_k_accuracy(y_true, probs, k=5)),
+            "loss": float(-np.log(p_true).mean()) if len(y_true) else 0.0,
+            "num_samples": int(len(y_true))}
+
+
+def resolve_checkpoint(run_or_checkpoint, which: str = "best", size: int | None = None):
+    """``(checkpoint path, RunDir or None, size)`` to evaluate.
+
+    A run folder: ``which="best"`` picks the best checkpoint at the evaluation size (the
+    last phase's unless ``size`` is given) when the run kept one, else ``best.keras``, else
+    ``last.keras``; ``which="last"`` picks ``last.keras``. A ``.keras`` file is used as is
+    (with its run folder's config when it sits in one). ``size`` is the evaluation size.
+    """
+    path = Path(run_or_checkpoint).expanduser()
+    if path.is_dir():
+        run = RunDir(path)
+        cfg = run.config if run.config_path.is_file() else None
+        size, _ = evaluation_settings(cfg, size)
+        if which == "best":
+            options = [run.checkpoint("best", size), run.checkpoint("best"),
+                       run.checkpoint("last")]
+        else:
+            options = [run.checkpoint(which)]
+        found = [p for p in options if p.is_file()]
+        if not found:
+            raise AugmineError(f"{path}: no {options[0].name}; is this a run folder that "
+                               "finished at least one epoch?")
+        return found[0], run, size
+    if not path.is_file():
+        raise AugmineError(f"{path}: neither a run folder nor a .keras checkpoint")
+    run = RunDir(path.parent.parent)
+    if run.checkpoint("last").parent != path.parent or not run.config_path.is_file():
+        run = None
+    size, _ = evaluation_settings(run.config if run else None, size)
+    return path, run, size
+
+
+def evaluate_checkpoint(run_or_checkpoint, data_root=None, size: int | None = None,
+                        batch_size: int | None = None, which: str = "best") -> dict:
+    """Top-1/top-5 accuracy and loss of a run's checkpoint (or a ``.keras`` file) on val.
+
+    ``size``/``batch_size``/``data_root`` default to the run's (see
+    :func:`evaluation_settings`, :func:`resolve_checkpoint`). Returns ``{"top1", "top5",
+    "loss", "num_samples", "checkpoint", "size", "batch_size", "data"}``.
+    """
+    from .dataset import load_index
+    from .training import load_checkpoint
+
+    ckpt, run, size = resolve_checkpoint(run_or_checkpoint, which, size)
+    cfg = run.config if run is not None else None
+    size, batch_size = evaluation_settings(cfg, size, batch_size)
+    data_root = data_root or (cfg.data if cfg is not None else None)
+    if not data_root:
+        raise AugmineError(f"{ckpt}: no recorded dataset; pass --data PATH")
+    index = load_index(data_root)
+    model = load_checkpoint(ckpt, compile=False)
+    if model.output_shape[-1] != index.num_classes:
+        raise AugmineError(f"{ckpt} predicts {model.output_shape[-1]} classes but {data_root} "
+                           f"has {index.num_classes}; evaluate on the run's dataset")
+    result = accuracy_summary(*evaluate_model(model, index, size, batch_size))
+    result.update({"checkpoint": str(ckpt), "size": size, "batch_size": batch_size,
+                   "data": str(data_root)})
+    return result

@@ -1,0 +1,84 @@
+"""RunDir: the one owner of the run folder's layout and files."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from augmine.errors import AugmineError
+from augmine.rundir import HISTORY_COLUMNS, RunDir
+
+PACKAGE = Path(__file__).resolve().parents[1] / "augmine"
+# file and folder names only a run folder has ("reports" is also a state key, left out)
+LAYOUT = {"config.yaml", "state.json", "history.csv", "checkpoints", "last.keras",
+          "best.keras", "plans", "round.json", "suspects.csv"}
+
+
+def test_history_rows_after_the_committed_state_are_dropped(tmp_path):
+    run = RunDir(tmp_path / "run")
+    for epoch in (1, 2, 3):
+        run.append_history({"stage": "phase-1", "phase": 1, "size": 16, "epoch": epoch,
+                            "lr": 0.0123456789, "loss": None})
+    rows = run.read_history()
+    assert tuple(rows[0]) == HISTORY_COLUMNS and rows[0]["lr"] == "0.0123457"
+    assert rows[0]["loss"] == ""
+    run.truncate_history(2)
+    assert [r["epoch"] for r in run.read_history()] == ["1", "2"]
+    assert not [p for p in run.path.iterdir() if p.name.startswith(".")]   # no temp files
+
+
+def test_snapshot_and_restore_put_checkpoints_and_state_back(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.checkpoint("last").parent.mkdir(parents=True)
+    run.checkpoint("last").write_bytes(b"epoch 5")
+    run.write_state({"epochs_done": 5})
+    assert run.snapshot_meta(1) is None
+    run.snapshot(1, {"round": 1, "mode": "oversample"})
+    run.checkpoint("last").write_bytes(b"epoch 7")
+    run.write_state({"epochs_done": 7})
+    assert run.snapshot_meta(1) == {"round": 1, "mode": "oversample"}
+    run.restore(1)
+    assert run.checkpoint("last").read_bytes() == b"epoch 5"
+    assert run.read_state() == {"epochs_done": 5}
+
+
+def test_bad_run_files_give_one_line_errors(tmp_path):
+    run = RunDir(tmp_path)
+    with pytest.raises(AugmineError, match="not a run folder"):
+        run.check()
+    with pytest.raises(AugmineError, match="no state.json"):
+        run.read_state()
+    with pytest.raises(AugmineError, match="augmine mine plan"):
+        run.read_plan(1)
+    run.plan_path(1).parent.mkdir()
+    run.plan_path(1).write_text("{not json")
+    with pytest.raises(AugmineError, match="not valid JSON") as err:
+        run.read_plan(1)
+    assert "\n" not in str(err.value)
+    run.config_path.write_text("name: x\nphases: []\n")
+    with pytest.raises(AugmineError, match="'phases' is missing or empty") as err:
+        run.config
+    assert str(run.config_path) in str(err.value)
+    assert run.data is None
+    run.config_path.write_text("name: x\ndata: /somewhere\n")
+    assert run.data == "/somewhere"           # a partial config still names its dataset
+
+
+def test_the_layout_is_spelled_only_in_rundir():
+    """No other module builds run-folder paths from the layout's names."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "rundir.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef))
+                      and n.body and isinstance(n.body[0], ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                    id(node) not in docstrings and node.value in LAYOUT:
+                offenders.append(f"{path.name}:{node.lineno} {node.value!r}")
+    assert not offenders, offenders
