@@ -351,3 +351,135 @@ if __name__ == "__main__":
     alive = [p for p in pids if Path(f"/proc/{p}").exists()
              and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
     assert alive == []
+
+
+# --------------------------------------------------------------------------- user scripts
+
+_SCRIPT = '''
+import json, os, sys, time
+with open({marker!r}, "a") as fh:
+    fh.write(f"script {{os.getpid()}}\\n")      # a worker re-running this script would add a line
+{heavy}
+import albumentations as A
+from augmine.dataset import load_index
+from augmine.pipeline import close_feed, train_dataset
+
+{guard}
+    ds = train_dataset(load_index({root!r}), A.Compose([A.HorizontalFlip(),
+                       A.RandomResizedCrop((32, 32), scale=(0.4, 1.0))]), 32, 50, seed=0, workers=2)
+    times = []
+    for epoch in range(4):
+        start = time.perf_counter()
+        assert sum(len(y) for _, y in ds) == 400
+        times.append(time.perf_counter() - start)
+    close_feed(ds)
+    print("TIMES", json.dumps(times, separators=(",", ":")), os.getpid())
+'''
+
+
+@pytest.fixture()
+def fake_torch(tmp_path):
+    """A ``torch`` package that records which process imported it (then fails, as if broken,
+    so albumentations goes on without it): stands in for an installed PyTorch."""
+    pkg = tmp_path / "fake" / "torch"
+    pkg.mkdir(parents=True)
+    record = tmp_path / "torch-imports.txt"
+    (pkg / "__init__.py").write_text(
+        f"import os\nwith open({str(record)!r}, 'a') as fh:\n    fh.write(f'{{os.getpid()}}\\n')\n"
+        "raise ImportError('fake torch for augmine tests')\n")
+    return pkg.parent, record
+
+
+def _run_script(code: str, as_file: Path | None, fake_dir: Path) -> tuple[list, int]:
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(fake_dir), str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    if as_file is not None:
+        as_file.write_text(code)
+        cmd = [sys.executable, str(as_file)]
+    else:
+        cmd = [sys.executable, "-c", code]      # no main file: the library-use reference
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = [ln for ln in done.stdout.splitlines() if ln.startswith("TIMES")][-1]
+    _, times, pid = line.rsplit(" ", 2)
+    return json.loads(times), int(pid)
+
+
+@pytest.mark.parametrize("case", ["no_main_guard", "keras_at_top"])
+def test_workers_never_run_the_users_script_nor_import_torch(case, synth_root, tmp_path,
+                                                             fake_torch):
+    """A top-level script without ``if __name__ == "__main__":`` works, and a script that
+    imports Keras (TensorFlow) at its top does not make workers import it: the script runs in
+    one process only, its epochs are not seconds slower than the same code without a main
+    file, and no worker imports PyTorch (albumentations would, in its __init__)."""
+    fake_dir, torch_record = fake_torch
+    marker = tmp_path / "ran.txt"
+    heavy = "import keras\nimport numpy\nkeras.ops.ones((2,))" if case == "keras_at_top" else ""
+    guard = "if True:" if case == "no_main_guard" else 'if __name__ == "__main__":'
+    code = _SCRIPT.format(marker=str(marker), heavy=heavy, guard=guard, root=str(synth_root))
+    times, pid = _run_script(code, tmp_path / "user_script.py", fake_dir)
+    assert marker.read_text().split() == ["script", str(pid)]       # never re-run by a worker
+    assert set(torch_record.read_text().split()) == {str(pid)}     # only the main process
+    marker.unlink()
+    ref, ref_pid = _run_script(code, None, fake_dir)
+    assert len(times) == len(ref) == 4
+    # Re-importing Keras/TensorFlow costs seconds per worker (2.5 s per epoch measured with
+    # per-epoch workers); allow 1.5 s for the noise of a shared 2-core machine.
+    assert times[0] < ref[0] + 1.5, (times, ref)
+    assert sum(times[1:]) < sum(ref[1:]) + 1.5, (times, ref)
+    assert set(torch_record.read_text().split()) == {str(pid), str(ref_pid)}
+
+
+def test_keras_feed_under_jax_without_tensorflow(synth_root, tmp_path):
+    """KERAS_BACKEND=jax with ``import tensorflow`` blocked: a tiny DenseNet trains 2 epochs on
+    ``train_dataset`` (a keras.utils.PyDataset with uint8 batches, persistent workers) with
+    ``eval_dataset`` as validation data, and predicts the validation split in file order."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    script = tmp_path / "jax_train.py"
+    script.write_text(f'''
+import sys
+class _NoTF:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ImportError("tensorflow is blocked in this test")
+sys.meta_path.insert(0, _NoTF())
+import numpy as np
+import albumentations as A
+from augmine.dataset import load_index
+from augmine.model import build_densenet
+from augmine.pipeline import close_feed, eval_dataset, pipeline_errors, train_dataset
+import keras
+assert keras.config.backend() == "jax"
+index = load_index({str(synth_root)!r})
+train = train_dataset(index, A.Compose([A.HorizontalFlip(), A.RandomResizedCrop((16, 16))]),
+                      16, 64, seed=0, workers=2)
+val = eval_dataset(index, 16, 32)
+assert isinstance(train, keras.utils.PyDataset) and len(train) == 7 and len(val) == 4
+x, y = train[0]
+assert x.dtype == np.uint8 and x.shape == (64, 16, 16, 3) and y.dtype == np.int32
+model = build_densenet(index.num_classes, width=8, growth_rate=4, blocks=3)
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+with pipeline_errors():
+    hist = model.fit(train, validation_data=val, epochs=2, verbose=0)
+    probs = model.predict(val, verbose=0)
+assert len(hist.history["loss"]) == 2 and "val_accuracy" in hist.history
+assert np.isfinite(hist.history["loss"]).all()
+assert probs.shape == (len(index.val), index.num_classes)
+close_feed(train)
+assert "tensorflow" not in sys.modules
+print("JAX-OK", hist.history["loss"])
+''')
+    env = {**os.environ, "KERAS_BACKEND": "jax",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                          os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=400, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "JAX-OK" in done.stdout
