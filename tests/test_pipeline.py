@@ -483,3 +483,17 @@ print("JAX-OK", hist.history["loss"])
                           timeout=400, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "JAX-OK" in done.stdout
+
+
+def test_batches_through_a_pipe_equal_shared_memory_slots(synth_index, monkeypatch):
+    """Where there is no memfd (not Linux), batches travel through the result pipe: same data."""
+    from augmine import pipeline
+
+    slots = _batches(pipeline.train_dataset(synth_index, _compose(16), 16, 48, seed=9, workers=2))
+    monkeypatch.setattr(pipeline, "_make_slots", lambda *args: None)
+    piped = _batches(pipeline.train_dataset(synth_index, _compose(16), 16, 48, seed=9, workers=2))
+    assert len(piped) == len(slots) == 9
+    for (xa, ya), (xb, yb) in zip(slots, piped):
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_array_equal(xa, xb)
+    _assert_no_workers()
