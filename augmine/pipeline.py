@@ -7,7 +7,8 @@ decides each epoch's sample order and cuts it into batches of indices; worker pr
 (forked by a ``forkserver`` that preloads albumentations and OpenCV, ``spawn`` where there is
 none; both safe after TensorFlow is imported, and the workers never import TensorFlow) each
 read, decode (or take from the decoded-image cache), augment and resize one whole batch and
-send back a uint8 array. The main process does no per-pixel work: batches stay uint8 (the
+write it as uint8 into a shared-memory slot (an anonymous ``memfd``; a pipe where there is
+none). The main process does no per-pixel work beyond one copy: batches stay uint8 (the
 model scales them, see :func:`augmine.model.build_densenet`).
 
 - The feed: on the TensorFlow backend a ``tf.data.Dataset`` (``from_generator`` + prefetch,

@@ -497,3 +497,31 @@ def test_batches_through_a_pipe_equal_shared_memory_slots(synth_index, monkeypat
         np.testing.assert_array_equal(ya, yb)
         np.testing.assert_array_equal(xa, xb)
     _assert_no_workers()
+
+
+def test_presize_runs_the_recipe_on_small_images_and_caches_them(synth_index, tmp_path):
+    """presize=True shrinks each 64 px source to the phase size before the recipe: the same
+    batches with or without the cache (which then holds 16 px images), and not the batches of
+    the full-size path (the recipe saw other pixels)."""
+    from augmine.dataset import read_image
+    from augmine.pipeline import presized, train_dataset
+
+    img = read_image(synth_index.train.paths[0])
+    assert img.shape == (64, 64, 3) and presized(img, 16).shape == (16, 16, 3)
+    assert presized(img, 64) is img and presized(img[:, :40], 16).shape == (26, 16, 3)
+    small = _batches(train_dataset(synth_index, _compose(16), 16, 100, seed=3, workers=1,
+                                   presize=True))
+    cache = tmp_path / "small.npy"
+    cached = _batches(train_dataset(synth_index, _compose(16), 16, 100, seed=3, workers=1,
+                                    presize=True, cache=cache))
+    assert np.load(cache, mmap_mode="r").shape == (400, 16, 16, 3)
+    full = _batches(train_dataset(synth_index, _compose(16), 16, 100, seed=3, workers=1))
+    for (xa, ya), (xb, yb), (xc, yc) in zip(small, cached, full):
+        assert xa.shape == (len(ya), 16, 16, 3)
+        np.testing.assert_array_equal(ya, yc)              # same order and labels
+        np.testing.assert_array_equal(xa, xb)
+    assert not np.array_equal(small[0][0], full[0][0])
+    stamp = cache.stat().st_mtime_ns                       # a full-size cache is another file
+    train_dataset(synth_index, _compose(16), 16, 100, seed=3, workers=0, cache=cache)
+    assert np.load(cache, mmap_mode="r").shape == (400, 64, 64, 3)
+    assert cache.stat().st_mtime_ns != stamp
