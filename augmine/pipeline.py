@@ -602,8 +602,9 @@ class _TrainFeed:
         while True:
             with self._lock:
                 if ep is not self.active:
-                    raise AugmineError("this feed was iterated by two loops at once; finish "
-                                       "or drop one loop before starting the next")
+                    raise AugmineError("this epoch of the feed was stopped (close_feed, or a "
+                                       "second loop over the same feed started); start a new "
+                                       "loop, one at a time per feed")
                 if self.group is None:                          # in-process (workers=0)
                     _, idx, seed = ep.tasks[ep.served]
                     ok, payload = True, self.maker(idx, seed)
