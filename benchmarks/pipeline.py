@@ -18,7 +18,8 @@ time of this process and all its descendants / wall time) for:
   AUTOTUNE (the usual pattern) and tf.image ops + Keras random layers on batches;
 
 then a side-by-side summary (augmine with all workers as a share of ``cores x plain``, the
-ideal; target >= 90%) and the cost per image of each recipe transform (forced to p=1).
+ideal; target >= 90%; and the same per CPU-second, images per second of CPU time of every
+process involved, which other jobs on a shared machine do not skew) and the cost per image of each recipe transform (forced to p=1).
 Every timing ends at the last batch, before the iterator is destroyed (TensorFlow sometimes
 stalls 0.5-2.4 s there). Not a test: the numbers depend on what else runs on the machine.
 """
@@ -297,6 +298,10 @@ def main(argv=None):
         ("scaling 1 -> all workers", lambda rows: rows[
             f"augmine, {cores} worker{'s' if cores > 1 else ''}"].rate
          / rows["augmine, 1 worker"].rate),
+        ("  same, per CPU-second (load-independent)",
+         lambda rows: (rows[f"augmine, {cores} worker{'s' if cores > 1 else ''}"].rate
+                       / rows[f"augmine, {cores} worker{'s' if cores > 1 else ''}"].cores)
+         / (rows["plain loop, 1 process"].rate / rows["plain loop, 1 process"].cores)),
         (f"{s} px: presize+cache speed-up over augmine",
          lambda rows: rows[f"{s} px: augmine, {cores} workers, presize+cache"].rate
          / rows[f"{s} px: augmine, {cores} workers"].rate),
