@@ -233,8 +233,9 @@ def _worker_main(job_bytes: bytes, tasks, results, slots=None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # the parent stops us on Ctrl-C
     parent = mp.parent_process()   # the main process (also under the fork server)
     try:
-        from . import _worker_boot
+        from . import _worker_boot   # already loaded by the fork server; under spawn: now
 
+        import albumentations  # noqa: F401 - loaded with the hook in place: no PyTorch
         _worker_boot.allow_torch()
         import cv2
 

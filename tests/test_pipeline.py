@@ -525,3 +525,22 @@ def test_presize_runs_the_recipe_on_small_images_and_caches_them(synth_index, tm
     train_dataset(synth_index, _compose(16), 16, 100, seed=3, workers=0, cache=cache)
     assert np.load(cache, mmap_mode="r").shape == (400, 64, 64, 3)
     assert cache.stat().st_mtime_ns != stamp
+
+
+def test_spawn_workers_where_there_is_no_fork_server(synth_index, monkeypatch):
+    """Under ``spawn`` (Windows; also what runs if the fork server is unavailable) the workers
+    give the same batches as in-process and stop on close_feed."""
+    import multiprocessing as mp
+
+    from augmine import pipeline
+
+    monkeypatch.setattr(pipeline, "_mp_context", lambda: mp.get_context("spawn"))
+    ds = pipeline.train_dataset(synth_index, _compose(16), 16, 100, seed=6, workers=1)
+    spawned = _batches(ds)
+    inproc = _batches(pipeline.train_dataset(synth_index, _compose(16), 16, 100, seed=6,
+                                             workers=0))
+    for (xa, ya), (xb, yb) in zip(spawned, inproc):
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_array_equal(xa, xb)
+    pipeline.close_feed(ds)
+    _assert_no_workers()
