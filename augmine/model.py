@@ -3,6 +3,8 @@
 Structure (Huang et al. 2017, as used in the Tiny-ImageNet write-ups that trained it
 with progressive resizing):
 
+- input scaling: ``Rescaling(1/255)``, so the model (and a saved copy) takes raw images in
+  [0, 255], uint8 or float, as augmine's feed sends them (a quarter of the bytes of float32);
 - stem: Conv 3x3 (``width`` filters, stride 1, so 16 px inputs still reach the last block);
 - ``blocks`` dense blocks of ``layers_per_block`` BN-ReLU-Conv 3x3 layers, each adding
   ``growth_rate`` channels that are concatenated to its input;
@@ -37,7 +39,8 @@ def build_densenet(num_classes: int, width: int = DEFAULT_WIDTH,
                    name: str = "densenet"):
     """Build the DenseNet classifier.
 
-    Inputs: images ``(B, H, W, 3)`` float in [0, 1], any ``H, W >= 2**(blocks-1)``.
+    Inputs: raw images ``(B, H, W, 3)`` uint8 or float in [0, 255] (the first layer,
+    ``rescale``, divides by 255), any ``H, W >= 2**(blocks-1)``.
     Output: ``(B, num_classes)`` float32 softmax probabilities.
     ``weight_decay`` adds an L2 penalty of that factor on every conv/dense kernel;
     ``dropout`` is applied before the classifier. Returns an uncompiled ``keras.Model``.
@@ -61,7 +64,8 @@ def build_densenet(num_classes: int, width: int = DEFAULT_WIDTH,
         return layers.Activation("relu", name=f"{tag}_relu")(x)
 
     inputs = keras.Input(shape=(None, None, 3), name="image")
-    x = conv(inputs, width, 3, "stem_conv")
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    x = conv(x, width, 3, "stem_conv")
     channels = width
     for b in range(1, blocks + 1):
         for i in range(1, layers_per_block + 1):

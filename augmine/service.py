@@ -22,7 +22,7 @@ So the trade-off is:
   core of *one* machine;
 - the service path runs :func:`service_dataset`, a graph-only pipeline (``tf.io``
   read + JPEG decode, ``tf.image`` random crop, flip, brightness, contrast, resize,
-  float32 in [0, 1]) that any number of local or remote workers can execute. It does
+  uint8 out) that any number of local or remote workers can execute. It does
   not apply recipes or oversampling plans.
 
 Measured on the shared 2-core machine (load average 3.5-5, i.e. other jobs running), 2,500
@@ -277,8 +277,9 @@ def service_dataset(index, size: int, batch_size: int, seed: int | None = None,
     horizontal flip, brightness +-0.1, contrast 0.8-1.2) or ``"val"`` (file order, resize
     only). Images are read with ``tf.io.read_file`` and decoded with
     ``tf.io.decode_jpeg(channels=3)`` (grayscale -> 3 channels).
-    Returns a ``tf.data.Dataset`` of ``(images float32 (B, size, size, 3) in [0, 1],
-    labels int32 (B,))``, last partial batch kept: the element spec of
+    Returns a ``tf.data.Dataset`` of ``(images uint8 (B, size, size, 3), labels int32 (B,))``
+    (augmentation runs in float32, the result is rounded back to uint8: the model scales raw
+    pixels itself), last partial batch kept: the element spec of
     :func:`augmine.pipeline.train_dataset`. Locally, a ``seed`` makes the batches
     reproducible (augmentation is keyed on the seed, the sample and its position in the
     epoch); through the service the split of work between workers is not reproducible.
@@ -286,13 +287,12 @@ def service_dataset(index, size: int, batch_size: int, seed: int | None = None,
     of classes), so ``distributed_epoch`` hands out 32 images per dispatcher request; each
     worker shuffles what it gets in a 1024-sample buffer.
     """
-    from .pipeline import _check_args
+    from .pipeline import check_batch_args
     from .runtime import import_tensorflow
 
-    _check_args(size, batch_size)
+    size, batch_size = check_batch_args(size, batch_size)
     if split not in ("train", "val"):
         raise AugmineError(f"service_dataset: split={split!r}; use 'train' or 'val'")
-    size, batch_size = int(size), int(batch_size)
     sp = index.split(split)
     if len(sp) == 0:
         raise AugmineError(f"{index.root}: split {split!r} has no images")
@@ -314,10 +314,13 @@ def service_dataset(index, size: int, batch_size: int, seed: int | None = None,
         img = tf.io.decode_jpeg(tf.io.read_file(tf.gather(paths, i)), channels=3)
         return tf.image.convert_image_dtype(img, tf.float32)      # uint8 -> [0, 1]
 
+    def to_uint8(img):                                            # [0, 1] -> uint8, rounded
+        return tf.cast(tf.round(tf.clip_by_value(img, 0.0, 1.0) * 255.0), tf.uint8)
+
     if split == "val":
         def prepare(i):
             img = tf.image.resize(load(i), (size, size), antialias=True)
-            return tf.clip_by_value(img, 0.0, 1.0), tf.gather(labels, i)
+            return to_uint8(img), tf.gather(labels, i)
 
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -340,7 +343,7 @@ def service_dataset(index, size: int, batch_size: int, seed: int | None = None,
         img = tf.image.stateless_random_flip_left_right(img, seed=seeds[1])
         img = tf.image.stateless_random_brightness(img, BRIGHTNESS_DELTA, seed=seeds[2])
         img = tf.image.stateless_random_contrast(img, *CONTRAST_RANGE, seed=seeds[3])
-        return tf.clip_by_value(img, 0.0, 1.0), tf.gather(labels, i)
+        return to_uint8(img), tf.gather(labels, i)
 
     ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,19 +1,27 @@
-"""Input-pipeline throughput: augmine's worker processes vs the usual tf.data patterns.
+"""Input-pipeline throughput: augmine's worker processes vs the plain loop and tf.data patterns.
 
-    python benchmarks/pipeline.py --data PATH [--images 5000] [--size 64] [--batch 256]
+    python benchmarks/pipeline.py --data PATH [--data PATH2 ...] [--images N] [--size 64]
+                                  [--small-size 16] [--batch 256] [--skip-tf]
 
-On the same images (the train split cycled to ``--images``) and the same recipe
-(``augmine/builtin/tiny-imagenet-14.yaml``), prints images/s and cores busy (CPU time of this
-process and all its descendants / wall time) for:
+For each dataset (its train split; ``--images`` cycles or cuts it to N images, default all)
+and the same recipe (``augmine/builtin/tiny-imagenet-14.yaml``), prints images/s and cores busy (CPU
+time of this process and all its descendants / wall time) for:
 
-- augmine's pipeline (``augmine.pipeline.train_dataset``) with 1, 2 and all workers;
-- one Python process, plain loop (decode + recipe);
-- tf.data + ``tf.numpy_function`` per image with AUTOTUNE (the usual pattern);
-- tf.data with tf.image ops + Keras random layers on batches;
+- one Python process, plain loop (decode + recipe): the single-core reference;
+- augmine's feed (``augmine.pipeline.train_dataset``, uint8 tf.data batches) with 1, 2 and
+  all workers: the second epoch (persistent workers, the steady state training sees) and the
+  first (which includes starting the workers);
+- the small phase (``--small-size``, default 16 px): the plain loop, augmine as is, and
+  augmine with ``presize=True`` (each image shrunk to 16 px once, before the recipe) without
+  and with the decoded-image cache;
+- first dataset only, unless ``--skip-tf``: tf.data + ``tf.numpy_function`` per image with
+  AUTOTUNE (the usual pattern) and tf.image ops + Keras random layers on batches;
 
-then the cost per image of each recipe transform (forced to p=1). Every timing ends at the
-last batch, before the iterator is destroyed (TensorFlow sometimes stalls 0.5-2.4 s there).
-Not a test: the numbers depend on what else runs on the machine.
+then a side-by-side summary (augmine with all workers as a share of ``cores x plain``, the
+ideal; target >= 90%; and the same per CPU-second, images per second of CPU time of every
+process involved, which other jobs on a shared machine do not skew) and the cost per image of each recipe transform (forced to p=1).
+Every timing ends at the last batch, before the iterator is destroyed (TensorFlow sometimes
+stalls 0.5-2.4 s there). Not a test: the numbers depend on what else runs on the machine.
 """
 
 from __future__ import annotations
@@ -90,27 +98,34 @@ def make_compose(size: int):
     return A.Compose(ts), "DESIGN.md 14-transform list (fallback)"
 
 
-def run_augmine(index, compose, size, batch, workers):
-    from augmine.pipeline import train_dataset
+def run_augmine(index, compose, size, batch, workers, epochs=2, **kwargs):
+    """Meters of ``epochs`` consecutive epochs of one train_dataset (workers persist)."""
+    from augmine.pipeline import close_feed, train_dataset
 
-    ds = train_dataset(index, compose, size, batch, seed=0, workers=workers)
-    n = 0
-    with Meter() as m:
-        it = iter(ds)
-        for _, y in it:
-            n += len(y)
-        m.stop(n)
-    del it
-    return m
+    ds = train_dataset(index, compose, size, batch, seed=0, workers=workers, **kwargs)
+    meters = []
+    for _ in range(epochs):
+        n = 0
+        with Meter() as m:
+            it = iter(ds)
+            for _, y in it:
+                n += len(y)
+            m.stop(n)
+        del it
+        meters.append(m)
+    close_feed(ds)
+    return meters
 
 
-def run_plain(paths, compose, size):
+def run_plain(paths, compose, size, presize=False):
     from augmine.dataset import read_image
+    from augmine.pipeline import presized
 
     with Meter() as m:
         out = np.empty((len(paths), size, size, 3), np.uint8)
         for i, p in enumerate(paths):
-            out[i] = compose(image=read_image(p))["image"]
+            img = read_image(p)
+            out[i] = compose(image=presized(img, size) if presize else img)["image"]
         m.stop(len(paths))
     return m
 
@@ -133,7 +148,6 @@ def run_numpy_function(paths, labels, compose, size, batch):
                num_parallel_calls=tf.data.AUTOTUNE)
           .map(tf_aug, num_parallel_calls=tf.data.AUTOTUNE)
           .batch(batch)
-          .map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y))
           .prefetch(tf.data.AUTOTUNE))
     return _drain(ds)
 
@@ -193,69 +207,117 @@ def transform_costs(compose, images, repeats=1):
     return rows
 
 
+def load_subset(data, images):
+    """The dataset's index with its train split cycled/cut to ``images`` (0 = as it is)."""
+    from augmine.dataset import Split, load_index
+
+    index = load_index(data)
+    tr = index.train
+    take = np.resize(np.arange(len(tr)), images) if images else np.arange(len(tr))
+    sub = Split("train", tr.paths[take], tr.labels[take], tr.boxes[take])
+    return replace(index, splits={**index.splits, "train": sub}), len(tr)
+
+
+def bench_dataset(data, args, cores, with_tf):
+    """All measurements on one dataset: ``{row name: Meter}`` and a description line."""
+    from augmine.dataset import Split
+
+    index, distinct = load_subset(data, args.images)
+    sub = index.train
+    paths, labels = [str(p) for p in sub.paths], sub.labels.astype(np.int32)
+    compose, recipe_name = make_compose(args.size)
+    small, _ = make_compose(args.small_size)
+    warm = replace(index, splits={"train": Split("train", sub.paths[:64], sub.labels[:64],
+                                                 sub.boxes[:64])})
+    run_augmine(warm, compose, args.size, 32, 1, epochs=1)        # start the fork server once
+    rows = {}
+    worker_counts = sorted({1, 2, cores})
+    rows["plain loop, 1 process"] = run_plain(paths, compose, args.size)
+    for w in worker_counts:
+        first, second = run_augmine(index, compose, args.size, args.batch, w)
+        rows[f"augmine, {w} worker{'s' if w > 1 else ''}"] = second
+        rows[f"augmine, {w} worker{'s' if w > 1 else ''}, 1st epoch"] = first
+    s = args.small_size
+    rows[f"{s} px: plain loop, 1 process"] = run_plain(paths, small, s)
+    rows[f"{s} px: plain loop, presized"] = run_plain(paths, small, s, presize=True)
+    rows[f"{s} px: augmine, {cores} workers"] = run_augmine(index, small, s, args.batch, cores)[1]
+    rows[f"{s} px: augmine, {cores} workers, presize"] = run_augmine(
+        index, small, s, args.batch, cores, presize=True)[1]
+    rows[f"{s} px: augmine, {cores} workers, presize+cache"] = run_augmine(
+        index, small, s, args.batch, cores, presize=True, cache="memory")[1]
+    if with_tf:
+        rows["tf.numpy_function per image, AUTOTUNE"] = run_numpy_function(
+            paths, labels, compose, args.size, args.batch)
+        rows["tf.image + Keras random layers, batches"] = run_keras_layers(
+            paths, labels, args.size, args.batch)
+    desc = (f"{len(paths)} images ({distinct} distinct) from {data}, {args.size} px, batch "
+            f"{args.batch}, recipe {recipe_name} ({len(compose.transforms)} transforms)")
+    return rows, desc, paths
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True, help="dataset folder (Tiny-ImageNet layout)")
-    ap.add_argument("--images", type=int, default=5000, help="train images, cycled (default 5000)")
+    ap.add_argument("--data", required=True, action="append",
+                    help="dataset folder (Tiny-ImageNet layout); repeat for more datasets")
+    ap.add_argument("--images", type=int, default=0,
+                    help="train images per dataset, cycled or cut (default 0: all of them)")
     ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--small-size", type=int, default=16, help="the small phase's size (16)")
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--skip-tf", action="store_true", help="only augmine and the plain loop")
+    ap.add_argument("--skip-tf", action="store_true", help="no tf.data comparisons")
     args = ap.parse_args(argv)
 
     import cv2
 
-    from augmine.dataset import Split, load_images, load_index
-    from augmine.pipeline import _default_workers
+    from augmine.dataset import load_images
+    from augmine.pipeline import default_workers
 
     cv2.setNumThreads(0)   # as in the workers; OpenCV's thread pool slows 64 px images
-    index = load_index(args.data)
-    tr = index.train
-    take = np.resize(np.arange(len(tr)), args.images)
-    sub = Split("train", tr.paths[take], tr.labels[take], tr.boxes[take])
-    index = replace(index, splits={**index.splits, "train": sub})
-    paths, labels = [str(p) for p in sub.paths], sub.labels.astype(np.int32)
-    compose, recipe_name = make_compose(args.size)
-    cores = _default_workers()
+    cores = default_workers()
     load = os.getloadavg()
-    print(f"{args.images} images ({len(tr)} distinct) from {args.data}, {args.size} px, batch "
-          f"{args.batch}, recipe {recipe_name} ({len(compose.transforms)} transforms); "
-          f"{cores} cores; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"{cores} cores; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    results, names = [], []
+    for k, data in enumerate(args.data):
+        rows, desc, paths = bench_dataset(data, args, cores, with_tf=not args.skip_tf and k == 0)
+        print(f"[{k + 1}] {desc}")
+        results.append(rows)
+        names.append(f"[{k + 1}] {Path(data).name}"[:22])
 
-    results = {}
-    run_augmine(replace(index, splits={"train": Split("train", sub.paths[:64], sub.labels[:64],
-                                                        sub.boxes[:64])}),
-                compose, args.size, 32, 1)                     # start the fork server once
-    results["plain loop, 1 process"] = run_plain(paths, compose, args.size)
-    for w in sorted({1, 2, cores}):
-        results[f"augmine, {w} worker{'s' if w > 1 else ''}"] = run_augmine(
-            index, compose, args.size, args.batch, w)
-    if not args.skip_tf:
-        results["tf.numpy_function per image, AUTOTUNE"] = run_numpy_function(
-            paths, labels, compose, args.size, args.batch)
-        results["tf.image + Keras random layers, batches"] = run_keras_layers(
-            paths, labels, args.size, args.batch)
-
-    plain = results["plain loop, 1 process"].rate
-    npf = results.get("tf.numpy_function per image, AUTOTUNE")
-    ker = results.get("tf.image + Keras random layers, batches")
-    head = f"{'pipeline':42s} {'images/s':>9s} {'cores':>6s} {'x plain':>8s}"
-    head += f" {'x np_func':>9s} {'x keras':>8s}" if npf else ""
+    all_rows = list(dict.fromkeys(r for rows in results for r in rows))
+    head = f"{'images/s (cores busy)':44s}" + "".join(f" {n:>22s}" for n in names)
     print("\n" + head + "\n" + "-" * len(head))
-    for name, m in results.items():
-        row = f"{name:42s} {m.rate:9.0f} {m.cores:6.2f} {m.rate / plain:8.2f}"
-        if npf:
-            row += f" {m.rate / npf.rate:9.2f} {m.rate / ker.rate:8.2f}"
-        print(row)
-    best = results[f"augmine, {cores} worker{'s' if cores > 1 else ''}"].rate
-    print(f"\naugmine with all {cores} workers = {best / (cores * plain):.0%} of "
-          f"{cores} x the single-process rate (target >= 90%)")
-    one = results["augmine, 1 worker"].rate
-    if cores > 1:
-        print(f"scaling 1 -> {cores} workers: {best / one:.2f}x")
+    for r in all_rows:
+        cells = [f"{rows[r].rate:8.0f} ({rows[r].cores:4.2f})" if r in rows else "-"
+                 for rows in results]
+        print(f"{r:44s}" + "".join(f" {c:>22s}" for c in cells))
+    print()
+    s = args.small_size
+    for label, fn in [
+        (f"augmine {cores} workers / ({cores} x plain) [target >= 90%]",
+         lambda rows: rows[f"augmine, {cores} worker{'s' if cores > 1 else ''}"].rate
+         / (cores * rows["plain loop, 1 process"].rate)),
+        ("scaling 1 -> all workers", lambda rows: rows[
+            f"augmine, {cores} worker{'s' if cores > 1 else ''}"].rate
+         / rows["augmine, 1 worker"].rate),
+        ("  same, per CPU-second (load-independent)",
+         lambda rows: (rows[f"augmine, {cores} worker{'s' if cores > 1 else ''}"].rate
+                       / rows[f"augmine, {cores} worker{'s' if cores > 1 else ''}"].cores)
+         / (rows["plain loop, 1 process"].rate / rows["plain loop, 1 process"].cores)),
+        (f"{s} px: presize+cache speed-up over augmine",
+         lambda rows: rows[f"{s} px: augmine, {cores} workers, presize+cache"].rate
+         / rows[f"{s} px: augmine, {cores} workers"].rate),
+        (f"{s} px: augmine presize / ({cores} x presized plain)",
+         lambda rows: rows[f"{s} px: augmine, {cores} workers, presize"].rate
+         / (cores * rows[f"{s} px: plain loop, presized"].rate)),
+    ]:
+        print(f"{label:52s}" + "".join(f" {fn(rows):10.0%}" if "scaling" not in label
+                                         and "speed-up" not in label else f" {fn(rows):9.2f}x"
+                                         for rows in results))
 
+    compose, _ = make_compose(args.size)
     imgs = load_images(paths[:400])
-    print(f"\ncost per image of each transform (p forced to 1; {len(imgs)} images, "
-          f"{imgs[0].shape[1]}x{imgs[0].shape[0]} input)")
+    print(f"\ncost per image of each transform (p forced to 1; {len(imgs)} images of the last "
+          f"dataset, {imgs[0].shape[1]}x{imgs[0].shape[0]} input)")
     rows = transform_costs(compose, imgs)
     for name, us in sorted(rows, key=lambda r: -r[1]):
         print(f"  {name:28s} {us:7.1f} us")

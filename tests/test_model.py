@@ -1,4 +1,4 @@
-"""The DenseNet: reference size, any input size, float32 output under mixed precision."""
+"""The DenseNet: reference size, any input size, raw-pixel input, float32 output under mixed precision."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def test_default_model_has_about_8_9m_parameters_at_200_classes():
 
 @pytest.mark.parametrize("size", [16, 32, 64])
 def test_one_tiny_model_accepts_16_32_and_64_px(size, tiny_model):
-    x = np.random.default_rng(0).random((2, size, size, 3), dtype=np.float32)
+    x = np.random.default_rng(0).integers(0, 256, (2, size, size, 3), dtype=np.uint8)
     probs = np.asarray(tiny_model(x, training=False))
     assert probs.shape == (2, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
@@ -32,6 +32,27 @@ def test_one_tiny_model_accepts_16_32_and_64_px(size, tiny_model):
 @pytest.fixture(scope="module")
 def tiny_model():
     return build_densenet(10, **TINY)
+
+
+def test_model_takes_raw_uint8_pixels_and_a_saved_copy_does_too(tmp_path):
+    """Rescaling(1/255) is the first layer: uint8 images and the same values as float give the
+    same output, and a reloaded .keras file keeps the scaling (saved models take raw images)."""
+    import keras
+
+    model = build_densenet(6, **TINY)
+    first = model.layers[1]
+    assert first.__class__.__name__ == "Rescaling" and first.scale == pytest.approx(1 / 255)
+    assert model.layers[2].name == "stem_conv"
+    raw = np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    want = np.asarray(model.predict(raw.astype(np.float32), verbose=0))
+    np.testing.assert_allclose(np.asarray(model.predict(raw, verbose=0)), want, rtol=1e-5,
+                               atol=1e-6)
+    scaled = np.asarray(model.predict(raw / 255.0, verbose=0))   # [0, 1] input: not the same
+    assert np.abs(scaled - want).max() > 1e-4
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(np.asarray(again.predict(raw, verbose=0)), want, rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_tiny_model_is_tiny_and_width_growth_change_it():
