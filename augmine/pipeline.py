@@ -42,7 +42,7 @@ model scales them, see :func:`augmine.model.build_densenet`).
   that imports Keras or JAX at its top does not make every worker import them too. (The
   exception: a recipe holding a transform class defined in the script itself; its workers
   must import the script to unpickle it, as multiprocessing always does.) The fork server
-  also keeps albumentations from importing PyTorch (:mod:`augmine._worker_boot`).
+  also keeps albumentations from importing PyTorch (:mod:`augmine.worker_boot`).
 - Errors: a bad image raises :class:`AugmineError` naming the file inside the worker. tf.data
   turns exceptions from Python generators into ``tf.errors.OpError`` carrying the message;
   wrap ``fit``/loops in :func:`pipeline_errors` to get the ``AugmineError`` back (on every
@@ -233,10 +233,10 @@ def _worker_main(job_bytes: bytes, tasks, results, slots=None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # the parent stops us on Ctrl-C
     parent = mp.parent_process()   # the main process (also under the fork server)
     try:
-        from . import _worker_boot   # already loaded by the fork server; under spawn: now
+        from . import worker_boot   # already loaded by the fork server; under spawn: now
 
         import albumentations  # noqa: F401 - loaded with the hook in place: no PyTorch
-        _worker_boot.allow_torch()
+        worker_boot.allow_torch()
         import cv2
 
         cv2.setNumThreads(0)   # OpenCV's own thread pool slows 64 px work (DESIGN.md)
@@ -273,9 +273,9 @@ def _worker_main(job_bytes: bytes, tasks, results, slots=None) -> None:
 
 
 # Modules the fork server imports once, so that workers start in milliseconds instead of
-# about a second each (Python + NumPy + OpenCV + albumentations under spawn). _worker_boot
+# about a second each (Python + NumPy + OpenCV + albumentations under spawn). worker_boot
 # comes first: it keeps albumentations from importing PyTorch.
-FORKSERVER_PRELOAD = ["augmine._worker_boot", "augmine.pipeline", "augmine.dataset",
+FORKSERVER_PRELOAD = ["augmine.worker_boot", "augmine.pipeline", "augmine.dataset",
                       "albumentations", "cv2"]
 _MAIN_KEYS = ("init_main_from_path", "init_main_from_name")
 _launching = threading.local()
