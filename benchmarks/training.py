@@ -10,6 +10,10 @@ as in a phased run) is measured three ways, side by side in one run:
   warm-up, the second is timed;
 - **end to end**: ``model.fit`` on that feed; the second epoch is timed.
 
+Sizes below the source images' (64 px) get a second row with ``presize=True`` and the
+in-memory decoded cache: each image is shrunk to the phase size once, so the recipe runs on
+small images (the cheaper path for the feed-bound 16 px phase).
+
 It also prints the forward FLOPs per image counted from the model's convolution and dense
 layers (multiply-adds x 2) and the achieved TFLOP/s of training (3 x forward FLOPs per image x
 images/s: forward, plus backward for activations and weights). Data: ``--data PATH`` or, by
@@ -56,24 +60,6 @@ def forward_flops(model, size: int) -> float:
         elif isinstance(layer, (keras.layers.AveragePooling2D, keras.layers.MaxPooling2D)):
             side = side // layer.strides[0]
     return flops
-
-
-def has_gpu() -> bool:
-    from augmine.runtime import import_keras
-
-    keras = import_keras()
-    backend = keras.config.backend()
-    if backend == "jax":
-        import jax
-
-        return any(d.platform == "gpu" for d in jax.devices())
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    from augmine.runtime import import_tensorflow
-
-    return bool(import_tensorflow().config.list_physical_devices("GPU"))
 
 
 class _EpochTimer:
@@ -126,9 +112,10 @@ def measure(args) -> dict:
     from augmine.pipeline import close_feed, epoch_length, pipeline_errors, train_dataset
     from augmine.recipes import resolve_recipe
     from augmine.runtime import import_keras
+    from augmine.training import gpu_present
 
     keras = import_keras()
-    gpu = has_gpu()
+    gpu = gpu_present()
     batch = args.batch_size or (320 if gpu else 32)
     precision = args.precision
     if precision == "auto":
@@ -168,25 +155,31 @@ def measure(args) -> dict:
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
         model_ips = len(x) / (time.perf_counter() - t0)
 
-        feed = train_dataset(index, recipe, size, batch, seed=0, workers=workers)
-        with pipeline_errors():
-            _feed_epoch(feed)                                    # warm-up: workers start
-            n, secs = _feed_epoch(feed)
-            feed_ips = n / secs
-            timer = _EpochTimer()
-            model.fit(feed, epochs=2, verbose=0, callbacks=[timer])
-        close_feed(feed)
-        e2e_ips = epoch_length(index) / timer.times[-1]
         flops = forward_flops(model, size)
-        tflops = 3 * flops * e2e_ips / 1e12
-        row = {"model_images_per_s": model_ips, "feed_images_per_s": feed_ips,
-               "end_to_end_images_per_s": e2e_ips, "end_to_end_over_model": e2e_ips / model_ips,
-               "compile_s": compile_s, "forward_gflop_per_image": flops / 1e9,
-               "train_tflops_achieved": tflops, "recipe": recipe.stem}
-        result["sizes"][size] = row
-        print(f"{size:>4}  {model_ips:>11,.0f}  {feed_ips:>10,.0f}  {e2e_ips:>10,.0f}  "
-              f"{e2e_ips / model_ips:>8.0%}  {compile_s:>9.1f}  {flops / 1e9:>9.3f}  "
-              f"{tflops:>7.2f}  {recipe.stem}", flush=True)
+        variants = [("", {})]
+        if size < args.source_size and not args.no_presize:
+            # the cheaper small-phase path: images shrunk to the phase size once (cached)
+            variants.append((" presize", {"presize": True, "cache": "memory"}))
+        for tag, feed_kw in variants:
+            feed = train_dataset(index, recipe, size, batch, seed=0, workers=workers, **feed_kw)
+            with pipeline_errors():
+                _feed_epoch(feed)                                # warm-up: workers start
+                n, secs = _feed_epoch(feed)
+                feed_ips = n / secs
+                timer = _EpochTimer()
+                model.fit(feed, epochs=2, verbose=0, callbacks=[timer])
+            close_feed(feed)
+            e2e_ips = epoch_length(index) / timer.times[-1]
+            tflops = 3 * flops * e2e_ips / 1e12
+            row = {"model_images_per_s": model_ips, "feed_images_per_s": feed_ips,
+                   "end_to_end_images_per_s": e2e_ips,
+                   "end_to_end_over_model": e2e_ips / model_ips, "compile_s": compile_s,
+                   "forward_gflop_per_image": flops / 1e9, "train_tflops_achieved": tflops,
+                   "recipe": recipe.stem + tag}
+            result["sizes"][f"{size}{tag.replace(' ', '-')}"] = row
+            print(f"{size:>4}  {model_ips:>11,.0f}  {feed_ips:>10,.0f}  {e2e_ips:>10,.0f}  "
+                  f"{e2e_ips / model_ips:>8.0%}  {compile_s:>9.1f}  {flops / 1e9:>9.3f}  "
+                  f"{tflops:>7.2f}  {recipe.stem}{tag}", flush=True)
     return result
 
 
@@ -207,6 +200,10 @@ def main(argv=None) -> None:
                         choices=["auto", "mixed_float16", "mixed_bfloat16", "float32"])
     parser.add_argument("--workers", type=int, default=None,
                         help="feed worker processes (default: one per core)")
+    parser.add_argument("--no-presize", action="store_true",
+                        help="skip the presize rows (small sizes: images shrunk once, cached)")
+    parser.add_argument("--source-size", type=int, default=64,
+                        help="side of the dataset's images; smaller sizes get a presize row")
     parser.add_argument("--data", default=None, help="dataset folder (default: generated)")
     parser.add_argument("--synth-classes", type=int, default=20)
     parser.add_argument("--synth-per-class", type=int, default=100)
