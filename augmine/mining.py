@@ -457,8 +457,9 @@ def stratified_split(labels, fraction: float = 0.5, seed: int = 0) -> tuple[np.n
 
 def selection_split(labels, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(selection, measurement)`` indices: a seeded, stratified half each of a split
-    (val). Weak classes are chosen on the first; before/after are measured on the second."""
-    measurement, selection = stratified_split(labels, 0.5, seed)
+    (val). Weak classes are chosen on the first; before/after are measured on the second
+    (which gets the odd image of a class with an odd count)."""
+    selection, measurement = stratified_split(labels, 0.5, seed)
     return selection, measurement
 
 

@@ -296,17 +296,20 @@ def uniform_plan(plan: OversamplingPlan, index, batch_size: int) -> Oversampling
 
 
 def mode_inputs(mode: str, plan: OversamplingPlan, index, batch_size: int,
-                strong_recipe: str | None = None, same_length: bool = False) -> dict:
+                strong_recipe: str | None = None, same_length: bool = False,
+                control_of: str = "oversample") -> dict:
     """Keyword arguments of :func:`~augmine.train.train_extra_epochs` for one arm.
 
     ``oversample``: the plan feeds the pipeline; ``class-weight``: its factors become loss
     weights; ``recipe``: ``strong_recipe`` for the weak classes, no extra samples;
     ``control``: plain sampling. With ``same_length`` every arm's epoch is as long as the
     oversampled one (plain sampling stretched evenly: the same budget for every arm);
-    otherwise the control matches ``mode``'s epoch and class-weight trains plain epochs.
+    otherwise class-weight trains plain epochs and the control (``mode="control"``) matches
+    the epoch of the round's mode ``control_of``.
     """
     longer = uniform_plan(plan, index, batch_size)
-    plain = longer if same_length or mode == "oversample" else None
+    stretched = same_length or (control_of if mode == "control" else mode) == "oversample"
+    plain = longer if stretched else None
     if mode == "control":
         return {"plan": plain}
     if mode == "oversample":
@@ -507,7 +510,8 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     if control:
         branch = run.branch(stage, "control", round_no)
         _, control_probs = _train_arm(branch, index, epochs, stage,
-                                      mode_inputs("control", plan, index, batch_size),
+                                      mode_inputs("control", plan, index, batch_size,
+                                                  control_of=mode),
                                       schedule, progress)
     effect = measure_round(index, selection, cfg.seed, plan.weak, before_probs, probs,
                            control_probs)
