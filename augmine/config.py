@@ -229,6 +229,12 @@ class MiningConfig(_Section):
     recipe: Optional[str] = None
     scheme: Optional[str] = None
     class_weight: Optional[bool] = None
+    # selection apart from measurement, the control and the round's own LR (augmine.rounds)
+    holdout: Optional[_Number(0.0, below=1.0)] = None
+    selection: Optional[str] = None
+    control: Optional[bool] = None
+    min_lr: Optional[_Number(0.0, strict=True)] = None
+    max_lr: Optional[_Number(0.0, strict=True)] = None
 
     _recipe = field_validator("recipe")(_recipe_in_context)
 

@@ -430,3 +430,168 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, OversamplingPlan):
         return obj.to_dict()
     return obj
+
+
+# --------------------------------------------------------------------------- selection vs measurement
+
+def stratified_split(labels, fraction: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, stratified split of sample indices: ``(rest, part)`` sorted int64 arrays.
+
+    ``labels`` (N,) int; ``part`` takes ``round(fraction * n_c)`` samples of every class c
+    (chosen at random with ``seed``), ``rest`` the others. The two never overlap and cover
+    every index. Unlike scikit-learn's ``StratifiedShuffleSplit`` it accepts classes with a
+    single sample (the round goes to ``part`` only when ``fraction * n_c >= 0.5``).
+    """
+    labels = _labels(labels, "labels")
+    if not 0.0 < float(fraction) < 1.0:
+        raise AugmineError(f"split fraction {fraction}: use a number between 0 and 1")
+    rng = np.random.default_rng(int(seed))
+    part = []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        part.append(idx[:int(math.floor(fraction * len(idx) + 0.5))])
+    part = np.sort(np.concatenate(part)) if part else np.zeros(0, np.int64)
+    rest = np.setdiff1d(np.arange(len(labels)), part)
+    return rest.astype(np.int64), part.astype(np.int64)
+
+
+def selection_split(labels, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(selection, measurement)`` indices: a seeded, stratified half each of a split
+    (val). Weak classes are chosen on the first; before/after are measured on the second
+    (which gets the odd image of a class with an odd count)."""
+    selection, measurement = stratified_split(labels, 0.5, seed)
+    return selection, measurement
+
+
+def apply_holdout(index, fraction: float | None, seed: int = 0):
+    """``index`` with a stratified ``fraction`` of its train split moved to a ``holdout``
+    split (kept out of training; used to choose weak classes and score suspects out of
+    sample). ``fraction`` None or 0: ``index`` unchanged. Same seed, same slice."""
+    if not fraction:
+        return index
+    if "holdout" in index.splits:
+        return index
+    from dataclasses import replace
+
+    keep, held = stratified_split(index.train.labels, float(fraction), seed)
+    if len(held) == 0 or len(keep) == 0:
+        raise AugmineError(f"holdout {fraction}: leaves {len(keep)} training and {len(held)} "
+                           "held-out images; choose a fraction that keeps both non-empty")
+    return replace(index, splits={**index.splits, "train": index.train.subset(keep),
+                                  "holdout": index.train.subset(held)})
+
+
+# --------------------------------------------------------------------------- round effect
+
+ROUND_METRICS = ("chosen F1", "other F1", "top-1", "macro F1")
+
+
+def f1_scores(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """(C,) F1 per class (0 where a class has no true and no predicted sample)."""
+    y_true, y_pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    hit = y_true == y_pred
+    tp = np.bincount(y_true[hit], minlength=num_classes).astype(np.float64)
+    true = np.bincount(y_true, minlength=num_classes)
+    pred = np.bincount(y_pred, minlength=num_classes)
+    denom = true + pred
+    return np.where(denom > 0, 2.0 * tp / np.maximum(denom, 1), 0.0)
+
+
+def round_metrics(y_true, y_pred, num_classes: int, chosen: Sequence[int]) -> np.ndarray:
+    """(4,) ``ROUND_METRICS``: mean F1 of the ``chosen`` classes, mean F1 of the other
+    classes, top-1 accuracy and macro F1 (over classes present in ``y_true``)."""
+    y_true = _labels(y_true, "y_true")
+    f1 = f1_scores(y_true, y_pred, num_classes)
+    present = np.bincount(y_true, minlength=num_classes) > 0
+    mask = np.zeros(num_classes, bool)
+    mask[list(chosen)] = True
+    mean = lambda m: float(f1[m].mean()) if m.any() else float("nan")  # noqa: E731
+    return np.array([mean(mask & present), mean(~mask & present),
+                     float(np.mean(y_true == np.asarray(y_pred))) if len(y_true) else 0.0,
+                     mean(present)])
+
+
+def bootstrap_interval(samples, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile interval ``(lo, hi)`` covering ``1 - alpha`` of bootstrap ``samples`` (R,)."""
+    samples = np.asarray(samples, dtype=np.float64)
+    samples = samples[np.isfinite(samples)]
+    if samples.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(samples, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def paired_bootstrap(y_true, preds: dict, stat, reps: int = 1000, seed: int = 0) -> dict:
+    """Bootstrap over samples, the same resampled indices for every prediction vector.
+
+    ``y_true`` (N,); ``preds`` ``{name: (N,) predicted labels}``; ``stat(y_true, y_pred)``
+    -> (K,) statistics. Returns ``{name: (reps, K) array}`` (row r: the statistics on
+    resample r), so differences between names are paired.
+    """
+    y_true = _labels(y_true, "y_true")
+    rng = np.random.default_rng(int(seed))
+    n = len(y_true)
+    out = {k: [] for k in preds}
+    for _ in range(int(reps)):
+        idx = rng.integers(0, n, n)
+        for k, p in preds.items():
+            out[k].append(stat(y_true[idx], np.asarray(p)[idx]))
+    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+
+def effect_table(y_true, before, after, control=None, *, num_classes: int,
+                 chosen: Sequence[int], reps: int = 1000, seed: int = 0,
+                 alpha: float = 0.05) -> dict:
+    """Before/after/control and their differences, each with a bootstrap interval.
+
+    ``y_true`` (N,) labels of the measurement images; ``before``/``after``/``control`` (N,)
+    predicted labels of the start model, the round's model and the control's (None: no
+    control). Returns ``{metric: {"before", "after", "control", "change", "effect"}}`` for
+    each of ``ROUND_METRICS``, each entry ``{"value", "lo", "hi"}`` (``1 - alpha``
+    interval over ``reps`` seeded, paired resamples); ``change`` = after - before,
+    ``effect`` = after - control (the round's effect net of control; None without one).
+    """
+    preds = {"before": before, "after": after}
+    if control is not None:
+        preds["control"] = control
+    stat = lambda t, p: round_metrics(t, p, num_classes, chosen)  # noqa: E731
+    point = {k: stat(_labels(y_true, "y_true"), np.asarray(v)) for k, v in preds.items()}
+    boot = paired_bootstrap(y_true, preds, stat, reps=reps, seed=seed)
+    point["change"], boot["change"] = point["after"] - point["before"], boot["after"] - boot["before"]
+    if control is not None:
+        point["effect"] = point["after"] - point["control"]
+        boot["effect"] = boot["after"] - boot["control"]
+    table = {}
+    for j, metric in enumerate(ROUND_METRICS):
+        row = {}
+        for k in ("before", "after", "control", "change", "effect"):
+            if k not in point:
+                row[k] = None
+                continue
+            lo, hi = bootstrap_interval(boot[k][:, j], alpha)
+            row[k] = {"value": float(point[k][j]), "lo": lo, "hi": hi}
+        table[metric] = row
+    return table
+
+
+def f1_losses(names: Sequence[str], support, f1_ref, f1_after, top: int = 5) -> list[dict]:
+    """The classes whose F1 fell most from ``f1_ref`` (C,) to ``f1_after`` (C,), worst
+    first, only those that fell: ``[{index, name, support, ref, after, delta}]``."""
+    f1_ref, f1_after = np.asarray(f1_ref, np.float64), np.asarray(f1_after, np.float64)
+    delta = f1_after - f1_ref
+    order = [int(i) for i in np.lexsort((np.arange(len(delta)), delta)) if delta[i] < 0][:top]
+    return [{"index": i, "name": names[i], "support": int(np.asarray(support)[i]),
+             "ref": float(f1_ref[i]), "after": float(f1_after[i]), "delta": float(delta[i])}
+            for i in order]
+
+
+def effect_warning(table: dict, has_control: bool) -> str | None:
+    """One line when overall top-1 or macro F1 fell against the control (or against the
+    start without a control); None otherwise."""
+    key, what = ("effect", "the control") if has_control else ("change", "the start")
+    fell = [f"{m} {table[m][key]['value'] * (100 if m == 'top-1' else 1):+.{1 if m == 'top-1' else 3}f}"
+            f"{' pt' if m == 'top-1' else ''}"
+            for m in ("top-1", "macro F1") if table[m][key] and table[m][key]["value"] < 0]
+    if not fell:
+        return None
+    return f"WARNING: the round lowered {' and '.join(fell)} against {what}"

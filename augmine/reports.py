@@ -64,7 +64,8 @@ def _summary(report: dict, names: Sequence[str]) -> dict:
 def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[str],
                        class_names: Sequence[str], *, meta: dict | None = None,
                        plan: OversamplingPlan | dict | None = None,
-                       before: dict | None = None, val_paths=None, plots: bool = True) -> dict:
+                       before: dict | None = None, val_paths=None, plots: bool = True,
+                       effect: dict | None = None) -> dict:
     """Write every file of ``RUN/reports/<stage>/`` and return the report dict.
 
     ``y_true`` (N,) int val labels, ``probs`` (N, C) class probabilities; ``meta`` e.g.
@@ -73,7 +74,10 @@ def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[s
     used. ``before``: the report (or ``{accuracy, macro_f1, f1: {name: value}}``) of the
     stage the round started from; the F1 of the plan's chosen classes is compared.
     ``val_paths`` (N,): the val images' paths (kept in ``predictions.npz`` for the app);
-    empty strings when not given. ``run_dir``: a path or :class:`RunDir`.
+    empty strings when not given. ``run_dir``: a path or :class:`RunDir`. ``effect``: a
+    round's measurement (:func:`augmine.rounds.measure_round`: before/after/control on the
+    measurement images, with intervals); when given, ``before``/``after``/``changes`` come
+    from it (measurement images only) and ``report.md`` shows it.
     """
     y_true = np.asarray(y_true).astype(np.int64).reshape(-1)
     probs = np.asarray(probs, dtype=np.float32)
@@ -121,6 +125,8 @@ def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[s
         report["changes"] = [
             {"name": n, "before": b["f1"][n], "after": a["f1"][n],
              "delta": None if b["f1"][n] is None else a["f1"][n] - b["f1"][n]} for n in chosen]
+    if effect is not None:
+        report.update(_from_effect(effect, before))
     report = jsonable(report)
 
     out = stage_dir(run_dir, stage)
@@ -142,6 +148,27 @@ def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[s
     atomic.write_text(out / "report.md", render_markdown(report))
     atomic.write_json(out / "report.json", report)   # last: marks the report complete
     return report
+
+
+def _from_effect(effect: dict, before: dict | None) -> dict:
+    """``effect``, ``before``, ``after`` and ``changes`` of a round report from its
+    measurement (the chosen classes' F1 with their support, on the measurement images)."""
+    table = effect["table"]
+    by_name = {c["name"]: c for c in effect["per_class"]}
+    chosen = effect["chosen"]
+
+    def side(key, stage):
+        return {"stage": stage, "accuracy": table["top-1"][key]["value"],
+                "macro_f1": table["macro F1"][key]["value"],
+                "f1": {n: by_name[n][key] for n in chosen}, "measured_on": effect["measurement"],
+                "images": effect["measurement_images"]}
+
+    return {"effect": effect, "before": side("before", (before or {}).get("stage")),
+            "after": side("after", None),
+            "changes": [{"name": n, "support": by_name[n]["support"],
+                         "before": by_name[n]["before"], "after": by_name[n]["after"],
+                         "delta": by_name[n]["change"], "control": by_name[n]["control"],
+                         "effect": by_name[n]["effect"]} for n in chosen]}
 
 
 def _per_class_csv(report: dict) -> str:
@@ -171,7 +198,9 @@ def render_markdown(report: dict) -> str:
               f"{report['num_classes']} classes",
               f"- accuracy: {_fmt(report['accuracy'], True)}; top-5: "
               f"{_fmt(report['top5_accuracy'], True)}; macro F1: {_fmt(report['macro_f1'])}", ""]
-    if report.get("changes"):
+    if report.get("effect"):
+        lines += _effect_markdown(report["effect"], (report.get("before") or {}).get("stage"))
+    elif report.get("changes"):
         b, a = report["before"], report["after"]
         lines += [f"## Before ({b.get('stage') or 'previous'}) and after", "",
                   "| | before | after | change |", "|---|---|---|---|",
@@ -213,6 +242,49 @@ def render_markdown(report: dict) -> str:
         lines.append("- none (a training phase)")
     lines += ["", "![per-class F1](f1.png)", "", "![confusions of the weakest classes](confusion.png)", ""]
     return "\n".join(lines)
+
+
+def _cell(c, pct: bool = False, sign: bool = False) -> str:
+    if c is None:
+        return "-"
+    k, d = (100, 1) if pct else (1, 3)
+    f = (lambda v: f"{v * k:+.{d}f}") if sign else (lambda v: f"{v * k:.{d}f}")  # noqa: E731
+    return f"{f(c['value'])} [{f(c['lo'])}, {f(c['hi'])}]" + (" pt" if pct and sign else
+                                                              "%" if pct else "")
+
+
+def _effect_markdown(effect: dict, start: str | None) -> list[str]:
+    lines = [f"## Round effect (from {start or 'the previous stage'})", "",
+             f"- weak classes chosen on: {effect['selection']}; measured on: "
+             f"{effect['measurement']} ({effect['measurement_images']} images)",
+             "- control: " + ("plain sampling from the same start, same steps, learning rate "
+                              "and seeds" if effect["control"] else
+                              "none (--no-control): the effect net of control is unmeasured; "
+                              "after - before mixes the round with more training"),
+             f"- intervals: 95% bootstrap over the measurement images ({effect['reps']} "
+             "paired resamples)", ""]
+    if effect.get("warning"):
+        lines += [f"**{effect['warning']}**", ""]
+    lines += ["| | before | after | control | after - before | net of control |",
+              "|---|---|---|---|---|---|"]
+    for m, row in effect["table"].items():
+        pct = m == "top-1"
+        lines.append(f"| {m} | {_cell(row['before'], pct)} | {_cell(row['after'], pct)} | "
+                     f"{_cell(row['control'], pct)} | {_cell(row['change'], pct, True)} | "
+                     f"{_cell(row['effect'], pct, True)} |")
+    by_name = {c["name"]: c for c in effect["per_class"]}
+    lines += ["", "| chosen class | support | F1 before | after | control | net of control |",
+              "|---|---|---|---|---|---|"]
+    for n in effect["chosen"]:
+        c = by_name[n]
+        lines.append(f"| {n} | {c['support']} | {_fmt(c['before'])} | {_fmt(c['after'])} | "
+                     f"{_fmt(c['control'])} | {_delta(c['control'], c['after'])} |")
+    ref = "control" if effect["control"] else "start"
+    lines += ["", f"### F1 fell most (against the {ref})", ""]
+    lines += [f"- {c['name']} [{c['support']}]: {c['ref']:.3f} -> {c['after']:.3f} "
+              f"({c['delta']:+.3f})" for c in effect["losers"]] or ["- none fell"]
+    lines.append("")
+    return lines
 
 
 def _delta(b, a, pct: bool = False) -> str:

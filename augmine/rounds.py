@@ -30,6 +30,7 @@ import io
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,9 +38,10 @@ import numpy as np
 from . import atomic
 from .errors import AugmineError
 from .evaluation import evaluate_model, evaluation_settings
-from .mining import OversamplingPlan, f1_vector, make_plan
-from .reports import (latest_report, list_stage_reports, report_done, stage_sort_key,
-                      write_stage_report)
+from .mining import (OversamplingPlan, apply_holdout, effect_table, effect_warning, f1_losses,
+                     f1_scores, f1_vector, make_plan, selection_split)
+from .reports import (latest_report, list_stage_reports, load_predictions, report_done,
+                      stage_sort_key, write_stage_report)
 from .rundir import RunDir
 from .train import train_extra_epochs
 from .training import load_checkpoint
@@ -47,10 +49,18 @@ from .training import load_checkpoint
 log = logging.getLogger("augmine")
 
 MODES = ("oversample", "class-weight")
+COMPARE_MODES = ("oversample", "class-weight", "recipe")
+SELECTIONS = ("val-half", "holdout")
+DEFAULT_STRONG_RECIPE = "tiny-imagenet-14.yaml"   # compare's recipe mode, unless set
+BOOTSTRAP_REPS = 1000
+# the round's own LR: a triangle from the phase's min_lr up to this share of the way to its
+# max_lr and back, over the round's steps (mining.min_lr / mining.max_lr override)
+ROUND_LR_SHARE = 0.1
 _ROUND_RE = re.compile(r"^round-(\d+)$")
 # mining defaults when the run's config has no ``mining:`` section
 MINING_DEFAULTS = {"policy": "bottom-k", "k": 20, "threshold": None, "z": None, "factor": 3.0,
-                   "cap": None, "epochs": 5, "recipe": None}
+                   "cap": None, "epochs": 5, "recipe": None, "selection": None,
+                   "control": True, "min_lr": None, "max_lr": None}
 
 
 # --------------------------------------------------------------------------- run folder
@@ -71,7 +81,8 @@ def mining_settings(run_dir, **overrides) -> dict:
 
 
 def load_run_index(run_dir):
-    """The run's dataset (``data:`` in its config) as a DatasetIndex."""
+    """The run's dataset (``data:`` in its config) as a DatasetIndex; with ``mining.holdout``
+    its held-out slice of train is the ``holdout`` split (never trained on)."""
     from .dataset import load_index
 
     run = RunDir.of(run_dir)
@@ -79,7 +90,64 @@ def load_run_index(run_dir):
     if not data:
         raise AugmineError(f"{run.config_path} records no `data:` folder; the trainer writes "
                            "it there")
-    return load_index(data)
+    return apply_holdout(load_index(data), run.config.mining.holdout, run.config.seed)
+
+
+def selection_method(run_dir, selection: str | None = None) -> str:
+    """Where weak classes are chosen: ``val-half`` (a seeded, stratified half of val; the
+    other half measures the round) or ``holdout`` (the held-out slice of train, set by
+    ``mining.holdout`` before training; all of val measures). Default: holdout when the
+    run has one, else val-half."""
+    run = RunDir.of(run_dir)
+    held = run.config.mining.holdout
+    selection = selection or ("holdout" if held else "val-half")
+    if selection not in SELECTIONS:
+        raise AugmineError(f"selection {selection!r}: choose one of {', '.join(SELECTIONS)}")
+    if selection == "holdout" and not held:
+        raise AugmineError(f"{run.config_path}: selection 'holdout' needs `mining: {{holdout: "
+                           "0.1}}` in the training config before training; use val-half")
+    return selection
+
+
+def selection_report(run_dir, index, report: dict, selection: str) -> dict:
+    """Per-class F1 (with support) on the selection images, for choosing weak classes.
+
+    ``val-half``: ``report``'s saved val predictions on the selection half; ``holdout``:
+    the run's last checkpoint on the held-out slice of train. Returns a report-like dict
+    ``{stage, selection, images, per_class: [{class_id, name, f1, support}]}``."""
+    run = RunDir.of(run_dir)
+    if selection == "val-half":
+        preds = load_predictions(run, report["stage"])
+        y, probs = preds["y_true"], preds["probs"]
+        if len(y) != len(index.val):
+            raise AugmineError(f"{run.report_dir(report['stage'])}: {len(y)} val predictions "
+                               f"for {len(index.val)} val images; rerun the stage")
+        sel, _ = selection_split(index.val.labels, run.config.seed)
+        y, pred = y[sel], probs[sel].argmax(axis=1)
+    else:
+        from .training import load_checkpoint
+
+        size, batch_size = evaluation_settings(run.config)
+        model = load_checkpoint(run.checkpoint("last"), compile=False)
+        y, probs = evaluate_model(model, index, size, batch_size, split="holdout")
+        pred = probs.argmax(axis=1)
+    f1 = f1_scores(y, pred, index.num_classes)
+    support = np.bincount(y, minlength=index.num_classes)
+    return {"stage": report["stage"], "selection": selection, "images": int(len(y)),
+            "per_class": [{"class_id": cid, "name": name, "f1": float(f1[i]),
+                           "support": int(support[i])}
+                          for i, (cid, name) in enumerate(zip(index.class_ids, index.class_names))]}
+
+
+def selected_plan(run_dir, index, report: dict, selection: str, settings: dict) -> OversamplingPlan:
+    """The plan made from the selection images' F1 (see :func:`selection_report`); its
+    ``policy`` records the selection and the chosen classes' selection support."""
+    sel = selection_report(run_dir, index, report, selection)
+    plan = plan_from_report(sel, **settings).aligned_to(index.class_ids, index.class_names)
+    plan.policy.update({"selection": selection, "selection_images": sel["images"],
+                        "support": {sel["per_class"][i]["name"]: sel["per_class"][i]["support"]
+                                    for i in plan.weak}})
+    return plan
 
 
 def done_rounds(run_dir) -> list[int]:
@@ -138,7 +206,9 @@ def plan_round(run_dir, round_no: int | None = None, **settings) -> tuple[int, O
         raise AugmineError(f"round {round_no} of {run_dir} is already done; plan round {nxt} "
                            "instead (omit --round)")
     opts = mining_settings(run_dir, **settings)
-    plan = plan_from_report(report, **opts)
+    index = load_run_index(run_dir)
+    plan = selected_plan(run_dir, index, report, selection_method(run_dir, opts.get("selection")),
+                         opts)
     write_plan(run_dir, round_no, plan)
     return round_no, plan, report
 
@@ -149,6 +219,9 @@ def format_plan(plan: OversamplingPlan, counts) -> list[str]:
     lines = [f"{'class':<32} {'F1':>6} {'factor':>7} {'images':>7} {'old share':>10} "
              f"{'new share':>10}"]
     f1 = (plan.policy or {}).get("f1") or {}
+    if (plan.policy or {}).get("selection"):
+        lines.insert(0, f"(F1 on the {plan.policy['selection']} selection images: "
+                        f"{plan.policy.get('selection_images')} images)")
     for row in plan.summary(counts):
         f = f1.get(row["name"])
         lines.append(f"{row['name'][:32]:<32} {'-' if f is None else f'{f:.3f}':>6} "
@@ -159,6 +232,8 @@ def format_plan(plan: OversamplingPlan, counts) -> list[str]:
     lines.append(f"{len(weak)} of {plan.num_classes} classes chosen: {old[weak].sum():.1%} of an "
                  f"epoch before, {new[weak].sum():.1%} after; epoch {int(counts.sum())} -> "
                  f"{plan.expected_epoch_length(counts):.0f} images"
+                 + ("" if plan.factors[weak].max(initial=1.0) > 1 else
+                    " (factor 1: no extra samples)")
                  + (f"; weak classes use recipe {plan.recipe}" if plan.recipe else ""))
     return lines
 
@@ -167,8 +242,9 @@ def format_plan(plan: OversamplingPlan, counts) -> list[str]:
 
 @dataclass
 class RoundResult:
-    """Outcome of :func:`run_round`: round number, plan, mode, the report dict, and
-    ``resumed`` (an interrupted attempt was continued)."""
+    """Outcome of :func:`run_round`: round number, plan, mode, the report dict (its
+    ``effect`` holds before/after/control with intervals), and ``resumed`` (an
+    interrupted attempt was continued)."""
 
     round: int
     plan: OversamplingPlan
@@ -197,22 +273,165 @@ def round_status(run_dir, round_no: int) -> str:
     return "new"
 
 
+def uniform_plan(plan: OversamplingPlan, index, batch_size: int) -> OversamplingPlan:
+    """Plain sampling as long as ``plan``'s epoch: every class gets the same factor, chosen
+    so one epoch has as many batches of ``batch_size`` as ``plan``'s (the control)."""
+    from .pipeline import epoch_length
+
+    target = -(-epoch_length(index, plan) // batch_size)
+    n = len(index.train)
+    ones = np.ones(plan.num_classes)
+    r = epoch_length(index, plan) / n
+    best = ones
+    for _ in range(8):
+        cand = np.full(plan.num_classes, max(1.0, r))
+        got = -(-epoch_length(index, OversamplingPlan(cand, [], plan.class_ids,
+                                                      plan.class_names)) // batch_size)
+        best = cand
+        if got == target or r <= 1.0:
+            break
+        r += (target - got) * batch_size / n
+    return OversamplingPlan(best, [], plan.class_ids, plan.class_names,
+                            policy={"control": True, "factor": float(best[0])})
+
+
+def mode_inputs(mode: str, plan: OversamplingPlan, index, batch_size: int,
+                strong_recipe: str | None = None, same_length: bool = False,
+                control_of: str = "oversample") -> dict:
+    """Keyword arguments of :func:`~augmine.train.train_extra_epochs` for one arm.
+
+    ``oversample``: the plan feeds the pipeline; ``class-weight``: its factors become loss
+    weights; ``recipe``: ``strong_recipe`` for the weak classes, no extra samples;
+    ``control``: plain sampling. With ``same_length`` every arm's epoch is as long as the
+    oversampled one (plain sampling stretched evenly: the same budget for every arm);
+    otherwise class-weight trains plain epochs and the control (``mode="control"``) matches
+    the epoch of the round's mode ``control_of``.
+    """
+    longer = uniform_plan(plan, index, batch_size)
+    stretched = same_length or (control_of if mode == "control" else mode) == "oversample"
+    plain = longer if stretched else None
+    if mode == "control":
+        return {"plan": plain}
+    if mode == "oversample":
+        return {"plan": OversamplingPlan(plan.factors, plan.weak, plan.class_ids,
+                                         plan.class_names, plan.recipe, dict(plan.policy))}
+    if mode == "class-weight":
+        return {"plan": plain, "class_weight": plan.class_weight(index.class_counts("train"))}
+    if mode == "recipe":
+        base = plain.factors if plain is not None else np.ones(plan.num_classes)
+        return {"plan": OversamplingPlan(base, plan.weak, plan.class_ids, plan.class_names,
+                                         strong_recipe, {"recipe_mode": True})}
+    raise AugmineError(f"mode {mode!r}: choose one of {', '.join(COMPARE_MODES)}")
+
+
+def round_steps(index, inputs: dict, batch_size: int, epochs: int) -> int:
+    """Optimizer steps of ``epochs`` epochs fed with ``inputs`` (see :func:`mode_inputs`)."""
+    from .pipeline import epoch_length
+
+    return epochs * -(-epoch_length(index, inputs.get("plan")) // batch_size)
+
+
+def round_lr_range(cfg, settings: dict) -> tuple[float, float]:
+    """``(min_lr, max_lr)`` of a round's triangle: ``mining.min_lr`` else the schedule's
+    ``min_lr``; ``mining.max_lr`` else ``ROUND_LR_SHARE`` of the way up to its ``max_lr``."""
+    sched = cfg.schedule
+    lo = float(settings.get("min_lr") or getattr(sched, "min_lr", None) or 0.001)
+    top = float(getattr(sched, "max_lr", None) or lo)
+    hi = float(settings.get("max_lr") or lo + ROUND_LR_SHARE * max(0.0, top - lo))
+    if hi < lo:
+        raise AugmineError(f"mining max_lr {hi} is below min_lr {lo}; raise max_lr")
+    return lo, hi
+
+
+def round_schedule(min_lr: float, max_lr: float, start_step: int, steps: int):
+    """The round's own learning rate: one triangular cycle ``min_lr -> max_lr -> min_lr``
+    over ``steps`` optimizer steps from ``start_step`` (a Keras schedule)."""
+    from .schedules import PhaseCyclicLR
+
+    return PhaseCyclicLR([{"start": int(start_step), "length": max(1, int(steps)),
+                           "min_lr": float(min_lr), "max_lr": float(max_lr)}], name="RoundLR")
+
+
+def schedule_callback(schedule):
+    """A Keras callback that gives the optimizer ``schedule`` when the fit begins."""
+    from .runtime import import_keras
+
+    keras = import_keras()
+
+    class UseSchedule(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.model.optimizer.learning_rate = schedule
+
+    return UseSchedule()
+
+
+def _train_arm(run: RunDir, index, epochs: int, stage: str, inputs: dict, schedule,
+               progress: bool, extra_callbacks=()):
+    """Train one arm (round, control or mode) and return its val probabilities (N, C)."""
+    model = train_extra_epochs(run, index, epochs, stage=stage, progress=progress,
+                               extra_callbacks=[schedule_callback(schedule), *extra_callbacks],
+                               **inputs)
+    size, batch_size = evaluation_settings(run.config)
+    return evaluate_model(model, index, size, batch_size)
+
+
+def measure_round(index, selection: str, seed: int, chosen, before_probs, after_probs,
+                  control_probs=None, reps: int = BOOTSTRAP_REPS) -> dict:
+    """The round's effect on the measurement images (never the selection ones).
+
+    ``*_probs`` (N_val, C) on the whole val split; measured on its other half
+    (``val-half``) or all of it (``holdout``). Returns ``{selection, measurement,
+    measurement_images, control, chosen, table (see effect_table), per_class: [{index,
+    name, support, before, after, control, change, effect}], losers, warning}``."""
+    y = np.asarray(index.val.labels, np.int64)
+    meas = selection_split(y, seed)[1] if selection == "val-half" else np.arange(len(y))
+    yt = y[meas]
+    pred = {k: None if p is None else np.asarray(p)[meas].argmax(axis=1)
+            for k, p in (("before", before_probs), ("after", after_probs),
+                         ("control", control_probs))}
+    num = index.num_classes
+    table = effect_table(yt, pred["before"], pred["after"], pred["control"], num_classes=num,
+                         chosen=list(chosen), reps=reps, seed=seed)
+    f1 = {k: None if v is None else f1_scores(yt, v, num) for k, v in pred.items()}
+    support = np.bincount(yt, minlength=num)
+    names = list(index.class_names)
+    per_class = [{"index": i, "name": names[i], "support": int(support[i]),
+                  "before": float(f1["before"][i]), "after": float(f1["after"][i]),
+                  "control": None if f1["control"] is None else float(f1["control"][i]),
+                  "change": float(f1["after"][i] - f1["before"][i]),
+                  "effect": None if f1["control"] is None else
+                  float(f1["after"][i] - f1["control"][i])} for i in range(num)]
+    has_control = control_probs is not None
+    ref = f1["control"] if has_control else f1["before"]
+    return {"selection": selection,
+            "measurement": "the other half of val" if selection == "val-half" else "all of val",
+            "measurement_images": int(len(yt)), "control": has_control,
+            "reference": "control" if has_control else "before", "reps": int(reps),
+            "chosen": [names[i] for i in chosen], "table": table, "per_class": per_class,
+            "losers": f1_losses(names, support, ref, f1["after"]),
+            "warning": effect_warning(table, has_control)}
+
+
 def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
               round_no: int | None = None, redo: bool = False, progress: bool = True,
-              extra_callbacks=(), **plan_settings) -> RoundResult:
+              extra_callbacks=(), control: bool | None = None, **plan_settings) -> RoundResult:
     """Run mining round ``round_no`` (default: the next one) on ``run_dir`` (path or RunDir).
 
-    Uses the round's saved plan when it exists, else makes and saves it from the previous
-    report (``plan_settings`` override the config's ``mining:`` section). ``mode``:
-    ``oversample`` (the plan's factors feed the pipeline) or ``class-weight`` (the same
-    emphasis as Keras loss weights); default the config's ``mining.class_weight``, else
-    oversample. Trains ``epochs`` extra epochs (default ``mining.epochs``, else 5) from
-    the last checkpoint (``extra_callbacks`` join the fit), evaluates on val and writes the
-    ``round-N`` report with before/after.
+    Uses the round's saved plan when it exists, else makes and saves it from the selection
+    images of the previous report (see :func:`selection_method`; ``plan_settings`` override
+    the config's ``mining:`` section). ``mode``: ``oversample`` (the plan's factors feed
+    the pipeline) or ``class-weight`` (the same emphasis as Keras loss weights); default
+    the config's ``mining.class_weight``, else oversample. Trains ``epochs`` extra epochs
+    (default ``mining.epochs``, else 5) from the last checkpoint on the round's own LR
+    (:func:`round_schedule`; ``extra_callbacks`` join the fit) and, unless ``control`` is
+    False (default ``mining.control``, else True), a control from the same start with the
+    same steps, LR and seeds and plain sampling (``branches/round-N/control``). Evaluates on
+    val and writes the ``round-N`` report; its ``effect`` (:func:`measure_round`) compares
+    before, after and control on the measurement images with bootstrap intervals.
 
-    An interrupted round is resumed by calling this again (same plan and mode; the trainer
-    continues from its last committed epoch). A done round raises unless ``redo``, which
-    puts the run back to the round's start and trains it again (latest round only).
+    An interrupted round (or control) is resumed by calling this again (same plan and
+    mode). A done round raises unless ``redo``, which puts the run back to the round's
+    start and trains it (and its control) again (latest round only).
     """
     run = check_run_dir(run_dir)
     if not run.has_checkpoint("last"):
@@ -223,6 +442,7 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
         mode = "class-weight" if settings.get("class_weight") else "oversample"
     if mode not in MODES:
         raise AugmineError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
+    control = bool(settings.get("control", True)) if control is None else bool(control)
     epochs = int(epochs if epochs is not None else settings.get("epochs") or 5)
     if epochs < 1:
         raise AugmineError(f"--epochs {epochs}: train at least 1 epoch")
@@ -249,10 +469,12 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
 
     index = load_run_index(run)
     before = _before_report(run, round_no)
+    selection = selection_method(run, settings.get("selection"))
     if run.plan_path(round_no).is_file():
         plan = read_plan(run, round_no, index)
     else:
-        plan = plan_from_report(before, **settings).aligned_to(index.class_ids, index.class_names)
+        plan = selected_plan(run, index, before, selection, settings)
+    selection = (plan.policy or {}).get("selection") or selection
     meta = {"round": round_no, "mode": mode, "plan": plan.to_dict(), "start_stage": before["stage"]}
 
     resumed = False
@@ -264,37 +486,201 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
                                f"({started.get('mode')}); rerun it as it was, or pass --redo to "
                                "restart it from its start with the new settings")
         resumed = True
+        start_step = int(started.get("start_step", 0))
         log.info("round %d: resuming the interrupted attempt", round_no)
     else:
         if status != "new":                        # redo of a done or interrupted round
             run.restore(round_no)
         run.remove_report(stage)                   # the old report, or stray partial files
-        run.snapshot(round_no, meta)
+        run.remove_branches(stage)                 # the old control
+        start_step = int(run.read_state().get("step", 0))
+        run.snapshot(round_no, {**meta, "start_step": start_step})
     write_plan(run, round_no, plan)
 
-    if mode == "oversample":
-        kwargs: dict[str, Any] = {"plan": plan}
-    else:
-        kwargs = {"class_weight": plan.class_weight(index.class_counts("train"))}
-    model = train_extra_epochs(run, index, epochs, stage=stage, progress=progress,
-                               extra_callbacks=extra_callbacks, **kwargs)
-    size, batch_size = evaluation_settings(run.config)
-    y_true, probs = evaluate_model(model, index, size, batch_size)
+    cfg = run.config
+    batch_size = cfg.batch_size
+    inputs = mode_inputs(mode, plan, index, batch_size)
+    steps = round_steps(index, inputs, batch_size, epochs)
+    lr = round_lr_range(cfg, settings)
+    schedule = round_schedule(*lr, start_step, steps)
+    before_probs = _stage_probs(run, before["stage"], index)
+    y_true, probs = _train_arm(run, index, epochs, stage, inputs, schedule, progress,
+                               extra_callbacks)
+    control_probs = None
+    if control:
+        branch = run.branch(stage, "control", round_no)
+        _, control_probs = _train_arm(branch, index, epochs, stage,
+                                      mode_inputs("control", plan, index, batch_size,
+                                                  control_of=mode),
+                                      schedule, progress)
+    effect = measure_round(index, selection, cfg.seed, plan.weak, before_probs, probs,
+                           control_probs)
     state = run.read_state()
     report = write_stage_report(
         run, stage, y_true, probs, list(index.class_ids), list(index.class_names),
-        meta={"kind": "round", "round": round_no, "mode": mode, "size": size, "epochs": epochs,
-              "epochs_done": state.get("epochs_done"), "step": state.get("step"),
+        meta={"kind": "round", "round": round_no, "mode": mode, "size": evaluation_settings(cfg)[0],
+              "epochs": epochs, "epochs_done": state.get("epochs_done"),
+              "step": state.get("step"), "steps": steps, "lr": list(lr),
               "start_stage": before["stage"], "resumed": resumed},
-        plan=plan, before=before, val_paths=index.val.paths)
+        plan=plan, effect=effect, before=before, val_paths=index.val.paths)
     return RoundResult(round_no, plan, report, mode, resumed)
 
 
-def find_suspects(run_dir, per_class: int = 10, classes=None) -> tuple[str, list[dict]]:
-    """Training images of weak classes with the lowest self-confidence under the run's
-    last checkpoint. ``classes``: names/ids (default: the latest report's plan, else its
-    weakest). Writes the latest stage's ``suspects.csv``; returns ``(csv path, rows)``."""
+def _stage_probs(run: RunDir, stage: str, index) -> np.ndarray:
+    """A stage report's saved val probabilities (N_val, C), checked against ``index``."""
+    preds = load_predictions(run, stage)
+    if len(preds["y_true"]) != len(index.val) or \
+            not np.array_equal(preds["y_true"], np.asarray(index.val.labels)):
+        raise AugmineError(f"{run.report_dir(stage)}: its val predictions do not match the "
+                           f"dataset's {len(index.val)} val images; rerun that stage")
+    return preds["probs"]
+
+
+def describe_arm(plan: OversamplingPlan, mode: str) -> str:
+    """What a round does, in words ("oversample x3.0", never for a factor-1 plan)."""
+    if mode == "class-weight":
+        return f"class weights x{plan.factors[plan.weak].max(initial=1.0):.1f}"
+    extra = plan.factors[plan.weak].max(initial=1.0) > 1
+    what = f"oversample x{plan.factors[plan.weak].max():.1f}" if extra else \
+        "plain epochs (factor 1: no extra samples)"
+    return what + (f", recipe {Path(plan.recipe).name} for them" if plan.recipe else "")
+
+
+def _ci(cell, pct: bool = False, sign: bool = False) -> str:
+    if cell is None:
+        return "-"
+    k = 100 if pct else 1
+    f = (lambda v: f"{v * k:+.1f}") if pct and sign else (lambda v: f"{v * k:.1f}") if pct \
+        else (lambda v: f"{v:+.3f}") if sign else (lambda v: f"{v:.3f}")
+    return f"{f(cell['value'])} [{f(cell['lo'])}, {f(cell['hi'])}]"
+
+
+def format_effect(effect: dict, top: int = 5) -> list[str]:
+    """Lines for people: the effect table (before, after, control, change and effect net of
+    control with 95% intervals), the chosen classes, who lost and the warning."""
+    lines = [f"chosen on {effect['selection']}; measured on {effect['measurement']} "
+             f"({effect['measurement_images']} images, 95% bootstrap intervals, "
+             f"{effect['reps']} resamples)"]
+    head = f"{'':<10} {'before':>7} {'after':>7} {'control':>8} {'after-before':>24} " \
+           f"{'net of control':>24}"
+    lines.append(head)
+    for m, row in effect["table"].items():
+        pct = m == "top-1"
+        val = (lambda c: "-" if c is None else  # noqa: E731
+               (f"{c['value']:.1%}" if pct else f"{c['value']:.3f}"))
+        lines.append(f"{m:<10} {val(row['before']):>7} {val(row['after']):>7} "
+                     f"{val(row['control']):>8} {_ci(row['change'], pct, True):>24} "
+                     f"{_ci(row['effect'], pct, True):>24}")
+    if not effect["control"]:
+        lines.append("no control round (--no-control): the effect net of control is "
+                     "unmeasured; after-before mixes the round with more training")
+    by_name = {c["name"]: c for c in effect["per_class"]}
+    lines.append("chosen classes, F1 before -> after (control) [support]:")
+    for n in effect["chosen"]:
+        c = by_name[n]
+        ctrl = "" if c["control"] is None else f" (control {c['control']:.3f}, net " \
+                                               f"{c['effect']:+.3f})"
+        lines.append(f"  {n[:28]:<28} {c['before']:.3f} -> {c['after']:.3f}{ctrl} "
+                     f"[{c['support']}]")
+    losers = effect["losers"][:top]
+    ref = effect["reference"]
+    if losers:
+        lines.append(f"F1 fell most (against the {'control' if ref == 'control' else 'start'}):")
+        for c in losers:
+            lines.append(f"  {c['name'][:28]:<28} {c['ref']:.3f} -> {c['after']:.3f} "
+                         f"({c['delta']:+.3f}) [{c['support']}]")
+    if effect.get("warning"):
+        lines.append(effect["warning"])
+    return lines
+
+
+# --------------------------------------------------------------------------- compare
+
+def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
+                  strong_recipe: str | None = None, progress: bool = True,
+                  **plan_settings) -> dict:
+    """Train ``modes`` (oversample, class-weight, recipe) and a control from the run's
+    current checkpoint, each in its own branch (``branches/compare-step-S/<mode>``; the run
+    itself is not changed), the same plan, epochs, steps, LR and seeds; returns
+    ``{"plan", "selection", "epochs", "steps", "effects": {mode: measure_round dict},
+    "group"}``. Running it again resumes unfinished branches and re-measures.
+    """
+    run = check_run_dir(run_dir)
+    if not run.has_checkpoint("last"):
+        raise AugmineError(f"{run.checkpoint('last')} is missing; train the run first")
+    settings = mining_settings(run, **plan_settings)
+    epochs = int(epochs if epochs is not None else settings.get("epochs") or 5)
+    if epochs < 1:
+        raise AugmineError(f"--epochs {epochs}: train at least 1 epoch")
+    for m in modes:
+        if m not in COMPARE_MODES:
+            raise AugmineError(f"mode {m!r}: choose among {', '.join(COMPARE_MODES)}")
+    index = load_run_index(run)
+    start = latest_report(run)
+    selection = selection_method(run, settings.get("selection"))
+    plan = selected_plan(run, index, start, selection, settings)
+    plan = OversamplingPlan(plan.factors, plan.weak, plan.class_ids, plan.class_names, None,
+                            plan.policy)
+    from .recipes import resolve_recipe
+
+    strong = str(resolve_recipe(strong_recipe or settings.get("recipe") or DEFAULT_STRONG_RECIPE))
+    cfg = run.config
+    state = run.read_state()
+    start_step = int(state.get("step", 0))
+    group = f"compare-step-{start_step}"
+    stage = f"round-{next_round(run)}"
+    batch_size = cfg.batch_size
+    arms = {m: mode_inputs(m, plan, index, batch_size, strong, same_length=True)
+            for m in (*modes, "control")}
+    steps = round_steps(index, arms["control"], batch_size, epochs)
+    schedule = round_schedule(*round_lr_range(cfg, settings), start_step, steps)
+    before_probs = _stage_probs(run, start["stage"], index)
+    probs = {}
+    for m, inputs in arms.items():
+        log.info("compare: training %s (%d epochs, %d steps)", m, epochs, steps)
+        _, probs[m] = _train_arm(run.branch(group, m), index, epochs, stage, inputs, schedule,
+                                 progress)
+    effects = {m: measure_round(index, selection, cfg.seed, plan.weak, before_probs, probs[m],
+                                probs["control"]) for m in modes}
+    return {"plan": plan, "selection": selection, "epochs": epochs, "steps": steps,
+            "recipe": strong, "effects": effects, "group": str(run.branch_dir(group, ""))}
+
+
+def format_compare(result: dict) -> list[str]:
+    """One table: each mode's effect net of control (95% interval) per metric."""
+    effects = result["effects"]
+    first = next(iter(effects.values()))
+    lines = [f"{len(result['plan'].weak)} classes ({', '.join(result['plan'].weak_names)}), "
+             f"{result['epochs']} epochs = {result['steps']} steps per mode; chosen on "
+             f"{first['selection']}, measured on {first['measurement']} "
+             f"({first['measurement_images']} images)",
+             "effect net of control [95% bootstrap interval]:",
+             f"{'mode':<13}" + "".join(f" {m:>24}" for m in first["table"])]
+    for mode, eff in effects.items():
+        lines.append(f"{mode:<13}" + "".join(
+            f" {_ci(row['effect'], m == 'top-1', True):>24}" for m, row in eff["table"].items()))
+    ctrl = first["table"]
+    lines.append(f"{'control':<13}" + "".join(
+        f" {(format(row['control']['value'], '.1%') if m == 'top-1' else format(row['control']['value'], '.3f')) + ' (absolute)':>24}"
+        for m, row in ctrl.items()))
+    for mode, eff in effects.items():
+        if eff.get("warning"):
+            lines.append(f"{mode}: {eff['warning']}")
+    return lines
+
+
+# --------------------------------------------------------------------------- suspects
+
+def find_suspects(run_dir, per_class: int = 10, classes=None,
+                  in_sample: bool = False) -> tuple[str, list[dict]]:
+    """Images of weak classes with the lowest self-confidence under the run's last
+    checkpoint, scored out of sample: the held-out slice of train when the run has one,
+    else val (``in_sample=True``: the training images, which the model has fit; labelled
+    so). ``classes``: names/ids (default: the latest report's plan, else its weakest).
+    Writes the latest stage's ``suspects.csv``; returns ``(csv path, rows)``; each row's
+    ``split`` and ``scored`` say where and how it was scored."""
     from .mining import suspect_samples
+    from .training import load_checkpoint
 
     run = check_run_dir(run_dir)
     if not run.has_checkpoint("last"):
@@ -307,13 +693,19 @@ def find_suspects(run_dir, per_class: int = 10, classes=None) -> tuple[str, list
     else:
         names = (rep.get("plan") or {}).get("weak_names") or rep["weakest"]
         chosen = [index.class_index(n) for n in names]
+    split = "train" if in_sample else ("holdout" if "holdout" in index.splits else "val")
     size, batch_size = evaluation_settings(run.config)
     model = load_checkpoint(run.checkpoint("last"), compile=False)
-    _, probs = evaluate_model(model, index, size, batch_size, split="train")
-    rows = suspect_samples(index.train.labels, probs, chosen, per_class=per_class,
-                           paths=index.train.paths, class_names=list(index.class_names))
+    _, probs = evaluate_model(model, index, size, batch_size, split=split)
+    sp = index.split(split)
+    rows = suspect_samples(sp.labels, probs, chosen, per_class=per_class,
+                           paths=sp.paths, class_names=list(index.class_names))
+    scored = "in sample (trained on)" if in_sample else "out of sample"
+    for r in rows:
+        r.update({"split": split, "scored": scored})
     buf = io.StringIO()
-    cols = ["name", "path", "self_confidence", "predicted_name", "predicted_prob"]
+    cols = ["name", "path", "split", "scored", "self_confidence", "predicted_name",
+            "predicted_prob"]
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows([{**r, "self_confidence": f"{r['self_confidence']:.4f}",

@@ -12,6 +12,8 @@ Layout (every file written atomically, see :mod:`augmine.atomic`)::
     RUN/tensorboard/<stage>/           TensorBoard logs
     RUN/reports/<stage>/               a stage's report files (see :mod:`augmine.reports`)
     RUN/plans/round-N.json             the oversampling plan of mining round N
+    RUN/branches/<group>/<name>/       a run folder trained beside the run from one start
+                                       (a round's control, ``mine compare``'s modes)
     RUN/inspection/                    the dataset inspection (demo)
 
 Other modules ask a ``RunDir`` for paths and file contents and never build them. No Keras,
@@ -108,6 +110,39 @@ class RunDir:
     def snapshot_dir(self, round_no: int) -> Path:
         """``checkpoints/round-N-start/``: the run as it was when round N first started."""
         return self.checkpoints_dir / f"round-{int(round_no)}-start"
+
+    def branch_dir(self, group: str, name: str) -> Path:
+        """``branches/<group>/<name>/``: a run folder trained beside this one."""
+        return self.path / "branches" / group / name
+
+    def branch(self, group: str, name: str, round_no: int | None = None) -> "RunDir":
+        """A run folder ``branches/<group>/<name>/`` that starts where this run is now
+        (``round_no`` None) or where round N started (its snapshot): config, history,
+        last/best checkpoints and state are copied once (state last: the commit point);
+        later calls return it as it is, so a branch resumes like a run."""
+        dst = RunDir(self.branch_dir(group, name))
+        if dst.has_state():
+            return dst
+        if round_no is None:
+            files = ((self.checkpoint("last"), dst.checkpoint("last")),
+                     (self.checkpoint("best"), dst.checkpoint("best")),
+                     (self.state_path, dst.state_path))
+        else:
+            files = [(src, dst_) for (_, src), dst_ in zip(
+                self._snapshot_files(round_no),
+                (dst.checkpoint("last"), dst.checkpoint("best"), dst.state_path))]
+        for src, target in ((self.config_path, dst.config_path),
+                            (self.history_path, dst.history_path), *files):
+            if src.is_file():
+                _copy_atomic(src, target)
+        if not dst.has_state():
+            raise AugmineError(f"{self.path}: no state.json to start {dst.path} from; train "
+                               "the run first")
+        return dst
+
+    def remove_branches(self, group: str) -> None:
+        """Delete ``branches/<group>/`` (a round about to be trained again)."""
+        shutil.rmtree(self.path / "branches" / group, ignore_errors=True)
 
     # ----------------------------------------------------------------------- what it is
 

@@ -24,6 +24,7 @@ from .config import TrainConfig, load_config
 from .dataset import load_index
 from .errors import AugmineError
 from .evaluation import evaluate_model, evaluation_settings
+from .mining import apply_holdout
 from .reports import write_stage_report
 from .rundir import RunDir
 from .runtime import import_keras
@@ -134,7 +135,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             raise AugmineError("no dataset given; pass --data PATH")
         state = None
     data_root = Path(data_root).expanduser().resolve()
-    index = load_index(data_root)
+    index = apply_holdout(load_index(data_root), cfg.mining.holdout, cfg.seed)  # never trained on
     if state is None:
         cfg = cfg.model_copy(update={"data": str(data_root)})
         run.write_config(cfg)

@@ -29,8 +29,8 @@ def test_demo_writes_every_report_and_finds_the_planted_pair(tmp_path):
     assert (out / "plans" / "round-1.json").is_file()
 
     # the summary a person reads
-    for text in ("phase-1", "phase-3", "round-1", "F1 before -> after", "overall accuracy",
-                 "top confused pairs", f"augmine app {out}"):
+    for text in ("phase-1", "phase-3", "round-1", "against its control", "net of control",
+                 "F1 before -> after (control)", "top confused pairs", f"augmine app {out}"):
         assert text in result.output, text
 
     # the generated set's planted confusable pair is among the top three confused pairs

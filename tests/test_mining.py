@@ -184,3 +184,62 @@ def test_suspect_samples_lowest_self_confidence_first():
     assert [s["path"] for s in sus] == ["w", "x"]
     assert sus[0]["predicted_name"] == "dog" and sus[0]["self_confidence"] == 0.2
     assert [s["index"] for s in suspect_samples(labels, probs, [1, 0], per_class=1)] == [4, 1]
+
+
+# --------------------------------------------------------------------------- round effect
+
+def test_stratified_split_is_seeded_disjoint_and_stratified():
+    from augmine.mining import selection_split, stratified_split
+
+    y = np.repeat(np.arange(4), [10, 6, 3, 1])
+    a, b = selection_split(y, seed=3)
+    assert not set(a) & set(b) and sorted([*a, *b]) == list(range(len(y)))
+    assert np.bincount(y[b], minlength=4).tolist() == [5, 3, 2, 1]   # half of each class, rounded up
+    assert selection_split(y, seed=3)[0].tolist() == a.tolist()      # same seed, same halves
+    assert selection_split(y, seed=4)[0].tolist() != a.tolist()
+    rest, part = stratified_split(y, 0.1, seed=0)
+    assert np.bincount(y[part], minlength=4).tolist() == [1, 1, 0, 0]
+    with pytest.raises(AugmineError, match="between 0 and 1"):
+        stratified_split(y, 1.0)
+
+
+def test_bootstrap_interval_on_arrays():
+    from augmine.mining import bootstrap_interval, paired_bootstrap
+
+    lo, hi = bootstrap_interval(np.arange(1001, dtype=float))
+    assert (lo, hi) == pytest.approx((25.0, 975.0))
+    assert bootstrap_interval([np.nan, 2.0, 2.0]) == (2.0, 2.0)
+    y = np.arange(200) % 2
+    acc = lambda t, p: np.array([np.mean(t == p)])  # noqa: E731
+    boot = paired_bootstrap(y, {"a": y, "b": 1 - y}, acc, reps=200, seed=0)
+    assert boot["a"].shape == (200, 1) and np.all(boot["a"] == 1) and np.all(boot["b"] == 0)
+    again = paired_bootstrap(y, {"a": y}, acc, reps=200, seed=0)
+    assert np.array_equal(again["a"], boot["a"])
+
+
+def test_effect_table_nets_out_the_control():
+    from augmine.mining import effect_table, effect_warning, f1_losses, f1_scores
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(5), 200)
+    before = np.where(rng.random(len(y)) < 0.6, y, (y + 1) % 5)
+    control = np.where(rng.random(len(y)) < 0.7, y, (y + 1) % 5)
+    t = effect_table(y, before, control, control, num_classes=5, chosen=[0], reps=200)
+    for row in t.values():                      # a round identical to its control: exactly 0
+        assert row["effect"] == {"value": 0.0, "lo": 0.0, "hi": 0.0}
+        assert row["change"]["value"] > 0
+    assert effect_warning(t, True) is None
+    better = np.where(y == 0, y, control)       # class 0 perfect, others as the control
+    t = effect_table(y, before, better, control, num_classes=5, chosen=[0], reps=200)
+    chosen = t["chosen F1"]["effect"]
+    assert chosen["lo"] > 0 and chosen["lo"] <= chosen["value"] <= chosen["hi"]
+    worse = np.where(y == 3, 0, control)        # class 3 lost entirely
+    t = effect_table(y, before, worse, control, num_classes=5, chosen=[0], reps=200)
+    assert t["top-1"]["effect"]["hi"] < 0
+    warn = effect_warning(t, True)
+    assert warn.startswith("WARNING: the round lowered top-1 -") and "against the control" in warn
+    t = effect_table(y, before, worse, None, num_classes=5, chosen=[0], reps=50)
+    assert t["top-1"]["effect"] is None and t["top-1"]["control"] is None
+    lost = f1_losses(list("abcde"), np.bincount(y), f1_scores(y, control, 5),
+                     f1_scores(y, worse, 5))
+    assert lost[0]["name"] == "d" and lost[0]["after"] == 0.0 and lost[0]["support"] == 200

@@ -18,6 +18,7 @@ from augmine.cli import cli
 from augmine.dataset import load_index
 from augmine.mining import OversamplingPlan, make_plan
 from augmine.reports import REPORT_FILES, list_stage_reports, write_stage_report
+from augmine.rundir import RunDir
 from augmine.synth import confusable_pairs
 
 
@@ -200,9 +201,23 @@ def test_round_on_generated_data(trained_run, synth_root, tmp_path):
         assert any(p in sym for p in planted), (r["stage"], sym, planted)
     chosen = rep["plan"]["weak_names"]
     assert len(chosen) == 2 and f"chose 2 classes: {', '.join(chosen)}" in res.output
-    for name in chosen:
-        assert f"F1 {name[:27]}" in res.output
-    assert "accuracy" in res.output and rep["before"]["stage"] == "phase-1"
+    assert "round 1 (oversample x3.0; 2 epochs, LR 0.002 -> 0.0028 -> 0.002)" in res.output
+    eff = rep["effect"]
+    for name in chosen:                       # each chosen class with its support (5 images)
+        assert f"control {next(c['control'] for c in eff['per_class'] if c['name'] == name):.3f}" \
+            in res.output and f"{name[:28]:<28}" in res.output
+    assert "chosen on val-half; measured on the other half of val (50 images" in res.output
+    assert "net of control" in res.output and rep["before"]["stage"] == "phase-1"
+    assert eff["control"] and set(eff["table"]) == {"chosen F1", "other F1", "top-1", "macro F1"}
+    for row in eff["table"].values():         # every number carries a 95% interval
+        for key in ("before", "after", "control", "change", "effect"):
+            assert row[key]["lo"] <= row[key]["value"] <= row[key]["hi"]
+    # the control trained beside the run, as many steps on the same LR, plain sampling
+    ctrl = [r for r in RunDir(run / "branches" / "round-1" / "control").read_history()
+            if r["stage"] == "round-1"]
+    assert [r["lr"] for r in ctrl] == [r["lr"] for r in _round_rows(run)]
+    steps = json.loads((run / "branches" / "round-1" / "control" / "state.json").read_text())["step"]
+    assert steps == json.loads((run / "state.json").read_text())["step"]
     assert len(_round_rows(run)) == 2
     # a done round is not silently trained again
     res = run_cli("mine", "round", run, "--round", "1")
@@ -252,13 +267,116 @@ def test_class_weight_mode_and_suspects(trained_run, tmp_path):
     assert res.exit_code == 0, res.output
     rep = json.loads((run / "reports" / "round-1" / "report.json").read_text())
     assert rep["meta"]["mode"] == "class-weight"
+    assert rep["effect"]["control"] and "class weights x3.0" in res.output
     res = run_cli("mine", "suspects", run, "--per-class", "3")
     assert res.exit_code == 0, res.output
+    assert "scored on val images, out of sample" in res.output
     rows = (run / "reports" / "round-1" / "suspects.csv").read_text().splitlines()
     assert len(rows) == 1 + 3 * 2
     index = load_index(json_or_yaml_data(run))
+    assert rows[1].split(",")[1] in set(index.val.paths)          # out of sample by default
+    res = run_cli("mine", "suspects", run, "--per-class", "3", "--in-sample")
+    assert "scored on train images, in sample (trained on)" in res.output
+    rows = (run / "reports" / "round-1" / "suspects.csv").read_text().splitlines()
     assert rows[1].split(",")[1] in set(index.train.paths)
 
 
 def json_or_yaml_data(run):
     return yaml.safe_load((run / "config.yaml").read_text())["data"]
+
+
+@pytest.mark.slow
+def test_factor_one_round_has_no_effect_net_of_control(trained_run, tmp_path):
+    """A plan whose classes get no extra samples trains exactly what the control trains:
+    its effect net of control is zero (tolerance 0.02 on every metric; it is exactly 0 on
+    the CPU, where the same seeds give the same batches and updates)."""
+    from augmine.rounds import describe_arm, run_round
+
+    run = _copy(trained_run, tmp_path)
+    res = run_round(run, progress=False, factor=1.0, epochs=1)
+    assert res.plan.factors.max() == 1.0
+    for metric, row in res.report["effect"]["table"].items():
+        assert abs(row["effect"]["value"]) <= 0.02, (metric, row)
+    # the printout calls it what it is (the CLI's first line is describe_arm's)
+    assert describe_arm(res.plan, "oversample") == "plain epochs (factor 1: no extra samples)"
+    res = run_cli("mine", "analyze", run)
+    assert res.exit_code == 0 and "oversample" not in res.output.split("round effect")[1]
+
+
+@pytest.mark.slow
+def test_harmful_round_lists_who_lost_and_warns(trained_run, tmp_path):
+    """A round with a huge learning rate wrecks the model: the printout lists the classes
+    whose F1 fell and warns in one line; without a control it says the effect is unmeasured."""
+    run = _copy(trained_run, tmp_path)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["mining"].update({"min_lr": 0.5, "max_lr": 5.0})
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    res = run_cli("mine", "round", run, "--epochs", "1", "--no-control", "--no-progress")
+    assert res.exit_code == 0, res.output
+    rep = json.loads((run / "reports" / "round-1" / "report.json").read_text())
+    eff = rep["effect"]
+    assert not eff["control"] and eff["table"]["top-1"]["effect"] is None
+    assert "the effect net of control is unmeasured" in res.output
+    assert eff["losers"] and "F1 fell most (against the start):" in res.output
+    assert eff["losers"][0]["name"][:28] in res.output.split("F1 fell most")[1]
+    warn = [line for line in res.output.splitlines() if line.startswith("WARNING")]
+    assert len(warn) == 1 and "against the start" in warn[0]
+    md = (run / "reports" / "round-1" / "report.md").read_text()
+    assert warn[0] in md and "F1 fell most (against the start)" in md
+
+
+@pytest.mark.slow
+def test_holdout_selection_and_compare(synth_root, tmp_path):
+    """``mining.holdout`` keeps a slice of train out of training from the first phase;
+    weak classes are chosen on it, all of val measures, suspects are scored on it. Then
+    `mine compare` trains the three modes and a control beside the run and prints one table."""
+    from augmine.mining import apply_holdout
+    from augmine.rounds import load_run_index
+    from augmine.train import train_run
+
+    cfg = json.loads(json.dumps(TINY))
+    cfg["phases"][0]["epochs"] = 2
+    cfg["mining"]["holdout"] = 0.25
+    run = tmp_path / "run"
+    train_run(cfg, synth_root, run, progress=False)
+    index = load_run_index(run)
+    assert len(index.split("holdout")) == 100 and len(index.train) == 300
+    assert not set(index.split("holdout").paths) & set(index.train.paths)
+    full = load_index(synth_root)
+    again = apply_holdout(full, 0.25, 0)      # what the trainer used (same seed, same slice)
+    assert again.train.paths.tolist() == index.train.paths.tolist()
+    res = run_cli("mine", "round", run, "--epochs", "1", "--no-control", "--no-progress")
+    assert res.exit_code == 0, res.output
+    rep = json.loads((run / "reports" / "round-1" / "report.json").read_text())
+    assert rep["plan"]["policy"]["selection"] == "holdout"
+    assert rep["plan"]["policy"]["selection_images"] == 100
+    assert rep["effect"]["measurement_images"] == len(full.val)
+    assert "chosen on holdout; measured on all of val (100 images" in res.output
+    res = run_cli("mine", "suspects", run, "--per-class", "2")
+    assert "scored on holdout images, out of sample" in res.output
+    rows = (run / "reports" / "round-1" / "suspects.csv").read_text().splitlines()[1:]
+    assert {r.split(",")[1] for r in rows} <= set(index.split("holdout").paths)
+
+    res = run_cli("mine", "compare", run, "--epochs", "1", "--no-progress")
+    assert res.exit_code == 0, res.output
+    table = res.output.split("effect net of control")[1].splitlines()
+    assert [line.split()[0] for line in table[2:6]] == ["oversample", "class-weight", "recipe",
+                                                        "control"]
+    assert (run / "branches").is_dir() and len(list_stage_reports(run)) == 2  # run unchanged
+
+
+def test_round_effect_selection_and_measurement_never_overlap(synth_index):
+    """The val-half selection and measurement images are disjoint, cover val, and split
+    every class in two; the effect of a round is measured on the measurement half only."""
+    from augmine.mining import selection_split
+    from augmine.rounds import measure_round
+
+    y = np.asarray(synth_index.val.labels)
+    sel, meas = selection_split(y, seed=0)
+    assert not set(sel) & set(meas) and len(sel) + len(meas) == len(y)
+    assert np.bincount(y[sel]).tolist() == np.bincount(y[meas]).tolist() == [5] * 10
+    probs = np.eye(10, dtype=np.float32)[y]               # perfect on every image...
+    wrong = probs.copy()
+    wrong[sel] = np.roll(wrong[sel], 1, axis=1)           # ...wrong only on the selection half
+    eff = measure_round(synth_index, "val-half", 0, [0, 1], wrong, wrong, wrong, reps=50)
+    assert eff["measurement_images"] == len(meas) and eff["table"]["top-1"]["after"]["value"] == 1.0

@@ -54,7 +54,13 @@ def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
     click.echo("both directions:")
     for p in rep["symmetric_pairs"][:top]:
         click.echo(f"  {describe_symmetric(p)}")
-    if rep.get("changes"):
+    if rep.get("effect"):
+        from ..rounds import format_effect
+
+        click.echo(f"\nround effect (from {rep['before']['stage']}):")
+        for line in format_effect(rep["effect"]):
+            click.echo(f"  {line}")
+    elif rep.get("changes"):
         click.echo(f"\nbefore ({rep['before']['stage']}) -> after:")
         _echo_changes(rep)
     click.echo(f"\nreport: {stage_dir(run, rep['stage']) / 'report.md'}")
@@ -108,6 +114,9 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe) -> Non
     click.echo(f"wrote {run.plan_path(round_no)}; run it with `augmine mine round {run}`")
 
 
+_SELECTION = click.Choice(["val-half", "holdout"])
+
+
 @command.command("round")
 @click.argument("run", type=_RUN)
 @click.option("--epochs", type=int, default=None, help="Extra epochs [config mining.epochs, else 5].")
@@ -116,25 +125,64 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe) -> Non
                    "[config mining.class_weight, else oversample].")
 @click.option("--round", "round_no", type=int, default=None, help="Round number [the next one].")
 @click.option("--redo", is_flag=True, help="Train the latest (done) round again from its start.")
+@click.option("--no-control", is_flag=True,
+              help="Skip the control round (plain sampling, same steps, LR and seeds); the "
+                   "effect of the round is then unmeasured.")
+@click.option("--selection", type=_SELECTION, default=None,
+              help="Where weak classes are chosen: half of val (the other half measures) or "
+                   "the held-out slice of train (mining.holdout) [holdout when set, else "
+                   "val-half].")
 @click.option("--no-progress", is_flag=True,
               help="One line per epoch instead of progress bars (the default when piped).")
-def round_(run: Path, epochs, mode, round_no, redo, no_progress) -> None:
-    """Train extra epochs on RUN with the round's plan, re-evaluate and report before/after.
+def round_(run: Path, epochs, mode, round_no, redo, no_control, selection, no_progress) -> None:
+    """Train extra epochs on RUN with the round's plan and a control, report the effect.
 
     Uses plans/round-N.json (from `augmine mine plan`), or makes it from the config's
-    mining settings. An interrupted round can simply be run again.
+    mining settings. An interrupted round (or control) can simply be run again.
     """
     from ..reports import stage_dir
-    from ..rounds import run_round
+    from ..rounds import describe_arm, format_effect, run_round
 
     res = run_round(run, epochs=epochs, mode=mode, round_no=round_no, redo=redo,
-                    progress=not no_progress)
+                    progress=not no_progress, control=False if no_control else None,
+                    selection=selection)
     rep = res.report
     resumed = ", resumed after an interruption" if res.resumed else ""
-    click.echo(f"round {res.round} ({res.mode}, {rep['meta'].get('epochs')} epochs{resumed}) chose "
+    lo, hi = rep["meta"].get("lr") or (None, None)
+    lr = f", LR {lo:g} -> {hi:g} -> {lo:g}" if lo is not None else ""
+    click.echo(f"round {res.round} ({describe_arm(res.plan, res.mode)}; "
+               f"{rep['meta'].get('epochs')} epochs{lr}{resumed}) chose "
                f"{len(res.plan.weak)} classes: {', '.join(res.plan.weak_names)}")
-    _echo_changes(rep)
+    for line in format_effect(rep["effect"]):
+        click.echo(line)
     click.echo(f"report: {stage_dir(run, f'round-{res.round}') / 'report.md'}")
+
+
+@command.command("compare")
+@click.argument("run", type=_RUN)
+@click.option("--epochs", type=int, default=None, help="Epochs per mode [config mining.epochs, else 5].")
+@click.option("--recipe", default=None,
+              help="Stronger recipe of the recipe mode [config mining.recipe, else "
+                   "tiny-imagenet-14.yaml].")
+@click.option("--mode", "modes", multiple=True,
+              type=click.Choice(["oversample", "class-weight", "recipe"]),
+              help="Modes to compare (repeatable) [all three].")
+@click.option("--selection", type=_SELECTION, default=None, help="As for `mine round`.")
+@click.option("--no-progress", is_flag=True, help="One line per epoch instead of progress bars.")
+def compare(run: Path, epochs, recipe, modes, selection, no_progress) -> None:
+    """Oversample, class-weight and stronger-recipe modes side by side from RUN's checkpoint.
+
+    Each mode and a control train from the same start with the same plan, steps, LR and
+    seeds, in branches beside the run (the run itself is unchanged); prints each mode's
+    effect net of control.
+    """
+    from ..rounds import COMPARE_MODES, compare_modes, format_compare
+
+    res = compare_modes(run, epochs=epochs, modes=tuple(modes) or COMPARE_MODES,
+                        strong_recipe=recipe, progress=not no_progress, selection=selection)
+    for line in format_compare(res):
+        click.echo(line)
+    click.echo(f"branches: {res['group']}")
 
 
 @command.command("history")
@@ -162,11 +210,17 @@ def history_(run: Path, classes) -> None:
 @click.option("--per-class", default=10, show_default=True, help="Images listed per class.")
 @click.option("--class", "classes", multiple=True,
               help="Class to check (name or id; repeatable). Default: the latest plan's classes.")
-def suspects(run: Path, per_class: int, classes) -> None:
-    """Training images of the weak classes the model believes least (possible label errors)."""
+@click.option("--in-sample", is_flag=True,
+              help="Score the training images instead (the model has fit them: weaker evidence).")
+def suspects(run: Path, per_class: int, classes, in_sample: bool) -> None:
+    """Images of the weak classes the model believes least (possible label errors), scored
+    out of sample: the held-out slice of train when the run has one, else val."""
     from ..rounds import find_suspects
 
-    out, rows = find_suspects(run, per_class=per_class, classes=list(classes) or None)
+    out, rows = find_suspects(run, per_class=per_class, classes=list(classes) or None,
+                              in_sample=in_sample)
+    if rows:
+        click.echo(f"scored on {rows[0]['split']} images, {rows[0]['scored']}")
     for r in rows:
         click.echo(f"{r['name'][:24]:<24} p(own)={r['self_confidence']:.3f}  looks like "
                    f"{r['predicted_name'][:24]:<24} {r['path']}")
