@@ -102,13 +102,15 @@ def distribution(name: str = "auto"):
 
 # --------------------------------------------------------------------------- models
 
-def build_model(cfg, num_classes: int):
+def build_model(cfg, num_classes: int, phase_steps=None):
     """The config's DenseNet compiled with its optimizer and schedule, sparse
-    cross-entropy and accuracy (``cfg``: a :class:`~augmine.config.TrainConfig`)."""
+    cross-entropy and accuracy (``cfg``: a :class:`~augmine.config.TrainConfig`;
+    ``phase_steps``: ``(steps_per_epoch, epochs)`` per phase, for phase-aligned schedules)."""
     from .config import create_model, create_optimizer, create_schedule
 
     model = create_model(cfg.model, num_classes)
-    model.compile(optimizer=create_optimizer(cfg.optimizer, create_schedule(cfg.schedule)),
+    schedule = create_schedule(cfg.schedule, phase_steps, where=cfg.path or "config")
+    model.compile(optimizer=create_optimizer(cfg.optimizer, schedule),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 

@@ -73,6 +73,14 @@ def trained(tmp_path_factory, synth_root):
     ({"schedule": {"mode": "triangle"}}, "did you mean 'triangular'?"),
     ({"optimizer": {"name": "sgd", "momentun": 0.9}}, "did you mean 'momentum'?"),
     ({"phases": []}, "'phases' is missing or empty"),
+    ({"schedule": {"mode": "one-cycle"}}, "did you mean 'one_cycle'?"),
+    ({"schedule": {"mode": "cosine", "half_cycle": 20}},
+     "schedule: 'half_cycle' does not apply to mode 'cosine'"),
+    ({"schedule": {"half_cycle": "often"}}, "schedule.half_cycle: 'often' is not valid"),
+    ({"schedule": {"half_cycle": 20, "cycle_epochs": 2}}, "need half_cycle: auto"),
+    ({"schedule": {"half_cycle": "auto", "cycles_per_phase": [1, 2]}},
+     "schedule.cycles_per_phase: 2 entries for 3 phases"),
+    ({"schedule": {"mode": "one_cycle", "anneal": "cosine"}}, "schedule.anneal: 'cosine'"),
 ])
 def test_bad_configs_fail_with_one_line_before_training(tmp_path, synth_root, change, message):
     path = write_config(tmp_path, **change)
@@ -108,6 +116,43 @@ def test_shipped_configs_are_valid():
                             "half_cycle": 2000}
     small = load_config(REPO / "augmine" / "builtin" / "cpu-small.yaml", check_recipes=False)
     assert small.model.width <= 16
+
+
+def test_a_schedule_that_does_not_fit_the_phases_fails_before_the_run_folder(tmp_path,
+                                                                           synth_root):
+    # 13 steps per epoch cannot hold 20 cycles of >= 2 steps: known only with the dataset
+    path = write_config(tmp_path, schedule={"half_cycle": "auto", "cycles_per_phase": 20})
+    out = CliRunner().invoke(cli, ["train", str(path), "--data", str(synth_root),
+                                   "--run-dir", str(tmp_path / "run")])
+    assert out.exit_code != 0 and out.output.count("\n") == 1, out.output
+    assert f"Error: {path}: schedule: phase 1: 13 steps cannot hold 20 cycles" in out.output
+    assert "(phases: 1 epochs x 13 steps" in out.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("schedule", [
+    {"half_cycle": "auto", "min_lr": 0.01, "max_lr": 0.1},
+    {"mode": "one_cycle", "max_lr": 0.1, "min_lr": 0.01, "final_lr": 0.001,
+     "warmup_epochs": 1},
+])
+def test_phase_aligned_schedules_end_where_they_should(tmp_path, synth_root, schedule):
+    """Cycles aligned to the phases end every phase at min_lr (and peak mid-phase); the
+    one-cycle run ends at final_lr; the run folder has the LR plot from the start."""
+    phases = [{"size": 16, "epochs": 2, "recipe": "none"},
+              {"size": 32, "epochs": 2, "recipe": "none"}]
+    path = write_config(tmp_path, schedule=schedule, phases=phases)
+    result = train_run(path, synth_root, tmp_path / "run", progress=False)
+    lrs = [float(r["lr"]) for r in read_history(result.run_dir)]
+    assert len(lrs) == 4 and result.state["step"] == 4 * 13
+    if schedule.get("half_cycle") == "auto":
+        assert lrs[1] == pytest.approx(0.01) and lrs[3] == pytest.approx(0.01)  # phase ends
+        assert lrs[0] == pytest.approx(0.1) and lrs[2] == pytest.approx(0.1)    # mid-phase
+    else:
+        assert lrs[0] == pytest.approx(0.1, rel=1e-4)          # warm-up is one epoch
+        assert lrs[3] == pytest.approx(0.001, rel=1e-4)        # run ends at final_lr
+        assert lrs[1] > lrs[2] > lrs[3]
+    png = RunDir(result.run_dir).lr_schedule_path
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 
 
 # --------------------------------------------------------------------------- a trained run
