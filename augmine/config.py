@@ -272,6 +272,29 @@ class ScheduleConfig(_Section):
         return self
 
 
+class RegularizationConfig(_Section):
+    """Off by default (0): ``label_smoothing`` e (targets ``(1 - e) * y + e / C``),
+    ``mixup`` (Keras ``MixUp`` alpha) and ``cutmix`` (Keras ``CutMix`` factor) on training
+    batches (both on: alternate batches); see :mod:`augmine.regularization`. Weight decay
+    is the optimizer's ``weight_decay`` (decoupled)."""
+
+    label_smoothing: _Number(0.0, below=1.0) = 0.0
+    mixup: _Number(0.0) = 0.0
+    cutmix: _Number(0.0) = 0.0
+
+    @field_validator("cutmix")
+    @classmethod
+    def _factor(cls, v):
+        if v > 1:
+            raise ValueError(f"{v} is not valid; CutMix's factor is in [0, 1]")
+        return v
+
+    @property
+    def soft_targets(self) -> bool:
+        """Whether the loss must take soft targets (anything on)."""
+        return bool(self.label_smoothing or self.mixup or self.cutmix)
+
+
 class MiningConfig(_Section):
     """Defaults of ``augmine mine plan``/``round`` (see :mod:`augmine.rounds`)."""
 
@@ -325,6 +348,7 @@ class TrainConfig(_Section):
     workers: Optional[_Whole(0, "worker count")] = None
     phases: list[Phase]
     mining: MiningConfig = Field(default_factory=MiningConfig)
+    regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
     data: Optional[str] = None
     path: Optional[str] = Field(default=None, exclude=True)
 
@@ -339,7 +363,8 @@ class TrainConfig(_Section):
                              "{size, epochs, recipe} entry")
         if not isinstance(raw["phases"], list):
             raise ValueError("'phases' must be a list of {size, epochs, recipe}")
-        raw = {k: ({} if v is None and k in ("model", "optimizer", "schedule", "mining")
+        raw = {k: ({} if v is None and k in ("model", "optimizer", "schedule", "mining",
+                                              "regularization")
                    else v) for k, v in raw.items()}
         for key in ("name", "description", "data"):
             if raw.get(key) is not None:
@@ -405,6 +430,7 @@ def _one_line(exc: ValidationError, where: str) -> AugmineError:
             if isinstance(part, str):
                 owner = {"model": ModelConfig, "optimizer": OptimizerConfig,
                          "schedule": ScheduleConfig, "mining": MiningConfig,
+                         "regularization": RegularizationConfig,
                          "phases": Phase}.get(part, owner)
         msg = _unknown_key(key, [k for k in owner.model_fields if k != "path"])
     elif kind == "missing":
@@ -493,7 +519,10 @@ def create_optimizer(cfg: OptimizerConfig, schedule):
     keras = import_keras()
     cls = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
            "adamw": keras.optimizers.AdamW, "rmsprop": keras.optimizers.RMSprop}[cfg.name]
-    return cls(learning_rate=schedule, **cfg.kwargs())
+    kwargs = cfg.kwargs()
+    if not kwargs.get("weight_decay"):
+        kwargs.pop("weight_decay", None)   # 0 = off: no per-step decay ops at all
+    return cls(learning_rate=schedule, **kwargs)
 
 
 def create_model(cfg: ModelConfig, num_classes: int):

@@ -111,6 +111,12 @@ def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: i
     _, eval_bs = evaluation_settings(cfg, size)
     train_feed = train_dataset(index, recipe, size, cfg.batch_size, plan=plan, seed=seed,
                                workers=cfg.workers, first_epoch=first_epoch)
+    reg = cfg.regularization
+    if reg.mixup or reg.cutmix:
+        from .regularization import batch_mixer, mix_feed
+
+        train_feed = mix_feed(train_feed, batch_mixer(index.num_classes, reg.mixup,
+                                                      reg.cutmix, seed=seed + first_epoch))
     return train_feed, eval_dataset(index, size, eval_bs)
 
 

@@ -110,8 +110,14 @@ def build_model(cfg, num_classes: int, phase_steps=None):
 
     model = create_model(cfg.model, num_classes)
     schedule = create_schedule(cfg.schedule, phase_steps, where=cfg.path or "config")
-    model.compile(optimizer=create_optimizer(cfg.optimizer, schedule),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    reg = getattr(cfg, "regularization", None)
+    if reg is not None and reg.soft_targets:
+        from .regularization import SoftTargetCrossentropy, accuracy_metric
+
+        loss, metrics = SoftTargetCrossentropy(reg.label_smoothing), [accuracy_metric()]
+    model.compile(optimizer=create_optimizer(cfg.optimizer, schedule), loss=loss,
+                  metrics=metrics)
     return model
 
 
@@ -121,7 +127,7 @@ def load_checkpoint(path: str | os.PathLike, compile: bool = True):
     if not path.is_file():
         raise AugmineError(f"{path}: checkpoint not found; train first or check the run folder")
     keras = import_keras()
-    from . import schedules  # noqa: F401  (registers CyclicLR for deserialisation)
+    from . import regularization, schedules  # noqa: F401  (register custom objects)
 
     try:
         return keras.saving.load_model(path, compile=compile)

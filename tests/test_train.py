@@ -430,3 +430,95 @@ def test_jax_backend_trains_and_evaluates_through_the_cli_without_tensorflow(tmp
     state = read_state(run)
     assert state["status"] == "done" and state["rounds"]["round-1"]["done"]
     assert [r["stage"] for r in read_history(run)] == ["phase-1", "phase-2", "round-1"]
+
+
+# --------------------------------------------------------------------------- regularisation
+
+def test_reference_config_has_every_regulariser_off():
+    ref = load_config(REPO / "augmine" / "builtin" / "tiny-imagenet-densenet.yaml",
+                      check_recipes=False)
+    assert ref.optimizer.weight_decay == 0.0
+    assert ref.regularization.options() == {"label_smoothing": 0.0, "mixup": 0.0, "cutmix": 0.0}
+    assert not ref.regularization.soft_targets
+
+
+def test_weight_decay_is_decoupled(tmp_path):
+    """AdamW with zero gradients: decoupled decay shrinks w by lr * wd * w exactly (coupled
+    L2 would go through Adam's normalisation and move w by about lr instead)."""
+    import keras
+
+    from augmine.config import create_optimizer
+
+    cfg = load_config(write_config(tmp_path, optimizer={"name": "adamw", "weight_decay": 0.5}))
+    opt = create_optimizer(cfg.optimizer, 0.1)
+    w = keras.Variable(np.full((3, 3), 4.0, "float32"))
+    opt.apply_gradients([(keras.ops.zeros((3, 3)), w)])
+    assert np.allclose(keras.ops.convert_to_numpy(w), 4.0 - 0.1 * 0.5 * 4.0)
+    off = create_optimizer(load_config(write_config(tmp_path)).optimizer, 0.1)
+    assert off.weight_decay is None
+
+
+def test_label_smoothing_raises_the_least_loss_and_takes_sparse_or_soft_labels():
+    from augmine.regularization import SoftTargetCrossentropy, soft_target_accuracy
+
+    labels = np.array([0, 2, 1])
+    onehot = np.eye(4, dtype="float32")[labels]
+    near_perfect = np.clip(onehot, 1e-6, 1.0)
+    plain, smooth = SoftTargetCrossentropy(0.0), SoftTargetCrossentropy(0.2)
+    assert float(plain(labels, near_perfect)) < 1e-4
+    target = 0.8 * onehot + 0.05                      # (1 - e) y + e / C
+    least = float(-(target[0] * np.log(target[0])).sum())
+    assert float(smooth(labels, target)) == pytest.approx(least, rel=1e-4)   # its minimum
+    assert float(smooth(labels, near_perfect)) > least > 0.5
+    assert float(smooth(onehot, target)) == pytest.approx(least, rel=1e-4)   # soft labels
+    mixed = 0.7 * onehot + 0.3 * onehot[[1, 2, 0]]
+    assert list(np.asarray(soft_target_accuracy(mixed, near_perfect))) == [1.0, 1.0, 1.0]
+    assert list(np.asarray(soft_target_accuracy(labels, near_perfect[[1, 1, 1]]))) == \
+        [0.0, 1.0, 0.0]     # all predict class 2: right only for the second
+
+
+def _one_image_per_class(n=6, size=8):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (n, size, size, 3)).astype("uint8"), np.arange(n)
+
+
+def test_mixup_batches_are_convex_mixes_of_the_batch():
+    from augmine.regularization import batch_mixer
+
+    images, labels = _one_image_per_class()
+    x, y = batch_mixer(6, mixup=0.4, seed=1)(images, labels)
+    x, y = np.asarray(x), np.asarray(y)
+    assert x.dtype == np.float32 and y.shape == (6, 6)
+    assert np.allclose(y.sum(1), 1.0) and (y >= 0).all()
+    assert ((y > 1e-6).sum(1) <= 2).all() and (y.max(1) < 0.999).any()   # really mixed
+    # one image per class: each mixed image is the label-weighted sum of the originals
+    assert np.allclose(x, np.einsum("bc,chwk->bhwk", y, images.astype("float32")), atol=1e-3)
+
+
+def test_cutmix_pastes_a_patch_and_weights_labels_by_its_area():
+    from augmine.regularization import batch_mixer
+
+    images, labels = _one_image_per_class()
+    x, y = (np.asarray(a) for a in batch_mixer(6, cutmix=1.0, seed=3)(images, labels))
+    src = images.astype("float32")
+    for b in range(6):
+        own = (x[b] == src[b]).all(-1)
+        other = int(np.argmax(np.where(np.arange(6) == b, -1, y[b])))
+        if y[b, b] > 0.999:
+            continue
+        assert ((x[b] == src[other]).all(-1) | own).all()        # every pixel from one of two
+        assert y[b, other] == pytest.approx(1 - own.mean(), abs=1e-5)
+
+
+def test_a_run_with_every_regulariser_trains(tmp_path, synth_root):
+    path = write_config(tmp_path, optimizer={"name": "sgd", "weight_decay": 5e-4},
+                        regularization={"label_smoothing": 0.1, "mixup": 0.2, "cutmix": 1.0},
+                        phases=[{"size": 16, "epochs": 2, "recipe": "none"}])
+    result = train_run(path, synth_root, tmp_path / "run", progress=False)
+    rows = read_history(result.run_dir)
+    assert len(rows) == 2 and result.state["step"] == 26
+    assert all(0 <= float(r["accuracy"]) <= 1 and float(r["val_loss"]) > 0 for r in rows)
+    model = load_checkpoint(result.last_checkpoint)          # custom loss/metric reload
+    assert model.loss.label_smoothing == pytest.approx(0.1)
+    out = CliRunner().invoke(cli, ["evaluate", str(result.run_dir)])
+    assert out.exit_code == 0, out.output
