@@ -116,6 +116,18 @@ def test_shipped_configs_are_valid():
                             "half_cycle": 2000}
     small = load_config(REPO / "augmine" / "builtin" / "cpu-small.yaml", check_recipes=False)
     assert small.model.width <= 16
+    fast = load_config(REPO / "augmine" / "builtin" / "tiny-imagenet-fast.yaml")
+    assert fast.model == ref.model and [p.size for p in fast.phases] == [16, 32, 64]
+    assert fast.total_epochs <= 60 and fast.schedule.half_cycle == "auto"
+    # at Tiny-ImageNet's 100k images / 320 a phase-aligned schedule ends every phase at min
+    from augmine.config import create_schedule
+    from augmine.schedules import lr_values
+
+    steps = [(313, p.epochs) for p in fast.phases]
+    lrs = lr_values(create_schedule(fast.schedule, steps), 313 * 60 + 1)
+    for end in np.cumsum([s * e for s, e in steps]):
+        assert lrs[end] == pytest.approx(0.001)
+    assert "UNMEASURED" in (REPO / "augmine" / "builtin" / "tiny-imagenet-fast.yaml").read_text()
 
 
 def test_a_schedule_that_does_not_fit_the_phases_fails_before_the_run_folder(tmp_path,
