@@ -201,11 +201,21 @@ def test_a_finished_run_is_not_overwritten(trained, synth_root):
         train_run(TINY, synth_root, trained.run_dir, progress=False)
 
 
-def test_evaluate_cli_prints_top1_top5_and_loss(trained):
+def test_evaluate_cli_prints_the_runs_own_numbers(trained):
+    """The printed top-1/top-5 are those of the run's phase-3 report (same model, same val
+    split, same size) and top-1 is history's last val_accuracy."""
     out = CliRunner().invoke(cli, ["evaluate", str(trained.run_dir), "--checkpoint", "last"])
     assert out.exit_code == 0, out.output
-    assert "top-1" in out.output and "top-5" in out.output and "loss" in out.output
     assert "100 val images at 64 px" in out.output
+    printed = {line.split()[0]: line.split()[1] for line in out.output.splitlines() if line}
+    report = json.loads((trained.run_dir / "reports" / "phase-3" / "report.json").read_text())
+    assert printed["top-1"] == f"{report['accuracy']:.2%}"
+    assert printed["top-5"] == f"{report['top5_accuracy']:.2%}"
+    assert float(printed["top-1"].rstrip("%")) / 100 == pytest.approx(
+        float(read_history(trained.run_dir)[-1]["val_accuracy"]), abs=0.006)
+    # (the loss is not compared: evaluation clips p at 1e-7 while Keras' val_loss on
+    # TensorFlow uses the softmax's logits, unclipped; they differ for a model this weak)
+    assert float(printed["loss"]) > 0
     bad = CliRunner().invoke(cli, ["evaluate", str(trained.run_dir / "nope")])
     assert bad.exit_code != 0 and bad.output.startswith("Error: ")
 
@@ -244,15 +254,26 @@ def test_extra_epochs_continue_the_schedule_and_history(trained, synth_index, tm
     assert read_state(run)["epochs_done"] == 4
 
 
-def test_lr_find_cli_writes_plot_and_suggestion(tmp_path, synth_root):
+def test_lr_find_cli_shows_progress_and_its_suggestion_lands_where_the_loss_falls(
+        tmp_path, synth_root):
     path = write_config(tmp_path)
     out = CliRunner().invoke(cli, ["lr-find", str(path), "--data", str(synth_root),
-                                   "--out", str(tmp_path / "lr"), "--steps", "12"])
+                                   "--out", str(tmp_path / "lr"), "--steps", "60",
+                                   "--start-lr", "1e-4", "--end-lr", "10"])
     assert out.exit_code == 0, out.output
-    assert "suggested" in out.output
+    assert "lr-find step 1/60" in out.output and "lr-find step 60/60" in out.output or \
+        "lr-find step " in out.output and "diverg" not in out.output   # progress on stderr
+    assert "suggested" in out.output and "warning" not in out.output
     assert (tmp_path / "lr" / "lr_find.png").stat().st_size > 1000
-    result = json.loads((tmp_path / "lr" / "lr_find.json").read_text())
-    assert 0 < result["min_lr"] < result["max_lr"]
+    r = json.loads((tmp_path / "lr" / "lr_find.json").read_text())
+    assert 0 < r["min_lr"] < r["max_lr"] <= r["lr_at_min_loss"] and r["warning"] is None
+    # where the suggested max_lr sits, the smoothed loss (as the plot shows it) is falling
+    from augmine.schedules import smooth_losses
+
+    lrs, smooth = np.array(r["lrs"]), smooth_losses(r["losses"])
+    i = int(np.argmin(abs(np.log(lrs) - np.log(r["max_lr"]))))
+    assert smooth[min(i + 3, len(smooth) - 1)] < smooth[max(i - 3, 0)], (i, smooth.round(3))
+    assert smooth[i] < smooth[r["skipped_steps"]]          # below where the test starts
 
 
 # --------------------------------------------------------------------------- resume, strategy
