@@ -18,15 +18,22 @@ import os
 from difflib import get_close_matches
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       ValidationInfo, field_validator, model_validator)
 
 from .errors import AugmineError
 
-# Same names as augmine.schedules.MODES (repeated so config checks need no Keras import).
-SCHEDULE_MODES = ("triangular", "triangular2", "exp_range")
+# Same names and keys as augmine.schedules.SCHEDULE_MODES and create_schedule (repeated so
+# config checks need no Keras import; tests/test_schedules.py checks they agree).
+SCHEDULE_MODES = ("triangular", "triangular2", "exp_range", "one_cycle", "cosine")
+_CYCLIC_KEYS = ("min_lr", "max_lr", "half_cycle", "cycles_per_phase", "cycle_epochs", "gamma")
+SCHEDULE_KEYS = {"triangular": _CYCLIC_KEYS, "triangular2": _CYCLIC_KEYS,
+                 "exp_range": _CYCLIC_KEYS,
+                 "one_cycle": ("min_lr", "max_lr", "final_lr", "warmup_fraction",
+                               "warmup_steps", "warmup_epochs", "anneal"),
+                 "cosine": ("min_lr", "max_lr", "warmup_steps", "warmup_epochs")}
 STRATEGIES = ("auto", "mirrored", "default")
 # auto: mixed_float16 when a GPU is present; true = mixed_float16; false = float32
 PRECISIONS = ("auto", "true", "false", "mixed_float16", "mixed_bfloat16", "float32")
@@ -196,24 +203,96 @@ class OptimizerConfig(_Section):
 
 
 class ScheduleConfig(_Section):
-    """Cyclic learning rate (:class:`augmine.schedules.CyclicLR`)."""
+    """The learning-rate schedule (:func:`augmine.schedules.create_schedule` builds it).
+
+    Cyclic modes (``triangular``, ``triangular2``, ``exp_range``): ``half_cycle`` is a step
+    count (the reference run's 2000) or ``auto`` (cycles aligned to the phases, with
+    ``cycles_per_phase`` or ``cycle_epochs``); ``one_cycle``: ``final_lr``, ``anneal``
+    (cos, linear) and one ``warmup_*`` key; ``cosine``: one ``warmup_*`` key. Unset keys
+    take create_schedule's defaults (min_lr 0.001, max_lr 0.05, half_cycle 2000 for the
+    cyclic modes)."""
 
     mode: str = "triangular"
-    min_lr: _Number(0.0, strict=True) = 0.001
-    max_lr: _Number(0.0, strict=True) = 0.05
-    half_cycle: _Whole(1, "step count") = 2000
+    min_lr: Optional[_Number(0.0, strict=True)] = None
+    max_lr: Optional[_Number(0.0, strict=True)] = None
+    half_cycle: Optional[Union[int, str]] = None
+    cycles_per_phase: Optional[Union[int, list[int]]] = None
+    cycle_epochs: Optional[_Number(0.0, strict=True)] = None
     gamma: Optional[_Number(0.0, strict=True)] = None
+    final_lr: Optional[_Number(0.0, strict=True)] = None
+    warmup_fraction: Optional[_Number(0.0, below=1.0)] = None
+    warmup_steps: Optional[_Whole(0, "step count")] = None
+    warmup_epochs: Optional[_Number(0.0)] = None
+    anneal: Optional[str] = None
 
     @field_validator("mode", mode="before")
     @classmethod
     def _mode(cls, v):
         return _choice(v, SCHEDULE_MODES)
 
+    @field_validator("half_cycle", mode="before")
+    @classmethod
+    def _half_cycle(cls, v):
+        if v is None or (isinstance(v, str) and v.lower() == "auto"):
+            return None if v is None else "auto"
+        if isinstance(v, str):
+            raise ValueError(f"{v!r} is not valid; use a step count or 'auto'")
+        return _whole(v, 1, "step count")
+
+    @field_validator("cycles_per_phase", mode="before")
+    @classmethod
+    def _cycles(cls, v):
+        if isinstance(v, list):
+            return [_whole(c, 1, "cycle count") for c in v]
+        return None if v is None else _whole(v, 1, "cycle count")
+
+    @field_validator("anneal", mode="before")
+    @classmethod
+    def _anneal(cls, v):
+        return None if v is None else _choice(v, ("cos", "linear"))
+
     @model_validator(mode="after")
     def _ordered(self):
-        if self.min_lr > self.max_lr:
+        allowed = SCHEDULE_KEYS[self.mode]
+        for key in self.options():
+            if key != "mode" and key not in allowed:
+                raise ValueError(f"{key!r} does not apply to mode {self.mode!r}; it takes "
+                                 f"{', '.join(allowed)}")
+        if self.min_lr is not None and self.max_lr is not None and self.min_lr > self.max_lr:
             raise ValueError(f"min_lr {self.min_lr} is above max_lr {self.max_lr}; swap them")
+        if (self.cycles_per_phase is not None or self.cycle_epochs is not None) and \
+                self.half_cycle != "auto":
+            raise ValueError("cycles_per_phase and cycle_epochs need half_cycle: auto")
+        if self.cycles_per_phase is not None and self.cycle_epochs is not None:
+            raise ValueError("give cycles_per_phase or cycle_epochs, not both")
+        warm = [k for k in ("warmup_fraction", "warmup_steps", "warmup_epochs")
+                if getattr(self, k) is not None]
+        if len(warm) > 1:
+            raise ValueError(f"give one of {', '.join(warm)}, not several")
         return self
+
+
+class RegularizationConfig(_Section):
+    """Off by default (0): ``label_smoothing`` e (targets ``(1 - e) * y + e / C``),
+    ``mixup`` (Keras ``MixUp`` alpha) and ``cutmix`` (Keras ``CutMix`` factor) on training
+    batches (both on: alternate batches); see :mod:`augmine.regularization`. Weight decay
+    is the optimizer's ``weight_decay`` (decoupled)."""
+
+    label_smoothing: _Number(0.0, below=1.0) = 0.0
+    mixup: _Number(0.0) = 0.0
+    cutmix: _Number(0.0) = 0.0
+
+    @field_validator("cutmix")
+    @classmethod
+    def _factor(cls, v):
+        if v > 1:
+            raise ValueError(f"{v} is not valid; CutMix's factor is in [0, 1]")
+        return v
+
+    @property
+    def soft_targets(self) -> bool:
+        """Whether the loss must take soft targets (anything on)."""
+        return bool(self.label_smoothing or self.mixup or self.cutmix)
 
 
 class MiningConfig(_Section):
@@ -275,6 +354,7 @@ class TrainConfig(_Section):
     workers: Optional[_Whole(0, "worker count")] = None
     phases: list[Phase]
     mining: MiningConfig = Field(default_factory=MiningConfig)
+    regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
     data: Optional[str] = None
     path: Optional[str] = Field(default=None, exclude=True)
 
@@ -289,7 +369,8 @@ class TrainConfig(_Section):
                              "{size, epochs, recipe} entry")
         if not isinstance(raw["phases"], list):
             raise ValueError("'phases' must be a list of {size, epochs, recipe}")
-        raw = {k: ({} if v is None and k in ("model", "optimizer", "schedule", "mining")
+        raw = {k: ({} if v is None and k in ("model", "optimizer", "schedule", "mining",
+                                              "regularization")
                    else v) for k, v in raw.items()}
         for key in ("name", "description", "data"):
             if raw.get(key) is not None:
@@ -314,6 +395,14 @@ class TrainConfig(_Section):
             if phase.size < least:
                 raise ValueError(f"phases[{i}].size: {phase.size} is not a valid image size "
                                  f"(a {blocks}-block DenseNet needs >= {least} px)")
+        return self
+
+    @model_validator(mode="after")
+    def _cycles_per_phase_fit(self):
+        per = self.schedule.cycles_per_phase
+        if isinstance(per, list) and len(per) != len(self.phases):
+            raise ValueError(f"schedule.cycles_per_phase: {len(per)} entries for "
+                             f"{len(self.phases)} phases; give one per phase")
         return self
 
     @property
@@ -347,6 +436,7 @@ def _one_line(exc: ValidationError, where: str) -> AugmineError:
             if isinstance(part, str):
                 owner = {"model": ModelConfig, "optimizer": OptimizerConfig,
                          "schedule": ScheduleConfig, "mining": MiningConfig,
+                         "regularization": RegularizationConfig,
                          "phases": Phase}.get(part, owner)
         msg = _unknown_key(key, [k for k in owner.model_fields if k != "path"])
     elif kind == "missing":
@@ -407,11 +497,25 @@ def load_config(source, base_dir: str | os.PathLike | None = None,
 
 # --------------------------------------------------------------------------- factories
 
-def create_schedule(cfg: ScheduleConfig):
-    """The cyclic learning-rate schedule (:class:`augmine.schedules.CyclicLR`) of ``cfg``."""
-    from .schedules import CyclicLR
+def create_schedule(cfg: ScheduleConfig, phase_steps=None, where: str = "config"):
+    """The Keras learning-rate schedule ``cfg`` describes
+    (:func:`augmine.schedules.create_schedule`).
 
-    return CyclicLR(**cfg.options())
+    ``phase_steps``: one ``(steps_per_epoch, epochs)`` pair per phase (needed by
+    ``half_cycle: auto``, ``one_cycle`` and ``cosine``); ``where``: the config file named in
+    errors. A spec that does not fit the phases raises a one-line :class:`AugmineError`.
+    """
+    from .schedules import create_schedule as build
+
+    try:
+        return build(cfg.options(), phase_steps)
+    except ValueError as exc:
+        steps = ""
+        if phase_steps:
+            parts = [f"{p[1]} epochs x {p[0]} steps" if isinstance(p, (tuple, list))
+                     else f"{p} steps" for p in phase_steps]
+            steps = f" (phases: {', '.join(parts)})"
+        raise AugmineError(f"{where}: schedule: {exc}{steps}") from None
 
 
 def create_optimizer(cfg: OptimizerConfig, schedule):
@@ -421,7 +525,10 @@ def create_optimizer(cfg: OptimizerConfig, schedule):
     keras = import_keras()
     cls = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
            "adamw": keras.optimizers.AdamW, "rmsprop": keras.optimizers.RMSprop}[cfg.name]
-    return cls(learning_rate=schedule, **cfg.kwargs())
+    kwargs = cfg.kwargs()
+    if not kwargs.get("weight_decay"):
+        kwargs.pop("weight_decay", None)   # 0 = off: no per-step decay ops at all
+    return cls(learning_rate=schedule, **kwargs)
 
 
 def create_model(cfg: ModelConfig, num_classes: int):

@@ -10,12 +10,15 @@ from .errors import AugmineError
 
 
 def lr_find(config, data_root, out_dir, phase: int = 1, steps: int = 200,
-            start_lr: float = 1e-5, end_lr: float = 1.0) -> dict:
+            start_lr: float = 1e-5, end_lr: float = 1.0, progress: bool = False) -> dict:
     """LR range test for a config's model at phase ``phase``'s size and recipe.
 
     ``config``: a YAML path, dict or TrainConfig; ``data_root``: the dataset folder.
-    Writes ``out_dir/lr_find.png`` (loss vs LR) and ``out_dir/lr_find.json``; returns the
-    result of :func:`augmine.schedules.lr_range_test` plus ``png``/``json`` paths.
+    ``progress``: report every step on stderr (a line rewritten in place on a terminal,
+    else one line per tenth of the steps). Writes ``out_dir/lr_find.png`` (loss vs LR) and
+    ``out_dir/lr_find.json``; returns the result of
+    :func:`augmine.schedules.lr_range_test` (``warning`` set when the loss never fell)
+    plus ``png``/``json`` paths.
     """
     cfg = load_config(config)
     if not 1 <= phase <= len(cfg.phases):
@@ -42,7 +45,8 @@ def lr_find(config, data_root, out_dir, phase: int = 1, steps: int = 200,
     opt = {k: v for k, v in cfg.optimizer.kwargs().items() if k in ("momentum", "nesterov")}
     with pipeline_errors():
         result = lr_range_test(model, feed, out_png=out_dir / "lr_find.png",
-                               start_lr=start_lr, end_lr=end_lr, steps=int(steps), **opt)
+                               start_lr=start_lr, end_lr=end_lr, steps=int(steps),
+                               progress=progress, **opt)
     result["png"] = str(out_dir / "lr_find.png")
     result["json"] = str(out_dir / "lr_find.json")
     write_json(out_dir / "lr_find.json", {k: v for k, v in result.items() if k != "smoothed"})

@@ -5,6 +5,7 @@ Layout (every file written atomically, see :mod:`augmine.atomic`)::
     RUN/config.yaml                    the resolved training config (with ``data:``)
     RUN/state.json                     progress; written last after every epoch (commit point)
     RUN/history.csv                    one row per epoch (HISTORY_COLUMNS)
+    RUN/lr_schedule.png                the learning rate over the whole run (written at start)
     RUN/checkpoints/last.keras         weights + optimizer state after the latest epoch
     RUN/checkpoints/best.keras         best val accuracy over the run
     RUN/checkpoints/best-<S>px.keras   best val accuracy at image size S (one per phase size)
@@ -71,6 +72,11 @@ class RunDir:
     @property
     def history_path(self) -> Path:
         return self.path / "history.csv"
+
+    @property
+    def lr_schedule_path(self) -> Path:
+        """``lr_schedule.png``: the planned learning rate over the whole run."""
+        return self.path / "lr_schedule.png"
 
     @property
     def checkpoints_dir(self) -> Path:

@@ -78,6 +78,29 @@ def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, st
                               val_paths=index.val.paths)
 
 
+def phase_steps(cfg: TrainConfig, index) -> list[tuple[int, int]]:
+    """``(steps_per_epoch, epochs)`` of every phase of ``cfg`` on ``index`` (a
+    DatasetIndex): ``ceil(epoch_length / batch_size)`` batches per epoch."""
+    from .pipeline import epoch_length
+
+    per_epoch = -(-epoch_length(index) // cfg.batch_size)
+    return [(per_epoch, phase.epochs) for phase in cfg.phases]
+
+
+def plot_run_schedule(run: RunDir, cfg: TrainConfig, steps: list[tuple[int, int]]) -> Path:
+    """Write the learning rate of every step of the run (phase boundaries dashed) to
+    ``run.lr_schedule_path``; ``steps``: :func:`phase_steps`. Returns the path."""
+    from .config import create_schedule
+    from .schedules import lr_values, plot_lr_schedule
+
+    schedule = create_schedule(cfg.schedule, steps, where=cfg.path or "config")
+    ends = [spe * epochs for spe, epochs in steps]
+    bounds = [sum(ends[:k]) for k in range(1, len(ends))]
+    return plot_lr_schedule(lr_values(schedule, sum(ends)), bounds, run.lr_schedule_path,
+                            title=f"{cfg.name}: learning rate over {sum(ends)} steps "
+                                  f"({cfg.schedule.mode})")
+
+
 def _seed_keras(seed: int) -> None:
     import_keras().utils.set_random_seed(int(seed))
 
@@ -89,6 +112,12 @@ def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: i
     _, eval_bs = evaluation_settings(cfg, size)
     train_feed = train_dataset(index, recipe, size, cfg.batch_size, plan=plan, seed=seed,
                                workers=cfg.workers, first_epoch=first_epoch)
+    reg = cfg.regularization
+    if reg.mixup or reg.cutmix:
+        from .regularization import batch_mixer, mix_feed
+
+        train_feed = mix_feed(train_feed, batch_mixer(index.num_classes, reg.mixup,
+                                                      reg.cutmix, seed=seed + first_epoch))
     return train_feed, eval_dataset(index, size, eval_bs)
 
 
@@ -136,18 +165,24 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
         state = None
     data_root = Path(data_root).expanduser().resolve()
     index = apply_holdout(load_index(data_root), cfg.mining.holdout, cfg.seed)  # never trained on
+    steps = phase_steps(cfg, index)
     if state is None:
+        from .config import create_schedule
+
+        create_schedule(cfg.schedule, steps, where=cfg.path or "config")  # fail before writing
         cfg = cfg.model_copy(update={"data": str(data_root)})
         run.write_config(cfg)
         state = _new_state(cfg, index.num_classes)
         run.write_state(state)
+    if not run.lr_schedule_path.is_file():
+        plot_run_schedule(run, cfg, steps)
 
     with dtype_policy(precision_policy(cfg.mixed_precision)), distribution(cfg.strategy):
         if run.has_checkpoint("last"):
             model = restore_model(run, state)
         else:
             _seed_keras(cfg.seed)
-            model = build_model(cfg, index.num_classes)
+            model = build_model(cfg, index.num_classes, steps)
         if model.output_shape[-1] != index.num_classes:
             raise AugmineError(f"{data_root} has {index.num_classes} classes but the run's "
                                f"model predicts {model.output_shape[-1]}; use the run's dataset")

@@ -102,14 +102,22 @@ def distribution(name: str = "auto"):
 
 # --------------------------------------------------------------------------- models
 
-def build_model(cfg, num_classes: int):
+def build_model(cfg, num_classes: int, phase_steps=None):
     """The config's DenseNet compiled with its optimizer and schedule, sparse
-    cross-entropy and accuracy (``cfg``: a :class:`~augmine.config.TrainConfig`)."""
+    cross-entropy and accuracy (``cfg``: a :class:`~augmine.config.TrainConfig`;
+    ``phase_steps``: ``(steps_per_epoch, epochs)`` per phase, for phase-aligned schedules)."""
     from .config import create_model, create_optimizer, create_schedule
 
     model = create_model(cfg.model, num_classes)
-    model.compile(optimizer=create_optimizer(cfg.optimizer, create_schedule(cfg.schedule)),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    schedule = create_schedule(cfg.schedule, phase_steps, where=cfg.path or "config")
+    loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    reg = getattr(cfg, "regularization", None)
+    if reg is not None and reg.soft_targets:
+        from .regularization import SoftTargetCrossentropy, accuracy_metric
+
+        loss, metrics = SoftTargetCrossentropy(reg.label_smoothing), [accuracy_metric()]
+    model.compile(optimizer=create_optimizer(cfg.optimizer, schedule), loss=loss,
+                  metrics=metrics)
     return model
 
 
@@ -119,7 +127,7 @@ def load_checkpoint(path: str | os.PathLike, compile: bool = True):
     if not path.is_file():
         raise AugmineError(f"{path}: checkpoint not found; train first or check the run folder")
     keras = import_keras()
-    from . import schedules  # noqa: F401  (registers CyclicLR for deserialisation)
+    from . import regularization, schedules  # noqa: F401  (register custom objects)
 
     try:
         return keras.saving.load_model(path, compile=compile)

@@ -392,3 +392,19 @@ def test_schedules_work_inside_fit(spec):
     assert int(model.optimizer.iterations) == 10
     assert float(model.optimizer.learning_rate) == pytest.approx(lr_values(sched, 11)[10],
                                                                  rel=1e-6)
+
+
+def test_config_schedule_keys_match_create_schedule():
+    """augmine.config repeats the modes and keys (no Keras import there): they must agree."""
+    from augmine import schedules
+    from augmine.config import SCHEDULE_KEYS, SCHEDULE_MODES
+
+    assert SCHEDULE_MODES == schedules.SCHEDULE_MODES
+    for mode, keys in SCHEDULE_KEYS.items():
+        for key in keys:        # a known key may fail on its value, never as unknown
+            try:
+                create_schedule({"mode": mode, key: "x"}, [(10, 2)])
+            except ValueError as exc:
+                assert "unknown schedule key" not in str(exc), (mode, key)
+        with pytest.raises(ValueError, match="unknown schedule key"):
+            create_schedule({"mode": mode, "nope": 1}, [(10, 2)])

@@ -85,17 +85,22 @@ def evaluate(run_or_checkpoint: Path, data: Path | None, which: str, size: int |
 @click.option("--steps", type=int, default=200, show_default=True)
 @click.option("--start-lr", type=float, default=1e-5, show_default=True)
 @click.option("--end-lr", type=float, default=1.0, show_default=True)
+@click.option("--no-progress", is_flag=True, help="Print no per-step progress on stderr.")
 def lr_find(config: Path, data: Path | None, out: Path, phase: int, steps: int,
-            start_lr: float, end_lr: float) -> None:
+            start_lr: float, end_lr: float, no_progress: bool) -> None:
     """LR range test: sweep the rate exponentially, plot loss vs LR, suggest min/max."""
     from ..config import load_config
     from ..lrfind import lr_find as run_lr_find
 
     load_config(config)
     r = run_lr_find(config, _data_or_default(data), out, phase=phase, steps=steps,
-                    start_lr=start_lr, end_lr=end_lr)
+                    start_lr=start_lr, end_lr=end_lr, progress=not no_progress)
     click.echo(f"steps       {r['steps']}")
     click.echo(f"suggested   min_lr {r['min_lr']:.3g}   max_lr {r['max_lr']:.3g}")
+    click.echo(f"            (steepest fall at {r['steepest_lr']:.3g}, lowest loss at "
+               f"{r['lr_at_min_loss']:.3g})")
+    if r.get("warning"):
+        click.echo(f"warning     {r['warning']}")
     click.echo(f"plot        {r['png']}")
 
 
