@@ -334,9 +334,9 @@ def round_steps(index, inputs: dict, batch_size: int, epochs: int) -> int:
 def round_lr_range(cfg, settings: dict) -> tuple[float, float]:
     """``(min_lr, max_lr)`` of a round's triangle: ``mining.min_lr`` else the schedule's
     ``min_lr``; ``mining.max_lr`` else ``ROUND_LR_SHARE`` of the way up to its ``max_lr``."""
-    sched = cfg.schedule
+    sched = cfg.schedule   # unset keys mean create_schedule's defaults: 0.001 and 0.05
     lo = float(settings.get("min_lr") or getattr(sched, "min_lr", None) or 0.001)
-    top = float(getattr(sched, "max_lr", None) or lo)
+    top = float(getattr(sched, "max_lr", None) or max(lo, 0.05))
     hi = float(settings.get("max_lr") or lo + ROUND_LR_SHARE * max(0.0, top - lo))
     if hi < lo:
         raise AugmineError(f"mining max_lr {hi} is below min_lr {lo}; raise max_lr")
