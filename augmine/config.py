@@ -469,11 +469,10 @@ def load_config(source, base_dir: str | os.PathLike | None = None,
         raw, where = copy.deepcopy(source), "config"
         base = Path(base_dir) if base_dir is not None else None
     else:
-        path = Path(source).expanduser()
+        from .recipes import resolve_config
+
+        path = resolve_config(source)   # a file, or a built-in name such as cpu-small
         where = str(path)
-        if not path.is_file():
-            raise AugmineError(f"{path}: training config not found; check the path "
-                               "(shipped configs live in recipes/)")
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
