@@ -143,3 +143,24 @@ def test_running_it_again_reprints_and_other_settings_are_refused(compared):
     assert other.exit_code == 1
     assert other.output.startswith("Error: ") and other.output.count("\n") == 1
     assert "other settings" in other.output
+
+
+def test_app_shows_the_comparison_curves_side_by_side(compared):
+    import sys
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    app = Path(__file__).resolve().parents[1] / "augmine" / "app" / "streamlit_app.py"
+    saved = sys.argv[:]
+    sys.argv[:] = [str(app), str(compared["out"])]
+    try:
+        at = AppTest.from_file(str(app), default_timeout=60)
+        at.session_state["page"] = "Recipe comparison"
+        at.run()
+    finally:
+        sys.argv[:] = saved
+    assert not at.exception, [e.value for e in at.exception]
+    assert "difference against none" in at.code[0].value
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 2                      # one curve chart per arm
