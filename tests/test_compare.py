@@ -164,3 +164,25 @@ def test_app_shows_the_comparison_curves_side_by_side(compared):
     assert "difference against none" in at.code[0].value
     charts = at.get("vega_lite_chart")
     assert len(charts) == 2                      # one curve chart per arm
+
+
+def test_inspect_suggest_writes_a_comparison_plan_with_the_exact_command(synth_root,
+                                                                          tmp_path):
+    import shlex
+
+    from augmine.cli.recipe import command as recipe_group
+
+    sug = tmp_path / "mine.yaml"
+    res = CliRunner().invoke(cli, ["inspect", str(synth_root), "--no-compare", "--out",
+                                   str(tmp_path / "report"), "--suggest", str(sug)])
+    assert res.exit_code == 0, res.output
+    plan = yaml.safe_load((tmp_path / "mine-compare.yaml").read_text())
+    assert plan["command"] in res.output
+    assert plan["arms"] == ["none", "mine-s0.5", "mine-s1"]
+    argv = shlex.split(plan["command"])
+    assert argv[:3] == ["augmine", "recipe", "compare"]
+    ctx = recipe_group.commands["compare"].make_context("compare", argv[3:])
+    assert ctx.params["recipes"] == ("none", str(sug))
+    assert ctx.params["data"] == synth_root and ctx.params["config"] == "cpu-small"
+    arms = plan_arms(ctx.params["recipes"], parse_strengths(ctx.params["strengths"]))
+    assert [a.name for a in arms] == plan["arms"]
