@@ -319,11 +319,13 @@ class MiningConfig(_Section):
 
 
 class Phase(_Section):
-    """One training phase: image ``size`` (px), ``epochs`` and the ``recipe`` (absolute path)."""
+    """One training phase: image ``size`` (px), ``epochs``, the ``recipe`` (absolute path)
+    and its ``strength`` (None = 1, as written; see :func:`augmine.recipes.scale_recipe`)."""
 
     size: int
     epochs: _Whole(1, "epoch count")
     recipe: str = "none"
+    strength: Optional[_Number(0.0)] = None
 
     @field_validator("size", mode="before")
     @classmethod

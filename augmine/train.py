@@ -121,6 +121,15 @@ def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: i
     return train_feed, eval_dataset(index, size, eval_bs)
 
 
+def _phase_recipe(phase):
+    """The phase's recipe path, or the recipe scaled to the phase's ``strength`` when set."""
+    if phase.strength is None or phase.strength == 1:
+        return phase.recipe
+    from .recipes import scale_recipe
+
+    return scale_recipe(phase.recipe, phase.strength)
+
+
 def _fit_and_close(model, feeds, epochs: int, initial_epoch: int, callbacks, progress,
                    class_weight=None) -> None:
     from .pipeline import close_feed
@@ -196,7 +205,8 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             if done < phase.epochs:
                 log.info("phase %d: %d px, epochs %d..%d, recipe %s", phase_no, phase.size,
                          done + 1, phase.epochs, Path(phase.recipe).name)
-                feeds = _feeds(index, cfg, phase.recipe, phase.size, cfg.seed + phase_no, done)
+                feeds = _feeds(index, cfg, _phase_recipe(phase), phase.size,
+                               cfg.seed + phase_no, done)
                 _fit_and_close(model, feeds, phase.epochs, done,
                                stage_callbacks(run, state, stage, phase_no, phase.size,
                                                progress, extra_callbacks, seed=cfg.seed),

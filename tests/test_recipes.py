@@ -326,3 +326,92 @@ def test_cli_export_then_albumentations_load(runner, tmp_path):
     assert json.loads(out.read_text())["transform"]["__class_fullname__"] == "Compose"
     loaded = A.load(str(out))
     assert loaded(image=np.zeros((64, 64, 3), np.uint8))["image"].shape == (16, 16, 3)
+
+
+# --------------------------------------------------------------------------- strength
+
+def _epoch(feed) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = zip(*[(np.asarray(x), np.asarray(y)) for x, y in feed])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_strength_zero_gives_the_same_batches_as_no_augmentation(synth_index):
+    from augmine.pipeline import train_dataset
+    from augmine.recipes import scale_recipe
+
+    zero = scale_recipe("tiny-imagenet-14", 0)
+    assert zero.strength == 0 and zero.transforms == []
+    x0, y0 = _epoch(train_dataset(synth_index, zero, 32, 64, seed=5, workers=0))
+    xn, yn = _epoch(train_dataset(synth_index, "none", 32, 64, seed=5, workers=0))
+    x1, _ = _epoch(train_dataset(synth_index, "tiny-imagenet-14", 32, 64, seed=5, workers=0))
+    np.testing.assert_array_equal(y0, yn)
+    np.testing.assert_array_equal(x0, xn)
+    assert not np.array_equal(x1, xn)          # the recipe as written does change them
+
+
+def test_strength_scales_probabilities_and_ranges_as_documented():
+    from augmine.recipes import scale_recipe
+
+    def by_name(recipe):
+        return {e["transform"]: e for e in recipe.transforms}
+
+    half = by_name(scale_recipe("tiny-imagenet-14", 0.5))
+    crop = half["RandomResizedCrop"]
+    assert crop["p"] == 1.0                             # the size-setting crop stays on
+    assert crop["scale"] == [0.675, 1.0]                # 1 - (1 - 0.35) * 0.5: toward full frame
+    assert crop["ratio"] == pytest.approx([0.75 ** 0.5, (4 / 3) ** 0.5], abs=1e-6)  # default
+    assert half["HorizontalFlip"]["p"] == 0.25          # p * s
+    assert half["RandomBrightnessContrast"]["brightness_limit"] == [-0.06, 0.06]
+    assert half["Affine"]["rotate"] == [-6.0, 6.0] and half["Affine"]["scale"] == [1.0, 1.0]
+    assert half["RandomGamma"]["gamma_limit"] == [92.5, 107.5]      # toward gamma 1
+    assert half["ImageCompression"]["quality_range"] == [75, 90]    # toward quality 100
+    assert half["CLAHE"]["clip_limit"] == [1.0, 2.0]                # toward clip 1
+    assert half["CoarseDropout"]["num_holes_range"] == [1, 2]       # counts as written
+    assert half["CoarseDropout"]["hole_height_range"] == [0.05, 0.125]
+
+    double = by_name(scale_recipe("tiny-imagenet-14", 2))
+    assert double["HorizontalFlip"]["p"] == 1.0                     # min(1, p * s)
+    assert double["Affine"]["p"] == 0.8
+    assert double["RandomResizedCrop"]["scale"] == [0.01, 1.0]      # clipped, still valid
+    assert double["ImageCompression"]["quality_range"] == [1, 60]
+    # an argument the recipe leaves out is scaled from albumentations' default
+    noise = parse_recipe({"name": "n", "transforms": [{"transform": "GaussNoise", "p": 0.4}]})
+    scaled = scale_recipe(noise, 0.5).transforms[0]
+    assert scaled["p"] == 0.2 and scaled["std_range"] == [0.1, 0.22]
+    assert scale_recipe("light", 1) is not None and scale_recipe("light", 1).strength == 1.0
+
+
+def test_strength_changes_images_more_as_it_grows(synth_index):
+    from augmine.pipeline import train_dataset
+    from augmine.recipes import scale_recipe
+
+    xn, _ = _epoch(train_dataset(synth_index, "none", 32, 100, seed=2, workers=0))
+    change = []
+    for s in (0.25, 1.0, 2.0):
+        x, _ = _epoch(train_dataset(synth_index, scale_recipe("tiny-imagenet-14", s), 32, 100,
+                                    seed=2, workers=0))
+        change.append(float(np.abs(x.astype(np.int16) - xn).mean()))
+    assert change[0] < change[1] < change[2], change
+
+
+@pytest.mark.parametrize("bad", [-0.5, "strong", float("nan"), True])
+def test_bad_strength_is_a_one_line_error(bad):
+    from augmine.recipes import scale_recipe
+
+    with pytest.raises(AugmineError, match="strength"):
+        scale_recipe("light", bad)
+
+
+def test_a_config_phase_names_a_strength_and_the_trainer_uses_it(tmp_path):
+    from augmine.config import load_config
+    from augmine.train import _phase_recipe
+
+    cfg = load_config({"phases": [{"size": 16, "epochs": 1, "recipe": "light"},
+                                  {"size": 32, "epochs": 1, "recipe": "light",
+                                   "strength": 0.5}]})
+    assert cfg.phases[0].strength is None and "strength" not in cfg.to_dict()["phases"][0]
+    assert cfg.to_dict()["phases"][1]["strength"] == 0.5
+    assert _phase_recipe(cfg.phases[0]) == cfg.phases[0].recipe
+    assert _phase_recipe(cfg.phases[1]).strength == 0.5
+    with pytest.raises(AugmineError, match=r"phases\[1\].strength"):
+        load_config({"phases": [{"size": 16, "epochs": 1, "strength": -1}]})

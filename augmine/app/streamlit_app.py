@@ -27,7 +27,7 @@ from augmine.errors import AugmineError
 
 log = logging.getLogger("augmine.app")
 
-PAGES = ("Augmentation browser", "Confusion explorer")
+PAGES = ("Augmentation browser", "Confusion explorer", "Recipe comparison")
 SIZES = (16, 32, 64)
 THUMB = 128            # display width of one augmented sample / val image (px)
 GAP = 3                # white margin around each augmented sample (px)
@@ -534,6 +534,56 @@ def page_confusion(run_path: str, data_root: str | None) -> None:
         pair_grid(f"{len(items)} suspect images", items, 8)
 
 
+# --------------------------------------------------------------------------- page 3
+
+@st.cache_data(show_spinner=False)
+def load_comparison(folder: str, stamp: float) -> dict:
+    from augmine.compare import load_results
+
+    return load_results(folder)
+
+
+def curve_chart(rows: list[dict], title: str):
+    import altair as alt
+    import pandas as pd
+
+    df = pd.DataFrame([{"epoch": r["epoch"], "size": r["size"], "split": split,
+                        "accuracy": r[key]}
+                       for r in rows for split, key in (("train (augmented)", "accuracy"),
+                                                         ("val", "val_accuracy"))
+                       if r[key] is not None])
+    return alt.Chart(df, title=title).mark_line(point=True).encode(
+        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), title="top-1 accuracy"),
+        color=alt.Color("split:N", title=""),
+        tooltip=["epoch", "size", "split", alt.Tooltip("accuracy:Q", format=".3f")]
+    ).properties(height=260)
+
+
+def page_comparison(folder: str) -> None:
+    """A recipe comparison (``augmine recipe compare``): the table and every arm's
+    train/val curves side by side, on the same axes."""
+    from augmine.compare import ComparisonDir, format_comparison, is_comparison
+
+    st.header("Recipe comparison")
+    if not folder or not is_comparison(folder):
+        st.info("Start the app with a comparison folder to see it here: "
+                "`augmine app runs/compare-none-vs-light` (the folder `augmine recipe "
+                "compare` wrote).")
+        return
+    results_path = ComparisonDir(folder).results_path
+    results = load_comparison(folder, results_path.stat().st_mtime if results_path.is_file()
+                              else 0.0)
+    st.code(format_comparison(results), language=None)
+    arms = results["arms"]
+    for start in range(0, len(arms), 3):
+        cols = st.columns(3)
+        for col, arm in zip(cols, arms[start:start + 3]):
+            with col:
+                st.altair_chart(curve_chart(arm["curve"], arm["name"]),
+                                key=f"curve_{arm['name']}")
+
+
 # --------------------------------------------------------------------------- main
 
 def main() -> None:
@@ -543,6 +593,8 @@ def main() -> None:
     try:
         if page == PAGES[0]:
             page_browser(dataset_root(data_path))
+        elif page == PAGES[2]:
+            page_comparison(run_path)
         else:
             root = data_path or None
             page_confusion(run_path, root)

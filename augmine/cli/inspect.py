@@ -17,16 +17,21 @@ import click
               help="Folder for inspection.json, images.csv, histograms.png "
                    "[default: inspect-<dataset name>].")
 @click.option("--suggest", type=click.Path(path_type=Path), default=None,
-              help="Also write a recipe whose why: lines quote the measured numbers.")
+              help="Also write a recipe whose why: lines quote the measured numbers, and "
+                   "beside it <name>-compare.yaml: the command comparing it (at strength 0.5 "
+                   "and 1) against none.")
 @click.option("--workers", type=int, default=None,
               help="Worker processes [default: all cores for large sets].")
 def command(path: Path, split: str, compare: bool, out_dir: Path | None,
             suggest: Path | None, workers: int | None) -> None:
     """Measure the images of PATH (grayscale share, brightness, contrast, colourfulness,
     sharpness, noise, JPEG quality, object boxes), print tables, write JSON and PNGs."""
+    import yaml
+
     from .. import atomic
     from ..dataset import load_index
     from ..inspection import format_report, inspect_dataset, suggest_recipe, write_report
+    from ..inspection.suggest import comparison_plan
     from ..recipes import dump_recipe, parse_recipe
 
     index = load_index(path)
@@ -45,3 +50,8 @@ def command(path: Path, split: str, compare: bool, out_dir: Path | None,
         atomic.write_text(suggest, text)
         click.echo(f"wrote {suggest}: {len(recipe['transforms'])} transforms; check it with "
                    f"`augmine recipe preview {suggest} --data {path}`")
+        plan = comparison_plan(suggest, path)
+        plan_path = suggest.with_name(f"{suggest.stem}-compare.yaml")
+        atomic.write_text(plan_path, yaml.safe_dump(plan, sort_keys=False, width=100))
+        click.echo(f"wrote {plan_path}: comparison plan; prove the recipe on your data with")
+        click.echo(f"  {plan['command']}")

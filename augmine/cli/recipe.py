@@ -115,3 +115,40 @@ def export(recipe: str, fmt: str, size: int, out: Path) -> None:
     click.echo(f"wrote {path}: albumentations Compose at {size} px; load it with "
                f"albumentations.load({str(path)!r}" + (", data_format='yaml')" if kind == "yaml"
                                                        else ")"))
+
+
+@command.command("compare")
+@click.argument("recipes", nargs=-1, required=True)
+@click.option("--data", "data", type=click.Path(path_type=Path), required=True,
+              help="Dataset folder (train/ and val/ splits).")
+@click.option("--config", "config", required=True,
+              help="Training config (file or built-in name, e.g. cpu-small): model, seed, "
+                   "schedule and phases every arm shares.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Budget: one phase of this many epochs instead of the config's phases.")
+@click.option("--size", type=click.IntRange(min=1), default=None,
+              help="Budget: one phase at this size (px) instead of the config's phases.")
+@click.option("--strength", "strengths", default=None,
+              help="Also sweep recipe strength, e.g. 0,0.5,1 (0 = no augmentation, "
+                   "1 = as written).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Comparison folder [default: runs/compare-<arm>-vs-<arm>].")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Keras progress bars while training.")
+def compare(recipes: tuple[str, ...], data: Path, config: str, epochs: int | None,
+            size: int | None, strengths: str | None, out: Path | None, progress: bool) -> None:
+    """Train the same model from the same seed once per RECIPE (and per --strength) on the
+    same data and print one table: final and best val top-1/top-5 with 95% bootstrap
+    intervals, macro F1, train-val gap, images/s, and the paired differences against the
+    first recipe. Runs are ordinary run folders: run the command again to resume a killed
+    comparison or to reprint a finished one."""
+    from ..compare import default_out, format_comparison, parse_strengths, plan_arms, \
+        run_comparison
+
+    levels = parse_strengths(strengths)
+    out = out or default_out(plan_arms(recipes, levels))
+    results = run_comparison(recipes, data, config, out, epochs=epochs, size=size,
+                             strengths=levels, progress=progress, echo=click.echo)
+    click.echo("")
+    click.echo(format_comparison(results))
+    click.echo(f"\nwrote {out}/ (one run folder per arm; `augmine app` shows the curves)")

@@ -133,3 +133,33 @@ def suggest_recipe(stats: dict[str, Any], name: str = "suggested") -> dict[str, 
             "description": f"Suggested by augmine inspect from {n} {stats['split']} images of "
                            f"{Path(stats['root']).name}; review the why lines and previews.",
             "transforms": t}
+
+
+def comparison_plan(recipe_path: str | Path, data: str | Path, config: str = "cpu-small",
+                    strengths: tuple[float, float] = (0.5, 1.0)) -> dict[str, Any]:
+    """A short plan for proving a suggested recipe on the data: the recipe at two
+    ``strengths`` against ``none``, trained from the same seed with ``config``.
+
+    Returns ``{"recipe", "data", "config", "strengths", "arms", "out", "command", "why"}``;
+    ``command`` is the exact ``augmine recipe compare`` line to run (paths as given).
+    """
+    import shlex
+
+    recipe_path, data = str(recipe_path), str(data)
+    stem = Path(recipe_path).stem
+    levels = ",".join(f"{s:g}" for s in strengths)
+    out = f"runs/compare-{stem}"
+    command = " ".join(["augmine", "recipe", "compare", "none", shlex.quote(recipe_path),
+                        "--strength", levels, "--data", shlex.quote(data), "--config",
+                        shlex.quote(config), "--out", shlex.quote(out)])
+    return {
+        "recipe": recipe_path, "data": data, "config": config, "strengths": list(strengths),
+        "arms": ["none"] + [f"{stem}-s{s:g}" for s in strengths], "out": out,
+        "command": command,
+        "why": (f"the suggestion matches the validation images, but only training shows "
+                f"whether it helps this model at this budget: {stem} at strength "
+                f"{strengths[0]:g} and {strengths[1]:g} against no augmentation, same model, "
+                f"seed and epochs; the table gives each accuracy and each difference against "
+                f"none with a 95% bootstrap interval. Use your own training config instead of "
+                f"{config} for your real budget; run the command again to resume or reprint."),
+    }
