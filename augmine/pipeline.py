@@ -835,6 +835,13 @@ def _keras_feed(core):
                     raise IndexError(f"batch {index} of {core.num_batches}")
                 return core.next_batch()     # the epoch's next batch (order is shuffled already)
 
+            def __iter__(self):
+                # A plain loop reads one whole epoch; one abandoned half-way (``break``) is
+                # replayed from its start by the next loop, as on the tf.data feed.
+                self.on_epoch_begin()
+                for i in range(len(self)):
+                    yield self[i]
+
             def on_epoch_begin(self):
                 if isinstance(self._augmine_feed, _TrainFeed):
                     self._augmine_feed.abandon()    # a half-read epoch is replayed, not continued

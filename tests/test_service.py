@@ -9,6 +9,8 @@ import pytest
 
 from augmine.errors import AugmineError
 
+pytestmark = pytest.mark.tensorflow   # the tf.data service exists on TensorFlow only
+
 
 @pytest.fixture(scope="module")
 def local_service():
