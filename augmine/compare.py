@@ -29,6 +29,7 @@ import numpy as np
 
 from . import atomic
 from .errors import AugmineError
+from .mining import paired_mean_bootstrap
 
 log = logging.getLogger("augmine")
 
@@ -37,37 +38,6 @@ LEVEL = 0.95
 
 
 # --------------------------------------------------------------------------- bootstrap
-
-def paired_bootstrap(scores: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
-                     level: float = LEVEL) -> dict[str, np.ndarray]:
-    """Percentile bootstrap intervals of per-image scores, paired across arms.
-
-    ``scores``: (A, N) per-image scores of A arms on the same N images (e.g. 1 where the
-    prediction is right). Every resample draws N image indices with replacement and uses
-    them for every arm, so the differences ``arm - arm 0`` keep the pairing.
-    Returns ``{"mean" (A,), "low" (A,), "high" (A,), "diff" (A,), "diff_low" (A,),
-    "diff_high" (A,)}`` (arm 0's differences are 0). Pure numpy; hand-written (sklearn
-    and scipy's ``bootstrap`` do not pair arms this way without copying every resample).
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim != 2 or scores.shape[1] == 0:
-        raise AugmineError(f"bootstrap: need (arms, images) scores with at least one image, "
-                           f"got shape {scores.shape}")
-    arms, n = scores.shape
-    rng = np.random.default_rng(seed)
-    means = np.empty((arms, samples))
-    chunk = max(1, min(samples, 2_000_000 // n))
-    for start in range(0, samples, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, samples - start), n))
-        means[:, start:start + len(idx)] = scores[:, idx].mean(axis=2)
-    diffs = means - means[:1]
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.percentile(means, [tail, 100 - tail], axis=1)
-    dlo, dhi = np.percentile(diffs, [tail, 100 - tail], axis=1)
-    mean = scores.mean(axis=1)
-    return {"mean": mean, "low": lo, "high": hi, "diff": mean - mean[0], "diff_low": dlo,
-            "diff_high": dhi}
-
 
 # --------------------------------------------------------------------------- arms and configs
 
@@ -370,7 +340,7 @@ def score_comparison(folder, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) ->
     for which in ("final", "best"):
         for k in (1, 5):
             hits = np.stack([_topk_hits(y, p[which], k) for p in preds])
-            boot = paired_bootstrap(hits, samples=samples, seed=seed)
+            boot = paired_mean_bootstrap(hits, samples=samples, seed=seed)
             metrics[f"{which}_top{k}"] = {key: [float(v) for v in val]
                                           for key, val in boot.items()}
     rows = []
@@ -478,5 +448,5 @@ def is_comparison(path) -> bool:
 
 
 __all__ = ["Arm", "ComparisonDir", "arm_config", "comparison_curves", "default_out",
-           "format_comparison", "is_comparison", "load_results", "paired_bootstrap",
+           "format_comparison", "is_comparison", "load_results",
            "parse_strengths", "plan_arms", "run_comparison", "score_comparison"]

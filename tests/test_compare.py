@@ -10,9 +10,10 @@ import yaml
 from click.testing import CliRunner
 
 from augmine.cli import cli
-from augmine.compare import (format_comparison, paired_bootstrap, parse_strengths, plan_arms,
+from augmine.compare import (format_comparison, parse_strengths, plan_arms,
                              run_comparison, score_comparison)
 from augmine.errors import AugmineError
+from augmine.mining import paired_mean_bootstrap
 from augmine.rundir import RunDir
 
 TINY = {"name": "tiny", "model": {"width": 8, "growth_rate": 4}, "batch_size": 32,
@@ -28,7 +29,7 @@ def test_paired_bootstrap_intervals_and_differences():
     a = (rng.random(400) < 0.5).astype(float)
     b = a.copy()
     b[np.flatnonzero(a == 0)[:40]] = 1            # b is right on 40 more images (+10 points)
-    out = paired_bootstrap(np.stack([a, a, b]), samples=500, seed=1)
+    out = paired_mean_bootstrap(np.stack([a, a, b]), samples=500, seed=1)
     assert out["mean"][0] == pytest.approx(a.mean())
     assert out["low"][0] < a.mean() < out["high"][0]
     assert 0.05 < out["high"][0] - out["low"][0] < 0.15     # ~ +-1.96 * sqrt(.25 / 400)
@@ -36,10 +37,10 @@ def test_paired_bootstrap_intervals_and_differences():
     assert out["diff"][2] == pytest.approx(0.1)
     # paired: b >= a on every image, so no resample can show b behind a
     assert 0 < out["diff_low"][2] <= 0.1 <= out["diff_high"][2]
-    again = paired_bootstrap(np.stack([a, a, b]), samples=500, seed=1)
+    again = paired_mean_bootstrap(np.stack([a, a, b]), samples=500, seed=1)
     np.testing.assert_array_equal(out["low"], again["low"])
     with pytest.raises(AugmineError, match="bootstrap"):
-        paired_bootstrap(np.zeros((2, 0)))
+        paired_mean_bootstrap(np.zeros((2, 0)))
 
 
 def test_arms_per_recipe_and_strength():
