@@ -31,7 +31,6 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -44,7 +43,6 @@ from .reports import (latest_report, list_stage_reports, load_predictions, repor
                       stage_sort_key, write_stage_report)
 from .rundir import RunDir
 from .train import train_extra_epochs
-from .training import load_checkpoint
 
 log = logging.getLogger("augmine")
 

@@ -495,6 +495,19 @@ def lr_values(schedule, steps: int):
     return np.full(steps, float(schedule))  # a constant learning rate
 
 
+def _save_png(fig, out_png) -> Path:
+    """Write a matplotlib figure to ``out_png`` atomically, close it, return the path."""
+    import matplotlib.pyplot as plt
+
+    from .atomic import atomic_path
+
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return Path(out_png)
+
+
 def plot_lr_schedule(lrs, phase_boundaries: Sequence[int], out_png: str | os.PathLike,
                      title: str = "learning rate over the run") -> Path:
     """Write the per-step learning rate ``lrs`` (S,) over the whole run, with a dashed line
@@ -505,8 +518,6 @@ def plot_lr_schedule(lrs, phase_boundaries: Sequence[int], out_png: str | os.Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-
-    from .atomic import atomic_path
 
     lrs = np.asarray(lrs, dtype=float)
     fig, ax = plt.subplots(figsize=(8, 3.5), dpi=100)
@@ -521,11 +532,7 @@ def plot_lr_schedule(lrs, phase_boundaries: Sequence[int], out_png: str | os.Pat
     ax.set_ylim(bottom=0)
     if inside:
         ax.legend(loc="upper right")
-    fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(out_png)
+    return _save_png(fig, out_png)
 
 
 # --------------------------------------------------------------------------- LR range test
@@ -619,8 +626,6 @@ def plot_lr_range(lrs, losses, suggestion: dict, out_png: str | os.PathLike) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .atomic import atomic_path
-
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
     ax.plot(lrs, losses, color="0.75", lw=1, label="batch loss")
     smooth = suggestion.get("smoothed")
@@ -641,11 +646,7 @@ def plot_lr_range(lrs, losses, suggestion: dict, out_png: str | os.PathLike) -> 
     if finite:
         ax.set_ylim(min(finite) * 0.95, min(max(finite), finite[0] * 1.6) * 1.05)
     ax.legend(loc="best")
-    fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(out_png)
+    return _save_png(fig, out_png)
 
 
 def print_progress(steps: int, every: int | None = None, stream=None) -> Callable:

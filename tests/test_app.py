@@ -9,11 +9,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from servers import stop, wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "augmine" / "app" / "streamlit_app.py"
@@ -262,28 +262,13 @@ def test_app_starts_unattended_on_loopback(tmp_path):
                              "app", "--port", str(port)], stdin=subprocess.DEVNULL,
                             stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
     try:
-        deadline = time.time() + TIMEOUT
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                            timeout=2) as r:
-                    if r.status == 200 and r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail("augmine app did not serve: "
-                            + (tmp_path / "app.log").read_text()[-2000:])
-            time.sleep(0.3)
+        log.flush()
+        wait_until_healthy(proc, f"http://127.0.0.1:{port}/_stcore/health", tmp_path / "app.log",
+                           TIMEOUT)
         assert _listen_addresses(port) == {"0100007F"}            # 127.0.0.1 only
         assert "Email" not in (tmp_path / "app.log").read_text()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 
@@ -500,27 +485,10 @@ def streamlit_server(real_root, real_run, tmp_path):
                             env=dict(os.environ, STREAMLIT_SERVER_FILE_WATCHER_TYPE="none"))
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                log.flush()
-                pytest.fail("streamlit did not start: "
-                            + (tmp_path / "streamlit.log").read_text()[-2000:])
-            time.sleep(0.3)
+        wait_until_healthy(proc, url + "/_stcore/health", tmp_path / "streamlit.log", 60)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 

@@ -14,12 +14,12 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
-import time
 import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
+from servers import stop, wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 BUILTIN = ("cpu-small", "light", "none", "tiny-imagenet-14", "tiny-imagenet-densenet")
@@ -136,29 +136,11 @@ def test_installed_app_serves_and_renders_builtin_recipes(installed, outside):
                              "--address", "127.0.0.1"], cwd=outside, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                            timeout=2) as r:
-                    if r.status == 200 and r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                log.flush()
-                pytest.fail("augmine app did not serve: "
-                            + (outside / "app.log").read_text()[-2000:])
-            time.sleep(0.5)
+        wait_until_healthy(proc, f"http://127.0.0.1:{port}/_stcore/health", outside / "app.log", 90)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
             assert r.status == 200 and b"<html" in r.read().lower()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
     # the served script itself, run once headless from the installed package: the browser
     # page lists the built-in recipes shipped in the wheel
