@@ -41,7 +41,7 @@ from .mining import OversamplingPlan, f1_vector, make_plan
 from .reports import (latest_report, list_stage_reports, report_done, stage_sort_key,
                       write_stage_report)
 from .rundir import RunDir
-from .train import train_extra_epochs
+from .train import checked_run_index, train_extra_epochs
 from .training import load_checkpoint
 
 log = logging.getLogger("augmine")
@@ -199,7 +199,7 @@ def round_status(run_dir, round_no: int) -> str:
 
 def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
               round_no: int | None = None, redo: bool = False, progress: bool = True,
-              extra_callbacks=(), **plan_settings) -> RoundResult:
+              extra_callbacks=(), skip_bad: bool = False, **plan_settings) -> RoundResult:
     """Run mining round ``round_no`` (default: the next one) on ``run_dir`` (path or RunDir).
 
     Uses the round's saved plan when it exists, else makes and saves it from the previous
@@ -207,7 +207,8 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     ``oversample`` (the plan's factors feed the pipeline) or ``class-weight`` (the same
     emphasis as Keras loss weights); default the config's ``mining.class_weight``, else
     oversample. Trains ``epochs`` extra epochs (default ``mining.epochs``, else 5) from
-    the last checkpoint (``extra_callbacks`` join the fit), evaluates on val and writes the
+    the last checkpoint (``extra_callbacks`` join the fit; every image is checked first,
+    bad ones left out with ``skip_bad``), evaluates on val and writes the
     ``round-N`` report with before/after.
 
     An interrupted round is resumed by calling this again (same plan and mode; the trainer
@@ -247,7 +248,7 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     if redo and status == "new":
         redo = False                               # nothing to redo: a plain first attempt
 
-    index = load_run_index(run)
+    index = checked_run_index(run, skip_bad, progress)
     before = _before_report(run, round_no)
     if run.plan_path(round_no).is_file():
         plan = read_plan(run, round_no, index)
@@ -290,10 +291,12 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     return RoundResult(round_no, plan, report, mode, resumed)
 
 
-def find_suspects(run_dir, per_class: int = 10, classes=None) -> tuple[str, list[dict]]:
+def find_suspects(run_dir, per_class: int = 10, classes=None,
+                  skip_bad: bool = False) -> tuple[str, list[dict]]:
     """Training images of weak classes with the lowest self-confidence under the run's
     last checkpoint. ``classes``: names/ids (default: the latest report's plan, else its
-    weakest). Writes the latest stage's ``suspects.csv``; returns ``(csv path, rows)``."""
+    weakest). Images are checked first (bad ones left out with ``skip_bad``, or when the run
+    left them out). Writes the latest stage's ``suspects.csv``; returns ``(csv path, rows)``."""
     from .mining import suspect_samples
 
     run = check_run_dir(run_dir)
@@ -301,7 +304,7 @@ def find_suspects(run_dir, per_class: int = 10, classes=None) -> tuple[str, list
         raise AugmineError(f"{run.checkpoint('last')} is missing: {run} has no checkpoint; "
                            "train it first")
     rep = latest_report(run)
-    index = load_run_index(run)
+    index = checked_run_index(run, skip_bad)
     if classes:
         chosen = [index.class_index(c) for c in classes]
     else:

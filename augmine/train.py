@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig, load_config
-from .dataset import load_index
+from .dataset import load_checked_index, skipped_paths
 from .errors import AugmineError
 from .evaluation import evaluate_model, evaluation_settings
 from .reports import write_stage_report
@@ -105,13 +105,15 @@ def _fit_and_close(model, feeds, epochs: int, initial_epoch: int, callbacks, pro
 
 
 def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
-              progress: bool = True, extra_callbacks=()) -> RunResult:
+              progress: bool = True, extra_callbacks=(), skip_bad: bool = False) -> RunResult:
     """Train every phase of a config into ``run_dir``; with ``resume`` continue a killed run.
 
     ``config``: YAML path, dict or :class:`TrainConfig` (ignored on resume: the run's own
     ``config.yaml`` is used). ``data_root``: dataset folder (on resume defaults to the
     recorded one). ``run_dir``: a path or :class:`RunDir`. ``extra_callbacks``: Keras
-    callbacks added to every phase's fit. Writes the run folder and a ``phase-N`` report
+    callbacks added to every phase's fit. ``skip_bad``: leave out images that do not decode
+    (each logged) instead of failing; every image is checked before the first epoch (see
+    :func:`run_index`). Writes the run folder and a ``phase-N`` report
     after each phase. Returns a :class:`RunResult`.
     """
     run = RunDir.of(run_dir)
@@ -134,12 +136,13 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             raise AugmineError("no dataset given; pass --data PATH")
         state = None
     data_root = Path(data_root).expanduser().resolve()
-    index = load_index(data_root)
+    index, skips = run_index(data_root, state, skip_bad, progress)
     if state is None:
         cfg = cfg.model_copy(update={"data": str(data_root)})
         run.write_config(cfg)
         state = _new_state(cfg, index.num_classes)
-        run.write_state(state)
+    state.update(skips)
+    run.write_state(state)
 
     with dtype_policy(precision_policy(cfg.mixed_precision)), distribution(cfg.strategy):
         if run.has_checkpoint("last"):
@@ -227,3 +230,37 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     state["status"] = "done"
     run.write_state(state)
     return model
+
+
+def run_index(data_root, state: dict | None = None, skip_bad: bool = False,
+              progress: bool = False):
+    """The dataset a run trains on, every image decoded before the first epoch.
+
+    ``state``: the run's state dict (None for a new run): the files it left out before stay
+    out and its ``--skip-bad`` carries on, so a resumed run sees the same index. Bad images
+    are left out (each logged) with ``skip_bad``, else one :class:`AugmineError` names them
+    and suggests ``--skip-bad`` (see :func:`~augmine.dataset.load_checked_index`). Returns
+    ``(index, record)``; ``record`` (``{"skip_bad": bool, "skipped": [relative paths]}``)
+    belongs in the run's state.
+    """
+    state = state or {}
+    skip_bad = bool(skip_bad or state.get("skip_bad"))
+    index = load_checked_index(data_root, skip_bad, state.get("skipped") or (),
+                               progress=progress)
+    return index, {"skip_bad": skip_bad, "skipped": skipped_paths(index)}
+
+
+def checked_run_index(run_dir, skip_bad: bool = False, progress: bool = False):
+    """The recorded dataset of the run in ``run_dir`` checked like :func:`train_run` checks it
+    (:func:`run_index`); a changed skip record is saved in the run's state. Returns the
+    DatasetIndex."""
+    run = RunDir.of(run_dir)
+    state = run.read_state()
+    if not run.config.data:
+        raise AugmineError(f"{run.config_path} records no `data:` folder; the trainer writes "
+                           "it there")
+    index, skips = run_index(run.config.data, state, skip_bad, progress)
+    if any(state.get(k) != v for k, v in skips.items()):
+        state.update(skips)
+        run.write_state(state)
+    return index

@@ -118,7 +118,9 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe) -> Non
 @click.option("--redo", is_flag=True, help="Train the latest (done) round again from its start.")
 @click.option("--no-progress", is_flag=True,
               help="One line per epoch instead of progress bars (the default when piped).")
-def round_(run: Path, epochs, mode, round_no, redo, no_progress) -> None:
+@click.option("--skip-bad", is_flag=True,
+              help="Leave out images that do not decode (each logged) instead of failing.")
+def round_(run: Path, epochs, mode, round_no, redo, no_progress, skip_bad) -> None:
     """Train extra epochs on RUN with the round's plan, re-evaluate and report before/after.
 
     Uses plans/round-N.json (from `augmine mine plan`), or makes it from the config's
@@ -128,7 +130,7 @@ def round_(run: Path, epochs, mode, round_no, redo, no_progress) -> None:
     from ..rounds import run_round
 
     res = run_round(run, epochs=epochs, mode=mode, round_no=round_no, redo=redo,
-                    progress=not no_progress)
+                    progress=not no_progress, skip_bad=skip_bad)
     rep = res.report
     resumed = ", resumed after an interruption" if res.resumed else ""
     click.echo(f"round {res.round} ({res.mode}, {rep['meta'].get('epochs')} epochs{resumed}) chose "
@@ -162,11 +164,14 @@ def history_(run: Path, classes) -> None:
 @click.option("--per-class", default=10, show_default=True, help="Images listed per class.")
 @click.option("--class", "classes", multiple=True,
               help="Class to check (name or id; repeatable). Default: the latest plan's classes.")
-def suspects(run: Path, per_class: int, classes) -> None:
+@click.option("--skip-bad", is_flag=True,
+              help="Leave out images that do not decode (each logged) instead of failing.")
+def suspects(run: Path, per_class: int, classes, skip_bad: bool) -> None:
     """Training images of the weak classes the model believes least (possible label errors)."""
     from ..rounds import find_suspects
 
-    out, rows = find_suspects(run, per_class=per_class, classes=list(classes) or None)
+    out, rows = find_suspects(run, per_class=per_class, classes=list(classes) or None,
+                              skip_bad=skip_bad)
     for r in rows:
         click.echo(f"{r['name'][:24]:<24} p(own)={r['self_confidence']:.3f}  looks like "
                    f"{r['predicted_name'][:24]:<24} {r['path']}")
