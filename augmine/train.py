@@ -28,7 +28,7 @@ from .reports import write_stage_report
 from .rundir import RunDir
 from .runtime import import_keras
 from .training import (build_model, distribution, dtype_policy, fit_stage, precision_policy,
-                       restore_model, stage_callbacks)
+                       restore_model, show_bars, stage_callbacks)
 
 log = logging.getLogger("augmine")
 
@@ -246,7 +246,7 @@ def run_index(data_root, state: dict | None = None, skip_bad: bool = False,
     state = state or {}
     skip_bad = bool(skip_bad or state.get("skip_bad"))
     index = load_checked_index(data_root, skip_bad, state.get("skipped") or (),
-                               progress=progress)
+                               progress=show_bars(progress))
     return index, {"skip_bad": skip_bad, "skipped": skipped_paths(index)}
 
 
