@@ -4,8 +4,11 @@ chosen moments of training and mining (each resumed to a consistent run)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -161,3 +164,78 @@ def test_demo_skip_bad(bad_root, tmp_path):
     assert res.exit_code == 0, res.output
     assert f"skipping {root / bad_val}" in res.output
     assert (out / "reports" / "round-1" / "report.json").is_file()
+
+
+# --------------------------------------------------------------------------- read-only run folders
+
+@pytest.fixture(scope="module")
+def trained(small_root, tmp_path_factory) -> Path:
+    """A run trained one epoch at 16 px on the small dataset (a phase-1 report, checkpoints)."""
+    from augmine.train import train_run
+
+    folder = tmp_path_factory.mktemp("trained")
+    train_run(write_config(folder), small_root, folder / "run", progress=False)
+    return folder / "run"
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """``folder`` read-only for the block: a read-only bind mount as root (root ignores
+    permission bits), else ``chmod -R a-w``. Skips the test where neither works."""
+    if os.geteuid() != 0:
+        subprocess.run(["chmod", "-R", "a-w", str(folder)], check=True)
+        try:
+            yield "permission denied"
+        finally:
+            subprocess.run(["chmod", "-R", "u+w", str(folder)], check=True)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)],
+                             capture_output=True).returncode == 0
+    if mounted and subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)],
+                                  capture_output=True).returncode != 0:
+        subprocess.run(["umount", str(folder)], check=True)
+        mounted = False
+    if not mounted:
+        pytest.skip("cannot make a read-only folder here (root without mount rights)")
+    try:
+        yield "read-only file system"
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("command", [["mine", "plan"], ["mine", "round", "--no-progress"],
+                                     ["mine", "suspects"], ["train", "--resume", "--run-dir"]])
+def test_read_only_run_folder_is_one_line_naming_it_and_the_fix(trained, tmp_path, command):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    with read_only(run) as why:
+        line = one_line_error(run_cli(*command, run))
+    assert f"Error: {run} is not writable ({why}); `augmine {' '.join(command[:2])}" in line
+    assert f"cp -r {run} COPY" in line or f"chmod -R u+w {run}" in line
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before   # nothing touched
+
+
+def test_read_only_place_for_a_new_run_and_a_read_only_subfolder(trained, tmp_path):
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    with read_only(parent) as why:
+        line = one_line_error(run_cli("train", write_config(tmp_path), "--data", "x",
+                                      "--run-dir", parent / "run"))
+    assert f"{parent} is not writable ({why}), so `augmine train` cannot make" in line
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    with read_only(run / "reports" / "phase-1") as why:
+        line = one_line_error(run_cli("mine", "suspects", run))
+    assert f"{run / 'reports' / 'phase-1'} is not writable ({why})" in line
+
+
+def test_a_refused_write_past_the_checks_is_one_line(trained, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    monkeypatch.setattr(RunDir, "check_writable", lambda self, command="": self)
+    with read_only(run):
+        line = one_line_error(run_cli("mine", "plan", run))
+    assert line.startswith(f"Error: cannot write {run / 'plans'}") or \
+        line.startswith(f"Error: cannot write {run}"), line
+    assert "run the same command again" in line

@@ -25,6 +25,9 @@ def command(out: Path, data: Path | None, epochs: int | None, round_epochs: int 
     Takes a few minutes on a 2-core CPU; no download.
     """
     from ..demo import run_demo
+    from ..rundir import RunDir
+
+    RunDir(out).check_writable("demo")
 
     run_demo(out, data=data, epochs=epochs, round_epochs=round_epochs, echo=click.echo,
              skip_bad=skip_bad)

@@ -92,7 +92,7 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe) -> Non
     """Write the next round's oversampling plan for RUN and print what it would do."""
     from ..rounds import check_run_dir, format_plan, load_run_index, plan_round
 
-    run = check_run_dir(run)
+    run = check_run_dir(run).check_writable("mine plan")
     if recipe is not None:
         from ..recipes import resolve_recipe
 
@@ -127,8 +127,9 @@ def round_(run: Path, epochs, mode, round_no, redo, no_progress, skip_bad) -> No
     mining settings. An interrupted round can simply be run again.
     """
     from ..reports import stage_dir
-    from ..rounds import run_round
+    from ..rounds import check_run_dir, run_round
 
+    check_run_dir(run).check_writable("mine round")
     res = run_round(run, epochs=epochs, mode=mode, round_no=round_no, redo=redo,
                     progress=not no_progress, skip_bad=skip_bad)
     rep = res.report
@@ -168,8 +169,9 @@ def history_(run: Path, classes) -> None:
               help="Leave out images that do not decode (each logged) instead of failing.")
 def suspects(run: Path, per_class: int, classes, skip_bad: bool) -> None:
     """Training images of the weak classes the model believes least (possible label errors)."""
-    from ..rounds import find_suspects
+    from ..rounds import check_run_dir, find_suspects
 
+    check_run_dir(run).check_writable("mine suspects")
     out, rows = find_suspects(run, per_class=per_class, classes=list(classes) or None,
                               skip_bad=skip_bad)
     for r in rows:

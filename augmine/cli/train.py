@@ -35,6 +35,7 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
     """Train the phases of CONFIG (a training config YAML) into --run-dir."""
     from ..config import load_config
     from ..errors import AugmineError
+    from ..rundir import RunDir
     from ..train import train_run
 
     if config is None and not resume:
@@ -43,6 +44,7 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
     if not resume:
         load_config(config)  # fail on a bad config before touching the dataset
         data = _data_or_default(data)
+    RunDir(run_dir).check_writable("train --resume" if resume else "train")
     result = train_run(config, data, run_dir, resume=resume, progress=not no_progress,
                        skip_bad=skip_bad)
     st = result.state
