@@ -124,11 +124,13 @@ def plan_from_report(report: dict, **settings) -> OversamplingPlan:
                      [c["name"] for c in report["per_class"]], source=report["stage"], **kw)
 
 
-def plan_round(run_dir, round_no: int | None = None, **settings) -> tuple[int, OversamplingPlan, dict]:
+def plan_round(run_dir, round_no: int | None = None, force: bool = False,
+               **settings) -> tuple[int, OversamplingPlan, dict]:
     """Make and write the plan of the next round (or ``round_no``) from the latest report.
 
-    ``settings`` override the config's ``mining:`` section. Returns ``(round_no, plan,
-    source_report)``.
+    ``settings`` override the config's ``mining:`` section. The plan of an interrupted
+    round is in use and is replaced only with ``force`` (the round must then be redone).
+    Returns ``(round_no, plan, source_report)``.
     """
     run_dir = check_run_dir(run_dir)
     report = latest_report(run_dir)
@@ -137,6 +139,13 @@ def plan_round(run_dir, round_no: int | None = None, **settings) -> tuple[int, O
     if round_no in done_rounds(run_dir):
         raise AugmineError(f"round {round_no} of {run_dir} is already done; plan round {nxt} "
                            "instead (omit --round)")
+    if not force and round_status(run_dir, round_no) == "interrupted":
+        raise AugmineError(
+            f"round {round_no} of {run_dir} was interrupted and its plan "
+            f"{run_dir.plan_path(round_no)} is in use; resume the round with `augmine mine "
+            f"round {run_dir}`, or replace its plan with `augmine mine plan {run_dir} --force` "
+            f"(same options) and then restart the round with `augmine mine round {run_dir} "
+            "--redo`")
     opts = mining_settings(run_dir, **settings)
     plan = plan_from_report(report, **opts)
     write_plan(run_dir, round_no, plan)
@@ -192,9 +201,24 @@ def round_status(run_dir, round_no: int) -> str:
     run = RunDir.of(run_dir)
     if report_done(run, f"round-{round_no}"):
         return "done"
-    if run.snapshot_meta(round_no) is not None:
+    try:
+        started = run.snapshot_meta(round_no) is not None
+    except AugmineError:
+        started = True              # a broken start record: it started (--redo rebuilds it)
+    if started:
         return "interrupted"
     return "new"
+
+
+def latest_round(run_dir) -> int | None:
+    """The highest round that was started (done or interrupted), or None: the one ``--redo``
+    redoes."""
+    run = RunDir.of(run_dir)
+    n = next_round(run)
+    if round_status(run, n) != "new":
+        return n
+    done = done_rounds(run)
+    return done[-1] if done else None
 
 
 def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
@@ -211,8 +235,8 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     bad ones left out with ``skip_bad``), evaluates on val and writes the
     ``round-N`` report with before/after.
 
-    An interrupted round is resumed by calling this again (same plan and mode; the trainer
-    continues from its last committed epoch). A done round raises unless ``redo``, which
+    An interrupted round is resumed by calling this again (same plan and mode; its epochs
+    unless ``epochs`` is given; the trainer continues from its last committed epoch). A done round raises unless ``redo``, which
     puts the run back to the round's start and trains it again (latest round only).
     """
     run = check_run_dir(run_dir)
@@ -224,29 +248,34 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
         mode = "class-weight" if settings.get("class_weight") else "oversample"
     if mode not in MODES:
         raise AugmineError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
+    asked_epochs = epochs
     epochs = int(epochs if epochs is not None else settings.get("epochs") or 5)
     if epochs < 1:
         raise AugmineError(f"--epochs {epochs}: train at least 1 epoch")
     done = done_rounds(run)
     nxt = next_round(run)
+    latest = latest_round(run)
     if round_no is None:
-        round_no = done[-1] if redo and done else nxt
+        round_no = latest if redo and latest else nxt
     stage = f"round-{round_no}"
     status = round_status(run, round_no)
-    later = [n for n in done if n > round_no] + [
-        n for n in range(round_no + 1, round_no + 100) if round_status(run, n) != "new"]
+    cmd = f"augmine mine round {run}"
     if status == "done" and not redo:
+        again = (f", or train it again from its start with `{cmd} --redo`"
+                 if round_no == latest else "")
         raise AugmineError(f"round {round_no} of {run} is already done (report {stage}); "
-                           f"run round {nxt} (omit --round), or pass --redo to train it again "
-                           "from its start")
+                           f"run round {nxt} with `{cmd}`{again}")
     if status == "new" and round_no != nxt:
-        raise AugmineError(f"round {round_no}: the next round of {run} is {nxt}; "
-                           "rounds run in order")
-    if redo and later:
-        raise AugmineError(f"round {round_no} of {run} is followed by round {later[0]}; "
-                           "only the latest round can be redone")
+        raise AugmineError(f"round {round_no}: the next round of {run} is {nxt}; rounds run "
+                           f"in order: run it with `{cmd}`")
+    if redo and latest and round_no < latest:
+        raise AugmineError(f"round {round_no} of {run} is followed by round {latest}; only the "
+                           f"latest round can be redone: `{cmd} --redo` redoes round {latest}")
     if redo and status == "new":
         redo = False                               # nothing to redo: a plain first attempt
+    if status == "interrupted" and not redo and asked_epochs is None:
+        # resume with the epochs the interrupted attempt was started with
+        epochs = int(run.read_state().get("rounds", {}).get(stage, {}).get("epochs") or epochs)
 
     index = checked_run_index(run, skip_bad, progress)
     before = _before_report(run, round_no)
@@ -259,11 +288,14 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     resumed = False
     if status == "interrupted" and not redo:
         started = run.snapshot_meta(round_no) or {}
-        if (started.get("mode"), started.get("plan")) != (mode, meta["plan"]):
-            raise AugmineError(f"round {round_no} of {run} was interrupted with a different "
-                               f"{'mode' if started.get('mode') != mode else 'plan'} "
-                               f"({started.get('mode')}); rerun it as it was, or pass --redo to "
-                               "restart it from its start with the new settings")
+        if started.get("mode") != mode:
+            raise AugmineError(f"round {round_no} of {run} was interrupted in {started.get('mode')} "
+                               f"mode; resume it with `{cmd} --mode {started.get('mode')}`, or "
+                               f"restart it in {mode} mode with `{cmd} --mode {mode} --redo`")
+        if started.get("plan") != meta["plan"]:
+            raise AugmineError(f"round {round_no} of {run} was interrupted with another plan "
+                               f"than {run.plan_path(round_no)} holds now; restart it from its "
+                               f"start with this plan: `{cmd} --redo`")
         resumed = True
         log.info("round %d: resuming the interrupted attempt", round_no)
     else:

@@ -153,6 +153,12 @@ class RunDir:
                                f"in the run folder {self.path}: {fix}")
         return self
 
+    def remove_partial_writes(self) -> int:
+        """Delete the temporary files of writes a killed run left (the files they were
+        replacing are whole, see :mod:`augmine.atomic`); call before resuming. Returns
+        how many."""
+        return len(atomic.remove_leftovers(self.path)) if self.path.is_dir() else 0
+
     def stages(self) -> list[str]:
         """Names of the stage folders under ``reports/`` (unsorted, complete or not)."""
         if not self.reports_dir.is_dir():
@@ -305,8 +311,8 @@ class RunDir:
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise AugmineError(f"{path}: not valid JSON ({exc.msg}); pass --redo to restart "
-                               "the round") from None
+            raise AugmineError(f"{path}: not valid JSON ({exc.msg}); restart the round from "
+                               f"its start with `augmine mine round {self.path} --redo`") from None
 
     def restore(self, round_no: int) -> None:
         """Put checkpoints and state back as they were when round N started (later history

@@ -122,6 +122,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             raise AugmineError(f"{run}: nothing to resume (no state.json); run without "
                                "--resume to start it")
         state = run.read_state()
+        run.remove_partial_writes()
         cfg = run.config
         data_root = data_root or cfg.data
         if state.get("status") == "done":
@@ -202,6 +203,7 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                            "whole number >= 1")
     epochs = int(epochs)
     state = run.read_state()
+    run.remove_partial_writes()
     cfg = run.config
     last = cfg.phases[-1]
     size = int(size or last.size)

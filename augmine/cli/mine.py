@@ -88,9 +88,11 @@ _POLICY = click.Choice(["bottom-k", "threshold", "zscore"])
               help="fixed: every weak class gets --factor; proportional: factor * (1 - F1). "
                    "Default: proportional when --cap is given.")
 @click.option("--recipe", default=None, help="A stronger recipe for the weak classes (name or path).")
-def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe) -> None:
+@click.option("--force", is_flag=True,
+              help="Replace the plan of an interrupted round (then redo it: mine round --redo).")
+def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe, force) -> None:
     """Write the next round's oversampling plan for RUN and print what it would do."""
-    from ..rounds import check_run_dir, format_plan, load_run_index, plan_round
+    from ..rounds import check_run_dir, format_plan, load_run_index, plan_round, round_status
 
     run = check_run_dir(run).check_writable("mine plan")
     if recipe is not None:
@@ -98,14 +100,15 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe) -> Non
 
         recipe = str(resolve_recipe(recipe))
     index = load_run_index(run)
-    round_no, p, src = plan_round(run, policy=policy, k=k, threshold=threshold, z=z,
+    round_no, p, src = plan_round(run, force=force, policy=policy, k=k, threshold=threshold, z=z,
                                   factor=factor, cap=cap, scheme=scheme, recipe=recipe)
     p.aligned_to(index.class_ids, index.class_names)      # a plan must fit the run's dataset
     click.echo(f"round {round_no} plan from {src['stage']} (policy {p.policy['policy']}, "
                f"{p.policy['scheme']} factors):")
     for line in format_plan(p, index.class_counts("train")):
         click.echo(line)
-    click.echo(f"wrote {run.plan_path(round_no)}; run it with `augmine mine round {run}`")
+    redo = " --redo" if round_status(run, round_no) == "interrupted" else ""
+    click.echo(f"wrote {run.plan_path(round_no)}; run it with `augmine mine round {run}{redo}`")
 
 
 @command.command("round")
@@ -115,7 +118,8 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe) -> Non
               help="Repeat weak-class samples, or weight their loss instead "
                    "[config mining.class_weight, else oversample].")
 @click.option("--round", "round_no", type=int, default=None, help="Round number [the next one].")
-@click.option("--redo", is_flag=True, help="Train the latest (done) round again from its start.")
+@click.option("--redo", is_flag=True,
+              help="Train the latest round (done or interrupted) again from its start.")
 @click.option("--no-progress", is_flag=True,
               help="One line per epoch instead of progress bars (the default when piped).")
 @click.option("--skip-bad", is_flag=True,
