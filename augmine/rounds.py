@@ -144,7 +144,7 @@ def plan_round(run_dir, round_no: int | None = None, force: bool = False,
             f"round {round_no} of {run_dir} was interrupted and its plan "
             f"{run_dir.plan_path(round_no)} is in use; resume the round with `augmine mine "
             f"round {run_dir}`, or replace its plan with `augmine mine plan {run_dir} --force` "
-            f"(same options) and then restart the round with `augmine mine round {run_dir} "
+            f"(plus your plan options) and then restart the round with `augmine mine round {run_dir} "
             "--redo`")
     opts = mining_settings(run_dir, **settings)
     plan = plan_from_report(report, **opts)
