@@ -144,8 +144,8 @@ def plan_round(run_dir, round_no: int | None = None, force: bool = False,
             f"round {round_no} of {run_dir} was interrupted and its plan "
             f"{run_dir.plan_path(round_no)} is in use; resume the round with `augmine mine "
             f"round {run_dir}`, or replace its plan with `augmine mine plan {run_dir} --force` "
-            f"(plus your plan options) and then restart the round with `augmine mine round {run_dir} "
-            "--redo`")
+            "(plus your plan options) and then restart the round with "
+            f"`augmine mine round {run_dir} --redo`")
     opts = mining_settings(run_dir, **settings)
     plan = plan_from_report(report, **opts)
     write_plan(run_dir, round_no, plan)
@@ -236,8 +236,9 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     ``round-N`` report with before/after.
 
     An interrupted round is resumed by calling this again (same plan and mode; its epochs
-    unless ``epochs`` is given; the trainer continues from its last committed epoch). A done round raises unless ``redo``, which
-    puts the run back to the round's start and trains it again (latest round only).
+    unless ``epochs`` is given; the trainer continues from its last committed epoch). A
+    done round raises unless ``redo``, which puts the run back to the round's start and
+    trains it again (the latest round started only: :func:`latest_round`).
     """
     run = check_run_dir(run_dir)
     if not run.has_checkpoint("last"):
@@ -289,8 +290,9 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     if status == "interrupted" and not redo:
         started = run.snapshot_meta(round_no) or {}
         if started.get("mode") != mode:
-            raise AugmineError(f"round {round_no} of {run} was interrupted in {started.get('mode')} "
-                               f"mode; resume it with `{cmd} --mode {started.get('mode')}`, or "
+            was = started.get("mode")
+            raise AugmineError(f"round {round_no} of {run} was interrupted in {was} mode; "
+                               f"resume it with `{cmd} --mode {was}`, or "
                                f"restart it in {mode} mode with `{cmd} --mode {mode} --redo`")
         if started.get("plan") != meta["plan"]:
             raise AugmineError(f"round {round_no} of {run} was interrupted with another plan "
