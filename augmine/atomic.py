@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -67,6 +68,22 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+# the temporary files atomic_path makes: ".<target name>.<8 random chars><suffix>"
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)?$")
+
+
+def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write (SIGKILL, power loss) left
+    anywhere under ``folder``; the targets themselves are whole. Returns the deleted paths.
+    Call it only when no writer is at work in ``folder``."""
+    gone = []
+    for path in Path(folder).rglob(".*"):
+        if path.is_file() and _TEMP_NAME.match(path.name):
+            path.unlink(missing_ok=True)
+            gone.append(path)
+    return gone
 
 
 def write_bytes(target: str | os.PathLike, data: bytes) -> Path:

@@ -470,7 +470,7 @@ def decode_image(data: bytes, path: str = "<bytes>") -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if img is None:
         raise AugmineError(f"{path}: cannot decode image (corrupt or not an image); delete "
-                           "or replace it, or index with --skip-bad")
+                           "or replace it, or pass --skip-bad to leave bad files out")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -572,6 +572,30 @@ def check_images(index: DatasetIndex, skip_bad: bool = False,
     :class:`AugmineError` that counts them and names the first few.
     """
     return drop_bad_files(index, find_bad_images(index, splits, progress=progress), skip_bad)
+
+
+def load_checked_index(root: str | os.PathLike, skip_bad: bool = False,
+                       skipped: Sequence[str] = (), splits: Sequence[str] | None = None,
+                       progress: bool = False) -> DatasetIndex:
+    """The dataset folder ``root`` ready to train or evaluate on, checked before any batch.
+
+    Loads ``root`` (structural problems raise), requires >= 2 classes and images in both
+    splits, leaves out ``skipped`` (paths relative to ``root`` that a run left out before, so
+    a resumed run sees the same index; each logged), then decodes every image of ``splits``
+    (default all): bad ones are left out, each logged, with ``skip_bad``, else one
+    :class:`AugmineError` names them and suggests ``--skip-bad``. ``index.skipped`` lists
+    every file left out (see :func:`skipped_paths`).
+    """
+    index = load_index(root).check_trainable()
+    if skipped:
+        index = drop_bad_files(index, [BadFile(str(index.root / p), "left out when the run "
+                                               "started (--skip-bad)") for p in skipped], True)
+    return check_images(index, skip_bad, splits=splits, progress=progress).check_trainable()
+
+
+def skipped_paths(index: DatasetIndex) -> list[str]:
+    """The files ``index`` left out, as sorted paths relative to its root (what a run records)."""
+    return sorted({os.path.relpath(b.path, index.root) for b in index.skipped})
 
 
 def load_images(paths: Iterable[str], workers: int | None = None) -> list[np.ndarray]:

@@ -61,9 +61,11 @@ def demo_config(epochs: int | None = None, round_epochs: int | None = None):
 
 def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
              epochs: int | None = None, round_epochs: int | None = None,
-             progress: bool = True, echo: Callable[[str], None] = print) -> DemoSummary:
+             progress: bool = True, echo: Callable[[str], None] = print,
+             skip_bad: bool = False) -> DemoSummary:
     """Run (or resume) the demo into ``out`` (a path or RunDir); ``echo`` receives one line
-    per step. Returns a :class:`DemoSummary`."""
+    per step; ``skip_bad`` leaves out images that do not decode (each logged) instead of
+    failing. Returns a :class:`DemoSummary`."""
     from .dataset import load_index
     from .inspection import inspect_dataset, write_report
     from .recipes import recipes_dir
@@ -79,7 +81,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
         echo("1/5 dataset: the embedded generated dataset (made once, then cached)")
         data = ensure_default_dataset(progress=progress)
     data = Path(data).expanduser().resolve()
-    index = load_index(data, verify=True)
+    index = load_index(data, skip_bad=skip_bad, verify=True)
     echo(f"    {data}: {index.num_classes} classes, {len(index.train):,} train and "
          f"{len(index.val):,} val images")
 
@@ -105,12 +107,12 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
 
     echo(f"3/5 training a small DenseNet at 16, 32 and 64 px ({recipes_dir() / DEMO_CONFIG})")
     train_run(demo_config(epochs, round_epochs), data_root=data, run_dir=run, resume=resume,
-              progress=progress)
+              progress=progress, skip_bad=skip_bad)
 
     if not done_rounds(run):
         echo("4/5 mining round 1: oversampling the weakest classes for extra epochs, and a "
              "control round with plain sampling")
-        run_round(run, progress=progress)
+        run_round(run, progress=progress, skip_bad=skip_bad)
     else:
         echo("4/5 mining round 1 already done")
 

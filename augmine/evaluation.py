@@ -97,14 +97,17 @@ def resolve_checkpoint(run_or_checkpoint, which: str = "best", size: int | None 
 
 
 def evaluate_checkpoint(run_or_checkpoint, data_root=None, size: int | None = None,
-                        batch_size: int | None = None, which: str = "best") -> dict:
+                        batch_size: int | None = None, which: str = "best",
+                        skip_bad: bool = False) -> dict:
     """Top-1/top-5 accuracy and loss of a run's checkpoint (or a ``.keras`` file) on val.
 
     ``size``/``batch_size``/``data_root`` default to the run's (see
-    :func:`evaluation_settings`, :func:`resolve_checkpoint`). Returns ``{"top1", "top5",
+    :func:`evaluation_settings`, :func:`resolve_checkpoint`). The val images are decoded
+    first: bad ones are left out (each logged) with ``skip_bad``, or when the run left them
+    out, else one error suggests ``--skip-bad``. Returns ``{"top1", "top5",
     "loss", "num_samples", "checkpoint", "size", "batch_size", "data"}``.
     """
-    from .dataset import load_index
+    from .dataset import load_checked_index
     from .training import load_checkpoint
 
     ckpt, run, size = resolve_checkpoint(run_or_checkpoint, which, size)
@@ -113,7 +116,12 @@ def evaluate_checkpoint(run_or_checkpoint, data_root=None, size: int | None = No
     data_root = data_root or (cfg.data if cfg is not None else None)
     if not data_root:
         raise AugmineError(f"{ckpt}: no recorded dataset; pass --data PATH")
-    index = load_index(data_root)
+    state = run.read_state() if run is not None and run.has_state() else {}
+    if cfg is None or not cfg.data or \
+            Path(data_root).expanduser().resolve() != Path(cfg.data).expanduser().resolve():
+        state = {}                        # another dataset: the run's skipped files mean nothing
+    index = load_checked_index(data_root, bool(skip_bad or state.get("skip_bad")),
+                               state.get("skipped") or (), splits=["val"])
     model = load_checkpoint(ckpt, compile=False)
     if model.output_shape[-1] != index.num_classes:
         raise AugmineError(f"{ckpt} predicts {model.output_shape[-1]} classes but {data_root} "

@@ -42,7 +42,7 @@ from .mining import (OversamplingPlan, apply_holdout, effect_table, effect_warni
 from .reports import (latest_report, list_stage_reports, load_predictions, report_done,
                       stage_sort_key, write_stage_report)
 from .rundir import RunDir
-from .train import train_extra_epochs
+from .train import checked_run_index, train_extra_epochs
 
 log = logging.getLogger("augmine")
 
@@ -190,11 +190,13 @@ def plan_from_report(report: dict, **settings) -> OversamplingPlan:
                      [c["name"] for c in report["per_class"]], source=report["stage"], **kw)
 
 
-def plan_round(run_dir, round_no: int | None = None, **settings) -> tuple[int, OversamplingPlan, dict]:
+def plan_round(run_dir, round_no: int | None = None, force: bool = False,
+               **settings) -> tuple[int, OversamplingPlan, dict]:
     """Make and write the plan of the next round (or ``round_no``) from the latest report.
 
-    ``settings`` override the config's ``mining:`` section. Returns ``(round_no, plan,
-    source_report)``.
+    ``settings`` override the config's ``mining:`` section. The plan of an interrupted
+    round is in use and is replaced only with ``force`` (the round must then be redone).
+    Returns ``(round_no, plan, source_report)``.
     """
     run_dir = check_run_dir(run_dir)
     report = latest_report(run_dir)
@@ -203,6 +205,13 @@ def plan_round(run_dir, round_no: int | None = None, **settings) -> tuple[int, O
     if round_no in done_rounds(run_dir):
         raise AugmineError(f"round {round_no} of {run_dir} is already done; plan round {nxt} "
                            "instead (omit --round)")
+    if not force and round_status(run_dir, round_no) == "interrupted":
+        raise AugmineError(
+            f"round {round_no} of {run_dir} was interrupted and its plan "
+            f"{run_dir.plan_path(round_no)} is in use; resume the round with `augmine mine "
+            f"round {run_dir}`, or replace its plan with `augmine mine plan {run_dir} --force` "
+            "(plus your plan options) and then restart the round with "
+            f"`augmine mine round {run_dir} --redo`")
     opts = mining_settings(run_dir, **settings)
     index = load_run_index(run_dir)
     plan = selected_plan(run_dir, index, report, selection_method(run_dir, opts.get("selection")),
@@ -266,7 +275,11 @@ def round_status(run_dir, round_no: int) -> str:
     run = RunDir.of(run_dir)
     if report_done(run, f"round-{round_no}"):
         return "done"
-    if run.snapshot_meta(round_no) is not None:
+    try:
+        started = run.snapshot_meta(round_no) is not None
+    except AugmineError:
+        started = True              # a broken start record: it started (--redo rebuilds it)
+    if started:
         return "interrupted"
     return "new"
 
@@ -410,9 +423,21 @@ def measure_round(index, selection: str, seed: int, chosen, before_probs, after_
             "warning": effect_warning(table, has_control)}
 
 
+def latest_round(run_dir) -> int | None:
+    """The highest round that was started (done or interrupted), or None: the one ``--redo``
+    redoes."""
+    run = RunDir.of(run_dir)
+    n = next_round(run)
+    if round_status(run, n) != "new":
+        return n
+    done = done_rounds(run)
+    return done[-1] if done else None
+
+
 def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
               round_no: int | None = None, redo: bool = False, progress: bool = True,
-              extra_callbacks=(), control: bool | None = None, **plan_settings) -> RoundResult:
+              extra_callbacks=(), control: bool | None = None, skip_bad: bool = False,
+              **plan_settings) -> RoundResult:
     """Run mining round ``round_no`` (default: the next one) on ``run_dir`` (path or RunDir).
 
     Uses the round's saved plan when it exists, else makes and saves it from the selection
@@ -421,15 +446,17 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     the pipeline) or ``class-weight`` (the same emphasis as Keras loss weights); default
     the config's ``mining.class_weight``, else oversample. Trains ``epochs`` extra epochs
     (default ``mining.epochs``, else 5) from the last checkpoint on the round's own LR
-    (:func:`round_schedule`; ``extra_callbacks`` join the fit) and, unless ``control`` is
+    (:func:`round_schedule`; ``extra_callbacks`` join the fit; every image is checked
+    first, bad ones left out with ``skip_bad``) and, unless ``control`` is
     False (default ``mining.control``, else True), a control from the same start with the
     same steps, LR and seeds and plain sampling (``branches/round-N/control``). Evaluates on
     val and writes the ``round-N`` report; its ``effect`` (:func:`measure_round`) compares
     before, after and control on the measurement images with bootstrap intervals.
 
     An interrupted round (or control) is resumed by calling this again (same plan and
-    mode). A done round raises unless ``redo``, which puts the run back to the round's
-    start and trains it (and its control) again (latest round only).
+    mode; its epochs unless ``epochs`` is given). A done round raises unless ``redo``, which
+    puts the run back to the round's start and trains it (and its control) again (the latest
+    round started only: :func:`latest_round`).
     """
     run = check_run_dir(run_dir)
     if not run.has_checkpoint("last"):
@@ -441,31 +468,36 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     if mode not in MODES:
         raise AugmineError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
     control = bool(settings.get("control", True)) if control is None else bool(control)
+    asked_epochs = epochs
     epochs = int(epochs if epochs is not None else settings.get("epochs") or 5)
     if epochs < 1:
         raise AugmineError(f"--epochs {epochs}: train at least 1 epoch")
     done = done_rounds(run)
     nxt = next_round(run)
+    latest = latest_round(run)
     if round_no is None:
-        round_no = done[-1] if redo and done else nxt
+        round_no = latest if redo and latest else nxt
     stage = f"round-{round_no}"
     status = round_status(run, round_no)
-    later = [n for n in done if n > round_no] + [
-        n for n in range(round_no + 1, round_no + 100) if round_status(run, n) != "new"]
+    cmd = f"augmine mine round {run}"
     if status == "done" and not redo:
+        again = (f", or train it again from its start with `{cmd} --redo`"
+                 if round_no == latest else "")
         raise AugmineError(f"round {round_no} of {run} is already done (report {stage}); "
-                           f"run round {nxt} (omit --round), or pass --redo to train it again "
-                           "from its start")
+                           f"run round {nxt} with `{cmd}`{again}")
     if status == "new" and round_no != nxt:
-        raise AugmineError(f"round {round_no}: the next round of {run} is {nxt}; "
-                           "rounds run in order")
-    if redo and later:
-        raise AugmineError(f"round {round_no} of {run} is followed by round {later[0]}; "
-                           "only the latest round can be redone")
+        raise AugmineError(f"round {round_no}: the next round of {run} is {nxt}; rounds run "
+                           f"in order: run it with `{cmd}`")
+    if redo and latest and round_no < latest:
+        raise AugmineError(f"round {round_no} of {run} is followed by round {latest}; only the "
+                           f"latest round can be redone: `{cmd} --redo` redoes round {latest}")
     if redo and status == "new":
         redo = False                               # nothing to redo: a plain first attempt
+    if status == "interrupted" and not redo and asked_epochs is None:
+        # resume with the epochs the interrupted attempt was started with
+        epochs = int(run.read_state().get("rounds", {}).get(stage, {}).get("epochs") or epochs)
 
-    index = load_run_index(run)
+    index = checked_run_index(run, skip_bad, progress)
     before = _before_report(run, round_no)
     selection = selection_method(run, settings.get("selection"))
     if run.plan_path(round_no).is_file():
@@ -478,11 +510,15 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     resumed = False
     if status == "interrupted" and not redo:
         started = run.snapshot_meta(round_no) or {}
-        if (started.get("mode"), started.get("plan")) != (mode, meta["plan"]):
-            raise AugmineError(f"round {round_no} of {run} was interrupted with a different "
-                               f"{'mode' if started.get('mode') != mode else 'plan'} "
-                               f"({started.get('mode')}); rerun it as it was, or pass --redo to "
-                               "restart it from its start with the new settings")
+        if started.get("mode") != mode:
+            was = started.get("mode")
+            raise AugmineError(f"round {round_no} of {run} was interrupted in {was} mode; "
+                               f"resume it with `{cmd} --mode {was}`, or "
+                               f"restart it in {mode} mode with `{cmd} --mode {mode} --redo`")
+        if started.get("plan") != meta["plan"]:
+            raise AugmineError(f"round {round_no} of {run} was interrupted with another plan "
+                               f"than {run.plan_path(round_no)} holds now; restart it from its "
+                               f"start with this plan: `{cmd} --redo`")
         resumed = True
         start_step = int(started.get("start_step", 0))
         log.info("round %d: resuming the interrupted attempt", round_no)
@@ -669,13 +705,14 @@ def format_compare(result: dict) -> list[str]:
 
 # --------------------------------------------------------------------------- suspects
 
-def find_suspects(run_dir, per_class: int = 10, classes=None,
-                  in_sample: bool = False) -> tuple[str, list[dict]]:
+def find_suspects(run_dir, per_class: int = 10, classes=None, in_sample: bool = False,
+                  skip_bad: bool = False) -> tuple[str, list[dict]]:
     """Images of weak classes with the lowest self-confidence under the run's last
     checkpoint, scored out of sample: the held-out slice of train when the run has one,
     else val (``in_sample=True``: the training images, which the model has fit; labelled
     so). ``classes``: names/ids (default: the latest report's plan, else its weakest).
-    Writes the latest stage's ``suspects.csv``; returns ``(csv path, rows)``; each row's
+    Images are checked first (bad ones left out with ``skip_bad``, or when the run left
+    them out). Writes the latest stage's ``suspects.csv``; returns ``(csv path, rows)``; each row's
     ``split`` and ``scored`` say where and how it was scored."""
     from .mining import suspect_samples
     from .training import load_checkpoint
@@ -685,7 +722,7 @@ def find_suspects(run_dir, per_class: int = 10, classes=None,
         raise AugmineError(f"{run.checkpoint('last')} is missing: {run} has no checkpoint; "
                            "train it first")
     rep = latest_report(run)
-    index = load_run_index(run)
+    index = checked_run_index(run, skip_bad)
     if classes:
         chosen = [index.class_index(c) for c in classes]
     else:

@@ -171,6 +171,35 @@ class RunDir:
                                "reports/); give the folder `augmine train` wrote")
         return self
 
+    def check_writable(self, command: str = "this command") -> "RunDir":
+        """This RunDir; a one-line error naming the first folder of the run that cannot be
+        written (or, when the run does not exist yet, the folder it would be made in) and
+        the fix. ``command`` names what wants to write (e.g. ``"mine round"``)."""
+        if not self.path.is_dir():
+            parent = next(p for p in self.path.parents if p.exists())
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise AugmineError(f"{parent} is not writable ({_why_not_writable(parent)}), so "
+                                   f"`augmine {command}` cannot make {self.path} there; "
+                                   "choose a run folder in a writable place")
+            return self
+        folders = [self.path] + sorted(p for p in self.path.rglob("*") if p.is_dir())
+        for folder in folders:
+            if os.access(folder, os.W_OK | os.X_OK):
+                continue
+            why = _why_not_writable(folder)
+            fix = (f"copy the run to a writable place (cp -r {self.path} COPY) and run "
+                   f"`augmine {command}` on COPY" if why == "read-only file system" else
+                   f"make it writable (chmod -R u+w {self.path}) or run as its owner")
+            raise AugmineError(f"{folder} is not writable ({why}); `augmine {command}` writes "
+                               f"in the run folder {self.path}: {fix}")
+        return self
+
+    def remove_partial_writes(self) -> int:
+        """Delete the temporary files of writes a killed run left (the files they were
+        replacing are whole, see :mod:`augmine.atomic`); call before resuming. Returns
+        how many."""
+        return len(atomic.remove_leftovers(self.path)) if self.path.is_dir() else 0
+
     def stages(self) -> list[str]:
         """Names of the stage folders under ``reports/`` (unsorted, complete or not)."""
         if not self.reports_dir.is_dir():
@@ -323,8 +352,8 @@ class RunDir:
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise AugmineError(f"{path}: not valid JSON ({exc.msg}); pass --redo to restart "
-                               "the round") from None
+            raise AugmineError(f"{path}: not valid JSON ({exc.msg}); restart the round from "
+                               f"its start with `augmine mine round {self.path} --redo`") from None
 
     def restore(self, round_no: int) -> None:
         """Put checkpoints and state back as they were when round N started (later history
@@ -333,6 +362,15 @@ class RunDir:
             if src.is_file():
                 _copy_atomic(src, dst)
         self._config = None
+
+
+def _why_not_writable(folder: Path) -> str:
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except (OSError, AttributeError):
+        pass
+    return "permission denied"
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:

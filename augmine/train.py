@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig, load_config
-from .dataset import load_index
+from .dataset import load_checked_index, skipped_paths
 from .errors import AugmineError
 from .evaluation import evaluate_model, evaluation_settings
 from .mining import apply_holdout
@@ -29,7 +29,7 @@ from .reports import write_stage_report
 from .rundir import RunDir
 from .runtime import import_keras
 from .training import (build_model, distribution, dtype_policy, fit_stage, precision_policy,
-                       restore_model, stage_callbacks)
+                       restore_model, show_bars, stage_callbacks)
 
 log = logging.getLogger("augmine")
 
@@ -144,13 +144,15 @@ def _fit_and_close(model, feeds, epochs: int, initial_epoch: int, callbacks, pro
 
 
 def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
-              progress: bool = True, extra_callbacks=()) -> RunResult:
+              progress: bool = True, extra_callbacks=(), skip_bad: bool = False) -> RunResult:
     """Train every phase of a config into ``run_dir``; with ``resume`` continue a killed run.
 
     ``config``: YAML path, dict or :class:`TrainConfig` (ignored on resume: the run's own
     ``config.yaml`` is used). ``data_root``: dataset folder (on resume defaults to the
     recorded one). ``run_dir``: a path or :class:`RunDir`. ``extra_callbacks``: Keras
-    callbacks added to every phase's fit. Writes the run folder and a ``phase-N`` report
+    callbacks added to every phase's fit. ``skip_bad``: leave out images that do not decode
+    (each logged) instead of failing; every image is checked before the first epoch (see
+    :func:`run_index`). Writes the run folder and a ``phase-N`` report
     after each phase. Returns a :class:`RunResult`.
     """
     run = RunDir.of(run_dir)
@@ -159,6 +161,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             raise AugmineError(f"{run}: nothing to resume (no state.json); run without "
                                "--resume to start it")
         state = run.read_state()
+        run.remove_partial_writes()
         cfg = run.config
         data_root = data_root or cfg.data
         if state.get("status") == "done":
@@ -173,7 +176,8 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             raise AugmineError("no dataset given; pass --data PATH")
         state = None
     data_root = Path(data_root).expanduser().resolve()
-    index = apply_holdout(load_index(data_root), cfg.mining.holdout, cfg.seed)  # never trained on
+    index, skips = run_index(data_root, state, skip_bad, progress)
+    index = apply_holdout(index, cfg.mining.holdout, cfg.seed)  # never trained on
     steps = phase_steps(cfg, index)
     if state is None:
         from .config import create_schedule
@@ -182,7 +186,8 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
         cfg = cfg.model_copy(update={"data": str(data_root)})
         run.write_config(cfg)
         state = _new_state(cfg, index.num_classes)
-        run.write_state(state)
+    state.update(skips)
+    run.write_state(state)
     if not run.lr_schedule_path.is_file():
         plot_run_schedule(run, cfg, steps)
 
@@ -245,6 +250,7 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                            "whole number >= 1")
     epochs = int(epochs)
     state = run.read_state()
+    run.remove_partial_writes()
     cfg = run.config
     last = cfg.phases[-1]
     size = int(size or last.size)
@@ -273,3 +279,37 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     state["status"] = "done"
     run.write_state(state)
     return model
+
+
+def run_index(data_root, state: dict | None = None, skip_bad: bool = False,
+              progress: bool = False):
+    """The dataset a run trains on, every image decoded before the first epoch.
+
+    ``state``: the run's state dict (None for a new run): the files it left out before stay
+    out and its ``--skip-bad`` carries on, so a resumed run sees the same index. Bad images
+    are left out (each logged) with ``skip_bad``, else one :class:`AugmineError` names them
+    and suggests ``--skip-bad`` (see :func:`~augmine.dataset.load_checked_index`). Returns
+    ``(index, record)``; ``record`` (``{"skip_bad": bool, "skipped": [relative paths]}``)
+    belongs in the run's state.
+    """
+    state = state or {}
+    skip_bad = bool(skip_bad or state.get("skip_bad"))
+    index = load_checked_index(data_root, skip_bad, state.get("skipped") or (),
+                               progress=show_bars(progress))
+    return index, {"skip_bad": skip_bad, "skipped": skipped_paths(index)}
+
+
+def checked_run_index(run_dir, skip_bad: bool = False, progress: bool = False):
+    """The recorded dataset of the run in ``run_dir`` checked like :func:`train_run` checks it
+    (:func:`run_index`), its held-out slice (``mining.holdout``) split off as ``holdout``; a
+    changed skip record is saved in the run's state. Returns the DatasetIndex."""
+    run = RunDir.of(run_dir)
+    state = run.read_state() if run.has_state() else {}
+    if not run.config.data:
+        raise AugmineError(f"{run.config_path} records no `data:` folder; the trainer writes "
+                           "it there")
+    index, skips = run_index(run.config.data, state, skip_bad, progress)
+    if state and any(state.get(k) != v for k, v in skips.items()):
+        state.update(skips)
+        run.write_state(state)
+    return apply_holdout(index, run.config.mining.holdout, run.config.seed)

@@ -7,6 +7,7 @@ Every :class:`~augmine.errors.AugmineError` is printed as one ``Error:`` line (e
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 
@@ -40,6 +41,18 @@ class AugmineGroup(click.Group):
             return super().invoke(ctx)
         except AugmineError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            if exc.errno not in _WRITE_ERRORS:
+                raise
+            where = exc.filename or "a file"
+            raise click.ClickException(
+                f"cannot write {where}: {exc.strerror}; free space or make its folder "
+                "writable (or copy the run folder to a writable place and give the copy), "
+                "then run the same command again") from None
+
+
+# the environment refused a write: one line, not a traceback
+_WRITE_ERRORS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
 
 
 @click.group(cls=AugmineGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,11 +16,18 @@ import click
               help="Epochs per phase (default: the built-in cpu-small config's).")
 @click.option("--round-epochs", default=None, type=click.IntRange(min=1),
               help="Epochs of the mining round (default: the config's mining.epochs).")
-def command(out: Path, data: Path | None, epochs: int | None, round_epochs: int | None) -> None:
+@click.option("--skip-bad", is_flag=True,
+              help="Leave out images that do not decode (each logged) instead of failing.")
+def command(out: Path, data: Path | None, epochs: int | None, round_epochs: int | None,
+            skip_bad: bool) -> None:
     """Generate data, inspect it, train through 16/32/64 px, run a mining round, summarise.
 
     Takes a few minutes on a 2-core CPU; no download.
     """
     from ..demo import run_demo
+    from ..rundir import RunDir
 
-    run_demo(out, data=data, epochs=epochs, round_epochs=round_epochs, echo=click.echo)
+    RunDir(out).check_writable("demo")
+
+    run_demo(out, data=data, epochs=epochs, round_epochs=round_epochs, echo=click.echo,
+             skip_bad=skip_bad)

@@ -94,24 +94,27 @@ _POLICY = click.Choice(["bottom-k", "threshold", "zscore"])
               help="fixed: every weak class gets --factor; proportional: factor * (1 - F1). "
                    "Default: proportional when --cap is given.")
 @click.option("--recipe", default=None, help="A stronger recipe for the weak classes (name or path).")
-def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe) -> None:
+@click.option("--force", is_flag=True,
+              help="Replace the plan of an interrupted round (then redo it: mine round --redo).")
+def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe, force) -> None:
     """Write the next round's oversampling plan for RUN and print what it would do."""
-    from ..rounds import check_run_dir, format_plan, load_run_index, plan_round
+    from ..rounds import check_run_dir, format_plan, load_run_index, plan_round, round_status
 
-    run = check_run_dir(run)
+    run = check_run_dir(run).check_writable("mine plan")
     if recipe is not None:
         from ..recipes import resolve_recipe
 
         recipe = str(resolve_recipe(recipe))
     index = load_run_index(run)
-    round_no, p, src = plan_round(run, policy=policy, k=k, threshold=threshold, z=z,
+    round_no, p, src = plan_round(run, force=force, policy=policy, k=k, threshold=threshold, z=z,
                                   factor=factor, cap=cap, scheme=scheme, recipe=recipe)
     p.aligned_to(index.class_ids, index.class_names)      # a plan must fit the run's dataset
     click.echo(f"round {round_no} plan from {src['stage']} (policy {p.policy['policy']}, "
                f"{p.policy['scheme']} factors):")
     for line in format_plan(p, index.class_counts("train")):
         click.echo(line)
-    click.echo(f"wrote {run.plan_path(round_no)}; run it with `augmine mine round {run}`")
+    redo = " --redo" if round_status(run, round_no) == "interrupted" else ""
+    click.echo(f"wrote {run.plan_path(round_no)}; run it with `augmine mine round {run}{redo}`")
 
 
 _SELECTION = click.Choice(["val-half", "holdout"])
@@ -124,7 +127,8 @@ _SELECTION = click.Choice(["val-half", "holdout"])
               help="Repeat weak-class samples, or weight their loss instead "
                    "[config mining.class_weight, else oversample].")
 @click.option("--round", "round_no", type=int, default=None, help="Round number [the next one].")
-@click.option("--redo", is_flag=True, help="Train the latest (done) round again from its start.")
+@click.option("--redo", is_flag=True,
+              help="Train the latest round (done or interrupted) again from its start.")
 @click.option("--no-control", is_flag=True,
               help="Skip the control round (plain sampling, same steps, LR and seeds); the "
                    "effect of the round is then unmeasured.")
@@ -134,18 +138,22 @@ _SELECTION = click.Choice(["val-half", "holdout"])
                    "val-half].")
 @click.option("--no-progress", is_flag=True,
               help="One line per epoch instead of progress bars (the default when piped).")
-def round_(run: Path, epochs, mode, round_no, redo, no_control, selection, no_progress) -> None:
+@click.option("--skip-bad", is_flag=True,
+              help="Leave out images that do not decode (each logged) instead of failing.")
+def round_(run: Path, epochs, mode, round_no, redo, no_control, selection, no_progress,
+           skip_bad) -> None:
     """Train extra epochs on RUN with the round's plan and a control, report the effect.
 
     Uses plans/round-N.json (from `augmine mine plan`), or makes it from the config's
     mining settings. An interrupted round (or control) can simply be run again.
     """
     from ..reports import stage_dir
-    from ..rounds import describe_arm, format_effect, run_round
+    from ..rounds import check_run_dir, describe_arm, format_effect, run_round
 
+    check_run_dir(run).check_writable("mine round")
     res = run_round(run, epochs=epochs, mode=mode, round_no=round_no, redo=redo,
                     progress=not no_progress, control=False if no_control else None,
-                    selection=selection)
+                    selection=selection, skip_bad=skip_bad)
     rep = res.report
     resumed = ", resumed after an interruption" if res.resumed else ""
     lo, hi = rep["meta"].get("lr") or (None, None)
@@ -212,13 +220,16 @@ def history_(run: Path, classes) -> None:
               help="Class to check (name or id; repeatable). Default: the latest plan's classes.")
 @click.option("--in-sample", is_flag=True,
               help="Score the training images instead (the model has fit them: weaker evidence).")
-def suspects(run: Path, per_class: int, classes, in_sample: bool) -> None:
+@click.option("--skip-bad", is_flag=True,
+              help="Leave out images that do not decode (each logged) instead of failing.")
+def suspects(run: Path, per_class: int, classes, in_sample: bool, skip_bad: bool) -> None:
     """Images of the weak classes the model believes least (possible label errors), scored
     out of sample: the held-out slice of train when the run has one, else val."""
-    from ..rounds import find_suspects
+    from ..rounds import check_run_dir, find_suspects
 
+    check_run_dir(run).check_writable("mine suspects")
     out, rows = find_suspects(run, per_class=per_class, classes=list(classes) or None,
-                              in_sample=in_sample)
+                              in_sample=in_sample, skip_bad=skip_bad)
     if rows:
         click.echo(f"scored on {rows[0]['split']} images, {rows[0]['scored']}")
     for r in rows:

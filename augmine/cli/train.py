@@ -27,11 +27,15 @@ def _data_or_default(data: Path | None) -> Path:
 @click.option("--resume", is_flag=True, help="Continue a killed run at its phase, epoch and LR step.")
 @click.option("--no-progress", is_flag=True,
               help="One line per epoch instead of progress bars (the default when piped).")
+@click.option("--skip-bad", is_flag=True,
+              help="Leave out images that do not decode (each logged) instead of failing; "
+                   "the run remembers it, so --resume uses the same images.")
 def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
-          no_progress: bool) -> None:
+          no_progress: bool, skip_bad: bool) -> None:
     """Train the phases of CONFIG (a training config YAML) into --run-dir."""
     from ..config import load_config
     from ..errors import AugmineError
+    from ..rundir import RunDir
     from ..train import train_run
 
     if config is None and not resume:
@@ -40,7 +44,9 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
     if not resume:
         load_config(config)  # fail on a bad config before touching the dataset
         data = _data_or_default(data)
-    result = train_run(config, data, run_dir, resume=resume, progress=not no_progress)
+    RunDir(run_dir).check_writable("train --resume" if resume else "train")
+    result = train_run(config, data, run_dir, resume=resume, progress=not no_progress,
+                       skip_bad=skip_bad)
     st = result.state
     best = st.get("best_val_accuracy")
     click.echo(f"run       {result.run_dir}")
@@ -58,15 +64,17 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
               show_default=True, help="Which checkpoint of a run folder.")
 @click.option("--size", type=int, default=None, help="Image size (default: the last phase's).")
 @click.option("--batch-size", type=int, default=None)
+@click.option("--skip-bad", is_flag=True,
+              help="Leave out images that do not decode (each logged) instead of failing.")
 def evaluate(run_or_checkpoint: Path, data: Path | None, which: str, size: int | None,
-             batch_size: int | None) -> None:
+             batch_size: int | None, skip_bad: bool) -> None:
     """Top-1/top-5 accuracy and loss of a run (or a .keras file) on the validation split.
 
     A run folder defaults to its last phase's best checkpoint at the last phase's size."""
     from ..evaluation import evaluate_checkpoint
 
     r = evaluate_checkpoint(run_or_checkpoint, data, size=size, batch_size=batch_size,
-                            which=which)
+                            which=which, skip_bad=skip_bad)
     click.echo(f"checkpoint  {r['checkpoint']}")
     click.echo(f"data        {r['data']}  ({r['num_samples']} val images at {r['size']} px)")
     click.echo(f"top-1       {r['top1']:.2%}")
