@@ -472,7 +472,6 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     epochs = int(epochs if epochs is not None else settings.get("epochs") or 5)
     if epochs < 1:
         raise AugmineError(f"--epochs {epochs}: train at least 1 epoch")
-    done = done_rounds(run)
     nxt = next_round(run)
     latest = latest_round(run)
     if round_no is None:
