@@ -115,11 +115,8 @@ def selection_report(run_dir, index, report: dict, selection: str) -> dict:
     ``{stage, selection, images, per_class: [{class_id, name, f1, support}]}``."""
     run = RunDir.of(run_dir)
     if selection == "val-half":
-        preds = load_predictions(run, report["stage"])
-        y, probs = preds["y_true"], preds["probs"]
-        if len(y) != len(index.val):
-            raise AugmineError(f"{run.report_dir(report['stage'])}: {len(y)} val predictions "
-                               f"for {len(index.val)} val images; rerun the stage")
+        y = np.asarray(index.val.labels, np.int64)
+        probs = _stage_probs(run, report["stage"], index)
         sel, _ = selection_split(index.val.labels, run.config.seed)
         y, pred = y[sel], probs[sel].argmax(axis=1)
     else:
@@ -560,12 +557,22 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
 
 
 def _stage_probs(run: RunDir, stage: str, index) -> np.ndarray:
-    """A stage report's saved val probabilities (N_val, C), checked against ``index``."""
+    """A stage report's saved val probabilities (N_val, C) in ``index``'s val order.
+
+    When images were left out since the stage (``--skip-bad`` after a file went bad), the
+    saved rows are matched to the remaining val images by path."""
     preds = load_predictions(run, stage)
-    if len(preds["y_true"]) != len(index.val) or \
-            not np.array_equal(preds["y_true"], np.asarray(index.val.labels)):
+    y_now = np.asarray(index.val.labels)
+    if len(preds["y_true"]) != len(y_now) and len(preds.get("val_paths", ())) and \
+            all(preds["val_paths"]):
+        row = {str(p): i for i, p in enumerate(preds["val_paths"])}
+        take = [row.get(str(p)) for p in index.val.paths]
+        if None not in take:
+            preds = {"y_true": preds["y_true"][take], "probs": preds["probs"][take]}
+    if len(preds["y_true"]) != len(y_now) or not np.array_equal(preds["y_true"], y_now):
         raise AugmineError(f"{run.report_dir(stage)}: its val predictions do not match the "
-                           f"dataset's {len(index.val)} val images; rerun that stage")
+                           f"dataset's {len(y_now)} val images; train that stage again on "
+                           "this dataset")
     return preds["probs"]
 
 

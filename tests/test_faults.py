@@ -339,7 +339,7 @@ def test_round_errors_suggest_commands_that_work(round_2_interrupted, tmp_path):
     assert resume == ["mine", "round", str(run), "--mode", "oversample"]
     assert restart == ["mine", "round", str(run), "--mode", "class-weight", "--redo"]
     res = run_cli(*restart, "--epochs", "1", "--no-progress")
-    assert res.exit_code == 0 and "round 2 (class-weight" in res.output, res.output
+    assert res.exit_code == 0 and "round 2 (class weights" in res.output, res.output
     # a done round: run the next, or redo this one
     line = one_line_error(run_cli("mine", "round", run, "--round", "2"))
     nxt, redo = suggestions(line)
