@@ -327,6 +327,7 @@ def test_sigkill_mid_phase_then_resume_ends_with_the_planned_epochs(tmp_path, sy
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path, synth_root):
     path = write_config(tmp_path, strategy="mirrored",
                         phases=[{"size": 16, "epochs": 1, "recipe": "none"}])
