@@ -84,11 +84,8 @@ def load_run_index(run_dir):
     from .dataset import load_index
 
     run = RunDir.of(run_dir)
-    data = run.config.data
-    if not data:
-        raise AugmineError(f"{run.config_path} records no `data:` folder; the trainer writes "
-                           "it there")
-    return apply_holdout(load_index(data), run.config.mining.holdout, run.config.seed)
+    return apply_holdout(load_index(run.recorded_data()), run.config.mining.holdout,
+                         run.config.seed)
 
 
 def selection_method(run_dir, selection: str | None = None) -> str:

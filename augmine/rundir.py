@@ -225,6 +225,15 @@ class RunDir:
             self._config = load_config(self.config_path, check_recipes=False)
         return self._config
 
+    def recorded_data(self) -> str:
+        """The dataset folder of the run's validated config (``data:``); a one-line error
+        when the config records none."""
+        data = self.config.data
+        if not data:
+            raise AugmineError(f"{self.config_path} records no `data:` folder; the trainer "
+                               "writes it there")
+        return str(data)
+
     @property
     def data(self) -> str | None:
         """The dataset folder the run recorded (``data:`` in config.yaml), or None.

@@ -305,10 +305,7 @@ def checked_run_index(run_dir, skip_bad: bool = False, progress: bool = False):
     changed skip record is saved in the run's state. Returns the DatasetIndex."""
     run = RunDir.of(run_dir)
     state = run.read_state() if run.has_state() else {}
-    if not run.config.data:
-        raise AugmineError(f"{run.config_path} records no `data:` folder; the trainer writes "
-                           "it there")
-    index, skips = run_index(run.config.data, state, skip_bad, progress)
+    index, skips = run_index(run.recorded_data(), state, skip_bad, progress)
     if state and any(state.get(k) != v for k, v in skips.items()):
         state.update(skips)
         run.write_state(state)

@@ -387,12 +387,7 @@ def test_round_effect_selection_and_measurement_never_overlap(synth_index):
 # images), so the model trained on them never predicts it. Oversampling exactly that class
 # x10 for 2 epochs gives the round ten times more looks at it than the control's plain
 # epochs (as many steps, same LR and seeds), which learn it only a little.
-PLANTED = {"name": "planted", "model": {"width": 16, "growth_rate": 8, "blocks": 3,
-                                        "layers_per_block": 1},
-           "batch_size": 32, "workers": 0, "mixed_precision": False, "seed": 0,
-           "optimizer": {"name": "adam"},
-           "schedule": {"min_lr": 0.002, "max_lr": 0.01, "half_cycle": 60},
-           "phases": [{"size": 16, "epochs": 15, "recipe": "none"}],
+PLANTED = {**TINY, "name": "planted", "model": {**TINY["model"], "growth_rate": 8},
            "mining": {"policy": "bottom-k", "k": 1, "factor": 10, "epochs": 2}}
 
 
