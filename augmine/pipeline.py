@@ -19,8 +19,12 @@ model scales them, see :func:`augmine.model.build_densenet`).
   for every later epoch (like PyTorch's ``persistent_workers``). They stop on
   :func:`close_feed`, when the feed is garbage-collected, on Ctrl-C (SIGINT; a later epoch
   starts new ones), and at exit; they exit on their own if the main process dies, and
-  ignore Ctrl-C themselves. Each epoch's tasks carry a tag, so an epoch abandoned half-way
-  (``break``, an exception) leaves nothing behind that a later epoch could receive.
+  ignore Ctrl-C themselves. Once an epoch's last tasks are out, the free places in the
+  window go to the next epoch's first batches (made from ``(seed, epoch + 1)``, so nothing
+  changes but when they are made): the workers keep going through validation, callbacks
+  and the start of the next iteration instead of waiting. Each epoch's tasks carry a tag,
+  so an epoch abandoned half-way (``break``, an exception) leaves nothing behind that a
+  later epoch could receive (the next epoch's early batches are dropped with it).
 - Epoch numbers: an epoch counts once all its batches were handed out; an abandoned epoch is
   replayed from its start by the next iteration. ``first_epoch=k`` starts at epoch k
   (exact resume). On the Keras feed the k-th ``__getitem__`` call of an epoch returns the
@@ -29,7 +33,7 @@ model scales them, see :func:`augmine.model.build_densenet`).
 - Determinism: with a ``seed`` the epoch order and every batch's augmentation seed follow
   from ``(seed, epoch number)``, and batches are yielded in order, so two runs give the
   same batches whatever the worker count. The cost: a slow batch holds back the ones after
-  it (a few percent with the default window of 2 batches per worker). Without a seed the
+  it (a few percent with the default window of 4 batches per worker). Without a seed the
   order is fresh each run and batches are yielded as soon as any worker finishes.
 - Oversampling: an ``OversamplingPlan`` (anything with ``.factors`` (C,) >= 1, ``.weak``
   and ``.recipe``) makes each sample of class c appear ``floor(f_c)`` times per epoch plus
@@ -75,7 +79,9 @@ from .recipes import reseed_compose
 
 log = logging.getLogger("augmine")
 
-WINDOW_PER_WORKER = 2          # batches in flight per worker (memory bound on results)
+# Batches in flight per worker (a memory bound on results). 4 rather than 2: measured on 2
+# cores with benchmarks/pipeline.py, 95-96% of 2 x plain against 91-95% (two runs each).
+WINDOW_PER_WORKER = 4
 _POLL_S = 1.0                  # how often a waiting side checks that the other is alive
 
 
@@ -565,6 +571,7 @@ class _TrainFeed:
         self.group: _WorkerGroup | None = None
         self.maker = _BatchMaker(job) if workers == 0 else None
         self.active: _Epoch | None = None
+        self.upcoming: _Epoch | None = None   # the next epoch, started early (see advance)
         self._tags = itertools.count()
         self._lock = threading.RLock()
         self._job_bytes: bytes | None = None
@@ -591,11 +598,16 @@ class _TrainFeed:
                                   slot_shape=(self.batch_size, self.job.size))
 
     def begin(self) -> _Epoch:
-        """Start the current epoch (replacing an abandoned one) and return it."""
+        """Start the current epoch (replacing an abandoned one) and return it; the batches
+        the workers already made for it at the end of the previous epoch are kept."""
         with self._lock:
             self.abandon()
             self._ensure_workers()
-            self.active = _Epoch(self.epoch_tasks(self.epoch), self.epoch, next(self._tags))
+            up, self.upcoming = self.upcoming, None
+            if up is not None and up.epoch == self.epoch and self.group is not None:
+                self.active = up
+            else:
+                self.active = _Epoch(self.epoch_tasks(self.epoch), self.epoch, next(self._tags))
             return self.active
 
     def advance(self, ep: _Epoch) -> tuple[np.ndarray, np.ndarray]:
@@ -610,12 +622,7 @@ class _TrainFeed:
                     _, idx, seed = ep.tasks[ep.served]
                     ok, payload = True, self.maker(idx, seed)
                     break
-                window = WINDOW_PER_WORKER * len(self.group.procs)
-                while (ep.submitted < len(ep.tasks) and ep.submitted - ep.served < window
-                       and self.group.can_put()):
-                    k, idx, seed = ep.tasks[ep.submitted]
-                    self.group.put(ep.tag, k, idx, seed)
-                    ep.submitted += 1
+                self._submit(ep)
                 key = ep.served if self.ordered else next(iter(ep.ready), None)
                 if key in ep.ready:
                     ok, payload = ep.ready.pop(key)
@@ -625,12 +632,17 @@ class _TrainFeed:
                 except AugmineError:
                     self.close()
                     raise
-                if tag is None or tag == ep.tag:     # else: left over from an abandoned epoch
+                if tag is None or tag == ep.tag:
                     ep.ready[n] = (ok, payload)
+                elif self.upcoming is not None and tag == self.upcoming.tag:
+                    self.upcoming.ready[n] = (ok, payload)
+                # else: left over from an abandoned epoch
         if not ok:
             raise AugmineError(payload)
         with self._lock:
             ep.served += 1
+            if self.group is not None and self.active is ep:
+                self._submit(ep)             # a free window place goes to work at once
             if ep.done and self.active is ep:
                 self.epoch = ep.epoch + 1
                 self.active = None
@@ -642,9 +654,32 @@ class _TrainFeed:
         with self._lock:
             if self.active is None or (ep is not None and self.active is not ep):
                 return
-            self.active = None
-            if self.group is not None and not self.group.closed:
+            self.active = self.upcoming = None   # the next epoch's early batches go too:
+            if self.group is not None and not self.group.closed:   # this one is replayed
                 self.group.drop_pending()
+
+    def _submit(self, ep: _Epoch) -> None:
+        """Queue tasks of ``ep`` while fewer than the window are in flight; once all of them
+        are queued, fill the window with the next epoch's first tasks, so the workers do not
+        wait through the epoch's end (validation, callbacks, a new iterator)."""
+        window = WINDOW_PER_WORKER * len(self.group.procs)
+        up = self.upcoming                  # its batches count until served, made or not
+        in_flight = ep.submitted - ep.served + (up.submitted if up is not None else 0)
+        while ep.submitted < len(ep.tasks) and in_flight < window and self.group.can_put():
+            k, idx, seed = ep.tasks[ep.submitted]
+            self.group.put(ep.tag, k, idx, seed)
+            ep.submitted += 1
+            in_flight += 1
+        if ep.submitted < len(ep.tasks) or in_flight >= window:
+            return
+        if up is None:
+            up = self.upcoming = _Epoch(self.epoch_tasks(ep.epoch + 1), ep.epoch + 1,
+                                        next(self._tags))
+        while up.submitted < len(up.tasks) and in_flight < window and self.group.can_put():
+            k, idx, seed = up.tasks[up.submitted]
+            self.group.put(up.tag, k, idx, seed)
+            up.submitted += 1
+            in_flight += 1
 
     def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """The next batch of the current epoch, starting one when none is running."""
@@ -664,7 +699,7 @@ class _TrainFeed:
     def close(self) -> None:
         """Stop the workers (a later epoch starts new ones). Idempotent."""
         with self._lock:
-            self.active = None
+            self.active = self.upcoming = None
             group, self.group = self.group, None
         if group is not None:
             group.close()

@@ -20,13 +20,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # proving that the JAX backend never needs TensorFlow.
 BLOCK_TF = os.environ.get("AUGMINE_BLOCK_TENSORFLOW") == "1"
 _BLOCKER = """
-import importlib.abc, sys
+import importlib.abc, importlib.machinery, sys
+
+
+class _Refuse(importlib.abc.Loader):
+    def create_module(self, spec):
+        raise ImportError(f"import of {spec.name} blocked (AUGMINE_BLOCK_TENSORFLOW=1)")
+
+    def exec_module(self, module):
+        raise ImportError(f"import of {module.__name__} blocked (AUGMINE_BLOCK_TENSORFLOW=1)")
 
 
 class _NoTensorFlow(importlib.abc.MetaPathFinder):
+    # Looking for TensorFlow is allowed (torch._dynamo lists where installed packages live);
+    # importing it fails.
     def find_spec(self, name, path=None, target=None):
         if name == "tensorflow" or name.startswith("tensorflow."):
-            raise ImportError(f"import of {name} blocked (AUGMINE_BLOCK_TENSORFLOW=1)")
+            return importlib.machinery.ModuleSpec(name, _Refuse())
         return None
 
 

@@ -243,6 +243,41 @@ def test_workers_persist_across_epochs_and_stop_on_close(synth_index):
         close_feed([1, 2])
 
 
+def test_workers_make_the_next_epochs_first_batches_while_the_loop_is_away(synth_root,
+                                                                          tmp_path):
+    """Between epochs (validation, callbacks) the workers already make the next epoch's first
+    batches: here the images are destroyed after epoch 1, and epoch 2 still starts with the
+    window of batches made before, identical to an uninterrupted run's, then fails naming
+    a file."""
+    import time
+
+    from augmine.dataset import load_index
+    from augmine.pipeline import WINDOW_PER_WORKER, close_feed, pipeline_errors, train_dataset
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    index = load_index(root)
+    reference = train_dataset(index, _compose(16), 16, 50, seed=3, workers=1)
+    expected = [_batches(reference) for _ in range(2)][1]
+    close_feed(reference)
+    ds = train_dataset(index, _compose(16), 16, 50, seed=3, workers=1)
+    _batches(ds)
+    time.sleep(2.0)                        # the loop is away; 4 batches take milliseconds
+    for jpeg in (root / "train").glob("*/images/*.JPEG"):
+        jpeg.write_bytes(b"not a jpeg")
+    got = []
+    with pytest.raises(AugmineError, match=r"\.JPEG"):
+        with pipeline_errors():
+            for x, y in ds:
+                got.append((np.asarray(x), np.asarray(y)))
+    assert len(got) == WINDOW_PER_WORKER   # x 1 worker: made in advance
+    for (xa, ya), (xb, yb) in zip(got, expected):
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_array_equal(xa, xb)
+    close_feed(ds)
+    _assert_no_workers()
+
+
 def test_break_mid_epoch_leaves_no_stale_batches_and_resume_is_exact(synth_index):
     """An epoch dropped half-way is replayed whole by the next iteration (nothing of the old
     one leaks into it), and first_epoch=k reproduces epoch k of an uninterrupted run."""
@@ -254,7 +289,7 @@ def test_break_mid_epoch_leaves_no_stale_batches_and_resume_is_exact(synth_index
     ds = train_dataset(synth_index, _compose(16), 16, 16, seed=4, workers=2)
     for k, _ in enumerate(ds):
         if k == 3:
-            break                                        # 4 of 25 batches read, 4 more in flight
+            break                                        # 4 of 25 batches read, 8 more in flight
     again = _batches(ds)
     assert len(again) == 25
     for (xa, ya), (xb, yb) in zip(again, reference[0]):
@@ -381,6 +416,10 @@ from augmine.pipeline import close_feed, train_dataset
 def fake_torch(tmp_path):
     """A ``torch`` package that records which process imported it (then fails, as if broken,
     so albumentations goes on without it): stands in for an installed PyTorch."""
+    from augmine.runtime import keras_backend
+
+    if keras_backend() == "torch":
+        pytest.skip("a fake torch cannot stand in for the one the torch backend runs on")
     pkg = tmp_path / "fake" / "torch"
     pkg.mkdir(parents=True)
     record = tmp_path / "torch-imports.txt"
