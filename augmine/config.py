@@ -319,13 +319,21 @@ class MiningConfig(_Section):
 
 
 class Phase(_Section):
-    """One training phase: image ``size`` (px), ``epochs``, the ``recipe`` (absolute path)
-    and its ``strength`` (None = 1, as written; see :func:`augmine.recipes.scale_recipe`)."""
+    """One training phase: image ``size`` (px), ``epochs``, the ``recipe`` (absolute path),
+    its ``strength`` (None = 1, as written; see :func:`augmine.recipes.scale_recipe`) and
+    ``presize``: shrink every image to ``size`` once and keep the shrunk images decoded in
+    memory, so the recipe runs on small images (a cheaper small phase; crops then come from
+    the shrunk image, not the same augmentation)."""
 
     size: int
     epochs: _Whole(1, "epoch count")
     recipe: str = "none"
     strength: Optional[_Number(0.0)] = None
+    presize: bool = False
+
+    def feed_options(self) -> dict:
+        """The phase's keyword arguments for :func:`augmine.pipeline.train_dataset`."""
+        return {"presize": self.presize, "cache": "memory" if self.presize else None}
 
     @field_validator("size", mode="before")
     @classmethod

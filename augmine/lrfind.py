@@ -39,7 +39,7 @@ def lr_find(config, data_root, out_dir, phase: int = 1, steps: int = 200,
     keras.utils.set_random_seed(cfg.seed)
     model = create_model(cfg.model, index.num_classes)
     feed = train_dataset(index, ph.recipe, ph.size, cfg.batch_size, seed=cfg.seed,
-                         workers=cfg.workers)
+                         workers=cfg.workers, **ph.feed_options())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     opt = {k: v for k, v in cfg.optimizer.kwargs().items() if k in ("momentum", "nesterov")}

@@ -590,6 +590,7 @@ class _TrainFeed:
             return
         if self.group is not None:          # stopped by Ctrl-C or a dead worker: start anew
             self.group.close(graceful=False)
+            self.upcoming = None            # its tasks went with the old workers
         if self._job_bytes is None:
             self._job_bytes = pickle.dumps(self.job, protocol=pickle.HIGHEST_PROTOCOL)
         # A recipe whose classes live in the user's script needs that script in the workers.
@@ -662,24 +663,26 @@ class _TrainFeed:
         """Queue tasks of ``ep`` while fewer than the window are in flight; once all of them
         are queued, fill the window with the next epoch's first tasks, so the workers do not
         wait through the epoch's end (validation, callbacks, a new iterator)."""
-        window = WINDOW_PER_WORKER * len(self.group.procs)
         up = self.upcoming                  # its batches count until served, made or not
-        in_flight = ep.submitted - ep.served + (up.submitted if up is not None else 0)
-        while ep.submitted < len(ep.tasks) and in_flight < window and self.group.can_put():
-            k, idx, seed = ep.tasks[ep.submitted]
-            self.group.put(ep.tag, k, idx, seed)
-            ep.submitted += 1
-            in_flight += 1
-        if ep.submitted < len(ep.tasks) or in_flight >= window:
+        room = (WINDOW_PER_WORKER * len(self.group.procs) - (ep.submitted - ep.served)
+                - (up.submitted if up is not None else 0))
+        room -= self._queue(ep, room)
+        if room <= 0 or ep.submitted < len(ep.tasks):
             return
         if up is None:
             up = self.upcoming = _Epoch(self.epoch_tasks(ep.epoch + 1), ep.epoch + 1,
                                         next(self._tags))
-        while up.submitted < len(up.tasks) and in_flight < window and self.group.can_put():
-            k, idx, seed = up.tasks[up.submitted]
-            self.group.put(up.tag, k, idx, seed)
-            up.submitted += 1
-            in_flight += 1
+        self._queue(up, room)
+
+    def _queue(self, ep: _Epoch, room: int) -> int:
+        """Queue up to ``room`` more tasks of ``ep`` while slots are free; returns how many."""
+        queued = 0
+        while queued < room and ep.submitted < len(ep.tasks) and self.group.can_put():
+            k, idx, seed = ep.tasks[ep.submitted]
+            self.group.put(ep.tag, k, idx, seed)
+            ep.submitted += 1
+            queued += 1
+        return queued
 
     def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """The next batch of the current epoch, starting one when none is running."""

@@ -106,12 +106,14 @@ def _seed_keras(seed: int) -> None:
 
 
 def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: int,
-           plan=None):
+           plan=None, options: dict | None = None):
+    """``(train feed, val feed)``; ``options``: more train_dataset arguments (a phase's
+    :meth:`~augmine.config.Phase.feed_options`)."""
     from .pipeline import eval_dataset, train_dataset
 
     _, eval_bs = evaluation_settings(cfg, size)
     train_feed = train_dataset(index, recipe, size, cfg.batch_size, plan=plan, seed=seed,
-                               workers=cfg.workers, first_epoch=first_epoch)
+                               workers=cfg.workers, first_epoch=first_epoch, **(options or {}))
     reg = cfg.regularization
     if reg.mixup or reg.cutmix:
         from .regularization import batch_mixer, mix_feed
@@ -211,7 +213,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
                 log.info("phase %d: %d px, epochs %d..%d, recipe %s", phase_no, phase.size,
                          done + 1, phase.epochs, Path(phase.recipe).name)
                 feeds = _feeds(index, cfg, _phase_recipe(phase), phase.size,
-                               cfg.seed + phase_no, done)
+                               cfg.seed + phase_no, done, options=phase.feed_options())
                 _fit_and_close(model, feeds, phase.epochs, done,
                                stage_callbacks(run, state, stage, phase_no, phase.size,
                                                progress, extra_callbacks, seed=cfg.seed),

@@ -402,7 +402,7 @@ def main(argv=None):
         results.append(rows)
         paired.append(pairs)
         names.append(f"[{k + 1}] {Path(data).name}"[:22])
-    if not args.skip_tf:    # last: measured here, augmine ran up to 20% slower after these
+    if not args.skip_tf:    # last: nothing TensorFlow leaves running can touch the rows above
         index, _ = load_subset(args.data[0], args.images)
         tf_paths = [str(p) for p in index.train.paths]
         labels = index.train.labels.astype(np.int32)

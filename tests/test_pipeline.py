@@ -321,6 +321,30 @@ def test_no_workers_left_after_ctrl_c(synth_index):
     _assert_no_workers()
 
 
+def test_ctrl_c_between_epochs_then_the_next_epoch_is_whole_and_exact(synth_index):
+    """Ctrl-C after an epoch, while the workers make the next epoch's first batches: the next
+    loop starts new workers and yields that epoch whole, as an uninterrupted run does."""
+    import time
+
+    from augmine.pipeline import close_feed, train_dataset
+
+    reference = train_dataset(synth_index, _compose(16), 16, 50, seed=6, workers=2)
+    expected = [_batches(reference) for _ in range(2)][1]
+    close_feed(reference)
+    ds = train_dataset(synth_index, _compose(16), 16, 50, seed=6, workers=2)
+    _batches(ds)
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    got = _batches(ds)
+    assert len(got) == len(expected) == 8
+    for (xa, ya), (xb, yb) in zip(got, expected):
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_array_equal(xa, xb)
+    close_feed(ds)
+    _assert_no_workers()
+
+
 def test_bad_arguments_are_one_line_errors(synth_index):
     from augmine.pipeline import epoch_length, train_dataset
 

@@ -52,7 +52,9 @@ def write_config(folder: Path, **changes) -> Path:
 def trained(tmp_path_factory, synth_root):
     """A tiny model trained one epoch per phase (16, 32, 64 px) on the generated data."""
     folder = tmp_path_factory.mktemp("trained")
-    result = train_run(write_config(folder), synth_root, folder / "run", progress=False)
+    phases = [{**TINY["phases"][0], "presize": True}, *TINY["phases"][1:]]
+    result = train_run(write_config(folder, phases=phases), synth_root, folder / "run",
+                       progress=False)
     return result
 
 
@@ -65,6 +67,8 @@ def trained(tmp_path_factory, synth_root):
     ({"schedule": {"max_rl": 0.1}}, "did you mean 'max_lr'?"),
     ({"phases": [{"size": 16, "epochs": -1, "recipe": "none"}]}, "phases[1].epochs: -1"),
     ({"phases": [{"size": 16, "epochs": 0, "recipe": "none"}]}, "phases[1].epochs: 0"),
+    ({"phases": [{"size": 16, "epochs": 1, "recipe": "none", "presize": "maybe"}]},
+     "phases[1].presize"),
     ({"phases": [{"size": 8, "epochs": 1, "recipe": "none"}]}, "needs >= 16 px"),
     ({"phases": [{"size": "big", "epochs": 1, "recipe": "none"}]}, "phases[1].size"),
     ({"phases": [{"size": 16, "epochs": 1, "recipe": "no-such-recipe.yaml"}]},
@@ -186,6 +190,7 @@ def test_tiny_model_trained_one_epoch_per_phase_lowers_its_loss(trained):
         assert report["stage"] == stage and report["kind"] == "phase"
     cfg = yaml.safe_load((trained.run_dir / "config.yaml").read_text())
     assert Path(cfg["data"]).is_dir()
+    assert [p["presize"] for p in cfg["phases"]] == [True, False, False]   # as configured
 
 
 def test_checkpoints_keep_the_optimizer_step(trained):
