@@ -452,6 +452,7 @@ class _WorkerGroup:
                                   args=(job_bytes, self.tasks, self.results, self.slots),
                                   daemon=True) for i in range(workers)]
         self.closed = False
+        self.terminated = False       # SIGTERM sent (Ctrl-C): dying, even if not dead yet
         try:
             if hide_main:
                 _start_without_main(self.procs)
@@ -465,7 +466,8 @@ class _WorkerGroup:
 
     @property
     def alive(self) -> bool:
-        return not self.closed and all(p.exitcode is None for p in self.procs)
+        return (not self.closed and not self.terminated
+                and all(p.exitcode is None for p in self.procs))
 
     def can_put(self) -> bool:
         return self.slots is None or bool(self.slots.free)
@@ -506,6 +508,7 @@ class _WorkerGroup:
 
     def terminate_now(self) -> None:
         """Send SIGTERM to every worker without waiting (safe inside a signal handler)."""
+        self.terminated = True
         for p in self.procs:
             with contextlib.suppress(Exception):
                 if p.pid is not None and p.exitcode is None:
