@@ -167,7 +167,7 @@ def measure_epoch(ds):
     return m
 
 
-def run_paired(data, images, index, compose, size, batch, workers, repeats):
+def run_rounds(data, images, index, compose, size, batch, workers, repeats):
     """``repeats`` rounds of (the plain loop in one fresh process, the plain loop in
     ``workers`` fresh processes at once, one steady-state epoch of augmine with ``workers``),
     interleaved so that the three see the same load on the machine. Returns the list of
@@ -330,7 +330,7 @@ def load_subset(data, images):
 
 def bench_dataset(data, args, cores):
     """augmine's measurements on one dataset: ``{row name: Meter}``, the target's rounds
-    (:func:`run_paired`), a description line and the paths."""
+    (:func:`run_rounds`), a description line and the paths."""
     from augmine.dataset import Split
 
     index, distinct = load_subset(data, args.images)
@@ -358,11 +358,11 @@ def bench_dataset(data, args, cores):
         index, small, s, args.batch, cores, presize=True)[1]
     rows[f"{s} px: augmine, {cores} workers, presize+cache"] = run_augmine(
         index, small, s, args.batch, cores, presize=True, cache="memory")[1]
-    pairs = run_paired(data, args.images, index, compose, args.size, args.batch, cores,
+    rounds = run_rounds(data, args.images, index, compose, args.size, args.batch, cores,
                        args.repeats)
     desc = (f"{len(paths)} images ({distinct} distinct) from {data}, {args.size} px, batch "
             f"{args.batch}, recipe {recipe_name} ({len(compose.transforms)} transforms)")
-    return rows, pairs, desc, paths
+    return rows, rounds, desc, paths
 
 
 def _spread(values) -> str:
@@ -395,12 +395,12 @@ def main(argv=None):
     cores = default_workers()
     load = os.getloadavg()
     print(f"{cores} cores; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    results, paired, names = [], [], []
+    results, all_rounds, names = [], [], []
     for k, data in enumerate(args.data):
-        rows, pairs, desc, paths = bench_dataset(data, args, cores)
+        rows, rounds, desc, paths = bench_dataset(data, args, cores)
         print(f"[{k + 1}] {desc}")
         results.append(rows)
-        paired.append(pairs)
+        all_rounds.append(rounds)
         names.append(f"[{k + 1}] {Path(data).name}"[:22])
     if not args.skip_tf:    # last: nothing TensorFlow leaves running can touch the rows above
         index, _ = load_subset(args.data[0], args.images)
@@ -433,7 +433,7 @@ def main(argv=None):
         (f"augmine / {cores} plain processes at once", lambda p, pn, a: a.rate / pn.rate),
     ]:
         print(f"{label:52s}" + "".join(f" {_spread([fn(*r) for r in rounds]):>18s}"
-                                         for rounds in paired))
+                                         for rounds in all_rounds))
     print("\nsingle measurements (the table above, each row once):")
     s = args.small_size
     for label, fn in [
