@@ -67,19 +67,31 @@ def parse_strengths(text: str | None) -> list[float] | None:
     return out
 
 
+def split_strength(spec: str) -> tuple[str, float | None]:
+    """``"tiny-imagenet-14@0.5"`` -> ``("tiny-imagenet-14", 0.5)``; no ``@`` -> ``(spec, None)``."""
+    name, at, level = str(spec).rpartition("@")
+    if not at:
+        return str(spec), None
+    return name, parse_strengths(level)[0]
+
+
 def plan_arms(recipes: Sequence[str], strengths: Sequence[float] | None = None) -> list[Arm]:
     """The arms of a comparison: every recipe, at every strength when ``strengths`` is given
-    (a recipe with no transforms once, since strength changes nothing there). The first arm
-    is the reference the differences are taken against."""
+    (a recipe with no transforms once, since strength changes nothing there); a recipe
+    written ``NAME@S`` is compared at strength S only (each recipe at its own best
+    strength). The first arm is the reference the differences are taken against."""
     from .recipes import load_recipe
 
     if not recipes:
         raise AugmineError("name at least one recipe to compare, e.g. `none tiny-imagenet-14`")
     arms: list[Arm] = []
-    for name in recipes:
+    for spec in recipes:
+        name, own = split_strength(spec)
         recipe = load_recipe(name)
         stem = recipe.path.stem if recipe.path else recipe.name
-        levels = [None] if not strengths or not recipe.transforms else list(strengths)
+        levels = [own] if own is not None else list(strengths or [None])
+        if not recipe.transforms:
+            levels = [None]
         for s in levels:
             arms.append(Arm(stem if s is None else f"{stem}-s{s:g}", str(recipe.path), s))
     names = [a.name for a in arms]

@@ -463,13 +463,15 @@ def reseed_compose(compose, seed: int | None) -> None:
     seeds them independently. ``seed=None`` draws fresh entropy.
     """
     import numpy as np
+    from albumentations.core.composition import BaseCompose
 
     nodes = []
 
     def walk(node):
         nodes.append(node)
-        for child in getattr(node, "transforms", None) or ():
-            walk(child)
+        if isinstance(node, BaseCompose):    # ColorJitter's ``transforms`` are plain functions
+            for child in node.transforms:
+                walk(child)
 
     walk(compose)
     states = np.random.SeedSequence(seed).generate_state(len(nodes))

@@ -50,6 +50,12 @@ def test_arms_per_recipe_and_strength():
     assert [a.name for a in plan_arms(["none", "light"])] == ["none", "light"]
     with pytest.raises(AugmineError, match="named twice"):
         plan_arms(["light", "light.yaml"])
+    # RECIPE@S: each recipe at its own strength, beside a sweep of the others
+    arms = plan_arms(["none", "tiny-imagenet-14@0.5", "light"], parse_strengths("1"))
+    assert [(a.name, a.strength) for a in arms] == [
+        ("none", None), ("tiny-imagenet-14-s0.5", 0.5), ("light-s1", 1.0)]
+    with pytest.raises(AugmineError, match="not a number"):
+        plan_arms(["light@strong"])
     with pytest.raises(AugmineError, match="not a number"):
         parse_strengths("0,strong")
     with pytest.raises(AugmineError, match=">= 0"):

@@ -33,7 +33,8 @@ def error_of(path) -> str:
 
 # --------------------------------------------------------------------------- built-in recipes
 
-@pytest.mark.parametrize("name,count", [("tiny-imagenet-14", 14), ("light", 4), ("none", 0)])
+@pytest.mark.parametrize("name,count", [("tiny-imagenet-14", 14), ("light", 4), ("none", 0),
+                                        ("trivial-augment", 3)])
 def test_builtin_recipes_load_with_a_reason_for_every_transform(name, count):
     recipe = load_recipe(name)
     assert recipe.path == recipes_dir() / f"{name}.yaml"
@@ -41,6 +42,24 @@ def test_builtin_recipes_load_with_a_reason_for_every_transform(name, count):
     for entry in recipe.transforms:
         assert "p" in entry and len(entry.get("why", "")) > 20
         assert any(ch.isdigit() for ch in entry["why"]), entry["why"]  # quotes a number
+
+
+def test_trivial_augment_applies_one_operation_per_image_and_is_seeded():
+    """TrivialAugment-Wide: 13 operations plus identity, one per image; ColorJitter (which
+    keeps plain functions in ``.transforms``) reseeds like any other transform."""
+    import numpy as np
+
+    recipe = load_recipe("trivial-augment")
+    ops = recipe.transforms[2]
+    assert ops["transform"] == "OneOf" and len(ops["transforms"]) == 13
+    assert abs(ops["p"] - 13 / 14) < 1e-5
+    img = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    runs = []
+    for _ in range(2):
+        compose = build_compose(recipe, 32, seed=7)
+        runs.append([compose(image=img)["image"] for _ in range(20)])
+    assert all(np.array_equal(a, b) for a, b in zip(*runs))
+    assert len({a.tobytes() for a in runs[0]}) > 15     # a fresh draw for nearly every image
 
 
 def test_resolve_recipe_by_name_suffix_and_path(tmp_path):
@@ -55,8 +74,8 @@ def test_builtin_files_live_inside_the_package_and_are_sorted_by_kind():
     import augmine
 
     assert recipes_dir().parent == Path(augmine.__file__).resolve().parent
-    assert {"light", "none", "tiny-imagenet-14"} <= set(available_recipes())
-    assert {"cpu-small", "tiny-imagenet-densenet"} <= set(available_configs())
+    assert {"light", "none", "tiny-imagenet-14", "trivial-augment"} <= set(available_recipes())
+    assert {"cpu-small", "cpu-20", "tiny-imagenet-densenet"} <= set(available_configs())
     assert not set(available_recipes()) & set(available_configs())
 
 

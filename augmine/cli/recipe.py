@@ -140,8 +140,10 @@ def compare(recipes: tuple[str, ...], data: Path, config: str, epochs: int | Non
     """Train the same model from the same seed once per RECIPE (and per --strength) on the
     same data and print one table: final and best val top-1/top-5 with 95% bootstrap
     intervals, macro F1, train-val gap, images/s, and the paired differences against the
-    first recipe. Runs are ordinary run folders: run the command again to resume a killed
-    comparison or to reprint a finished one."""
+    first recipe. RECIPE@S compares that recipe at strength S only (e.g.
+    `none tiny-imagenet-14@0.5 trivial-augment@1`: each recipe at its own strength). Runs
+    are ordinary run folders: run the command again to resume a killed comparison or to
+    reprint a finished one."""
     from ..compare import default_out, format_comparison, parse_strengths, plan_arms, \
         run_comparison
 
