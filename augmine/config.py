@@ -423,6 +423,12 @@ class TrainConfig(_Section):
         """The YAML-ready dict (recipes as absolute paths, unset options left out)."""
         return self.model_dump(mode="json", exclude_none=True)
 
+    def to_yaml(self) -> str:
+        """The config as YAML text (what :func:`load_config` reads back)."""
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
 
 # --------------------------------------------------------------------------- loading
 

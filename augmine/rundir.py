@@ -251,12 +251,9 @@ class RunDir:
 
     def write_config(self, cfg) -> Path:
         """Write ``cfg`` (a TrainConfig) as ``config.yaml``."""
-        import yaml
-
         self.path.mkdir(parents=True, exist_ok=True)
         self._config = cfg
-        return atomic.write_text(self.config_path, yaml.safe_dump(cfg.to_dict(),
-                                                                  sort_keys=False))
+        return atomic.write_text(self.config_path, cfg.to_yaml())
 
     # ----------------------------------------------------------------------- state
 
