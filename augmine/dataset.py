@@ -149,6 +149,34 @@ class DatasetIndex:
         name, cid = self.class_names[label], self.class_ids[label]
         return name if name == cid else f"{name} ({cid})"
 
+    def class_mismatch(self, class_ids, class_names=None) -> str | None:
+        """None when this index has exactly ``class_ids`` in that order, else the first
+        difference in words ("class 1 is n02085620 (Chihuahua) where ... has s0000000
+        (striped red circle)"); the caller names the other side after "where"."""
+        want = [str(c) for c in class_ids]
+        names = list(class_names) if class_names is not None else want
+        if list(self.class_ids) == want:
+            return None
+        for i, (have, other) in enumerate(zip(self.class_ids, want)):
+            if have != other:
+                return (f"class {i + 1} is {self.class_label(i)} where the run has "
+                        f"{_labelled(other, names[i])}")
+        return (f"it has {self.num_classes} classes where the run has {len(want)} "
+                f"(the run's classes start {_labelled(want[0], names[0])})")
+
+    def check_classes(self, class_ids, class_names, run, fix: str) -> "DatasetIndex":
+        """Raise a one-line :class:`AugmineError` unless this index has the classes (ids, in
+        order) that ``run`` was trained on; ``fix`` says what to do instead. Returns ``self``."""
+        diff = self.class_mismatch(class_ids, class_names)
+        if diff is not None:
+            raise AugmineError(f"{self.root} does not hold the classes {run} was trained on: "
+                               f"{diff}; {fix}")
+        return self
+
+
+def _labelled(cid: str, name: str) -> str:
+    return cid if name == cid else f"{cid} ({name})"
+
 
 def trainable_problems(index: DatasetIndex) -> list[str]:
     """One line per reason ``index`` cannot be trained on (empty list when it can)."""

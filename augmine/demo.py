@@ -3,7 +3,7 @@
 1. the dataset: the embedded generated one (made once, cached) or ``--data``;
 2. inspection of its val set (``<out>/inspection/``: JSON, CSV, histograms);
 3. a small DenseNet trained through the 16, 32 and 64 px phases of
-   ``recipes/cpu-small.yaml`` with its recipes, one report per phase;
+   the built-in ``cpu-small`` config with its recipes, one report per phase;
 4. one mining round: the weakest classes (chosen on half of val) oversampled for extra
    epochs, and a control round from the same start (same steps, LR and seeds, plain
    sampling), both measured on the other half of val;
@@ -42,7 +42,7 @@ class DemoSummary:
 
 
 def demo_config(epochs: int | None = None, round_epochs: int | None = None):
-    """The demo's training config (``recipes/cpu-small.yaml``) as a validated TrainConfig.
+    """The demo's training config (the built-in ``cpu-small`` config) as a validated TrainConfig.
 
     ``epochs`` overrides every phase's epochs and ``round_epochs`` the mining round's
     (a smaller budget for tests).

@@ -122,6 +122,11 @@ def evaluate_checkpoint(run_or_checkpoint, data_root=None, size: int | None = No
         state = {}                        # another dataset: the run's skipped files mean nothing
     index = load_checked_index(data_root, bool(skip_bad or state.get("skip_bad")),
                                state.get("skipped") or (), splits=["val"])
+    recorded = run.read_state() if run is not None and run.has_state() else {}
+    if recorded.get("class_ids"):
+        index.check_classes(recorded["class_ids"], recorded.get("class_names"), run,
+                            f"evaluate on the run's dataset (`augmine evaluate {run}` "
+                            "without --data)")
     model = load_checkpoint(ckpt, compile=False)
     if model.output_shape[-1] != index.num_classes:
         raise AugmineError(f"{ckpt} predicts {model.output_shape[-1]} classes but {data_root} "

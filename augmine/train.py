@@ -58,10 +58,11 @@ class RunResult:
         return self.run.checkpoint("best")
 
 
-def _new_state(cfg: TrainConfig, num_classes: int) -> dict:
+def _new_state(cfg: TrainConfig, index) -> dict:
     return {"status": "running", "stage": "phase-1", "phase": 1, "phase_epochs_done": 0,
             "stage_epochs_done": 0, "epochs_done": 0, "step": 0,
-            "planned_epochs": cfg.total_epochs, "num_classes": num_classes,
+            "planned_epochs": cfg.total_epochs, "num_classes": index.num_classes,
+            "class_ids": list(index.class_ids), "class_names": list(index.class_names),
             "best_val_accuracy": None, "best_epoch": None, "best_by_size": {},
             "reports": [], "rounds": {}}
 
@@ -187,7 +188,10 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
         create_schedule(cfg.schedule, steps, where=cfg.path or "config")  # fail before writing
         cfg = cfg.model_copy(update={"data": str(data_root)})
         run.write_config(cfg)
-        state = _new_state(cfg, index.num_classes)
+        state = _new_state(cfg, index)
+    else:
+        check_run_classes(run, state, index, f"resume it on its own dataset: `augmine train "
+                                             f"--run-dir {run} --resume` without --data")
     state.update(skips)
     run.write_state(state)
     if not run.lr_schedule_path.is_file():
@@ -301,6 +305,14 @@ def run_index(data_root, state: dict | None = None, skip_bad: bool = False,
     return index, {"skip_bad": skip_bad, "skipped": skipped_paths(index)}
 
 
+def check_run_classes(run: RunDir, state: dict, index, fix: str) -> None:
+    """One-line error unless ``index`` holds the classes the run recorded in its state
+    (class ids in order; runs older than that record are checked by class count only,
+    where the model is loaded)."""
+    if state.get("class_ids"):
+        index.check_classes(state["class_ids"], state.get("class_names"), run, fix)
+
+
 def checked_run_index(run_dir, skip_bad: bool = False, progress: bool = False):
     """The recorded dataset of the run in ``run_dir`` checked like :func:`train_run` checks it
     (:func:`run_index`), its held-out slice (``mining.holdout``) split off as ``holdout``; a
@@ -308,6 +320,8 @@ def checked_run_index(run_dir, skip_bad: bool = False, progress: bool = False):
     run = RunDir.of(run_dir)
     state = run.read_state() if run.has_state() else {}
     index, skips = run_index(run.recorded_data(), state, skip_bad, progress)
+    check_run_classes(run, state, index, f"restore the run's dataset at {run.recorded_data()}"
+                      " (its config.yaml records it)")
     if state and any(state.get(k) != v for k, v in skips.items()):
         state.update(skips)
         run.write_state(state)

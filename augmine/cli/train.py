@@ -39,8 +39,8 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
     from ..train import train_run
 
     if config is None and not resume:
-        raise AugmineError("give a training config, e.g. `augmine train recipes/cpu-small.yaml "
-                           "--run-dir runs/small` (or --resume an existing run)")
+        raise AugmineError("give a training config, e.g. `augmine train cpu-small --run-dir "
+                           "runs/small` (or --resume an existing run)")
     if not resume:
         load_config(config)  # fail on a bad config before touching the dataset
         data = _data_or_default(data)
