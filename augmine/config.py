@@ -308,6 +308,7 @@ class MiningConfig(_Section):
     recipe: Optional[str] = None
     scheme: Optional[str] = None
     class_weight: Optional[bool] = None
+    partners: Optional[_Whole(1, "partner count")] = None   # confusion partners per class (pairs)
     # selection apart from measurement, the control and the round's own LR (augmine.rounds)
     holdout: Optional[_Number(0.0, below=1.0)] = None
     selection: Optional[str] = None

@@ -6,7 +6,8 @@ plain dicts and lists that serialise to JSON as they are.
 
 - :func:`per_class_report`: precision, recall, F1, support per class (scikit-learn),
   macro and weighted averages, top-1/top-5 accuracy.
-- :func:`confusion_matrix`, :func:`confused_pairs` (directed), :func:`symmetric_pairs`.
+- :func:`confusion_matrix`, :func:`confused_pairs` (directed), :func:`symmetric_pairs`,
+  :func:`confusion_partners` (each chosen class's most confused classes, for pairs rounds).
 - Weak-class policies: :func:`bottom_k`, :func:`below_threshold`, :func:`below_zscore`,
   dispatched by :func:`select_weak`.
 - :class:`OversamplingPlan` (per-class repeat factors, never below 1) built by
@@ -152,6 +153,28 @@ def describe_symmetric(pair: dict) -> str:
     """One line for an unordered pair: ``"a <-> b: 12 confusions (7 one way, 5 the other)"``."""
     return (f"{pair['a_name']} <-> {pair['b_name']}: {pair['count']} confusions "
             f"({pair['a_to_b']} one way, {pair['b_to_a']} the other)")
+
+
+def confusion_partners(cm: np.ndarray, chosen: Sequence[int],
+                       partners: int = 1) -> list[list[tuple[int, int]]]:
+    """Each chosen class's ``partners`` most confused classes, by confusions in both
+    directions ``cm[a, b] + cm[b, a]`` (ties as in :func:`symmetric_pairs`: higher rate,
+    then lower index).
+
+    ``cm`` (C, C) counts (row = true class); ``chosen`` class indices. Returns one list
+    per chosen class of ``(partner index, confusion count)``, most confused first; classes
+    never confused with it are skipped, so a list may be shorter than ``partners`` or
+    empty. A partner may itself be chosen.
+    """
+    if isinstance(partners, bool) or int(partners) != partners or partners < 1:
+        raise AugmineError(f"--partners {partners!r}: choose a whole number of at least 1 "
+                           "confusion partner per class")
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise AugmineError(f"confusion matrix must be square (C, C), got shape {cm.shape}")
+    pairs = symmetric_pairs(cm, [str(i) for i in range(len(cm))], top=len(cm) ** 2)
+    return [[(p["b"] if p["a"] == c else p["a"], p["count"]) for p in pairs
+             if c in (p["a"], p["b"])][:int(partners)] for c in (int(c) for c in chosen)]
 
 
 # --------------------------------------------------------------------------- weak classes
@@ -379,6 +402,51 @@ def make_plan(f1, class_ids: Sequence[str], class_names: Sequence[str], *,
     return OversamplingPlan(factors, weak, list(class_ids), list(class_names), recipe, record)
 
 
+def with_partners(plan: OversamplingPlan, cm: np.ndarray, partners: int = 1) -> OversamplingPlan:
+    """``plan`` with each weak class's confusion partners (:func:`confusion_partners` over
+    ``cm`` (C, C), in the plan's class order) recorded in its policy:
+    ``partners: [{class, partners: [names], confusions: [counts]}]`` and
+    ``partners_per_class``. Factors are unchanged (see :func:`pairs_plan`)."""
+    found = confusion_partners(cm, plan.weak, partners)
+    names = plan.class_names
+    record = [{"class": names[c], "partners": [names[p] for p, _ in ps],
+               "confusions": [n for _, n in ps]} for c, ps in zip(plan.weak, found)]
+    return OversamplingPlan(plan.factors, plan.weak, plan.class_ids, plan.class_names,
+                            plan.recipe, {**plan.policy, "partners": record,
+                                          "partners_per_class": int(partners)})
+
+
+def plan_partners(plan: OversamplingPlan, where: str = "plan") -> dict[int, list[int]]:
+    """``{weak class index: [partner indices]}`` from the plan's recorded ``partners``
+    (names or ids; unknown ones raise a one-line error); {} when none are recorded."""
+    out: dict[int, list[int]] = {}
+    for row in (plan.policy or {}).get("partners") or []:
+        c = _lookup(row["class"], plan.class_ids, plan.class_names, f"{where}: partners")
+        out[c] = [_lookup(p, plan.class_ids, plan.class_names, f"{where}: partners")
+                  for p in row.get("partners") or []]
+    return out
+
+
+def partner_classes(plan: OversamplingPlan) -> list[int]:
+    """The partners that are not weak classes themselves, in the order first named."""
+    seen = []
+    for ps in plan_partners(plan).values():
+        seen += [p for p in ps if p not in plan.weak and p not in seen]
+    return seen
+
+
+def pairs_plan(plan: OversamplingPlan) -> OversamplingPlan:
+    """The plan of a ``pairs`` round: every weak class's partners (see :func:`with_partners`)
+    get that class's factor too (the largest when several share a partner), so both sides
+    of each confused pair are repeated alike. The weak classes stay the chosen ones."""
+    factors = plan.factors.copy()
+    for c, ps in plan_partners(plan).items():
+        for p in ps:
+            factors[p] = max(factors[p], plan.factors[c])
+    return OversamplingPlan(factors, plan.weak, plan.class_ids, plan.class_names, plan.recipe,
+                            {**plan.policy, "pairs_mode": True})
+
+
 # --------------------------------------------------------------------------- suspects
 
 def self_confidence(labels, probs) -> np.ndarray:
@@ -484,6 +552,15 @@ def apply_holdout(index, fraction: float | None, seed: int = 0):
 # --------------------------------------------------------------------------- round effect
 
 ROUND_METRICS = ("chosen F1", "other F1", "top-1", "macro F1")
+PARTNER_METRIC = "partner F1"     # after "chosen F1" when a round measures partner classes
+
+
+def round_metric_names(partners: Sequence[int] = ()) -> tuple[str, ...]:
+    """The metrics of :func:`round_metrics`: ``ROUND_METRICS``, with ``"partner F1"``
+    second when ``partners`` is not empty."""
+    if not len(partners):
+        return ROUND_METRICS
+    return ROUND_METRICS[:1] + (PARTNER_METRIC,) + ROUND_METRICS[1:]
 
 
 def f1_scores(y_true, y_pred, num_classes: int) -> np.ndarray:
@@ -497,18 +574,27 @@ def f1_scores(y_true, y_pred, num_classes: int) -> np.ndarray:
     return np.where(denom > 0, 2.0 * tp / np.maximum(denom, 1), 0.0)
 
 
-def round_metrics(y_true, y_pred, num_classes: int, chosen: Sequence[int]) -> np.ndarray:
-    """(4,) ``ROUND_METRICS``: mean F1 of the ``chosen`` classes, mean F1 of the other
-    classes, top-1 accuracy and macro F1 (over classes present in ``y_true``)."""
+def round_metrics(y_true, y_pred, num_classes: int, chosen: Sequence[int],
+                  partners: Sequence[int] = ()) -> np.ndarray:
+    """(4,) or (5,) values of :func:`round_metric_names`: mean F1 of the ``chosen``
+    classes, of the ``partners`` (only when given; partners that are chosen count as
+    chosen), of the other classes (neither), top-1 accuracy and macro F1 (means over the
+    classes present in ``y_true``)."""
     y_true = _labels(y_true, "y_true")
     f1 = f1_scores(y_true, y_pred, num_classes)
     present = np.bincount(y_true, minlength=num_classes) > 0
     mask = np.zeros(num_classes, bool)
     mask[list(chosen)] = True
+    partner = np.zeros(num_classes, bool)
+    partner[list(partners)] = True
+    partner &= ~mask
     mean = lambda m: float(f1[m].mean()) if m.any() else float("nan")  # noqa: E731
-    return np.array([mean(mask & present), mean(~mask & present),
-                     float(np.mean(y_true == np.asarray(y_pred))) if len(y_true) else 0.0,
-                     mean(present)])
+    values = [mean(mask & present)]
+    if len(partners):
+        values.append(mean(partner & present))
+    return np.array(values + [mean(~mask & ~partner & present),
+                              float(np.mean(y_true == np.asarray(y_pred))) if len(y_true) else 0.0,
+                              mean(present)])
 
 
 def bootstrap_interval(samples, alpha: float = 0.05) -> tuple[float, float]:
@@ -573,20 +659,23 @@ def paired_bootstrap(y_true, preds: dict, stat, reps: int = 1000, seed: int = 0)
 
 def effect_table(y_true, before, after, control=None, *, num_classes: int,
                  chosen: Sequence[int], reps: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> dict:
+                 alpha: float = 0.05, partners: Sequence[int] = ()) -> dict:
     """Before/after/control and their differences, each with a bootstrap interval.
 
     ``y_true`` (N,) labels of the measurement images; ``before``/``after``/``control`` (N,)
     predicted labels of the start model, the round's model and the control's (None: no
     control). Returns ``{metric: {"before", "after", "control", "change", "effect"}}`` for
-    each of ``ROUND_METRICS``, each entry ``{"value", "lo", "hi"}`` (``1 - alpha``
+    each of :func:`round_metric_names` (``partners``: classes measured apart as "partner
+    F1", for pairs rounds), each entry ``{"value", "lo", "hi"}`` (``1 - alpha``
     interval over ``reps`` seeded, paired resamples); ``change`` = after - before,
     ``effect`` = after - control (the round's effect net of control; None without one).
     """
     preds = {"before": before, "after": after}
     if control is not None:
         preds["control"] = control
-    stat = lambda t, p: round_metrics(t, p, num_classes, chosen)  # noqa: E731
+    chosen = [int(c) for c in chosen]
+    partners = [int(p) for p in partners if int(p) not in chosen]
+    stat = lambda t, p: round_metrics(t, p, num_classes, chosen, partners)  # noqa: E731
     point = {k: stat(_labels(y_true, "y_true"), np.asarray(v)) for k, v in preds.items()}
     boot = paired_bootstrap(y_true, preds, stat, reps=reps, seed=seed)
     point["change"], boot["change"] = point["after"] - point["before"], boot["after"] - boot["before"]
@@ -594,7 +683,7 @@ def effect_table(y_true, before, after, control=None, *, num_classes: int,
         point["effect"] = point["after"] - point["control"]
         boot["effect"] = boot["after"] - boot["control"]
     table = {}
-    for j, metric in enumerate(ROUND_METRICS):
+    for j, metric in enumerate(round_metric_names(partners)):
         row = {}
         for k in ("before", "after", "control", "change", "effect"):
             if k not in point:
@@ -617,13 +706,36 @@ def f1_losses(names: Sequence[str], support, f1_ref, f1_after, top: int = 5) -> 
             for i in order]
 
 
+def _fell(table: dict, has_control: bool, harmful: bool) -> tuple[list[str], str]:
+    """Top-1 / macro F1 cells below zero against the control (or the start without one):
+    those whose 95% interval lies below zero (``harmful``) or only the point estimate."""
+    key, what = ("effect", "the control") if has_control else ("change", "the start")
+    out = []
+    for m in ("top-1", "macro F1"):
+        cell = table[m][key]
+        if not cell or not cell["value"] < 0 or (cell["hi"] < 0) != harmful:
+            continue
+        k, d, unit = (100, 1, " pt") if m == "top-1" else (1, 3, "")
+        out.append(f"{m} {cell['value'] * k:+.{d}f}{unit} [{cell['lo'] * k:+.{d}f}, "
+                   f"{cell['hi'] * k:+.{d}f}]")
+    return out, what
+
+
 def effect_warning(table: dict, has_control: bool) -> str | None:
     """One line when overall top-1 or macro F1 fell against the control (or against the
-    start without a control); None otherwise."""
-    key, what = ("effect", "the control") if has_control else ("change", "the start")
-    fell = [f"{m} {table[m][key]['value'] * (100 if m == 'top-1' else 1):+.{1 if m == 'top-1' else 3}f}"
-            f"{' pt' if m == 'top-1' else ''}"
-            for m in ("top-1", "macro F1") if table[m][key] and table[m][key]["value"] < 0]
+    start without a control) with the whole 95% interval below zero; None otherwise (a fall
+    whose interval includes zero is :func:`effect_note`'s)."""
+    fell, what = _fell(table, has_control, harmful=True)
     if not fell:
         return None
     return f"WARNING: the round lowered {' and '.join(fell)} against {what}"
+
+
+def effect_note(table: dict, has_control: bool) -> str | None:
+    """One neutral line when top-1 or macro F1 is below zero against the control (or the
+    start) but its 95% interval includes zero: no measurable change; None otherwise."""
+    fell, what = _fell(table, has_control, harmful=False)
+    if not fell:
+        return None
+    return (f"no measurable change: {' and '.join(fell)} against {what} (the 95% interval "
+            "includes zero)")

@@ -265,6 +265,8 @@ def _effect_markdown(effect: dict, start: str | None) -> list[str]:
              "paired resamples)", ""]
     if effect.get("warning"):
         lines += [f"**{effect['warning']}**", ""]
+    if effect.get("note"):
+        lines += [effect["note"], ""]
     lines += ["| | before | after | control | after - before | net of control |",
               "|---|---|---|---|---|---|"]
     for m, row in effect["table"].items():
@@ -275,9 +277,11 @@ def _effect_markdown(effect: dict, start: str | None) -> list[str]:
     by_name = {c["name"]: c for c in effect["per_class"]}
     lines += ["", "| chosen class | support | F1 before | after | control | net of control |",
               "|---|---|---|---|---|---|"]
-    for n in effect["chosen"]:
+    partners = effect.get("partners") or []
+    for n in list(effect["chosen"]) + list(partners):
         c = by_name[n]
-        lines.append(f"| {n} | {c['support']} | {_fmt(c['before'])} | {_fmt(c['after'])} | "
+        tag = " (confusion partner)" if n in partners else ""
+        lines.append(f"| {n}{tag} | {c['support']} | {_fmt(c['before'])} | {_fmt(c['after'])} | "
                      f"{_fmt(c['control'])} | {_delta(c['control'], c['after'])} |")
     ref = "control" if effect["control"] else "start"
     lines += ["", f"### F1 fell most (against the {ref})", ""]

@@ -30,15 +30,18 @@ import io
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from . import atomic
+# the modes (oversample, class-weight, recipe, pairs) and their control live in augmine.arms
+from .arms import (COMPARE_MODES, MODES, arm, arm_inputs, arm_length, compare_length,  # noqa: F401
+                   describe_arm, format_pairs)
 from .errors import AugmineError
 from .evaluation import evaluate_model, evaluation_settings
-from .mining import (OversamplingPlan, apply_holdout, effect_table, effect_warning, f1_losses,
-                     f1_scores, f1_vector, make_plan, selection_split)
+from .mining import (OversamplingPlan, apply_holdout, confusion_matrix, effect_note, effect_table,
+                     effect_warning, f1_losses, f1_scores, f1_vector, make_plan, partner_classes,
+                     selection_split, with_partners)
 from .reports import (latest_report, list_stage_reports, load_predictions, report_done,
                       stage_sort_key, write_stage_report)
 from .rundir import RunDir
@@ -46,8 +49,6 @@ from .train import checked_run_index, train_extra_epochs
 
 log = logging.getLogger("augmine")
 
-MODES = ("oversample", "class-weight")
-COMPARE_MODES = ("oversample", "class-weight", "recipe")
 SELECTIONS = ("val-half", "holdout")
 DEFAULT_STRONG_RECIPE = "tiny-imagenet-14.yaml"   # compare's recipe mode, unless set
 BOOTSTRAP_REPS = 1000
@@ -58,7 +59,7 @@ _ROUND_RE = re.compile(r"^round-(\d+)$")
 # mining defaults when the run's config has no ``mining:`` section
 MINING_DEFAULTS = {"policy": "bottom-k", "k": 20, "threshold": None, "z": None, "factor": 3.0,
                    "cap": None, "epochs": 5, "recipe": None, "selection": None,
-                   "control": True, "min_lr": None, "max_lr": None}
+                   "control": True, "min_lr": None, "max_lr": None, "partners": 1}
 
 
 # --------------------------------------------------------------------------- run folder
@@ -109,7 +110,8 @@ def selection_report(run_dir, index, report: dict, selection: str) -> dict:
 
     ``val-half``: ``report``'s saved val predictions on the selection half; ``holdout``:
     the run's last checkpoint on the held-out slice of train. Returns a report-like dict
-    ``{stage, selection, images, per_class: [{class_id, name, f1, support}]}``."""
+    ``{stage, selection, images, per_class: [{class_id, name, f1, support}], confusion}``
+    (``confusion``: (C, C) counts on the selection images, row = true class, as lists)."""
     run = RunDir.of(run_dir)
     if selection == "val-half":
         y = np.asarray(index.val.labels, np.int64)
@@ -128,18 +130,21 @@ def selection_report(run_dir, index, report: dict, selection: str) -> dict:
     return {"stage": report["stage"], "selection": selection, "images": int(len(y)),
             "per_class": [{"class_id": cid, "name": name, "f1": float(f1[i]),
                            "support": int(support[i])}
-                          for i, (cid, name) in enumerate(zip(index.class_ids, index.class_names))]}
+                          for i, (cid, name) in enumerate(zip(index.class_ids, index.class_names))],
+            "confusion": confusion_matrix(y, pred, index.num_classes).tolist()}
 
 
 def selected_plan(run_dir, index, report: dict, selection: str, settings: dict) -> OversamplingPlan:
     """The plan made from the selection images' F1 (see :func:`selection_report`); its
-    ``policy`` records the selection and the chosen classes' selection support."""
+    ``policy`` records the selection, the chosen classes' selection support and their
+    confusion partners on the selection images (``settings["partners"]`` each, default 1;
+    :func:`~augmine.mining.with_partners`; the ``pairs`` mode oversamples them too)."""
     sel = selection_report(run_dir, index, report, selection)
     plan = plan_from_report(sel, **settings).aligned_to(index.class_ids, index.class_names)
     plan.policy.update({"selection": selection, "selection_images": sel["images"],
                         "support": {sel["per_class"][i]["name"]: sel["per_class"][i]["support"]
                                     for i in plan.weak}})
-    return plan
+    return with_partners(plan, np.asarray(sel["confusion"]), settings.get("partners") or 1)
 
 
 def done_rounds(run_dir) -> list[int]:
@@ -236,6 +241,11 @@ def format_plan(plan: OversamplingPlan, counts) -> list[str]:
                  + ("" if plan.factors[weak].max(initial=1.0) > 1 else
                     " (factor 1: no extra samples)")
                  + (f"; weak classes use recipe {plan.recipe}" if plan.recipe else ""))
+    pairs = format_pairs(plan)
+    if pairs:
+        lines.append("confusion partners on the selection images (oversampled with them by "
+                     "--mode pairs):")
+        lines += pairs
     return lines
 
 
@@ -278,59 +288,9 @@ def round_status(run_dir, round_no: int) -> str:
     return "new"
 
 
-def uniform_plan(plan: OversamplingPlan, index, batch_size: int) -> OversamplingPlan:
-    """Plain sampling as long as ``plan``'s epoch: every class gets the same factor, chosen
-    so one epoch has as many batches of ``batch_size`` as ``plan``'s (the control)."""
-    from .pipeline import epoch_length
-
-    target = -(-epoch_length(index, plan) // batch_size)
-    n = len(index.train)
-    ones = np.ones(plan.num_classes)
-    r = epoch_length(index, plan) / n
-    best = ones
-    for _ in range(8):
-        cand = np.full(plan.num_classes, max(1.0, r))
-        got = -(-epoch_length(index, OversamplingPlan(cand, [], plan.class_ids,
-                                                      plan.class_names)) // batch_size)
-        best = cand
-        if got == target or r <= 1.0:
-            break
-        r += (target - got) * batch_size / n
-    return OversamplingPlan(best, [], plan.class_ids, plan.class_names,
-                            policy={"control": True, "factor": float(best[0])})
-
-
-def mode_inputs(mode: str, plan: OversamplingPlan, index, batch_size: int,
-                strong_recipe: str | None = None, same_length: bool = False,
-                control_of: str = "oversample") -> dict:
-    """Keyword arguments of :func:`~augmine.train.train_extra_epochs` for one arm.
-
-    ``oversample``: the plan feeds the pipeline; ``class-weight``: its factors become loss
-    weights; ``recipe``: ``strong_recipe`` for the weak classes, no extra samples;
-    ``control``: plain sampling. With ``same_length`` every arm's epoch is as long as the
-    oversampled one (plain sampling stretched evenly: the same budget for every arm);
-    otherwise class-weight trains plain epochs and the control (``mode="control"``) matches
-    the epoch of the round's mode ``control_of``.
-    """
-    longer = uniform_plan(plan, index, batch_size)
-    stretched = same_length or (control_of if mode == "control" else mode) == "oversample"
-    plain = longer if stretched else None
-    if mode == "control":
-        return {"plan": plain}
-    if mode == "oversample":
-        return {"plan": OversamplingPlan(plan.factors, plan.weak, plan.class_ids,
-                                         plan.class_names, plan.recipe, dict(plan.policy))}
-    if mode == "class-weight":
-        return {"plan": plain, "class_weight": plan.class_weight(index.class_counts("train"))}
-    if mode == "recipe":
-        base = plain.factors if plain is not None else np.ones(plan.num_classes)
-        return {"plan": OversamplingPlan(base, plan.weak, plan.class_ids, plan.class_names,
-                                         strong_recipe, {"recipe_mode": True})}
-    raise AugmineError(f"mode {mode!r}: choose one of {', '.join(COMPARE_MODES)}")
-
-
 def round_steps(index, inputs: dict, batch_size: int, epochs: int) -> int:
-    """Optimizer steps of ``epochs`` epochs fed with ``inputs`` (see :func:`mode_inputs`)."""
+    """Optimizer steps of ``epochs`` epochs fed with ``inputs`` (see
+    :func:`~augmine.arms.arm_inputs`)."""
     from .pipeline import epoch_length
 
     return epochs * -(-epoch_length(index, inputs.get("plan")) // batch_size)
@@ -371,23 +331,27 @@ def schedule_callback(schedule):
 
 
 def _train_arm(run: RunDir, index, epochs: int, stage: str, inputs: dict, schedule,
-               progress: bool, extra_callbacks=()):
-    """Train one arm (round, control or mode) and return its val probabilities (N, C)."""
+               progress: bool, extra_callbacks=(), label: str | None = None):
+    """Train one arm (round, control or mode) and return its val probabilities (N, C);
+    ``label`` starts each printed epoch line (which arm it is)."""
     model = train_extra_epochs(run, index, epochs, stage=stage, progress=progress,
                                extra_callbacks=[schedule_callback(schedule), *extra_callbacks],
-                               **inputs)
+                               label=label, **inputs)
     size, batch_size = evaluation_settings(run.config)
     return evaluate_model(model, index, size, batch_size)
 
 
 def measure_round(index, selection: str, seed: int, chosen, before_probs, after_probs,
-                  control_probs=None, reps: int = BOOTSTRAP_REPS) -> dict:
+                  control_probs=None, reps: int = BOOTSTRAP_REPS, partners=()) -> dict:
     """The round's effect on the measurement images (never the selection ones).
 
     ``*_probs`` (N_val, C) on the whole val split; measured on its other half
-    (``val-half``) or all of it (``holdout``). Returns ``{selection, measurement,
-    measurement_images, control, chosen, table (see effect_table), per_class: [{index,
-    name, support, before, after, control, change, effect}], losers, warning}``."""
+    (``val-half``) or all of it (``holdout``). ``partners``: class indices measured apart
+    (the "partner F1" row; pairs rounds). Returns ``{selection, measurement,
+    measurement_images, control, chosen, partners, table (see effect_table), per_class:
+    [{index, name, support, before, after, control, change, effect}], losers, warning,
+    note}`` (``warning``: a fall whose 95% interval excludes zero; ``note``: a fall within
+    the noise, "no measurable change")."""
     y = np.asarray(index.val.labels, np.int64)
     meas = selection_split(y, seed)[1] if selection == "val-half" else np.arange(len(y))
     yt = y[meas]
@@ -396,7 +360,7 @@ def measure_round(index, selection: str, seed: int, chosen, before_probs, after_
                          ("control", control_probs))}
     num = index.num_classes
     table = effect_table(yt, pred["before"], pred["after"], pred["control"], num_classes=num,
-                         chosen=list(chosen), reps=reps, seed=seed)
+                         chosen=list(chosen), reps=reps, seed=seed, partners=list(partners))
     f1 = {k: None if v is None else f1_scores(yt, v, num) for k, v in pred.items()}
     support = np.bincount(yt, minlength=num)
     names = list(index.class_names)
@@ -412,9 +376,10 @@ def measure_round(index, selection: str, seed: int, chosen, before_probs, after_
             "measurement": "the other half of val" if selection == "val-half" else "all of val",
             "measurement_images": int(len(yt)), "control": has_control,
             "reference": "control" if has_control else "before", "reps": int(reps),
-            "chosen": [names[i] for i in chosen], "table": table, "per_class": per_class,
+            "chosen": [names[i] for i in chosen], "partners": [names[i] for i in partners],
+            "table": table, "per_class": per_class,
             "losers": f1_losses(names, support, ref, f1["after"]),
-            "warning": effect_warning(table, has_control)}
+            "warning": effect_warning(table, has_control), "note": effect_note(table, has_control)}
 
 
 def latest_round(run_dir) -> int | None:
@@ -431,14 +396,16 @@ def latest_round(run_dir) -> int | None:
 def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
               round_no: int | None = None, redo: bool = False, progress: bool = True,
               extra_callbacks=(), control: bool | None = None, skip_bad: bool = False,
-              **plan_settings) -> RoundResult:
+              echo=None, **plan_settings) -> RoundResult:
     """Run mining round ``round_no`` (default: the next one) on ``run_dir`` (path or RunDir).
 
     Uses the round's saved plan when it exists, else makes and saves it from the selection
     images of the previous report (see :func:`selection_method`; ``plan_settings`` override
     the config's ``mining:`` section). ``mode``: ``oversample`` (the plan's factors feed
-    the pipeline) or ``class-weight`` (the same emphasis as Keras loss weights); default
-    the config's ``mining.class_weight``, else oversample. Trains ``epochs`` extra epochs
+    the pipeline), ``class-weight`` (the same emphasis as Keras loss weights) or ``pairs``
+    (each chosen class and its confusion partners on the selection images, recorded in the
+    plan, oversampled alike; the partners' F1 is measured apart); default the config's
+    ``mining.class_weight``, else oversample (see :mod:`augmine.arms`). Trains ``epochs`` extra epochs
     (default ``mining.epochs``, else 5) from the last checkpoint on the round's own LR
     (:func:`round_schedule`; ``extra_callbacks`` join the fit; every image is checked
     first, bad ones left out with ``skip_bad``) and, unless ``control`` is
@@ -450,8 +417,11 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     An interrupted round (or control) is resumed by calling this again (same plan and
     mode; its epochs unless ``epochs`` is given). A done round raises unless ``redo``, which
     puts the run back to the round's start and trains it (and its control) again (the latest
-    round started only: :func:`latest_round`).
+    round started only: :func:`latest_round`). ``echo`` gets a header line before each arm
+    trains (default: the log); each epoch line names its arm (``round-N``, ``round-N
+    control``).
     """
+    say = echo or log.info
     run = check_run_dir(run_dir)
     if not run.has_checkpoint("last"):
         raise AugmineError(f"{run.checkpoint('last')} is missing: {run} has no checkpoint to "
@@ -459,8 +429,7 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     settings = mining_settings(run, **plan_settings)
     if mode is None:
         mode = "class-weight" if settings.get("class_weight") else "oversample"
-    if mode not in MODES:
-        raise AugmineError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
+    spec = arm(mode, MODES)
     control = bool(settings.get("control", True)) if control is None else bool(control)
     asked_epochs = epochs
     epochs = int(epochs if epochs is not None else settings.get("epochs") or 5)
@@ -495,6 +464,13 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     selection = selection_method(run, settings.get("selection"))
     if run.plan_path(round_no).is_file():
         plan = read_plan(run, round_no, index)
+        asked = plan_settings.get("partners")
+        if spec.partners and ("partners" not in plan.policy or
+                              asked not in (None, plan.policy.get("partners_per_class"))):
+            # a plan from before partners (or other --partners): found on the same images
+            sel = selection_report(run, index, before,
+                                   plan.policy.get("selection") or selection)
+            plan = with_partners(plan, np.asarray(sel["confusion"]), settings["partners"])
     else:
         plan = selected_plan(run, index, before, selection, settings)
     selection = (plan.policy or {}).get("selection") or selection
@@ -526,29 +502,36 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
 
     cfg = run.config
     batch_size = cfg.batch_size
-    inputs = mode_inputs(mode, plan, index, batch_size)
+    inputs = arm_inputs(mode, plan, index, batch_size)
     steps = round_steps(index, inputs, batch_size, epochs)
     lr = round_lr_range(cfg, settings)
     schedule = round_schedule(*lr, start_step, steps)
     before_probs = _stage_probs(run, before["stage"], index)
+    head = f"round {round_no} ({mode})"
+    say(f"{head}: training the round arm, {epochs} epoch{'s' if epochs != 1 else ''} "
+        f"({steps} steps)")
     y_true, probs = _train_arm(run, index, epochs, stage, inputs, schedule, progress,
-                               extra_callbacks)
+                               extra_callbacks, label=stage)
     control_probs = None
     if control:
+        say(f"{head}: training the control (plain sampling, the same {steps} steps)")
         branch = run.branch(stage, "control", round_no)
-        _, control_probs = _train_arm(branch, index, epochs, stage,
-                                      mode_inputs("control", plan, index, batch_size,
-                                                  control_of=mode),
-                                      schedule, progress)
+        _, control_probs = _train_arm(
+            branch, index, epochs, stage,
+            arm_inputs("control", plan, index, batch_size,
+                       length=arm_length(mode, plan, index)),
+            schedule, progress, label=f"{stage} control")
+    partners = partner_classes(plan) if spec.partners else []
     effect = measure_round(index, selection, cfg.seed, plan.weak, before_probs, probs,
-                           control_probs)
+                           control_probs, partners=partners)
     state = run.read_state()
     report = write_stage_report(
         run, stage, y_true, probs, list(index.class_ids), list(index.class_names),
         meta={"kind": "round", "round": round_no, "mode": mode, "size": evaluation_settings(cfg)[0],
               "epochs": epochs, "epochs_done": state.get("epochs_done"),
               "step": state.get("step"), "steps": steps, "lr": list(lr),
-              "start_stage": before["stage"], "resumed": resumed},
+              "start_stage": before["stage"], "resumed": resumed,
+              **({"partners": plan.policy.get("partners")} if spec.partners else {})},
         plan=plan, effect=effect, before=before, val_paths=index.val.paths)
     return RoundResult(round_no, plan, report, mode, resumed)
 
@@ -571,16 +554,6 @@ def _stage_probs(run: RunDir, stage: str, index) -> np.ndarray:
                            f"dataset's {len(y_now)} val images; train that stage again on "
                            "this dataset")
     return preds["probs"]
-
-
-def describe_arm(plan: OversamplingPlan, mode: str) -> str:
-    """What a round does, in words ("oversample x3.0", never for a factor-1 plan)."""
-    if mode == "class-weight":
-        return f"class weights x{plan.factors[plan.weak].max(initial=1.0):.1f}"
-    extra = plan.factors[plan.weak].max(initial=1.0) > 1
-    what = f"oversample x{plan.factors[plan.weak].max():.1f}" if extra else \
-        "plain epochs (factor 1: no extra samples)"
-    return what + (f", recipe {Path(plan.recipe).name} for them" if plan.recipe else "")
 
 
 def _ci(cell, pct: bool = False, sign: bool = False) -> str:
@@ -612,13 +585,17 @@ def format_effect(effect: dict, top: int = 5) -> list[str]:
         lines.append("no control round (--no-control): the effect net of control is "
                      "unmeasured; after-before mixes the round with more training")
     by_name = {c["name"]: c for c in effect["per_class"]}
-    lines.append("chosen classes, F1 before -> after (control) [support]:")
-    for n in effect["chosen"]:
-        c = by_name[n]
-        ctrl = "" if c["control"] is None else f" (control {c['control']:.3f}, net " \
-                                               f"{c['effect']:+.3f})"
-        lines.append(f"  {n[:28]:<28} {c['before']:.3f} -> {c['after']:.3f}{ctrl} "
-                     f"[{c['support']}]")
+    groups = [("chosen", effect["chosen"])]
+    if effect.get("partners"):
+        groups.append(("partner", effect["partners"]))
+    for what, names in groups:
+        lines.append(f"{what} classes, F1 before -> after (control) [support]:")
+        for n in names:
+            c = by_name[n]
+            ctrl = "" if c["control"] is None else f" (control {c['control']:.3f}, net " \
+                                                   f"{c['effect']:+.3f})"
+            lines.append(f"  {n[:28]:<28} {c['before']:.3f} -> {c['after']:.3f}{ctrl} "
+                         f"[{c['support']}]")
     losers = effect["losers"][:top]
     ref = effect["reference"]
     if losers:
@@ -626,22 +603,27 @@ def format_effect(effect: dict, top: int = 5) -> list[str]:
         for c in losers:
             lines.append(f"  {c['name'][:28]:<28} {c['ref']:.3f} -> {c['after']:.3f} "
                          f"({c['delta']:+.3f}) [{c['support']}]")
-    if effect.get("warning"):
-        lines.append(effect["warning"])
+    for key in ("warning", "note"):
+        if effect.get(key):
+            lines.append(effect[key])
     return lines
 
 
 # --------------------------------------------------------------------------- compare
 
 def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
-                  strong_recipe: str | None = None, progress: bool = True,
+                  strong_recipe: str | None = None, progress: bool = True, echo=None,
                   **plan_settings) -> dict:
-    """Train ``modes`` (oversample, class-weight, recipe) and a control from the run's
-    current checkpoint, each in its own branch (``branches/compare-step-S/<mode>``; the run
-    itself is not changed), the same plan, epochs, steps, LR and seeds; returns
-    ``{"plan", "selection", "epochs", "steps", "effects": {mode: measure_round dict},
-    "group"}``. Running it again resumes unfinished branches and re-measures.
+    """Train ``modes`` (of :data:`~augmine.arms.COMPARE_MODES`) and a control from the
+    run's current checkpoint, each in its own branch (``branches/compare-step-S/<mode>``;
+    the run itself is not changed), the same plan, epochs, steps (every arm's epoch
+    stretched to :func:`~augmine.arms.compare_length`), LR and seeds; returns ``{"plan",
+    "selection", "epochs", "steps", "effects": {mode: measure_round dict}, "group"}``. With
+    ``pairs`` among the modes every mode's effect also has the partner classes' row.
+    ``echo`` gets a header before each arm trains (default: the log). Running it again
+    resumes unfinished branches and re-measures.
     """
+    say = echo or log.info
     run = check_run_dir(run_dir)
     if not run.has_checkpoint("last"):
         raise AugmineError(f"{run.checkpoint('last')} is missing; train the run first")
@@ -650,14 +632,17 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
     if epochs < 1:
         raise AugmineError(f"--epochs {epochs}: train at least 1 epoch")
     for m in modes:
-        if m not in COMPARE_MODES:
-            raise AugmineError(f"mode {m!r}: choose among {', '.join(COMPARE_MODES)}")
+        arm(m)
     index = load_run_index(run)
     start = latest_report(run)
     selection = selection_method(run, settings.get("selection"))
     plan = selected_plan(run, index, start, selection, settings)
     plan = OversamplingPlan(plan.factors, plan.weak, plan.class_ids, plan.class_names, None,
                             plan.policy)
+    if any(arm(m).partners for m in modes):
+        say("confusion partners on the selection images:")
+        for line in format_pairs(plan):
+            say(line)
     from .recipes import resolve_recipe
 
     strong = str(resolve_recipe(strong_recipe or settings.get("recipe") or DEFAULT_STRONG_RECIPE))
@@ -667,18 +652,21 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
     group = f"compare-step-{start_step}"
     stage = f"round-{next_round(run)}"
     batch_size = cfg.batch_size
-    arms = {m: mode_inputs(m, plan, index, batch_size, strong, same_length=True)
+    length = compare_length(plan, index)
+    arms = {m: arm_inputs(m, plan, index, batch_size, length, strong_recipe=strong)
             for m in (*modes, "control")}
     steps = round_steps(index, arms["control"], batch_size, epochs)
     schedule = round_schedule(*round_lr_range(cfg, settings), start_step, steps)
     before_probs = _stage_probs(run, start["stage"], index)
     probs = {}
-    for m, inputs in arms.items():
-        log.info("compare: training %s (%d epochs, %d steps)", m, epochs, steps)
+    for i, (m, inputs) in enumerate(arms.items(), 1):
+        say(f"compare: {'mode ' if m != 'control' else ''}{m} ({i}/{len(arms)}), {epochs} "
+            f"epoch{'s' if epochs != 1 else ''}, {steps} steps")
         _, probs[m] = _train_arm(run.branch(group, m), index, epochs, stage, inputs, schedule,
-                                 progress)
+                                 progress, label=f"compare {m}")
+    partners = partner_classes(plan) if any(arm(m).partners for m in modes) else []
     effects = {m: measure_round(index, selection, cfg.seed, plan.weak, before_probs, probs[m],
-                                probs["control"]) for m in modes}
+                                probs["control"], partners=partners) for m in modes}
     return {"plan": plan, "selection": selection, "epochs": epochs, "steps": steps,
             "recipe": strong, "effects": effects, "group": str(run.branch_dir(group, ""))}
 
@@ -691,6 +679,8 @@ def format_compare(result: dict) -> list[str]:
              f"{result['epochs']} epochs = {result['steps']} steps per mode; chosen on "
              f"{first['selection']}, measured on {first['measurement']} "
              f"({first['measurement_images']} images)",
+             *([f"partner classes (pairs oversamples them too): {', '.join(first['partners'])}"]
+               if first.get("partners") else []),
              "effect net of control [95% bootstrap interval]:",
              f"{'mode':<13}" + "".join(f" {m:>24}" for m in first["table"])]
     for mode, eff in effects.items():
@@ -701,8 +691,9 @@ def format_compare(result: dict) -> list[str]:
         f" {(format(row['control']['value'], '.1%') if m == 'top-1' else format(row['control']['value'], '.3f')) + ' (absolute)':>24}"
         for m, row in ctrl.items()))
     for mode, eff in effects.items():
-        if eff.get("warning"):
-            lines.append(f"{mode}: {eff['warning']}")
+        for key in ("warning", "note"):
+            if eff.get(key):
+                lines.append(f"{mode}: {eff[key]}")
     return lines
 
 

@@ -237,7 +237,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
 
 def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None,
                        stage: str = "round-1", progress: bool = True, recipe=None,
-                       size: int | None = None, extra_callbacks=()):
+                       size: int | None = None, extra_callbacks=(), label: str | None = None):
     """Train ``epochs`` more epochs from the run's ``last.keras`` (a mining round).
 
     ``run_dir``: a path or :class:`RunDir`; ``index``: the run's
@@ -245,7 +245,8 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     pipeline (None = plain epochs); ``class_weight``: Keras ``{class: weight}``;
     ``recipe``: recipe for all classes (default: the last phase's; the plan's own
     ``recipe`` covers its weak classes); ``size``: default the last phase's;
-    ``extra_callbacks``: Keras callbacks added to the fit. The optimizer continues (same
+    ``extra_callbacks``: Keras callbacks added to the fit; ``label``: starts each printed
+    epoch line (which arm of a round it is). The optimizer continues (same
     schedule step). Every epoch commits like a phase's, so a killed round resumes by
     calling this again with the same ``stage``; a finished stage is not trained again.
     Returns the Keras model.
@@ -278,7 +279,7 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                            plan=plan)
             _fit_and_close(model, feeds, epochs, done,
                            stage_callbacks(run, state, stage, None, size, progress,
-                                           extra_callbacks, seed=cfg.seed),
+                                           extra_callbacks, seed=cfg.seed, label=label),
                            progress, class_weight=class_weight)
     info["epochs_done"] = int(state["stage_epochs_done"])
     info["done"] = True

@@ -202,11 +202,13 @@ def epoch_recorder(run: RunDir, state: dict, stage: str, phase: int | None, size
     return EpochRecorder()
 
 
-def epoch_lines(echo=None):
+def epoch_lines(echo=None, label: str | None = None):
     """A Keras callback printing one line per epoch (``epoch N/M: loss ... val_accuracy ...``),
-    for logs and pipes where Keras' carriage-return bars are noise. ``echo``: default print."""
+    for logs and pipes where Keras' carriage-return bars are noise. ``echo``: default print;
+    ``label`` starts every line (the stage or arm: ``round-2 control epoch 1/2: ...``)."""
     keras = import_keras()
     echo = echo or (lambda line: print(line, flush=True))
+    head = f"{label} " if label else ""
 
     class EpochLines(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -216,7 +218,7 @@ def epoch_lines(echo=None):
             parts = [f"{k} {float(v):.4f}" for k, v in (logs or {}).items()
                      if k in ("loss", "accuracy", "val_loss", "val_accuracy")]
             took = time.perf_counter() - getattr(self, "_start", time.perf_counter())
-            echo(f"epoch {epoch + 1}/{self.params.get('epochs')}: {', '.join(parts)} "
+            echo(f"{head}epoch {epoch + 1}/{self.params.get('epochs')}: {', '.join(parts)} "
                  f"({took:.0f} s)")
 
     return EpochLines()
@@ -244,10 +246,11 @@ def tensorboard_available() -> bool:
 
 
 def stage_callbacks(run: RunDir, state: dict, stage: str, phase: int | None, size: int,
-                    progress: bool = True, extra=(), seed: int | None = None) -> list:
+                    progress: bool = True, extra=(), seed: int | None = None,
+                    label: str | None = None) -> list:
     """The callbacks of one stage: the epoch seeder (when ``seed`` is given), the epoch
-    recorder, TensorBoard (when available), one line per epoch when there are no progress
-    bars, then ``extra`` (yours, e.g. early stopping)."""
+    recorder, TensorBoard (when available), one line per epoch (starting with ``label``)
+    when there are no progress bars, then ``extra`` (yours, e.g. early stopping)."""
     keras = import_keras()
     callbacks = [] if seed is None else [epoch_seeder(seed, state)]
     callbacks.append(epoch_recorder(run, state, stage, phase, size))
@@ -261,7 +264,7 @@ def stage_callbacks(run: RunDir, state: dict, stage: str, phase: int | None, siz
             f"TensorBoard logs need the TensorFlow backend (this is {keras_backend()})"
         log.info("%s: no TensorBoard logs; history.csv has the same numbers", why)
     if not show_bars(progress):
-        callbacks.append(epoch_lines())
+        callbacks.append(epoch_lines(label=label))
     return callbacks + list(extra)
 
 

@@ -329,7 +329,7 @@ def test_harmful_round_lists_who_lost_and_warns(trained_run, tmp_path):
 def test_holdout_selection_and_compare(synth_root, tmp_path):
     """``mining.holdout`` keeps a slice of train out of training from the first phase;
     weak classes are chosen on it, all of val measures, suspects are scored on it. Then
-    `mine compare` trains the three modes and a control beside the run and prints one table."""
+    `mine compare` trains every mode and a control beside the run and prints one table."""
     from augmine.mining import apply_holdout
     from augmine.rounds import load_run_index
     from augmine.train import train_run
@@ -360,8 +360,8 @@ def test_holdout_selection_and_compare(synth_root, tmp_path):
     res = run_cli("mine", "compare", run, "--epochs", "1", "--no-progress")
     assert res.exit_code == 0, res.output
     table = res.output.split("effect net of control")[1].splitlines()
-    assert [line.split()[0] for line in table[2:6]] == ["oversample", "class-weight", "recipe",
-                                                        "control"]
+    assert [line.split()[0] for line in table[2:7]] == ["oversample", "class-weight", "recipe",
+                                                        "pairs", "control"]
     assert (run / "branches").is_dir() and len(list_stage_reports(run)) == 2  # run unchanged
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..arms import COMPARE_MODES, MODES
+
 _RUN = click.Path(path_type=Path, file_okay=False)
 
 
@@ -94,9 +96,13 @@ _POLICY = click.Choice(["bottom-k", "threshold", "zscore"])
               help="fixed: every weak class gets --factor; proportional: factor * (1 - F1). "
                    "Default: proportional when --cap is given.")
 @click.option("--recipe", default=None, help="A stronger recipe for the weak classes (name or path).")
+@click.option("--partners", type=click.IntRange(min=1), default=None,
+              help="Confusion partners per chosen class, recorded for --mode pairs "
+                   "[config mining.partners, else 1].")
 @click.option("--force", is_flag=True,
               help="Replace the plan of an interrupted round (then redo it: mine round --redo).")
-def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe, force) -> None:
+def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe, partners,
+         force) -> None:
     """Write the next round's oversampling plan for RUN and print what it would do."""
     from ..rounds import check_run_dir, format_plan, load_run_index, plan_round, round_status
 
@@ -107,7 +113,8 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe, force)
         recipe = str(resolve_recipe(recipe))
     index = load_run_index(run)
     round_no, p, src = plan_round(run, force=force, policy=policy, k=k, threshold=threshold, z=z,
-                                  factor=factor, cap=cap, scheme=scheme, recipe=recipe)
+                                  factor=factor, cap=cap, scheme=scheme, recipe=recipe,
+                                  partners=partners)
     p.aligned_to(index.class_ids, index.class_names)      # a plan must fit the run's dataset
     click.echo(f"round {round_no} plan from {src['stage']} (policy {p.policy['policy']}, "
                f"{p.policy['scheme']} factors):")
@@ -123,9 +130,13 @@ _SELECTION = click.Choice(["val-half", "holdout"])
 @command.command("round")
 @click.argument("run", type=_RUN)
 @click.option("--epochs", type=int, default=None, help="Extra epochs [config mining.epochs, else 5].")
-@click.option("--mode", type=click.Choice(["oversample", "class-weight"]), default=None,
-              help="Repeat weak-class samples, or weight their loss instead "
+@click.option("--mode", type=click.Choice(MODES), default=None,
+              help="Repeat weak-class samples (oversample), weight their loss instead "
+                   "(class-weight), or repeat each with its confusion partners (pairs) "
                    "[config mining.class_weight, else oversample].")
+@click.option("--partners", type=click.IntRange(min=1), default=None,
+              help="pairs: confusion partners per chosen class, found on the selection "
+                   "images [the plan's, else config mining.partners, else 1].")
 @click.option("--round", "round_no", type=int, default=None, help="Round number [the next one].")
 @click.option("--redo", is_flag=True,
               help="Train the latest round (done or interrupted) again from its start.")
@@ -140,20 +151,22 @@ _SELECTION = click.Choice(["val-half", "holdout"])
               help="One line per epoch instead of progress bars (the default when piped).")
 @click.option("--skip-bad", is_flag=True,
               help="Leave out images that do not decode (each logged) instead of failing.")
-def round_(run: Path, epochs, mode, round_no, redo, no_control, selection, no_progress,
-           skip_bad) -> None:
+def round_(run: Path, epochs, mode, partners, round_no, redo, no_control, selection,
+           no_progress, skip_bad) -> None:
     """Train extra epochs on RUN with the round's plan and a control, report the effect.
 
     Uses plans/round-N.json (from `augmine mine plan`), or makes it from the config's
     mining settings. An interrupted round (or control) can simply be run again.
     """
     from ..reports import stage_dir
-    from ..rounds import check_run_dir, describe_arm, format_effect, run_round
+    from ..arms import describe_arm, format_pairs
+    from ..rounds import check_run_dir, format_effect, run_round
 
     check_run_dir(run).check_writable("mine round")
     res = run_round(run, epochs=epochs, mode=mode, round_no=round_no, redo=redo,
                     progress=not no_progress, control=False if no_control else None,
-                    selection=selection, skip_bad=skip_bad)
+                    selection=selection, skip_bad=skip_bad, partners=partners,
+                    echo=click.echo)
     rep = res.report
     resumed = ", resumed after an interruption" if res.resumed else ""
     lo, hi = rep["meta"].get("lr") or (None, None)
@@ -161,6 +174,11 @@ def round_(run: Path, epochs, mode, round_no, redo, no_control, selection, no_pr
     click.echo(f"round {res.round} ({describe_arm(res.plan, res.mode)}; "
                f"{rep['meta'].get('epochs')} epochs{lr}{resumed}) chose "
                f"{len(res.plan.weak)} classes: {', '.join(res.plan.weak_names)}")
+    if res.mode == "pairs":
+        click.echo("pairs (each chosen class with its confusion partners on the selection "
+                   "images):")
+        for line in format_pairs(res.plan):
+            click.echo(line)
     for line in format_effect(rep["effect"]):
         click.echo(line)
     click.echo(f"report: {stage_dir(run, f'round-{res.round}') / 'report.md'}")
@@ -172,22 +190,25 @@ def round_(run: Path, epochs, mode, round_no, redo, no_control, selection, no_pr
 @click.option("--recipe", default=None,
               help="Stronger recipe of the recipe mode [config mining.recipe, else "
                    "tiny-imagenet-14.yaml].")
-@click.option("--mode", "modes", multiple=True,
-              type=click.Choice(["oversample", "class-weight", "recipe"]),
-              help="Modes to compare (repeatable) [all three].")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(COMPARE_MODES),
+              help="Modes to compare (repeatable) [all].")
+@click.option("--partners", type=click.IntRange(min=1), default=None,
+              help="pairs: confusion partners per chosen class [config mining.partners, else 1].")
 @click.option("--selection", type=_SELECTION, default=None, help="As for `mine round`.")
 @click.option("--no-progress", is_flag=True, help="One line per epoch instead of progress bars.")
-def compare(run: Path, epochs, recipe, modes, selection, no_progress) -> None:
-    """Oversample, class-weight and stronger-recipe modes side by side from RUN's checkpoint.
+def compare(run: Path, epochs, recipe, modes, partners, selection, no_progress) -> None:
+    """Oversample, class-weight, stronger-recipe and pairs modes side by side from RUN's
+    checkpoint.
 
     Each mode and a control train from the same start with the same plan, steps, LR and
     seeds, in branches beside the run (the run itself is unchanged); prints each mode's
     effect net of control.
     """
-    from ..rounds import COMPARE_MODES, compare_modes, format_compare
+    from ..rounds import compare_modes, format_compare
 
     res = compare_modes(run, epochs=epochs, modes=tuple(modes) or COMPARE_MODES,
-                        strong_recipe=recipe, progress=not no_progress, selection=selection)
+                        strong_recipe=recipe, progress=not no_progress, selection=selection,
+                        partners=partners, echo=click.echo)
     for line in format_compare(res):
         click.echo(line)
     click.echo(f"branches: {res['group']}")
