@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from augmine.inspection import (box_stats, image_stats, inspect_dataset, jpeg_quality,
+from augmine.inspection import (box_stats, format_report, image_stats, inspect_dataset,
+                                jpeg_quality,
                                 measure_paths, suggest_recipe, write_report)
 
 
@@ -110,7 +111,7 @@ def test_box_stats_inclusive_pixel_boxes():
 
 
 def test_inspect_handmade_dataset_summary_classes_and_comparison(handmade):
-    r = inspect_dataset(handmade, split="val", compare="train")
+    r = inspect_dataset(handmade, split="val", compare="train", size=None)
     assert r["images"] == 4 and r["sizes"] == {"8x8": 4}
     assert r["grayscale"] == {"count": 3, "share": 0.75}  # gray, halves, checker
     # brightness: 100, 127.5, ~76 (red), 127.5 (checker)
@@ -124,6 +125,44 @@ def test_inspect_handmade_dataset_summary_classes_and_comparison(handmade):
     assert cmp["split"] == "train" and cmp["images"] == 5
     assert cmp["differences"]["brightness"]["mean_b"] == pytest.approx(
         (100 + 127.5 + 76 + 127.5 + 200) / 5, abs=0.2)
+
+
+def test_upscaled_copies_are_measured_and_suggested_like_the_originals(real_root, tmp_path):
+    """Stored at 512x384 (8x and 6x nearest-neighbour copies, JPEG quality 95), measured at
+    the 64 px training size: the same statistics and suggested ranges as the 64 px
+    originals (noise sigma within 20%); at the stored resolution the noise sigma falls
+    several-fold (what `--size 0` warns about)."""
+    import shutil
+
+    import cv2
+
+    from augmine.dataset import load_index
+
+    big = tmp_path / "big"
+    shutil.copytree(real_root, big, ignore=shutil.ignore_patterns("train"))
+    (big / "train").mkdir()
+    for cls in (real_root / "train").iterdir():       # a few train images keep it loadable
+        (big / "train" / cls.name / "images").mkdir(parents=True)
+        for img in sorted((cls / "images").glob("*.JPEG"))[:2]:
+            shutil.copy(img, big / "train" / cls.name / "images" / img.name)
+    for img in (big / "val" / "images").glob("*.JPEG"):
+        pixels = cv2.imread(str(img))
+        cv2.imwrite(str(img), cv2.resize(pixels, (512, 384), interpolation=cv2.INTER_NEAREST),
+                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+    small = inspect_dataset(load_index(real_root), compare=None)
+    large = inspect_dataset(load_index(big), compare=None)
+    assert large["measured_size"] == 64 and large["sizes"] == {"512x384": 500}
+    for stat, tol in (("noise", 0.2), ("brightness", 0.02), ("contrast", 0.05)):
+        a, b = small["stats"][stat]["median"], large["stats"][stat]["median"]
+        assert abs(b - a) <= tol * a, (stat, a, b)
+    noise_of = {name: next(e for e in suggest_recipe(r)["transforms"]
+                           if e["transform"] == "GaussNoise")["std_range"]
+                for name, r in (("small", small), ("large", large))}
+    assert noise_of["large"] == pytest.approx(noise_of["small"], rel=0.25, abs=0.002)
+    stored = inspect_dataset(load_index(big), compare=None, size=None)
+    assert stored["stats"]["noise"]["median"] < small["stats"]["noise"]["median"] / 4
+    assert "stored resolution" in format_report(stored)
+    assert "resized to 64 x 64 px" in format_report(large)
 
 
 def test_parallel_measurement_matches_serial(handmade):

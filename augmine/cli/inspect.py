@@ -20,10 +20,13 @@ import click
               help="Also write a recipe whose why: lines quote the measured numbers, and "
                    "beside it <name>-compare.yaml: the command comparing it (at strength 0.5 "
                    "and 1) against none.")
+@click.option("--size", type=click.IntRange(min=0), default=64, show_default=True,
+              help="Measure each image resized to this size (px), as training at that size "
+                   "sees it; 0 = at the stored resolution.")
 @click.option("--workers", type=int, default=None,
               help="Worker processes [default: all cores for large sets].")
 def command(path: Path, split: str, compare: bool, out_dir: Path | None,
-            suggest: Path | None, workers: int | None) -> None:
+            suggest: Path | None, size: int, workers: int | None) -> None:
     """Measure the images of PATH (grayscale share, brightness, contrast, colourfulness,
     sharpness, noise, JPEG quality, object boxes), print tables, write JSON and PNGs."""
     import yaml
@@ -37,7 +40,7 @@ def command(path: Path, split: str, compare: bool, out_dir: Path | None,
     index = load_index(path)
     other = "train" if split == "val" else "val"
     report = inspect_dataset(index, split=split, compare=other if compare else None,
-                             workers=workers, progress=True)
+                             workers=workers, progress=True, size=size or None)
     click.echo(format_report(report))
     out_dir = out_dir or Path(f"inspect-{index.root.name}")
     files = write_report(report, out_dir)

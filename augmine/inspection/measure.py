@@ -130,13 +130,29 @@ def image_stats(img: np.ndarray) -> dict[str, float]:
             "cast_yb": float(yb_mean), "sharpness": sharp, "noise": noise}
 
 
-def measure_file(path: str) -> np.ndarray:
-    """(len(COLUMNS),) float64 statistics of the image file ``path``."""
+def at_size(img: np.ndarray, size: int | None) -> np.ndarray:
+    """``img`` resized to ``size`` x ``size`` as the eval feed and a recipe's final resize
+    do (INTER_AREA when shrinking, bilinear when growing); ``size`` None: as stored."""
+    import cv2
+
+    if not size or img.shape[:2] == (size, size):
+        return img
+    shrink = img.shape[0] > size or img.shape[1] > size
+    return cv2.resize(img, (int(size), int(size)),
+                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def measure_file(path: str, size: int | None = None) -> np.ndarray:
+    """(len(COLUMNS),) float64 statistics of the image file ``path``; with ``size`` the
+    pixel statistics are taken on the image resized to ``size`` px (what training sees),
+    while ``height``/``width`` stay the stored ones (boxes are in stored pixels)."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise AugmineError(f"{path}: cannot read ({exc.strerror}); check that the file exists")
-    stats = image_stats(decode_image(data, str(path)))
+    img = decode_image(data, str(path))
+    stats = image_stats(at_size(img, size))
+    stats["height"], stats["width"] = float(img.shape[0]), float(img.shape[1])
     stats["jpeg_quality"] = jpeg_quality(data)
     return np.array([stats[c] for c in COLUMNS], np.float64)
 
@@ -158,17 +174,20 @@ def _opencv_threads(n: int) -> Iterator[None]:
         cv2.setNumThreads(before)
 
 
-def _measure_chunk(paths: Sequence[str]) -> np.ndarray:
+def _measure_chunk(paths: Sequence[str], size: int | None = None) -> np.ndarray:
     if not len(paths):
         return np.zeros((0, len(COLUMNS)))
     with _opencv_threads(1):
-        return np.stack([measure_file(p) for p in paths])
+        return np.stack([measure_file(p, size) for p in paths])
 
 
 def measure_paths(paths: Sequence[str], workers: int | None = None, progress: bool = False,
-                  desc: str = "measuring") -> np.ndarray:
-    """(N, len(COLUMNS)) statistics of image files, over ``workers`` processes (default: all
-    cores, in-process below PARALLEL_MIN_IMAGES images) with a tqdm progress bar when ``progress``."""
+                  desc: str = "measuring", size: int | None = None) -> np.ndarray:
+    """(N, len(COLUMNS)) statistics of image files (pixel statistics at ``size`` px, see
+    :func:`measure_file`), over ``workers`` processes (default: all cores, in-process below
+    PARALLEL_MIN_IMAGES images) with a tqdm progress bar when ``progress``."""
+    import functools
+
     from tqdm.auto import tqdm
 
     paths = [str(p) for p in paths]
@@ -179,7 +198,7 @@ def measure_paths(paths: Sequence[str], workers: int | None = None, progress: bo
     with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress) as bar:
         if workers <= 1 or len(chunks) < 2:
             for chunk in chunks:
-                out.append(_measure_chunk(chunk))
+                out.append(_measure_chunk(chunk, size))
                 bar.update(len(chunk))
         else:
             import multiprocessing
@@ -189,7 +208,8 @@ def measure_paths(paths: Sequence[str], workers: int | None = None, progress: bo
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() \
                 else "spawn"
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as ex:
-                for chunk, res in zip(chunks, ex.map(_measure_chunk, chunks)):
+                measure = functools.partial(_measure_chunk, size=size)
+                for chunk, res in zip(chunks, ex.map(measure, chunks)):
                     out.append(res)
                     bar.update(len(chunk))
     return np.concatenate(out) if out else np.zeros((0, len(COLUMNS)))

@@ -123,6 +123,11 @@ def format_report(report: dict[str, Any], max_classes: int = 30) -> str:
                  + (f"; {cmp['split']}: {cmp['images']} images, grayscale "
                     f"{cmp['grayscale']['share']:.1%}" if cmp else "")
                  + f"  [{report['seconds']:.1f} s]")
+    at = report.get("measured_size")
+    lines.append(f"pixel statistics measured on images resized to {at} x {at} px, as training "
+                 f"at {at} px sees them (--size)" if at else
+                 "pixel statistics measured at the stored resolution (--size 0); training "
+                 "sees resized images, so noise, sharpness and blur ranges may not fit")
     lines.append("")
     head = f"{'statistic':<14}{'mean':>8}{'sd':>8}{'p5':>8}{'median':>8}{'p95':>8}"
     if cmp:

@@ -158,9 +158,17 @@ def _columns(arr: np.ndarray) -> dict[str, np.ndarray]:
     return {c: arr[:, i] for i, c in enumerate(COLUMNS)}
 
 
+# The size images are measured at unless told otherwise: the last phase of every built-in
+# config, where a recipe's pixel-level ranges (noise, blur, sharpening) matter most.
+DEFAULT_MEASURE_SIZE = 64
+
+
 def inspect_dataset(data, split: str = "val", compare: str | None = "train",
-                    workers: int | None = None, progress: bool = False) -> dict[str, Any]:
-    """Measure every image of ``split`` (and of ``compare``, unless None or the same).
+                    workers: int | None = None, progress: bool = False,
+                    size: int | None = DEFAULT_MEASURE_SIZE) -> dict[str, Any]:
+    """Measure every image of ``split`` (and of ``compare``, unless None or the same), each
+    resized to ``size`` px as training sees it (None: at the stored resolution), so the
+    pixel statistics and the ranges suggested from them fit the training size.
 
     ``data``: a dataset folder or a :class:`~augmine.dataset.DatasetIndex`. Returns a
     JSON-safe report dict (summary, boxes, per-class rows, outliers, comparison) plus the
@@ -172,10 +180,12 @@ def inspect_dataset(data, split: str = "val", compare: str | None = "train",
     index = data if isinstance(data, DatasetIndex) else load_index(data)
     sp = index.split(split)
     t0 = time.perf_counter()
-    vals = _columns(measure_paths(sp.paths, workers, progress, desc=f"inspecting {split}"))
+    vals = _columns(measure_paths(sp.paths, workers, progress, desc=f"inspecting {split}",
+                                  size=size))
     bx = box_stats(sp.boxes, vals["height"], vals["width"])
     report: dict[str, Any] = {
         "root": str(index.root), "split": split, "workers": workers or os.cpu_count() or 1,
+        "measured_size": size,
         **split_summary(vals, bx)}
     report["per_class"] = per_class(vals, bx, sp.labels, index.class_ids, index.class_names)
     report["outliers"] = {"classes": class_outliers(report["per_class"]),
@@ -186,7 +196,7 @@ def inspect_dataset(data, split: str = "val", compare: str | None = "train",
     if compare and compare != split and compare in index.splits:
         other = index.split(compare)
         ovals = _columns(measure_paths(other.paths, workers, progress,
-                                       desc=f"inspecting {compare}"))
+                                       desc=f"inspecting {compare}", size=size))
         obx = box_stats(other.boxes, ovals["height"], ovals["width"])
         report["comparison"] = {"split": compare, **split_summary(ovals, obx),
                                 "differences": compare_splits(vals, ovals)}
