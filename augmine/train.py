@@ -239,8 +239,8 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     ``run_dir``: a path or :class:`RunDir`; ``index``: the run's
     :class:`~augmine.dataset.DatasetIndex`; ``plan``: an ``OversamplingPlan`` handed to the
     pipeline (None = plain epochs); ``class_weight``: Keras ``{class: weight}``;
-    ``recipe``: recipe for all classes (default: the last phase's; the plan's own
-    ``recipe`` covers its weak classes); ``size``: default the last phase's;
+    ``recipe``: recipe for all classes (default: the last phase's, at the phase's strength;
+    its class overrides apply; the plan's own ``recipe`` covers its weak classes); ``size``: default the last phase's;
     ``extra_callbacks``: Keras callbacks added to the fit. The optimizer continues (same
     schedule step). Every epoch commits like a phase's, so a killed round resumes by
     calling this again with the same ``stage``; a finished stage is not trained again.
@@ -256,7 +256,7 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     cfg = run.config
     last = cfg.phases[-1]
     size = int(size or last.size)
-    recipe = recipe or last.recipe
+    recipe = recipe or _phase_recipe(last)
     info = state.setdefault("rounds", {}).setdefault(
         stage, {"epochs": epochs, "epochs_done": 0, "done": False})
     done = int(state.get("stage_epochs_done", 0)) if state.get("stage") == stage else 0
