@@ -178,6 +178,26 @@ def _labelled(cid: str, name: str) -> str:
     return cid if name == cid else f"{cid} ({name})"
 
 
+def lookup_class(key, class_ids: Sequence[str], class_names: Sequence[str], where: str,
+                 otherwise: str) -> int:
+    """Class label from an int index, a class id or a human name (case-insensitive).
+
+    Raises a one-line :class:`AugmineError` starting with ``where``: for an unknown class the
+    closest ids and names (difflib), or ``otherwise`` (the fix) when none is close.
+    """
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        if 0 <= int(key) < len(class_ids):
+            return int(key)
+        raise AugmineError(f"{where}: class index {key} is out of range (0..{len(class_ids) - 1})")
+    wanted = str(key).strip().lower()
+    for i, (cid, name) in enumerate(zip(class_ids, class_names)):
+        if wanted in (cid.lower(), name.lower()):
+            return i
+    close = get_close_matches(str(key), list(class_names) + list(class_ids), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else otherwise
+    raise AugmineError(f"{where}: unknown class {key!r}; {hint}")
+
+
 def trainable_problems(index: DatasetIndex) -> list[str]:
     """One line per reason ``index`` cannot be trained on (empty list when it can)."""
     out = []

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .dataset import lookup_class
 from .errors import AugmineError
 
 POLICIES = ("bottom-k", "threshold", "zscore")
@@ -222,20 +223,7 @@ def select_weak(f1, policy: str = "bottom-k", k: int | None = None,
 
 # --------------------------------------------------------------------------- plans
 
-def _lookup(key, class_ids: Sequence[str], class_names: Sequence[str], where: str) -> int:
-    """Class index from an int, a class id or a human name; one-line error when unknown."""
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        if 0 <= int(key) < len(class_ids):
-            return int(key)
-        raise AugmineError(f"{where}: class index {key} is out of range (0..{len(class_ids) - 1})")
-    wanted = str(key).strip().lower()
-    for i, (cid, name) in enumerate(zip(class_ids, class_names)):
-        if wanted in (cid.lower(), name.lower()):
-            return i
-    close = get_close_matches(str(key), list(class_names) + list(class_ids), n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else \
-        "remake the plan with `augmine mine plan RUN`"
-    raise AugmineError(f"{where}: unknown class {key!r}; {hint}")
+_REMAKE = "remake the plan with `augmine mine plan RUN`"
 
 
 @dataclass
@@ -303,11 +291,11 @@ class OversamplingPlan:
         if isinstance(raw, dict):
             factors = np.ones(len(ids))
             for key, val in raw.items():
-                factors[_lookup(key, ids, names, f"{where}: factors")] = float(val)
+                factors[lookup_class(key, ids, names, f"{where}: factors", _REMAKE)] = float(val)
         else:
             factors = np.asarray(raw, dtype=np.float64)
         if "weak" in d:
-            weak = [_lookup(w, ids, names, f"{where}: weak") for w in d["weak"]]
+            weak = [lookup_class(w, ids, names, f"{where}: weak", _REMAKE) for w in d["weak"]]
         else:
             weak = [int(i) for i in np.flatnonzero(factors > 1)]
         return cls(factors=factors, weak=weak, class_ids=ids, class_names=names,

@@ -41,6 +41,12 @@ model scales them, see :func:`augmine.model.build_densenet`).
   gets its extra copy with probability ``frac(f_c)`` and the epoch length is fixed, which
   Keras progress bars and step-based schedules need). Nothing is dropped. The weak classes
   use ``plan.recipe`` when it is set.
+- Class overrides: a recipe's ``classes:`` (see :func:`augmine.recipes.recipe_for_class`)
+  give the classes they name their own compose, one per distinct override (the plan's
+  recipe wins for its weak classes). A sample of such a class also runs the default
+  compose first and drops the result, so the default compose's random stream, and with it
+  every other class's images, stay exactly what they are without the overrides (the cost:
+  one more augmentation per overridden sample).
 - Workers never run the user's script: the main module is left out of the data a new
   worker prepares from, so a script without ``if __name__ == "__main__":`` works and one
   that imports Keras or JAX at its top does not make every worker import them too. (The
@@ -182,6 +188,16 @@ class _Job:
     cache_path: str | None = None
     seeded: bool = True
     presize: bool = False         # shrink each source image to ``size`` before the recipe
+    first_override: int | None = None   # composes[first_override:]: class overrides
+
+
+def _compose_seed(seed: int, k: int, first_override: int | None) -> int:
+    """The seed of compose ``k`` for a batch seeded ``seed``: ``2*seed + k`` for the default
+    (0) and the plan's (1) composes, as always; a class override's from (seed, k), so it
+    repeats no other batch's stream."""
+    if first_override is None or k < first_override:
+        return (int(seed) << 1) + k
+    return int(np.random.SeedSequence([int(seed), k]).generate_state(1, np.uint64)[0])
 
 
 class _BatchMaker:
@@ -203,7 +219,8 @@ class _BatchMaker:
         job = self.job
         if seed is not None:
             for k, comp in enumerate(job.composes):
-                reseed_compose(comp, (int(seed) << 1) + k)
+                reseed_compose(comp, _compose_seed(seed, k, job.first_override))
+        first_override = len(job.composes) if job.first_override is None else job.first_override
         if out is None:
             out = np.empty((len(idx), job.size, job.size, 3), np.uint8)
         labels = job.labels[idx]
@@ -213,7 +230,10 @@ class _BatchMaker:
             if job.presize:
                 img = presized(img, job.size)
             try:
-                aug = job.composes[job.recipe_of_class[label]](image=img)["image"]
+                k = job.recipe_of_class[label]
+                if k >= first_override:     # keep the default stream as without overrides
+                    job.composes[0](image=img)
+                aug = job.composes[k](image=img)["image"]
                 out[j] = _to_size(aug, job.size)
             except AugmineError:
                 raise
@@ -807,6 +827,28 @@ def _compose_for(recipe, size: int):
     return build_compose(recipe, size)
 
 
+def _add_class_composes(index, recipe, size: int, composes: list,
+                        recipe_of_class: np.ndarray) -> int | None:
+    """Append one compose per distinct class override of ``recipe`` (a Recipe) to
+    ``composes`` and point its classes at it in ``recipe_of_class`` (C,); classes already on
+    another compose (the plan's weak classes) keep it. Returns the first override's index
+    (None when no class has an effective override)."""
+    from .recipes import build_compose, class_overrides, recipe_for_class
+
+    first = len(composes)
+    by_override: dict[tuple, int] = {}
+    for label, override in class_overrides(recipe, index.class_ids, index.class_names).items():
+        key = (tuple(sorted(set(override.get("without") or ()))),
+               float(override.get("strength", 1.0)))
+        if key == ((), 1.0) or recipe_of_class[label] != 0:
+            continue
+        if key not in by_override:
+            by_override[key] = len(composes)
+            composes.append(build_compose(recipe_for_class(recipe, override), size))
+        recipe_of_class[label] = by_override[key]
+    return first if by_override else None
+
+
 def default_workers() -> int:
     """Worker processes used when ``workers=None``: the cores this process may run on."""
     try:
@@ -926,7 +968,8 @@ def train_dataset(index, recipe, size: int, batch_size: int, plan=None, seed: in
     """The training feed: one shuffled, augmented epoch per iteration.
 
     ``index``: DatasetIndex; ``recipe``: Recipe, recipe path or name (``augmine.recipes``), or
-    an albumentations Compose; ``size``: output side in px; ``plan``: OversamplingPlan or None;
+    an albumentations Compose; a recipe's class overrides (``classes:``) apply per sample, to
+    the classes the plan's recipe does not cover; ``size``: output side in px; ``plan``: OversamplingPlan or None;
     ``seed``: int for reproducible batches (same seed, same batches, any worker count) or None;
     ``workers``: worker processes (None = all cores, 0 = in this process, for debugging);
     ``cache``: None, True/"memory" or a ``.npy`` path (decoded images, see ``_prepare_cache``);
@@ -946,19 +989,26 @@ def train_dataset(index, recipe, size: int, batch_size: int, plan=None, seed: in
     if len(sp) == 0:
         raise AugmineError(f"{index.root}: split {split!r} has no images")
     factors = _plan_factors(plan, index.num_classes)
+    from albumentations.core.composition import BaseCompose
+
+    from .recipes import as_recipe
+
+    recipe = recipe if isinstance(recipe, BaseCompose) else as_recipe(recipe)
     composes = [_compose_for(recipe, size)]
     recipe_of_class = np.zeros(index.num_classes, np.int64)
     strong = getattr(plan, "recipe", None) if plan is not None else None
     if strong:
         composes.append(_compose_for(strong, size))
         recipe_of_class[list(getattr(plan, "weak", []))] = 1
+    first_override = None if isinstance(recipe, BaseCompose) else \
+        _add_class_composes(index, recipe, size, composes, recipe_of_class)
     workers = default_workers() if workers is None else int(workers)
     if workers < 0:
         raise AugmineError(f"workers {workers}: use 0 (in-process) or more")
     length = epoch_length(index, plan, split)
     job = _Job(paths=[str(p) for p in sp.paths], labels=np.asarray(sp.labels, np.int64),
                size=size, composes=composes, recipe_of_class=recipe_of_class,
-               seeded=seed is not None, presize=bool(presize))
+               seeded=seed is not None, presize=bool(presize), first_override=first_override)
     core = _TrainFeed(job, factors, batch_size, seed, workers, first_epoch,
                       -(-length // batch_size))
     cache_path = _prepare_cache(cache, sp.paths, core, size if presize else None)

@@ -101,10 +101,11 @@ def preview_grid(index, recipe, class_key: str | int | None = None, n: int = 16,
     ``index``: a DatasetIndex; ``class_key``: human name, class id (wnid) or label of the
     class to show (None: images drawn from all classes); ``n`` augmented samples in total,
     ``per_image`` per original (so ceil(n / per_image) originals); ``seed`` picks the images
-    and seeds the augmentation, so the same call draws the same grid.
+    and seeds the augmentation, so the same call draws the same grid. A class the recipe
+    overrides (``classes:``) is shown under its own recipe when ``class_key`` names it.
     """
     from .dataset import load_images
-    from .recipes import as_recipe, build_compose
+    from .recipes import as_recipe, build_compose, class_overrides, recipe_for_class
 
     if n < 1 or per_image < 1:
         raise AugmineError(f"-n {n} / per-image {per_image}: both must be at least 1")
@@ -113,6 +114,8 @@ def preview_grid(index, recipe, class_key: str | int | None = None, n: int = 16,
     rng = np.random.default_rng(seed)
     if class_key is not None:
         label = index.class_index(class_key)
+        override = class_overrides(recipe, index.class_ids, index.class_names).get(label)
+        recipe = recipe_for_class(recipe, override) if override else recipe
         pool = np.flatnonzero(sp.labels == label)
         if not len(pool):
             raise AugmineError(f"class {index.class_label(label)} has no {split} images in "

@@ -12,12 +12,17 @@ A recipe is a YAML file::
       - transform: OneOf                  # containers hold their own `transforms:` list
         p: 0.3
         transforms: [...]
+    classes:                              # optional per-class overrides (class id or name)
+      "teddy bear": {strength: 0.3}       # this class at 0.3 x the phase's strength
+      n02085620: {without: [RandomResizedCrop], why: "..."}
 
 Parameters are checked by albumentations itself (``A.from_dict`` and its pydantic
 schemas, with ``strict=True`` so misspelt arguments are errors); this module only adds
 what albumentations does not do: the phase size injected into crops, a required ``p``,
-and one-line :class:`~augmine.errors.AugmineError` messages that name the file, the entry
-number and the fix.
+sanity bounds on values albumentations accepts but that make no sense
+(:data:`augmine.recipe_checks.SANITY_BOUNDS`), class overrides (:func:`class_overrides`,
+:func:`recipe_for_class`), and one-line :class:`~augmine.errors.AugmineError` messages that
+name the file, the entry number and the fix.
 """
 
 from __future__ import annotations
@@ -29,11 +34,12 @@ import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .errors import AugmineError
+from .recipe_checks import check_class_overrides, check_ranges, transform_names
 
-RECIPE_KEYS = ("name", "description", "transforms")
+RECIPE_KEYS = ("name", "description", "transforms", "classes")
 # Keys of a transform entry that belong to augmine, not to albumentations.
 META_KEYS = ("transform", "why")
 CONTAINERS = ("OneOf", "SomeOf", "Sequential", "OneOrOther", "SelectiveChannelTransform",
@@ -50,6 +56,10 @@ class Recipe:
 
     ``transforms``: the entries as written in the file (dicts with ``transform``, ``p``,
     ``why`` and the non-default arguments; containers keep their nested ``transforms``).
+    ``classes``: per-class overrides as written (``{class id or name: {strength, without,
+    why}}``), resolved against a dataset by :func:`class_overrides`. ``strength``: set by
+    :func:`scale_recipe`, whose result keeps the recipe as written in ``origin`` (so class
+    strengths multiply the phase's strength exactly, see :func:`recipe_for_class`).
     """
 
     name: str
@@ -57,6 +67,8 @@ class Recipe:
     path: Path | None
     transforms: list[dict[str, Any]] = field(default_factory=list)
     strength: float = 1.0
+    classes: dict[str, dict] = field(default_factory=dict)
+    origin: Recipe | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.transforms)
@@ -271,6 +283,9 @@ def _to_albu_dict(entry: Any, where: _Where, registry: dict[str, type], size: in
                                "serves every phase")
         if "why" in entry and not isinstance(entry["why"], str):
             raise AugmineError(f"{where}: 'why:' must be a sentence (text), got {entry['why']!r}")
+        # a transform's own p is albumentations' to check (with its message); a container's not
+        check_ranges(entry if name in CONTAINERS else
+                     {k: v for k, v in entry.items() if k != "p"}, str(where))
     if size is not None:
         for k, v in injected.items():
             args.setdefault(k, v)
@@ -340,11 +355,14 @@ def _yaml_load(text: str, source: str) -> Any:
 
 
 def parse_recipe(data: Any, source: str = "<recipe>", path: Path | None = None) -> Recipe:
-    """Validate an already-parsed recipe mapping (``name``, ``description``, ``transforms``).
+    """Validate an already-parsed recipe mapping (``name``, ``description``, ``transforms``,
+    optional ``classes``).
 
-    Every entry is built once by albumentations (so its arguments are checked there) and
-    the whole recipe is tried on a small random image at p=1; raises a one-line
-    :class:`AugmineError` naming ``source`` and the entry number.
+    Every entry is built once by albumentations (so its arguments are checked there), its
+    values are held to the sanity bounds, the whole recipe is tried on a small random
+    image at p=1, and class overrides are checked for structure (keys, strength, transforms
+    named in ``without``); raises a one-line :class:`AugmineError` naming ``source`` and the
+    entry number or class key.
     """
     if not isinstance(data, dict):
         raise AugmineError(f"{source}: a recipe is a mapping with 'name:', 'description:' and "
@@ -368,6 +386,8 @@ def parse_recipe(data: Any, source: str = "<recipe>", path: Path | None = None) 
         where = _Where(source, str(i))
         _instantiate(_to_albu_dict(entry, where, registry, _SMOKE_SIZE, check=True), where)
     _smoke_test(recipe, source)
+    recipe.classes = copy.deepcopy(check_class_overrides(data.get("classes"),
+                                                         transform_names(transforms), source))
     return recipe
 
 
@@ -492,6 +512,11 @@ _ZERO = {name: ("zero", None, None, False) for name in (
     "mean_range", "hue", "distort_limit")}
 STRENGTH_RULES: dict[str, tuple[str, float | None, float | None, bool]] = {
     **_ZERO,
+    # clipped to recipe_checks.SANITY_BOUNDS, so a strong scaling stays a loadable recipe
+    "brightness_limit": ("zero", -1.0, 1.0, False),
+    "contrast_limit": ("zero", -1.0, 1.0, False),
+    "translate_percent": ("zero", -1.0, 1.0, False),
+    "hue": ("zero", -0.5, 0.5, False),
     "hue_shift_limit": ("zero", -180, 180, False),
     "sat_shift_limit": ("zero", -255, 255, False),
     "val_shift_limit": ("zero", -255, 255, False),
@@ -619,30 +644,94 @@ def scale_recipe(recipe: Recipe | str | os.PathLike, strength: float) -> Recipe:
     with no transforms (identical batches to ``none``: the crop rule's limit would still
     centre-crop non-square images). Returns a new :class:`Recipe` named ``name@s`` with
     ``strength`` set; the result is validated like a file (:func:`parse_recipe`), so a
-    strength that pushes a value out of albumentations' range is a one-line error.
+    strength that pushes a value out of albumentations' range is a one-line error. The
+    result keeps the recipe's ``classes`` and the recipe as written (``origin``); scaling
+    a scaled recipe scales that origin by the product of the strengths.
     """
     recipe = as_recipe(recipe)
     if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or \
             not 0 <= float(strength) < float("inf"):
         raise AugmineError(f"strength {strength!r}: use a number >= 0 (0 = no augmentation, "
                            "1 = the recipe as written)")
-    s = float(strength)
-    if s == 1.0:
+    if float(strength) == 1.0:
         return recipe
-    name = f"{recipe.name}@{s:g}"
+    base = recipe.origin or recipe
+    s = float(strength) * (recipe.strength if recipe.origin is not None else 1.0)
+    if s == 1.0:
+        return base
+    name = f"{base.name}@{s:g}"
     if s == 0.0:
-        return Recipe(name=name, description=f"{recipe.name} at strength 0: no augmentation",
-                      path=recipe.path, transforms=[], strength=0.0)
+        return Recipe(name=name, description=f"{base.name} at strength 0: no augmentation",
+                      path=base.path, transforms=[], strength=0.0,
+                      classes=copy.deepcopy(base.classes), origin=base)
     registry = _registry()
     unscaled: list[str] = []
-    transforms = [_scale_entry(e, s, registry, unscaled) for e in recipe.transforms]
-    scaled = parse_recipe({"name": name, "description": recipe.description,
+    transforms = [_scale_entry(e, s, registry, unscaled) for e in base.transforms]
+    scaled = parse_recipe({"name": name, "description": base.description,
                            "transforms": transforms},
-                          f"{recipe.path or recipe.name} at strength {s:g}", recipe.path)
-    scaled.strength = s
+                          f"{base.path or base.name} at strength {s:g}", base.path)
+    scaled.strength, scaled.origin = s, base
+    scaled.classes = copy.deepcopy(base.classes)
     if unscaled:
         scaled.description += f" (not scaled by strength: {', '.join(sorted(set(unscaled)))})"
     return scaled
+
+
+# --------------------------------------------------------------------------- classes
+
+def class_overrides(recipe: Recipe | str | os.PathLike, class_ids: Sequence[str],
+                    class_names: Sequence[str]) -> dict[int, dict]:
+    """``{label: override}`` for the recipe's ``classes:``, each key matched to a dataset
+    class by id or name (case-insensitive); ``class_ids`` / ``class_names``: the dataset's,
+    in label order. An unknown class, or two keys naming one class, is a one-line
+    :class:`AugmineError` with the closest class names."""
+    from .dataset import lookup_class
+
+    recipe = as_recipe(recipe)
+    source = str(recipe.path or recipe.name)
+    shown = ", ".join(list(class_names)[:8]) + (", ..." if len(class_names) > 8 else "")
+    out: dict[int, dict] = {}
+    keys: dict[int, str] = {}
+    for key, override in recipe.classes.items():
+        label = lookup_class(key, class_ids, class_names, f"{source}: classes",
+                             f"this dataset's classes: {shown}")
+        if label in out:
+            raise AugmineError(f"{source}: classes: {keys[label]!r} and {key!r} both name "
+                               f"class {class_names[label]} ({class_ids[label]}); keep one")
+        out[label], keys[label] = override, key
+    return out
+
+
+def _drop_transforms(entries: list[dict[str, Any]], names: set[str]) -> list[dict[str, Any]]:
+    """``entries`` without the transforms named in ``names`` (inside containers too; a
+    container left with no children goes as well)."""
+    out = []
+    for entry in entries:
+        if entry.get("transform") in names:
+            continue
+        if "transforms" in entry:
+            kids = _drop_transforms(entry["transforms"], names)
+            if not kids:
+                continue
+            entry = dict(entry, transforms=kids)
+        out.append(copy.deepcopy(entry))
+    return out
+
+
+def recipe_for_class(recipe: Recipe | str | os.PathLike, override: dict) -> Recipe:
+    """The recipe of one class: the transforms ``override["without"]`` names dropped (also
+    inside containers), then scaled to ``recipe.strength * override["strength"]`` by
+    :func:`scale_recipe` from the recipe as written (so a phase at 0.5 and a class at 0.3
+    give 0.15). ``override``: one value of :func:`class_overrides`. The result has no
+    ``classes``."""
+    recipe = as_recipe(recipe)
+    base = recipe.origin or recipe
+    without = set(override.get("without") or ())
+    name = base.name + (f" without {', '.join(sorted(without))}" if without else "")
+    plain = parse_recipe({"name": name, "description": base.description,
+                          "transforms": _drop_transforms(base.transforms, without)},
+                         f"{base.path or base.name}: class override", base.path)
+    return scale_recipe(plain, recipe.strength * float(override.get("strength", 1.0)))
 
 
 def recipe_to_albumentations(recipe: Recipe | str | os.PathLike, size: int) -> dict[str, Any]:
@@ -687,17 +776,21 @@ def describe_args(entry: dict[str, Any]) -> str:
 
 
 def dump_recipe(recipe: Recipe | dict[str, Any]) -> str:
-    """YAML text of a recipe (``Recipe`` or plain dict), keys in the documented order."""
+    """YAML text of a recipe (``Recipe`` or plain dict), keys in the documented order
+    (``classes:`` last, when there are overrides)."""
     import yaml
 
     if isinstance(recipe, Recipe):
         recipe = {"name": recipe.name, "description": recipe.description,
-                  "transforms": recipe.transforms}
+                  "transforms": recipe.transforms, "classes": recipe.classes}
     ordered = []
     for entry in recipe.get("transforms", []):
         head = {k: entry[k] for k in ("transform", "p", "why") if k in entry}
         ordered.append({**head, **{k: v for k, v in entry.items() if k not in head}})
     doc = {"name": recipe.get("name"), "description": recipe.get("description", ""),
            "transforms": ordered}
+    if recipe.get("classes"):
+        doc["classes"] = {str(key): {k: o[k] for k in ("strength", "without", "why") if k in o}
+                          for key, o in recipe["classes"].items()}
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100,
                           default_flow_style=None)

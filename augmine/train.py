@@ -243,10 +243,11 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     ``run_dir``: a path or :class:`RunDir`; ``index``: the run's
     :class:`~augmine.dataset.DatasetIndex`; ``plan``: an ``OversamplingPlan`` handed to the
     pipeline (None = plain epochs); ``class_weight``: Keras ``{class: weight}``;
-    ``recipe``: recipe for all classes (default: the last phase's, at its strength; the plan's own
-    ``recipe`` covers its weak classes); ``size``: default the last phase's;
-    ``extra_callbacks``: Keras callbacks added to the fit; ``label``: starts each printed
-    epoch line (which arm of a round it is). The optimizer continues (same
+    ``recipe``: recipe for all classes (default: the last phase's, at the phase's strength;
+    its class overrides apply; the plan's own ``recipe`` covers its weak classes);
+    ``size``: default the last phase's; ``extra_callbacks``: Keras callbacks added to the
+    fit; ``label``: starts each printed epoch line (which arm of a round it is). The
+    optimizer continues (same
     schedule step). Every epoch commits like a phase's, so a killed round resumes by
     calling this again with the same ``stage``; a finished stage is not trained again.
     Returns the Keras model.

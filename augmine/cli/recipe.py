@@ -17,19 +17,24 @@ def command() -> None:
 @click.argument("recipe")
 def validate(recipe: str) -> None:
     """Check RECIPE (a file, or a built-in name such as light) with albumentations' own
-    parameter checks; prints one line per problem-free recipe, an Error line otherwise."""
-    from ..recipes import build_compose, load_recipe
+    parameter checks, augmine's sanity bounds and its class overrides; prints one line per
+    problem-free recipe, an Error line otherwise."""
+    from ..recipes import build_compose, load_recipe, recipe_for_class
 
     r = load_recipe(recipe)
+    variants = [r] + [recipe_for_class(r, o) for o in r.classes.values()]
     for size in (16, 32, 64):
-        build_compose(r, size)
-    click.echo(f"OK {r.path}: {r.name}, {len(r)} transforms, builds at 16, 32 and 64 px")
+        for v in variants:
+            build_compose(v, size)
+    extra = f" and {len(r.classes)} class overrides" if r.classes else ""
+    click.echo(f"OK {r.path}: {r.name}, {len(r)} transforms{extra}, builds at 16, 32 and 64 px")
 
 
 @command.command("show")
 @click.argument("recipe")
 def show(recipe: str) -> None:
-    """Print RECIPE as a table: transform, p, non-default arguments and why."""
+    """Print RECIPE as a table: transform, p, non-default arguments and why; then its class
+    overrides."""
     import shutil
     import textwrap
 
@@ -45,7 +50,21 @@ def show(recipe: str) -> None:
             for i, e in enumerate(r.transforms, 1)]
     if not rows:
         click.echo("no transforms: images are only resized to the phase size")
-        return
+    else:
+        _echo_table(rows, width)
+    if r.classes:
+        click.echo(f"\nclass overrides ({len(r.classes)}; by class id or name):")
+        for key, o in r.classes.items():
+            what = [f"strength {float(o['strength']):g}"] if "strength" in o else []
+            what += [f"without {', '.join(o['without'])}"] if o.get("without") else []
+            why = f"  ({' '.join(str(o['why']).split())})" if o.get("why") else ""
+            click.echo(f"  {key}: {'; '.join(what) or 'no change'}{why}")
+
+
+def _echo_table(rows: list[tuple[str, str, str, str, str]], width: int) -> None:
+    """The transform table of ``show``: (number, transform, p, arguments, why) per row."""
+    import textwrap
+
     w_name = max(len("transform"), *(len(x[1]) for x in rows))
     w_args = min(44, max(len("arguments"), *(len(x[3]) for x in rows)))
     head = f"{'#':>2}  {'transform':<{w_name}}  {'p':>5}  {'arguments':<{w_args}}  why"
@@ -80,7 +99,8 @@ def show(recipe: str) -> None:
               show_default=True, help="PNG file to write.")
 def preview(recipe: str, data: Path | None, class_key: str | None, n: int, per_image: int,
             size: int, seed: int, split: str, out: Path) -> None:
-    """Write a PNG grid of originals and RECIPE's augmented samples, labels drawn in."""
+    """Write a PNG grid of originals and RECIPE's augmented samples, labels drawn in (a class
+    the recipe overrides under its own recipe)."""
     from ..dataset import load_index
     from ..preview import preview_grid, write_preview
     from ..recipes import load_recipe
@@ -108,13 +128,18 @@ def preview(recipe: str, data: Path | None, class_key: str | None, n: int, per_i
               help="Output file; .yaml/.yml writes YAML, anything else JSON.")
 def export(recipe: str, fmt: str, size: int, out: Path) -> None:
     """Export RECIPE at --size for use outside augmine: albumentations.load(OUT)."""
-    from ..recipes import export_recipe
+    from ..recipes import export_recipe, load_recipe
 
-    path = export_recipe(recipe, out, size=size)
+    r = load_recipe(recipe)
+    path = export_recipe(r, out, size=size)
     kind = "yaml" if path.suffix.lower() in (".yaml", ".yml") else "json"
     click.echo(f"wrote {path}: albumentations Compose at {size} px; load it with "
                f"albumentations.load({str(path)!r}" + (", data_format='yaml')" if kind == "yaml"
                                                        else ")"))
+    if r.classes:
+        click.echo(f"note: its {len(r.classes)} class overrides are not in the file (a Compose "
+                   "is one pipeline for every image); augmine applies them per class in "
+                   "training")
 
 
 @command.command("compare")
