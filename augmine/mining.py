@@ -409,9 +409,10 @@ def plan_partners(plan: OversamplingPlan, where: str = "plan") -> dict[int, list
     (names or ids; unknown ones raise a one-line error); {} when none are recorded."""
     out: dict[int, list[int]] = {}
     for row in (plan.policy or {}).get("partners") or []:
-        c = _lookup(row["class"], plan.class_ids, plan.class_names, f"{where}: partners")
-        out[c] = [_lookup(p, plan.class_ids, plan.class_names, f"{where}: partners")
-                  for p in row.get("partners") or []]
+        c = lookup_class(row["class"], plan.class_ids, plan.class_names,
+                         f"{where}: partners", _REMAKE)
+        out[c] = [lookup_class(p, plan.class_ids, plan.class_names, f"{where}: partners",
+                               _REMAKE) for p in row.get("partners") or []]
     return out
 
 
