@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import importlib
 import logging
+import shlex
+import sys
 
 import click
 
@@ -39,6 +41,11 @@ class AugmineGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            hint = continue_command(sys.argv[1:])
+            click.echo("\ninterrupted" + (f"; continue with: {hint}" if hint else ""),
+                       err=True)
+            raise click.exceptions.Exit(130) from None
         except AugmineError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
@@ -49,6 +56,29 @@ class AugmineGroup(click.Group):
                 f"cannot write {where}: {exc.strerror}; free space or make its folder "
                 "writable (or copy the run folder to a writable place and give the copy), "
                 "then run the same command again") from None
+
+
+# commands that continue where they stopped when run again (train needs --resume)
+_RESUMABLE = (("train",), ("demo",), ("mine", "round"), ("mine", "compare"),
+              ("recipe", "compare"), ("recipe", "tune"))
+
+
+def continue_command(argv: list[str]) -> str | None:
+    """The command that continues an interrupted ``augmine ARGV`` (None when the command
+    does not resume): ``train`` becomes ``train --run-dir RUN --resume``, the others are
+    run again as they were."""
+    words = [a for a in argv if not a.startswith("-")][:2]
+    if not any(tuple(words[:len(r)]) == r for r in _RESUMABLE):
+        return None
+    if words[0] == "train" and "--resume" not in argv:
+        run = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--run-dir"),
+                   next((a.split("=", 1)[1] for a in argv if a.startswith("--run-dir=")),
+                        None))
+        if run is None:
+            return None
+        keep = [a for a in ("--no-progress", "--skip-bad") if a in argv]
+        return shlex.join(["augmine", "train", "--run-dir", run, "--resume", *keep])
+    return shlex.join(["augmine", *argv])
 
 
 # the environment refused a write: one line, not a traceback
