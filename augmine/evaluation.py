@@ -96,6 +96,42 @@ def resolve_checkpoint(run_or_checkpoint, which: str = "best", size: int | None 
     return path, run, size
 
 
+def best_summary(run_dir) -> dict | None:
+    """What "best" means for a run, once: the checkpoint ``augmine evaluate RUN`` scores (the
+    best epoch at the evaluation size, the last phase's) with its epoch and val top-1, and
+    the best epoch at any size when that one differs. ``{"checkpoint", "epoch", "size",
+    "val_accuracy", "overall": {"epoch", "size", "val_accuracy", "checkpoint"} or None}``;
+    None before the first epoch."""
+    run = RunDir.of(run_dir)
+    state = run.read_state()
+    size, _ = evaluation_settings(run.config)
+    here = (state.get("best_by_size") or {}).get(str(size))
+    if here is None:
+        return None
+    sizes = {int(r["epoch"]): int(r["size"]) for r in run.read_history() if r.get("epoch")}
+    overall = None
+    if state.get("best_epoch") is not None and int(state["best_epoch"]) != int(here["epoch"]):
+        epoch = int(state["best_epoch"])
+        overall = {"epoch": epoch, "size": sizes.get(epoch),
+                   "val_accuracy": float(state["best_val_accuracy"]),
+                   "checkpoint": str(run.checkpoint("best"))}
+    return {"checkpoint": str(run.checkpoint("best", size)), "epoch": int(here["epoch"]),
+            "size": size, "val_accuracy": float(here["val_accuracy"]), "overall": overall}
+
+
+def format_best(best: dict, run) -> list[str]:
+    """Lines for ``augmine train``'s summary: the checkpoint ``evaluate`` scores, and the
+    best epoch at another size when there is one."""
+    lines = [f"best val  {best['val_accuracy']:.2%} at epoch {best['epoch']} ({best['size']} "
+             f"px): {best['checkpoint']}, what `augmine evaluate {run}` scores"]
+    o = best["overall"]
+    if o is not None:
+        lines.append(f"          (epoch {o['epoch']} at {o['size']} px had {o['val_accuracy']:.2%} "
+                     f"at its own size; it is in {o['checkpoint']}, and scored at "
+                     f"{best['size']} px it differs)")
+    return lines
+
+
 def evaluate_checkpoint(run_or_checkpoint, data_root=None, size: int | None = None,
                         batch_size: int | None = None, which: str = "best",
                         skip_bad: bool = False) -> dict:

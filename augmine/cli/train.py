@@ -47,12 +47,14 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
     RunDir(run_dir).check_writable("train --resume" if resume else "train")
     result = train_run(config, data, run_dir, resume=resume, progress=not no_progress,
                        skip_bad=skip_bad)
+    from ..evaluation import best_summary, format_best
+
     st = result.state
-    best = st.get("best_val_accuracy")
     click.echo(f"run       {result.run_dir}")
     click.echo(f"epochs    {st['epochs_done']}/{st['planned_epochs']}  (step {st['step']})")
-    if best is not None:
-        click.echo(f"best val  {best:.2%} at epoch {st.get('best_epoch')}")
+    best = best_summary(result.run_dir)
+    for line in format_best(best, result.run_dir) if best else ():
+        click.echo(line)
     click.echo(f"reports   {', '.join(st.get('reports', []))}")
 
 
