@@ -309,10 +309,10 @@ def tailor_recipe(run_dir, recipe, out, margin: float = stats.DEFAULT_MARGIN, dr
     overrides = stats.tailor_overrides(drops, result["class_ids"], result["columns"],
                                        margin=margin, seed=seed)
     run = RunDir.of(run_dir)
-    description = (f"{recipe.description} Tailored by `augmine recipe tailor` from the "
-                   f"affinity of run {run.path} ({Path(result['checkpoint']).name}, "
-                   f"{result['size']} px, {result['draws']} draws, margin {margin:g}): "
-                   f"{len(overrides)} class(es) with overrides.").strip()
+    description = (f"{recipe.description.rstrip('. ')}. " if recipe.description else "") + (
+        f"Tailored by `augmine recipe tailor` from the affinity of run {run.path} "
+        f"({Path(result['checkpoint']).name}, {result['size']} px, {result['draws']} draws, "
+        f"margin {margin:g}): {len(overrides)} class(es) with overrides.")
     text = dump_recipe({"name": f"{recipe.name}-tailored", "description": description,
                         "transforms": recipe.transforms})
     text += yaml.safe_dump({"classes": overrides}, sort_keys=False, allow_unicode=True,

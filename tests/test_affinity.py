@@ -191,6 +191,10 @@ def test_affinity_finds_the_colour_classes_and_tailor_spares_them(colour_run, tm
     again = run_cli("recipe", "affinity", recipe, "--run", run, "--no-progress")
     assert again.exit_code == 0 and "reused" in again.output
     assert (folder / "affinity.json").stat().st_mtime_ns == stamp
+    forced = run_cli("recipe", "affinity", recipe, "--run", run, "--no-progress", "--force")
+    assert forced.exit_code == 0 and "reused" not in forced.output
+    assert (folder / "affinity.json").stat().st_mtime_ns != stamp
+    assert load_affinity(run, recipe)["drop"] == result["drop"]     # seeded: same numbers
 
     out = tmp_path / "tailored.yaml"
     res = run_cli("recipe", "tailor", recipe, "--run", run, "-o", out, "--no-progress")
