@@ -67,9 +67,9 @@ def test_whole_recipe_drop_gives_strength_and_margin_is_honoured():
     assert "the whole recipe costs this class 6" in out["e"]["why"]
     # a clear but small excess (about 8 points) passes margin 0.05, not the default 0.10
     small = planted_drops(n=400, plant={1: {1: 0.10}})
-    assert "b" not in tailor_overrides(small, list("abcdef"), COLUMNS)
-    assert tailor_overrides(small, list("abcdef"), COLUMNS, margin=0.05)["b"]["without"] == \
-        ["HorizontalFlip"]
+    assert "b" not in tailor_overrides(small, list("abcdef"), COLUMNS, samples=500)
+    assert tailor_overrides(small, list("abcdef"), COLUMNS, margin=0.05,
+                            samples=500)["b"]["without"] == ["HorizontalFlip"]
 
 
 def test_affinity_table_intervals_cover_the_planted_drop():
