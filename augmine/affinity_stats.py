@@ -82,7 +82,7 @@ def per_image_drops(correct, labels, num_classes: int) -> list[np.ndarray]:
 
 
 def _points(x: float) -> str:
-    return f"{100 * x:.0f}"
+    return f"{int(round(100 * x))}"
 
 
 def _interval(lo: float, hi: float) -> str:
