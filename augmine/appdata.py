@@ -247,3 +247,46 @@ def read_suspects(run_dir, stage: str) -> list[dict]:
             except ValueError:
                 r[k] = float("nan")
     return rows
+
+
+# --------------------------------------------------------------------------- affinity
+
+def affinity_command(run_dir) -> str:
+    """The command that measures affinity on ``run_dir``, naming the recipe of the run's
+    last phase when its config can be read (else ``RECIPE``)."""
+    run = RunDir.of(run_dir)
+    recipe = "RECIPE"
+    try:
+        last = run.config.phases[-1].recipe
+        recipe = Path(last).stem if last else recipe
+    except (AugmineError, AttributeError, IndexError):
+        pass
+    return f"augmine recipe affinity {recipe} --run {run.path}"
+
+
+def affinity_cell(result: dict, c: int, k: int) -> dict:
+    """Cell (class ``c``, column ``k``) of a saved affinity result: ``drop``, ``low``,
+    ``high``, ``clean`` (class accuracy on clean images), ``support`` and ``order``: the
+    class's val image indices (into ``result["val_paths"]``), the ones the column hurts
+    most first (per-image clean minus augmented score, averaged over draws)."""
+    from .affinity import as_array
+
+    labels = np.asarray(result["labels"])
+    correct = np.asarray(result["correct"], dtype=np.float64)
+    idx = np.flatnonzero(labels == c)
+    hurt = correct[0, idx] - correct[k + 1, idx]
+    order = idx[np.argsort(-hurt, kind="stable")]
+    cell = {key: float(as_array(result[key])[c, k]) for key in ("drop", "low", "high")}
+    return {**cell, "clean": float(as_array(result["clean"])[c]), "support": int(len(idx)),
+            "order": order}
+
+
+def clean_and_augmented(image: np.ndarray, recipe, size: int, seed: int) -> np.ndarray:
+    """One (size, 2*size + 3, 3) uint8 strip: ``image`` at ``size`` px as the model saw it
+    clean (left) and augmented by ``recipe`` (right, seeded), a white gap between."""
+    from .recipes import Recipe, build_compose
+
+    clean = build_compose(Recipe("clean", "", None, []), size)(image=image)["image"]
+    aug = build_compose(recipe, size, seed=int(seed))(image=image)["image"]
+    gap = np.full((size, 3, 3), 255, np.uint8)
+    return np.concatenate([clean, gap, aug], axis=1)

@@ -132,16 +132,16 @@ def format_best(best: dict, run) -> list[str]:
     return lines
 
 
-def evaluate_checkpoint(run_or_checkpoint, data_root=None, size: int | None = None,
+def load_for_evaluation(run_or_checkpoint, data_root=None, size: int | None = None,
                         batch_size: int | None = None, which: str = "best",
-                        skip_bad: bool = False) -> dict:
-    """Top-1/top-5 accuracy and loss of a run's checkpoint (or a ``.keras`` file) on val.
+                        skip_bad: bool = False, splits=("val",)):
+    """``(model, index, info)`` for evaluating a run's checkpoint (or a ``.keras`` file).
 
     ``size``/``batch_size``/``data_root`` default to the run's (see
-    :func:`evaluation_settings`, :func:`resolve_checkpoint`). The val images are decoded
-    first: bad ones are left out (each logged) with ``skip_bad``, or when the run left them
-    out, else one error suggests ``--skip-bad``. Returns ``{"top1", "top5",
-    "loss", "num_samples", "checkpoint", "size", "batch_size", "data"}``.
+    :func:`evaluation_settings`, :func:`resolve_checkpoint`). The ``splits`` are decoded
+    first: bad images are left out (each logged) with ``skip_bad``, or when the run left them
+    out, else one error suggests ``--skip-bad``. ``info``: ``{"checkpoint", "size",
+    "batch_size", "data"}``; ``model`` is loaded without its optimizer.
     """
     from .dataset import load_checked_index
     from .training import load_checkpoint
@@ -157,7 +157,7 @@ def evaluate_checkpoint(run_or_checkpoint, data_root=None, size: int | None = No
             Path(data_root).expanduser().resolve() != Path(cfg.data).expanduser().resolve():
         state = {}                        # another dataset: the run's skipped files mean nothing
     index = load_checked_index(data_root, bool(skip_bad or state.get("skip_bad")),
-                               state.get("skipped") or (), splits=["val"])
+                               state.get("skipped") or (), splits=list(splits))
     recorded = run.read_state() if run is not None and run.has_state() else {}
     if recorded.get("class_ids"):
         index.check_classes(recorded["class_ids"], recorded.get("class_names"), run,
@@ -167,7 +167,19 @@ def evaluate_checkpoint(run_or_checkpoint, data_root=None, size: int | None = No
     if model.output_shape[-1] != index.num_classes:
         raise AugmineError(f"{ckpt} predicts {model.output_shape[-1]} classes but {data_root} "
                            f"has {index.num_classes}; evaluate on the run's dataset")
-    result = accuracy_summary(*evaluate_model(model, index, size, batch_size))
-    result.update({"checkpoint": str(ckpt), "size": size, "batch_size": batch_size,
-                   "data": str(data_root)})
+    return model, index, {"checkpoint": str(ckpt), "size": size, "batch_size": batch_size,
+                          "data": str(data_root)}
+
+
+def evaluate_checkpoint(run_or_checkpoint, data_root=None, size: int | None = None,
+                        batch_size: int | None = None, which: str = "best",
+                        skip_bad: bool = False) -> dict:
+    """Top-1/top-5 accuracy and loss of a run's checkpoint (or a ``.keras`` file) on val
+    (loaded by :func:`load_for_evaluation`). Returns ``{"top1", "top5", "loss",
+    "num_samples", "checkpoint", "size", "batch_size", "data"}``.
+    """
+    model, index, info = load_for_evaluation(run_or_checkpoint, data_root, size, batch_size,
+                                             which, skip_bad)
+    result = accuracy_summary(*evaluate_model(model, index, info["size"], info["batch_size"]))
+    result.update(info)
     return result

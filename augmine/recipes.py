@@ -219,6 +219,13 @@ def _sets_size(cls: type) -> bool:
     return "size" in params or ("height" in params and "width" in params)
 
 
+def sets_size(transform: str) -> bool:
+    """True when the albumentations transform named ``transform`` outputs exactly the phase
+    size (crops, Resize); False for others and unknown names."""
+    cls = _registry().get(transform)
+    return cls is not None and _sets_size(cls)
+
+
 class _Where:
     """Where an entry is, for error messages: ``recipes/x.yaml: transform 3 (GaussNoise)``."""
 

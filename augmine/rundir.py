@@ -16,6 +16,8 @@ Layout (every file written atomically, see :mod:`augmine.atomic`)::
     RUN/branches/<group>/<name>/       a run folder trained beside the run from one start
                                        (a round's control, ``mine compare``'s modes)
     RUN/inspection/                    the dataset inspection (demo)
+    RUN/affinity/<recipe>/             ``augmine recipe affinity``: affinity.json (full
+                                       results), affinity.csv (table), affinity.png (heatmap)
 
 Other modules ask a ``RunDir`` for paths and file contents and never build them. No Keras,
 TensorFlow or numpy is imported here.
@@ -149,6 +151,48 @@ class RunDir:
     def remove_branches(self, group: str) -> None:
         """Delete ``branches/<group>/`` (a round about to be trained again)."""
         shutil.rmtree(self.path / "branches" / group, ignore_errors=True)
+
+    @property
+    def affinity_root(self) -> Path:
+        return self.path / "affinity"
+
+    def affinity_dir(self, recipe_stem: str) -> Path:
+        """``affinity/<recipe_stem>/``: one recipe's affinity measurement on this run."""
+        stem = str(recipe_stem)
+        if not stem or stem in (".", "..") or "/" in stem or "\\" in stem:
+            raise AugmineError(f"recipe name {stem!r} cannot name a folder; rename the recipe "
+                               "file")
+        return self.affinity_root / stem
+
+    def affinity_path(self, recipe_stem: str, kind: str = "json") -> Path:
+        """``affinity/<recipe_stem>/affinity.<kind>``: ``json`` (full results), ``csv``
+        (table) or ``png`` (heatmap)."""
+        if kind not in ("json", "csv", "png"):
+            raise AugmineError(f"affinity file kind {kind!r}: choose json, csv or png")
+        return self.affinity_dir(recipe_stem) / f"affinity.{kind}"
+
+    def affinity_recipes(self) -> list[str]:
+        """Recipe stems with a saved affinity result (``affinity.json``), sorted."""
+        if not self.affinity_root.is_dir():
+            return []
+        return sorted(p.name for p in self.affinity_root.iterdir()
+                      if (p / "affinity.json").is_file())
+
+    def read_affinity(self, recipe_stem: str) -> dict | None:
+        """The saved affinity result of ``recipe_stem``, or None when there is none."""
+        path = self.affinity_path(recipe_stem)
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise AugmineError(f"{path}: not valid JSON ({exc.msg}); remake it with `augmine "
+                               f"recipe affinity {recipe_stem} --run {self.path} --force`")
+
+    def write_affinity(self, recipe_stem: str, result: dict, table_csv: str) -> Path:
+        """Write ``affinity.csv`` then ``affinity.json`` (the commit point) atomically."""
+        atomic.write_text(self.affinity_path(recipe_stem, "csv"), table_csv)
+        return atomic.write_json(self.affinity_path(recipe_stem), result)
 
     # ----------------------------------------------------------------------- what it is
 

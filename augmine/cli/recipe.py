@@ -217,3 +217,65 @@ def tune(recipe: str, data: Path, config: str, strengths: str, epochs: int | Non
         click.echo(line)
     if write is not None:
         click.echo(f"train it: augmine train {write} --data {data} --run-dir runs/tuned")
+
+
+@command.command("affinity")
+@click.argument("recipe")
+@click.option("--run", "run", type=click.Path(path_type=Path), required=True,
+              help="Run folder whose model is measured (the checkpoint `augmine evaluate` "
+                   "uses, at the run's evaluation size).")
+@click.option("--draws", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Augmented draws per val image and transform.")
+@click.option("--seed", default=0, show_default=True, help="Seeds the draws and the bootstrap.")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Transforms printed (the costliest overall).")
+@click.option("--force", is_flag=True, help="Measure again even when a saved result matches.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def affinity(recipe: str, run: Path, draws: int, seed: int, top: int, force: bool,
+             progress: bool) -> None:
+    """Accuracy drop per class of the run's model on val images augmented by each transform
+    of RECIPE alone (forced to fire) and by the whole recipe, against clean images, with
+    bootstrap 95% intervals. Writes affinity.json, affinity.csv and affinity.png into
+    RUN/affinity/<recipe>/; a matching saved result is reused."""
+    from ..affinity import format_affinity, measure_affinity, recipe_stem
+    from ..rundir import RunDir
+
+    result = measure_affinity(run, recipe, draws=draws, seed=seed, progress=progress,
+                              force=force)
+    click.echo(format_affinity(result, top=top))
+    folder = RunDir(run).affinity_dir(recipe_stem(recipe))
+    click.echo(f"\nwrote {folder}/ (affinity.json, affinity.csv, affinity.png); "
+               f"`augmine app {run}` shows it on the Affinity page")
+
+
+@command.command("tailor")
+@click.argument("recipe")
+@click.option("--run", "run", type=click.Path(path_type=Path), required=True,
+              help="Run folder whose affinity decides the overrides (measured when missing).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Tailored recipe file to write (.yaml).")
+@click.option("--margin", type=click.FloatRange(min=0), default=0.10, show_default=True,
+              help="How much more a transform must cost a class than the others (accuracy).")
+@click.option("--draws", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def tailor(recipe: str, run: Path, out: Path, margin: float, draws: int, seed: int,
+           progress: bool) -> None:
+    """Write RECIPE plus per-class overrides (`classes:`): a transform is switched off for a
+    class whose drop under it is clearly worse than the other classes' (95% interval of the
+    excess above zero and excess >= --margin); a class hurt so by the whole recipe gets
+    strength 0.5. Every override's why quotes the numbers."""
+    from ..affinity import tailor_recipe
+
+    res = tailor_recipe(run, recipe, out, margin=margin, draws=draws, seed=seed,
+                        progress=progress)
+    names = dict(zip(res["affinity"]["class_ids"], res["affinity"]["class_names"]))
+    for cid, entry in res["classes"].items():
+        what = [f"strength {entry['strength']:g}"] if "strength" in entry else []
+        what += [f"without {', '.join(entry['without'])}"] if entry.get("without") else []
+        click.echo(f"{names.get(cid, cid)} ({cid}): {'; '.join(what)}")
+        click.echo(f"    {entry['why']}")
+    if not res["classes"]:
+        click.echo(f"no class is hurt clearly more than the others (margin {margin:g}); "
+                   "the recipe is written unchanged with `classes: {}`")
+    click.echo(f"wrote {res['path']}: {len(res['classes'])} class override(s)")
