@@ -62,6 +62,14 @@ def _recipe(plan, sampling, index, options) -> dict:
                                      str(recipe), {"recipe_mode": True})}
 
 
+def _gentle(plan, sampling, index, options) -> dict:
+    recipe = options.get("gentle_recipe")
+    if recipe is None:
+        raise AugmineError("mode gentle: no gentle recipe was made for this round; run it "
+                           "through `augmine mine round --mode gentle` or `mine compare`")
+    return {"plan": sampling, "recipe": recipe}
+
+
 def _copy(plan: OversamplingPlan) -> OversamplingPlan:
     return OversamplingPlan(plan.factors, plan.weak, plan.class_ids, plan.class_names,
                             plan.recipe, dict(plan.policy))
@@ -84,6 +92,8 @@ MODE_TABLE: dict[str, Arm] = {
     "class-weight": Arm(_class_weight, lambda p: f"class weights x{_top(p):.1f}"),
     "recipe": Arm(_recipe, lambda p: "a stronger recipe for them", in_round=False),
     "pairs": Arm(_sampling, _describe_pairs, extra=pairs_plan, partners=True),
+    "gentle": Arm(_gentle, lambda p: "gentle: milder augmentation for them (affinity-"
+                  "tailored, plain sampling)"),
 }
 CONTROL = Arm(_sampling, lambda p: "plain sampling", in_round=False)
 MODES = tuple(m for m, a in MODE_TABLE.items() if a.in_round)      # mine round --mode
@@ -159,7 +169,8 @@ def arm_inputs(mode: str, plan: OversamplingPlan, index, batch_size: int,
 
     ``mode``: a :data:`MODE_TABLE` key or ``"control"``; ``length``: stretch the arm's
     epoch to as many batches as ``length`` images (:func:`stretched`; None: its own
-    epoch); ``options``: what a mode needs beyond the plan (``strong_recipe`` for recipe).
+    epoch); ``options``: what a mode needs beyond the plan (``strong_recipe`` for recipe,
+    ``gentle_recipe`` for gentle: :func:`augmine.gentle.gentle_recipe`).
     """
     spec = arm(mode)
     own = spec.extra(plan) if spec.extra else None

@@ -502,7 +502,13 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
 
     cfg = run.config
     batch_size = cfg.batch_size
-    inputs = arm_inputs(mode, plan, index, batch_size)
+    options = {}
+    if mode == "gentle":
+        from .gentle import gentle_recipe
+
+        options["gentle_recipe"] = gentle_recipe(run, index, plan, selection, stage,
+                                                 resume=resumed, progress=progress)
+    inputs = arm_inputs(mode, plan, index, batch_size, **options)
     steps = round_steps(index, inputs, batch_size, epochs)
     lr = round_lr_range(cfg, settings)
     schedule = round_schedule(*lr, start_step, steps)
@@ -653,7 +659,13 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
     stage = f"round-{next_round(run)}"
     batch_size = cfg.batch_size
     length = compare_length(plan, index)
-    arms = {m: arm_inputs(m, plan, index, batch_size, length, strong_recipe=strong)
+    options = {"strong_recipe": strong}
+    if "gentle" in modes:
+        from .gentle import gentle_recipe
+
+        options["gentle_recipe"] = gentle_recipe(run, index, plan, selection, group,
+                                                 resume=True, progress=progress)
+    arms = {m: arm_inputs(m, plan, index, batch_size, length, **options)
             for m in (*modes, "control")}
     steps = round_steps(index, arms["control"], batch_size, epochs)
     schedule = round_schedule(*round_lr_range(cfg, settings), start_step, steps)

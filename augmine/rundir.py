@@ -115,6 +115,11 @@ class RunDir:
     def plan_path(self, round_no: int) -> Path:
         return self.path / "plans" / f"round-{int(round_no)}.json"
 
+    def gentle_recipe_path(self, stage: str) -> Path:
+        """``plans/<stage>-gentle.yaml``: the recipe a gentle arm of ``stage`` (``round-N``
+        or a ``compare-step-S`` group) trains under, written before it trains."""
+        return self.path / "plans" / f"{stage}-gentle.yaml"
+
     def snapshot_dir(self, round_no: int) -> Path:
         """``checkpoints/round-N-start/``: the run as it was when round N first started."""
         return self.checkpoints_dir / f"round-{int(round_no)}-start"

@@ -207,6 +207,7 @@ def test_affinity_finds_the_colour_classes_and_tailor_spares_them(colour_run, tm
         assert set(entry["without"]) <= {"ToGray", "HueSaturationValue"} and entry["without"]
         assert entry["why"].startswith("affinity: ") and "for the others" in entry["why"]
         assert entry.get("strength", 0.5) == 0.5
+    assert load_recipe(out).classes == doc["classes"]          # the tailored recipe loads
 
 
 def test_affinity_without_a_run_is_one_line(tmp_path):
