@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from augmine.affinity_stats import WHOLE, affinity_table, per_image_drops, tailor_overrides
 from augmine.cli import cli
+from augmine.recipes import load_recipe
 
 COLUMNS = ["RandomResizedCrop", "HorizontalFlip", WHOLE]
 
@@ -244,7 +245,7 @@ def fake_affinity(run, index, planted_class=1):
     """A saved affinity result of the built-in `light` recipe with random scores; the
     planted class loses everything under the first transform. No model involved."""
     from augmine.affinity import affinity_result, save_affinity, variants
-    from augmine.recipes import load_recipe
+
 
     recipe = load_recipe("light")
     rng = np.random.default_rng(0)
