@@ -246,7 +246,6 @@ def fake_affinity(run, index, planted_class=1):
     planted class loses everything under the first transform. No model involved."""
     from augmine.affinity import affinity_result, save_affinity, variants
 
-
     recipe = load_recipe("light")
     rng = np.random.default_rng(0)
     n = len(index.val.labels)
