@@ -144,8 +144,9 @@ def test_mode_table_and_the_same_budget(synth_index):
                               compare_length, describe_arm)
     from augmine.pipeline import epoch_length
 
-    assert MODES == ("oversample", "class-weight", "pairs")
-    assert COMPARE_MODES == tuple(MODE_TABLE) and {"recipe", "pairs"} <= set(COMPARE_MODES)
+    assert MODES == ("oversample", "class-weight", "pairs", "gentle")
+    assert COMPARE_MODES == tuple(MODE_TABLE) and {"recipe", "pairs", "gentle"} <= \
+        set(COMPARE_MODES)
     f1 = np.linspace(0.1, 1.0, 10)
     cm = np.diag([5] * 10)
     cm[0, 5] = 3                                     # class 0's partner: class 5
