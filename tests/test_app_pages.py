@@ -395,3 +395,22 @@ def test_typed_recipe_path_only_while_the_app_listens_on_this_machine(synth_root
     assert "recipe_typed" not in [t.key for t in at.text_input]
     assert any("Typing a recipe path is off" in c.value and "0.0.0.0" in c.value
                for c in at.caption)
+
+
+def test_recipe_choices_name_each_role_of_the_runs_recipes(synth_root, tmp_path):
+    from augmine.appdata import recipe_choices
+    from augmine.recipes import recipes_dir
+
+    light = (recipes_dir() / "light.yaml").resolve()
+    run = make_run(tmp_path / "run", synth_root, light)
+    (run / "plans").mkdir()
+    gentle = run / "plans" / "round-1-gentle.yaml"
+    gentle.write_text("name: g\ntransforms:\n  - {transform: HorizontalFlip, p: 0.5}\n"
+                      "classes:\n  x: {strength: 0.5}\n")
+    labels, default = recipe_choices(run, tmp_path / "empty-folder")
+    assert labels[str(light)] == "run phase 1 (16 px), run phase 2 (32 px), built-in: light.yaml"
+    assert labels[str(gentle.resolve())] == "run round-1 gentle: round-1-gentle.yaml"
+    assert list(labels)[:2] == [str(light), str(gentle.resolve())] and default == str(light)
+    labels, default = recipe_choices(None, None)
+    assert default == str((recipes_dir() / "tiny-imagenet-14.yaml").resolve())
+    assert all(v.startswith("built-in: ") for v in labels.values())
