@@ -73,11 +73,15 @@ def png_bytes(img: np.ndarray) -> bytes:
 
 # --------------------------------------------------------------------------- recipes
 
-def recipe_yaml(name: str, description: str, transforms: Sequence[dict]) -> str:
+def recipe_yaml(name: str, description: str, transforms: Sequence[dict],
+                classes: dict | None = None) -> str:
     """Recipe YAML text (the format ``augmine recipe validate`` reads) from edited entries.
 
     ``transforms``: dicts ``{transform, p, why, <args>}``; tuples become YAML lists.
+    ``classes``: the recipe's per-class overrides, kept; a ``without:`` name whose
+    transform was switched off is dropped (there is nothing left to leave out).
     """
+    from .recipe_checks import transform_names
     from .recipes import dump_recipe
 
     def plain(v: Any) -> Any:
@@ -89,8 +93,18 @@ def recipe_yaml(name: str, description: str, transforms: Sequence[dict]) -> str:
             return {k: plain(x) for k, x in v.items()}
         return v
 
-    return dump_recipe({"name": name, "description": description,
-                        "transforms": [plain(dict(t)) for t in transforms]})
+    entries = [plain(dict(t)) for t in transforms]
+    present = set(transform_names(entries))
+    kept = {}
+    for key, override in (classes or {}).items():
+        override = plain(dict(override))
+        if "without" in override:
+            override["without"] = [w for w in override["without"] if w in present]
+            if not override["without"]:
+                del override["without"]
+        kept[str(key)] = override
+    return dump_recipe({"name": name, "description": description, "transforms": entries,
+                        "classes": kept})
 
 
 def load_recipe_text(text: str, name: str = "edited"):
@@ -167,6 +181,110 @@ def augment_samples(image: np.ndarray, recipe, size: int, n: int, seed: int) -> 
     return [compose(image=image)["image"] for _ in range(int(n))]
 
 
+def recipe_choices(run_dir=None, folder: str | os.PathLike | None = None
+                   ) -> tuple[dict[str, str], str | None]:
+    """The recipes the browser offers: ``({path: label}, default path)``.
+
+    In order: the run's own (its config's phases and mining recipe, its gentle rounds'
+    tailored recipes), the recipe files (``*.yaml``/``*.yml`` with ``transforms:``) in
+    ``folder`` (the working folder), then the built-ins. A file listed twice keeps one
+    entry whose label names every role (``run phase 1 (16 px), run phase 2 (32 px):
+    light.yaml``). The default is the run's last phase's recipe, else the built-in
+    ``tiny-imagenet-14.yaml``, else the first.
+    """
+    from .recipes import recipes_dir, resolve_recipe
+
+    roles: dict[str, list[str]] = {}
+    default = None
+
+    def add(path, role: str) -> str | None:
+        try:
+            key = str(Path(resolve_recipe(path)).resolve())
+        except AugmineError:
+            return None
+        roles.setdefault(key, []).append(role)
+        return key
+
+    if run_dir:
+        run = RunDir.of(run_dir)
+        try:
+            cfg = run.config
+        except AugmineError:
+            cfg = None
+        if cfg is not None:
+            for i, phase in enumerate(cfg.phases, 1):
+                default = add(phase.recipe, f"run phase {i} ({phase.size} px)") or default
+            if cfg.mining is not None and cfg.mining.recipe:
+                add(cfg.mining.recipe, "run mining")
+        for stage, path in run.gentle_recipes().items():
+            add(path, f"run {stage} gentle")
+    for where, role in ((folder, "here"), (recipes_dir(), "built-in")):
+        if where and Path(where).is_dir():
+            for path in sorted(Path(where).glob("*.y*ml")):
+                if is_augmentation_recipe(path):
+                    key = add(path, role)
+                    if role == "built-in" and path.name == "tiny-imagenet-14.yaml":
+                        default = default or key
+    labels = {path: f"{', '.join(dict.fromkeys(rs))}: {Path(path).name}"
+              for path, rs in roles.items()}
+    return labels, default or next(iter(labels), None)
+
+
+def check_recipe_path(text: str) -> str:
+    """The absolute path of the recipe file typed as ``text`` (``~`` expanded), checked
+    by loading it; a one-line AugmineError when it is missing or not a valid recipe."""
+    from .recipes import load_recipe
+
+    path = Path(text.strip().strip("'\"")).expanduser()
+    if not path.is_file():
+        raise AugmineError(f"{path}: no such recipe file; type the path of a .yaml recipe "
+                           "(`augmine recipe validate FILE` checks one)")
+    load_recipe(path)
+    return str(path.resolve())
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether a server bound to ``address`` is reachable from this machine only (unset
+    counts as loopback: ``augmine app`` binds 127.0.0.1 unless told otherwise)."""
+    import ipaddress
+
+    if not address or address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def class_preview(recipe, class_ids: Sequence[str], class_names: Sequence[str],
+                  label: int) -> tuple[Any, str | None, str | None]:
+    """``(the recipe class `label` trains under, note, warning)``.
+
+    A recipe with ``classes:`` overrides gives the class's own recipe
+    (:func:`augmine.recipes.recipe_for_class`) and a note naming the override; overrides
+    that do not match this dataset's classes give the recipe unchanged and the one-line
+    problem as the warning. ``class_ids``/``class_names``: the dataset's, in label order.
+    """
+    from .recipes import class_overrides, recipe_for_class
+
+    if not recipe.classes:
+        return recipe, None, None
+    try:
+        overrides = class_overrides(recipe, class_ids, class_names)
+    except AugmineError as exc:
+        return recipe, None, f"{exc}; previewed without the class overrides"
+    override = overrides.get(int(label))
+    name = class_names[int(label)]
+    if override is None:
+        return recipe, (f"{name} has no override of its own ({len(overrides)} other "
+                        "classes have one): previewed as the recipe"), None
+    said = [f"strength {override['strength']:g}"] if "strength" in override else []
+    said += [f"without {', '.join(override['without'])}"] if override.get("without") else []
+    return recipe_for_class(recipe, override), (
+        f"{name} trains under its own override ({'; '.join(said) or 'as the recipe'}): "
+        "previewed as it trains"), None
+
+
 # --------------------------------------------------------------------------- run folders
 
 def weakest_submatrix(confusion: np.ndarray, f1: np.ndarray, k: int):
@@ -186,7 +304,9 @@ def pair_samples(y_true: np.ndarray, probs: np.ndarray, a: int, b: int) -> dict[
 
     ``y_true``: (N,) labels; ``probs``: (N, C). Returns arrays over the selected samples:
     ``index`` (into the N val samples), ``true``, ``pred``, ``confidence`` (probability of
-    ``pred``) and ``correct``; misclassified samples come first, most confident first.
+    ``pred``), ``correct`` and ``group``: 0 for the pair's cross-confusions (``a``
+    predicted as ``b`` and ``b`` as ``a``), 1 for other misclassified samples, 2 for
+    correct ones; ordered by group, then most confident first.
     """
     y_true = np.asarray(y_true)
     probs = np.asarray(probs)
@@ -194,10 +314,12 @@ def pair_samples(y_true: np.ndarray, probs: np.ndarray, a: int, b: int) -> dict[
     pred = probs[sel].argmax(1)
     conf = probs[sel, pred].astype(float)
     correct = pred == y_true[sel]
-    order = np.lexsort((-conf, correct))          # wrong first, then by confidence
-    sel, pred, conf, correct = sel[order], pred[order], conf[order], correct[order]
+    other = np.where(y_true[sel] == a, b, a)
+    group = np.where(pred == other, 0, np.where(correct, 2, 1))
+    order = np.lexsort((-conf, group))
+    sel, pred, conf, correct, group = (x[order] for x in (sel, pred, conf, correct, group))
     return {"index": sel, "true": y_true[sel], "pred": pred, "confidence": conf,
-            "correct": correct}
+            "correct": correct, "group": group}
 
 
 def resolve_image_path(path: str, data_root: str | os.PathLike | None) -> str | None:
@@ -227,8 +349,9 @@ def run_data_root(run_dir) -> str | None:
 def read_suspects(run_dir, stage: str) -> list[dict]:
     """Rows of a stage's ``suspects.csv`` (written by ``augmine mine suspects``); [] if none.
 
-    ``run_dir``: a path or RunDir. Each row: ``name, path, self_confidence (float),
-    predicted_name, predicted_prob (float)``.
+    ``run_dir``: a path or RunDir. Each row: ``name, path, split, scored,
+    self_confidence (float), predicted_name, predicted_prob (float)`` (``split`` and
+    ``scored`` are empty in files written before they were recorded).
     """
     import csv
 
@@ -246,6 +369,97 @@ def read_suspects(run_dir, stage: str) -> list[dict]:
                 r[k] = float(r.get(k) or "nan")
             except ValueError:
                 r[k] = float("nan")
+    return rows
+
+
+def suspects_caption(rows: Sequence[dict]) -> str:
+    """What the suspects grid shows, naming the split the rows were scored on (their
+    ``split`` and ``scored`` columns)."""
+    splits = [s for s in dict.fromkeys(r.get("split") or "" for r in rows) if s]
+    scored = [s for s in dict.fromkeys(r.get("scored") or "" for r in rows) if s]
+    what = ("Images of the weak classes the model believes least (lowest probability of "
+            "their own label): possible label errors or odd images")
+    if not splits:
+        return (f"{what}. The split they were scored on is not recorded; rerun `augmine "
+                "mine suspects` to record it.")
+    how = f", {' and '.join(scored)}" if scored else ""
+    return (f"{what}. Scored on {' and '.join(splits)} images{how} "
+            "(`augmine mine suspects`).")
+
+
+# --------------------------------------------------------------------------- pages
+
+PAGE_SLUGS = {"Augmentation browser": "browser", "Confusion explorer": "confusion",
+              "Recipe comparison": "comparison", "Affinity": "affinity"}
+
+
+def page_slug(page: str) -> str:
+    """The ``?page=`` value of a page title (:data:`PAGE_SLUGS`, else its lower case)."""
+    return PAGE_SLUGS.get(page, page.lower().replace(" ", "-"))
+
+
+def page_from_query(value: str | None, pages: Sequence[str]) -> str | None:
+    """The page a ``?page=`` value names (its slug or title, any case, ``-``/``_`` for
+    spaces), or None."""
+    if not value:
+        return None
+    want = " ".join(str(value).replace("-", " ").replace("_", " ").lower().split())
+    for page in pages:
+        if want in (page.lower(), page_slug(page).replace("-", " ")):
+            return page
+    return None
+
+
+def run_class_mismatch(run_dir, index) -> str | None:
+    """One sentence when ``index`` (a DatasetIndex) does not hold the classes (ids, in
+    order) the run recorded when it trained, naming the first differing class; None when
+    they match or the run recorded none."""
+    run = RunDir.of(run_dir)
+    try:
+        state = run.read_state() if run.has_state() else {}
+    except AugmineError:
+        return None
+    if not state.get("class_ids"):
+        return None
+    diff = index.class_mismatch(state["class_ids"], state.get("class_names"))
+    if diff is None:
+        return None
+    return (f"{index.root} does not hold the classes {run.path.name} was trained on: {diff}; "
+            "its reports and these images do not belong together: choose the run's own "
+            "dataset")
+
+
+def comparison_rows(results: dict) -> list[dict]:
+    """The table of a recipe comparison (:func:`augmine.compare.load_results`), two rows per
+    arm (``final`` and ``best`` model): accuracies in %, 95% intervals as text, the paired
+    difference in top-1 against the first arm in points, macro F1 %, epoch, size, the
+    train-val gap (points) and training images/s; None where a value does not apply."""
+    m = results["metrics"]
+
+    def pct(v):
+        return None if v is None else round(100 * float(v), 2)
+
+    def span(lo, hi, sign=""):
+        return f"{100 * lo:{sign}.1f} to {100 * hi:{sign}.1f}"
+
+    rows = []
+    for i, a in enumerate(results["arms"]):
+        for which in ("final", "best"):
+            t1, t5 = m[f"{which}_top1"], m[f"{which}_top5"]
+            final = which == "final"
+            rows.append({
+                "arm": a["name"], "model": which,
+                "top-1 %": pct(t1["mean"][i]), "top-1 95% CI": span(t1["low"][i], t1["high"][i]),
+                "top-5 %": pct(t5["mean"][i]), "top-5 95% CI": span(t5["low"][i], t5["high"][i]),
+                "top-1 vs first (pts)": pct(t1["diff"][i]) if i else None,
+                "difference 95% CI": span(t1["diff_low"][i], t1["diff_high"][i], "+") if i
+                else "",
+                "macro F1 %": pct(a.get(f"{which}_macro_f1")),
+                "epoch": a["epochs"] if final else a["best_epoch"],
+                "size (px)": a["final_size"] if final else a["best_size"],
+                "train-val gap (pts)": pct(a.get("gap")) if final else None,
+                "images/s": round(a["images_per_s"]) if final and a.get("images_per_s")
+                else None})
     return rows
 
 

@@ -120,6 +120,13 @@ class RunDir:
         or a ``compare-step-S`` group) trains under, written before it trains."""
         return self.path / "plans" / f"{stage}-gentle.yaml"
 
+    def gentle_recipes(self) -> dict[str, Path]:
+        """``{stage: path}`` of every gentle recipe written (:meth:`gentle_recipe_path`)."""
+        folder = self.path / "plans"
+        if not folder.is_dir():
+            return {}
+        return {p.name[:-len("-gentle.yaml")]: p for p in sorted(folder.glob("*-gentle.yaml"))}
+
     def snapshot_dir(self, round_no: int) -> Path:
         """``checkpoints/round-N-start/``: the run as it was when round N first started."""
         return self.checkpoints_dir / f"round-{int(round_no)}-start"

@@ -168,7 +168,7 @@ def test_app_shows_the_comparison_curves_side_by_side(compared):
     finally:
         sys.argv[:] = saved
     assert not at.exception, [e.value for e in at.exception]
-    assert "difference against none" in at.code[0].value
+    assert list(at.dataframe[0].value["arm"]) == ["none", "none", "light", "light"]
     charts = at.get("vega_lite_chart")
     assert len(charts) == 2                      # one curve chart per arm
 

@@ -86,14 +86,12 @@ def display_image(path: str, min_side: int = THUMB, wrong: bool | None = None) -
     return appdata.png_bytes(img)
 
 
-@st.cache_data(show_spinner=False)
-def recipe_files() -> dict[str, str]:
-    """Built-in augmentation recipe files (augmine/builtin/): {file name: path}."""
-    from augmine.recipes import recipes_dir
-
-    folder = recipes_dir()
-    return {p.name: str(p) for p in sorted(folder.glob("*.y*ml"))
-            if appdata.is_augmentation_recipe(p)}
+@st.cache_data(ttl=10, show_spinner=False)
+def recipe_files(run_dir: str, folder: str) -> tuple[dict[str, str], str | None]:
+    """``({path: label}, default path)``: the run's recipes, those in the working folder,
+    the built-ins (:func:`augmine.appdata.recipe_choices`); re-read every 10 s, so a file
+    just written appears."""
+    return appdata.recipe_choices(run_dir or None, folder or None)
 
 
 @st.cache_data(show_spinner=False)
@@ -103,7 +101,7 @@ def load_recipe_entries(path: str, mtime: float) -> dict:
 
     rec = load_recipe(path)
     return {"name": rec.name, "description": rec.description or "",
-            "transforms": [dict(t) for t in rec.transforms]}
+            "transforms": [dict(t) for t in rec.transforms], "classes": dict(rec.classes)}
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -111,10 +109,20 @@ def recipe_from_text(text: str):
     return appdata.load_recipe_text(text)
 
 
+@st.cache_resource(max_entries=64, show_spinner=False)
+def class_recipe(text: str, class_ids: tuple, class_names: tuple, label: int):
+    """``(recipe, note, warning)``: the edited recipe as class ``label`` trains under it
+    (:func:`augmine.appdata.class_preview`)."""
+    return appdata.class_preview(recipe_from_text(text), class_ids, class_names, label)
+
+
 @st.cache_data(max_entries=256, show_spinner=False)
-def augmented_grid(text: str, path: str, size: int, n: int, seed: int) -> list[bytes]:
-    """PNG bytes of ``n`` augmented samples, enlarged to >= THUMB px with nearest neighbour."""
-    samples = appdata.augment_samples(read_image(path), recipe_from_text(text), size, n, seed)
+def augmented_grid(text: str, path: str, size: int, n: int, seed: int, class_ids: tuple,
+                   class_names: tuple, label: int) -> list[bytes]:
+    """PNG bytes of ``n`` augmented samples of an image of class ``label``, under the
+    class's own recipe, enlarged to >= THUMB px with nearest neighbour."""
+    recipe = class_recipe(text, class_ids, class_names, label)[0]
+    samples = appdata.augment_samples(read_image(path), recipe, size, n, seed)
     # a white margin separates neighbouring samples in st.image's gap-less row
     return [appdata.png_bytes(appdata.pad(appdata.upscale_nearest(s, THUMB), GAP))
             for s in samples]
@@ -198,12 +206,28 @@ def folder_choices(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(data)) + [""], ([run] if run else []) + [""]
 
 
+def page_from_url() -> str | None:
+    """Open the page ``?page=`` names on a session's first run (``?page=affinity``); the
+    one-line problem when it names none. The URL then follows the page shown, so it can
+    be shared."""
+    wanted = st.query_params.get("page")
+    if "page" in st.session_state or not wanted:
+        return None
+    page = appdata.page_from_query(wanted, PAGES)
+    if page is None:
+        return (f"?page={wanted}: no such page; use one of "
+                + ", ".join(appdata.page_slug(p) for p in PAGES))
+    st.session_state["page"] = page
+    return None
+
+
 def sidebar(args: argparse.Namespace) -> tuple[str, str, str]:
     """Page choice, dataset path and run folder path ("" = default / none) from the sidebar."""
     data_opts, run_opts = folder_choices(args)
     with st.sidebar:
         st.title("augmine")
         page = st.radio("Page", PAGES, key="page")
+        st.query_params["page"] = appdata.page_slug(page)
         data_path = st.selectbox(
             "Dataset folder", data_opts, key="data_path",
             format_func=lambda p: p or "generated default dataset",
@@ -286,7 +310,53 @@ def transform_editor(prefix: str, i: int, entry: dict) -> dict | None:
     return out
 
 
-def page_browser(data_root: str) -> None:
+def recipe_picker(run_path: str) -> str | None:
+    """The recipe file chosen: the run's, the working folder's, built-in, or a path typed
+    into the box (checked first; a bad one is one line in the page)."""
+    ss = st.session_state
+    ss.setdefault("recipe_extra", [])
+    files, default = recipe_files(run_path, str(Path.cwd()))
+    for path in ss["recipe_extra"]:
+        files = {path: f"typed: {path}", **files}
+    if not files:
+        st.warning("no recipe files: none in the run, the working folder or augmine/builtin/; "
+                   "type a recipe file's path")
+        return None
+
+    def add_typed() -> None:
+        ss["recipe_typed_error"] = None
+        text = (ss.get("recipe_typed") or "").strip()
+        if not text:
+            return
+        try:
+            path = appdata.check_recipe_path(text)
+        except AugmineError as exc:
+            ss["recipe_typed_error"] = str(exc)
+            return
+        if path not in ss["recipe_extra"]:
+            ss["recipe_extra"].append(path)
+        ss["recipe_file"] = path
+
+    names = list(files)
+    if ss.get("recipe_file") not in files:
+        ss["recipe_file"] = default if default in files else names[0]
+    rec_path = st.selectbox("Recipe", names, key="recipe_file", format_func=files.get,
+                            help="The run's recipes first, then the recipe files in the "
+                                 "working folder, then the built-ins.")
+    address = st.get_option("server.address")
+    if appdata.is_loopback(address):
+        st.text_input("Another recipe file", key="recipe_typed", on_change=add_typed,
+                      placeholder="path/to/recipe.yaml, then Enter",
+                      help="e.g. the recipe `augmine inspect --suggest` wrote")
+    else:     # whoever reaches a shared port must not read this machine's files
+        st.caption(f"Typing a recipe path is off while the app listens on {address}; put "
+                   "the recipe in the folder the app was started from.")
+    if ss.get("recipe_typed_error"):
+        st.error(ss["recipe_typed_error"])
+    return rec_path
+
+
+def page_browser(data_root: str, run_path: str = "") -> None:
     st.header("Augmentation browser")
     index = load_index(data_root)
     ss = st.session_state
@@ -312,15 +382,11 @@ def page_browser(data_root: str) -> None:
             img_no=int(np.random.default_rng().integers(len(paths)))))
     path = str(paths[int(ss["img_no"])])
 
-    files = recipe_files()
-    if not files:
-        st.warning("no built-in recipe files in augmine/builtin/; add one "
-                   "(see `augmine recipe validate`)")
-        return
-    names = list(files)
-    default = names.index("tiny-imagenet-14.yaml") if "tiny-imagenet-14.yaml" in names else 0
     c_rec, c_size, c_n, c_seed = st.columns([3, 2, 2, 2])
-    rec_file = c_rec.selectbox("Recipe", names, index=default, key="recipe_file")
+    with c_rec:
+        rec_path = recipe_picker(run_path)
+    if rec_path is None:
+        return
     size = c_size.radio("Size (px)", SIZES, index=2, key="size", horizontal=True)
     n = c_n.slider("Samples", 4, 48, 16, 4, key="n_samples")
     ss.setdefault("seed", 0)
@@ -328,35 +394,46 @@ def page_browser(data_root: str) -> None:
         c_seed.number_input("Seed", min_value=0, step=1, key="seed")
         c_seed.button("Re-roll", key="reroll", on_click=lambda: ss.update(seed=int(ss["seed"]) + 1))
 
-    rec_path = files[rec_file]
+    rec_file = Path(rec_path).name
     entries = load_recipe_entries(rec_path, Path(rec_path).stat().st_mtime)
     left, right = st.columns([2, 5])
     with left:
         st.subheader("Transforms")
         if entries["description"]:
             st.caption(entries["description"])
-        prefix = f"t:{rec_file}:"
+        prefix = f"t:{rec_path}:"
         edited = []
         for i, entry in enumerate(entries["transforms"]):
             with st.container(border=True):
                 e = transform_editor(prefix, i, entry)
             if e is not None:
                 edited.append(e)
+        if entries["classes"]:
+            st.caption("classes: " + "; ".join(
+                f"{k}: " + ", ".join(f"{a} {v}" for a, v in o.items() if a != "why")
+                for k, o in entries["classes"].items()))
     stem = Path(rec_file).stem
-    text = appdata.recipe_yaml(f"{entries['name']}-edited", entries["description"], edited)
+    text = appdata.recipe_yaml(f"{entries['name']}-edited", entries["description"], edited,
+                               entries["classes"])
     with right:
-        st.subheader(f"{cls_name} - {Path(path).name}")
+        st.subheader(f"{cls_name} - {Path(path).name} ({split} image)")
         try:
-            recipe = recipe_from_text(text)
+            recipe, note, warning = class_recipe(text, tuple(index.class_ids),
+                                                 tuple(index.class_names), int(label))
         except AugmineError as exc:
             st.error(f"The edited recipe is not valid: {exc}")
             return
-        co, cg = st.columns([1.3, 4])
-        co.image(display_image(path, 192), output_format="PNG",
-                 caption=f"original {read_image(path).shape[1]} px",
-                 width=192)
-        grid = augmented_grid(text, path, int(size), int(n), int(ss["seed"]))
-        cg.image(grid, width=THUMB + 2 * GAP, output_format="PNG",
+        if warning:
+            st.warning(warning)
+        if note:
+            st.info(note)
+        # the original on its own row above the grid: side by side, a wide original
+        # overflowed its narrow column onto the first augmented samples
+        st.image(display_image(path, 192), output_format="PNG",
+                 caption=f"original ({split} image, {read_image(path).shape[1]} px)")
+        grid = augmented_grid(text, path, int(size), int(n), int(ss["seed"]),
+                              tuple(index.class_ids), tuple(index.class_names), int(label))
+        st.image(grid, width=THUMB + 2 * GAP, output_format="PNG",
                  caption=[f"#{k} ({size} px)" for k in range(len(grid))])
         st.caption(f"{len(edited)} of {len(entries['transforms'])} transforms on; "
                    f"{recipe.name}; seed {ss['seed']}. Images are enlarged with nearest "
@@ -484,22 +561,34 @@ def page_confusion(run_path: str, data_root: str | None) -> None:
         cols = st.columns(2)
         missing = 0
         for col, cls in zip(cols, (a, b)):
-            items = []
-            for j in np.flatnonzero(sel["true"] == cls)[:per_class_n]:
-                p = appdata.resolve_image_path(str(preds["val_paths"][sel["index"][j]]), root)
-                if p is None:
-                    missing += 1
-                    continue
-                wrong = not bool(sel["correct"][j])
-                cap = (f"✗ {names[sel['pred'][j]]} ({sel['confidence'][j]:.2f})" if wrong
-                       else f"✓ {sel['confidence'][j]:.2f}")
-                items.append({"image": display_image(p, THUMB, wrong), "caption": cap})
-            n_wrong = int((~sel["correct"][sel["true"] == cls]).sum())
-            n_all = int((sel["true"] == cls).sum())
+            other = b if cls == a else a
+            mine = np.flatnonzero(sel["true"] == cls)
+            counts = np.bincount(sel["group"][mine], minlength=3)
+            shown = mine[:per_class_n]
             with col:
-                pair_grid(f"{names[cls]}: {n_wrong} of {n_all} misclassified", items, 4)
-        st.caption("Red frame + ✗: misclassified, with the predicted class and its "
-                   "confidence; green ✓: correct. Misclassified images come first.")
+                st.markdown(f"**{names[cls]}: {counts[0] + counts[1]} of {len(mine)} "
+                            f"misclassified, {counts[0]} as {names[other]}**")
+                for g, title in ((0, f"{names[cls]} predicted as {names[other]}"),
+                                 (1, f"{names[cls]} predicted as other classes"),
+                                 (2, "correct")):
+                    items = []
+                    for j in shown[sel["group"][shown] == g]:
+                        p = appdata.resolve_image_path(
+                            str(preds["val_paths"][sel["index"][j]]), root)
+                        if p is None:
+                            missing += 1
+                            continue
+                        wrong = not bool(sel["correct"][j])
+                        cap = (f"✗ {names[sel['pred'][j]]} ({sel['confidence'][j]:.2f})"
+                               if wrong else f"✓ {sel['confidence'][j]:.2f}")
+                        items.append({"image": display_image(p, THUMB, wrong),
+                                      "caption": cap})
+                    if items:
+                        pair_grid(f"{title} ({counts[g]})", items, 4)
+        st.caption(f"Validation images of the {stage} report. The pair's cross-confusions "
+                   "come first, then the other misclassified images, then correct ones. Red "
+                   "frame + ✗: misclassified, with the predicted class and its confidence; "
+                   "green ✓: correct.")
         if missing:
             st.warning(f"{missing} validation image(s) were not found on disk (moved "
                        "dataset?); give its folder as Dataset folder in the sidebar")
@@ -521,8 +610,7 @@ def page_confusion(run_path: str, data_root: str | None) -> None:
     suspects = load_suspects(run_dir, stage, stamp)
     if suspects:
         st.subheader("Suspect samples of the weak classes")
-        st.caption("Training images the model believes least (lowest probability of their "
-                   "own label): possible label errors or odd images (`augmine mine suspects`).")
+        st.caption(appdata.suspects_caption(suspects))
         items = []
         for s in suspects:
             p = appdata.resolve_image_path(str(s.get("path") or ""), root)
@@ -564,6 +652,8 @@ def curve_chart(rows: list[dict], title: str):
 def page_comparison(folder: str) -> None:
     """A recipe comparison (``augmine recipe compare``): the table and every arm's
     train/val curves side by side, on the same axes."""
+    import pandas as pd
+
     from augmine.compare import ComparisonDir, format_comparison, is_comparison
 
     st.header("Recipe comparison")
@@ -575,7 +665,13 @@ def page_comparison(folder: str) -> None:
     results_path = ComparisonDir(folder).results_path
     results = load_comparison(folder, results_path.stat().st_mtime if results_path.is_file()
                               else 0.0)
-    st.code(format_comparison(results), language=None)
+    lines = format_comparison(results).splitlines()
+    st.caption(lines[0])
+    table = pd.DataFrame(appdata.comparison_rows(results))
+    st.dataframe(table, hide_index=True, key="comparison_table", column_config={
+        c: st.column_config.NumberColumn(format="%.1f") for c in table.columns
+        if c.endswith(("%", "(pts)"))})
+    st.caption(lines[-1])
     arms = results["arms"]
     for start in range(0, len(arms), 3):
         cols = st.columns(3)
@@ -674,13 +770,34 @@ def page_affinity(run_path: str, data_root: str | None) -> None:
 
 # --------------------------------------------------------------------------- main
 
+def mismatch_warning(run_path: str, data_path: str) -> None:
+    """A warning above every page when the dataset opened with the run (the sidebar's, else
+    the run's recorded one) does not hold the classes the run was trained on."""
+    if not run_path:
+        return
+    root = data_path or appdata.run_data_root(run_path)
+    if not root or not Path(root).is_dir():
+        return
+    try:
+        diff = appdata.run_class_mismatch(run_path, load_index(root))
+    except AugmineError:
+        return                        # the page itself says what is wrong with the folder
+    if diff:
+        st.warning(diff)
+
+
+
 def main() -> None:
     st.set_page_config(page_title="augmine", layout="wide")
     args = cli_args()
+    bad_page = page_from_url()
     page, data_path, run_path = sidebar(args)
+    if bad_page:
+        st.warning(bad_page)
     try:
+        mismatch_warning(run_path, data_path)
         if page == PAGES[0]:
-            page_browser(dataset_root(data_path))
+            page_browser(dataset_root(data_path), run_path)
         elif page == PAGES[2]:
             page_comparison(run_path)
         elif page == PAGES[3]:
