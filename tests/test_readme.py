@@ -1,0 +1,38 @@
+"""What the README says an install contains is true."""
+
+from __future__ import annotations
+
+import configparser
+import re
+from pathlib import Path
+
+from augmine.recipes import available_configs, available_recipes
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def extras() -> dict[str, str]:
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    return dict(cfg["options.extras_require"])
+
+
+def test_the_main_set_up_command_installs_what_the_demo_tells_the_user_to_run():
+    """The demo ends with `open the app: augmine app ...`; the set-up installs Streamlit."""
+    setup = re.search(r"```bash\n(python3 -m venv .venv && .*augmine demo)\n```", README)
+    assert setup, "the README's first set-up command runs augmine demo"
+    wanted = re.search(r'pip install -e "\.\[([\w,]+)\]"', setup.group(1))
+    assert wanted and "app" in wanted.group(1).split(",")
+    assert "streamlit" in extras()["app"]
+    demo = (ROOT / "augmine" / "demo.py").read_text(encoding="utf-8")
+    assert "open the app: augmine app" in demo
+
+
+def test_the_built_ins_the_readme_lists_are_the_ones_that_ship():
+    para = README[README.index("Recipes and configs are given as a file path"):]
+    para = para[:para.index("\n\n")]
+    recipes, configs = para.split("the configs")
+    named = lambda text: set(re.findall(r"`([\w-]+)`", text))  # noqa: E731
+    assert named(recipes) - {"augmine"} == set(available_recipes())
+    assert named(configs.split("ship inside")[0]) == set(available_configs())
