@@ -252,7 +252,7 @@ def run_comparison(recipes: Sequence[str], data, config, out=None, epochs: int |
         echo(f"{label}: {'resuming' if state else 'training'} into {run}")
         timing = _timing_callback(folder.timing_path(arm.name), run.path, len(index.train))
         train_run(configs[arm.name], data, run, resume=state is not None, progress=progress,
-                  extra_callbacks=[timing])
+                  extra_callbacks=[timing], echo=echo)
         _free_memory()
     for arm in arms:
         _ensure_predictions(folder, arm, index)

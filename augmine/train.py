@@ -29,7 +29,7 @@ from .reports import write_stage_report
 from .rundir import RunDir
 from .runtime import import_keras
 from .training import (build_model, distribution, dtype_policy, fit_stage, precision_policy,
-                       restore_model, show_bars, stage_callbacks)
+                       restore_model, run_progress, show_bars, stage_callbacks)
 
 log = logging.getLogger("augmine")
 
@@ -146,8 +146,15 @@ def _fit_and_close(model, feeds, epochs: int, initial_epoch: int, callbacks, pro
         close_feed(val_feed)
 
 
+def phase_label(phase_no: int, phase) -> str:
+    """``phase 2 (32 px, tiny-imagenet-14@0.5)``: what every line of a phase starts with."""
+    strength = "" if phase.strength in (None, 1) else f"@{phase.strength:g}"
+    return f"phase {phase_no} ({phase.size} px, {Path(phase.recipe).stem}{strength})"
+
+
 def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
-              progress: bool = True, extra_callbacks=(), skip_bad: bool = False) -> RunResult:
+              progress: bool = True, extra_callbacks=(), skip_bad: bool = False,
+              echo=None) -> RunResult:
     """Train every phase of a config into ``run_dir``; with ``resume`` continue a killed run.
 
     ``config``: YAML path, dict or :class:`TrainConfig` (ignored on resume: the run's own
@@ -156,8 +163,11 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
     callbacks added to every phase's fit. ``skip_bad``: leave out images that do not decode
     (each logged) instead of failing; every image is checked before the first epoch (see
     :func:`run_index`). Writes the run folder and a ``phase-N`` report
-    after each phase. Returns a :class:`RunResult`.
+    after each phase. ``echo`` gets a header before each phase trains (default: the log);
+    every epoch line names its phase, size and recipe and carries the whole run's
+    done/total epochs and ETA. Returns a :class:`RunResult`.
     """
+    say = echo or log.info
     run = RunDir.of(run_dir)
     if resume:
         if not run.has_state():
@@ -197,6 +207,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
     if not run.lr_schedule_path.is_file():
         plot_run_schedule(run, cfg, steps)
 
+    run_bar = run_progress(cfg.total_epochs, state["epochs_done"])
     with dtype_policy(precision_policy(cfg.mixed_precision)), distribution(cfg.strategy):
         if run.has_checkpoint("last"):
             model = restore_model(run, state)
@@ -214,13 +225,16 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             state.update({"phase": phase_no, "stage": stage, "phase_epochs_done": done,
                           "stage_epochs_done": done})
             if done < phase.epochs:
-                log.info("phase %d: %d px, epochs %d..%d, recipe %s", phase_no, phase.size,
-                         done + 1, phase.epochs, Path(phase.recipe).name)
+                label = phase_label(phase_no, phase)
+                say(f"{label}: epochs {done + 1}..{phase.epochs} of phase {phase_no}/"
+                    f"{len(cfg.phases)}, run epochs {state['epochs_done'] + 1}.."
+                    f"{state['epochs_done'] + phase.epochs - done} of {cfg.total_epochs}")
                 feeds = _feeds(index, cfg, _phase_recipe(phase), phase.size,
                                cfg.seed + phase_no, done, options=phase.feed_options())
                 _fit_and_close(model, feeds, phase.epochs, done,
                                stage_callbacks(run, state, stage, phase_no, phase.size,
-                                               progress, extra_callbacks, seed=cfg.seed),
+                                               progress, extra_callbacks, seed=cfg.seed,
+                                               label=label, run_bar=run_bar),
                                progress)
             if stage not in state["reports"]:
                 _phase_report(run, model, index, cfg, phase_no, state)

@@ -202,10 +202,26 @@ def epoch_recorder(run: RunDir, state: dict, stage: str, phase: int | None, size
     return EpochRecorder()
 
 
-def epoch_lines(echo=None, label: str | None = None):
+def run_progress(total: int, done: int = 0):
+    """The whole run's progress: a tqdm counter of ``total`` epochs starting at ``done``,
+    kept across the run's fits; ``str()`` of it reads ``7/16 epochs, 12:30 elapsed, ETA
+    26:40`` (tqdm's rate and remaining time over the epochs of this session). Drawn
+    nowhere: the epoch lines and :func:`run_status` print it."""
+    import io
+
+    from tqdm.auto import tqdm
+
+    return tqdm(total=int(total), initial=int(done), file=io.StringIO(), smoothing=0,
+                mininterval=0, bar_format="{n_fmt}/{total_fmt} epochs, {elapsed} elapsed, "
+                                          "ETA {remaining}")
+
+
+def epoch_lines(echo=None, label: str | None = None, run_bar=None):
     """A Keras callback printing one line per epoch (``epoch N/M: loss ... val_accuracy ...``),
     for logs and pipes where Keras' carriage-return bars are noise. ``echo``: default print;
-    ``label`` starts every line (the stage or arm: ``round-2 control epoch 1/2: ...``)."""
+    ``label`` starts every line (the stage or arm: ``phase 2 (32 px, light) epoch 1/2: ...``,
+    ``round-2 control epoch 1/2: ...``); ``run_bar`` (:func:`run_progress`) is advanced and
+    appended (``[run 7/16 epochs, ..., ETA 26:40]``)."""
     keras = import_keras()
     echo = echo or (lambda line: print(line, flush=True))
     head = f"{label} " if label else ""
@@ -218,10 +234,28 @@ def epoch_lines(echo=None, label: str | None = None):
             parts = [f"{k} {float(v):.4f}" for k, v in (logs or {}).items()
                      if k in ("loss", "accuracy", "val_loss", "val_accuracy")]
             took = time.perf_counter() - getattr(self, "_start", time.perf_counter())
+            tail = ""
+            if run_bar is not None:
+                run_bar.update(1)
+                tail = f" [run {run_bar}]"
             echo(f"{head}epoch {epoch + 1}/{self.params.get('epochs')}: {', '.join(parts)} "
-                 f"({took:.0f} s)")
+                 f"({took:.0f} s){tail}")
 
     return EpochLines()
+
+
+def run_status(run_bar, label: str | None = None, echo=None):
+    """A Keras callback that, beside Keras' own per-epoch bars, prints the whole run's
+    progress after every epoch: ``phase 2 (32 px, light): run 7/16 epochs, ..., ETA 26:40``."""
+    keras = import_keras()
+    echo = echo or (lambda line: print(line, flush=True))
+
+    class RunStatus(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            run_bar.update(1)
+            echo(f"{label + ': ' if label else ''}run {run_bar}")
+
+    return RunStatus()
 
 
 def epoch_seeder(seed: int, state: dict):
@@ -247,10 +281,12 @@ def tensorboard_available() -> bool:
 
 def stage_callbacks(run: RunDir, state: dict, stage: str, phase: int | None, size: int,
                     progress: bool = True, extra=(), seed: int | None = None,
-                    label: str | None = None) -> list:
+                    label: str | None = None, run_bar=None) -> list:
     """The callbacks of one stage: the epoch seeder (when ``seed`` is given), the epoch
     recorder, TensorBoard (when available), one line per epoch (starting with ``label``)
-    when there are no progress bars, then ``extra`` (yours, e.g. early stopping)."""
+    when there are no progress bars, the whole run's progress (``run_bar``, see
+    :func:`run_progress`: in the epoch lines, else a line after each Keras bar), then
+    ``extra`` (yours, e.g. early stopping)."""
     keras = import_keras()
     callbacks = [] if seed is None else [epoch_seeder(seed, state)]
     callbacks.append(epoch_recorder(run, state, stage, phase, size))
@@ -264,7 +300,9 @@ def stage_callbacks(run: RunDir, state: dict, stage: str, phase: int | None, siz
             f"TensorBoard logs need the TensorFlow backend (this is {keras_backend()})"
         log.info("%s: no TensorBoard logs; history.csv has the same numbers", why)
     if not show_bars(progress):
-        callbacks.append(epoch_lines(label=label))
+        callbacks.append(epoch_lines(label=label, run_bar=run_bar))
+    elif run_bar is not None:
+        callbacks.append(run_status(run_bar, label))
     return callbacks + list(extra)
 
 

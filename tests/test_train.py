@@ -389,8 +389,11 @@ def test_resume_mid_phase_continues_with_the_same_numbers(tmp_path, synth_root):
     out = CliRunner().invoke(cli, ["train", str(path), "--data", str(synth_root),
                                    "--run-dir", str(tmp_path / "whole")])
     assert out.exit_code == 0, out.output
-    assert [l.split(":")[0] for l in out.output.splitlines() if l.startswith("epoch ")] == \
-        ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    lines = [l for l in out.output.splitlines() if l.startswith("phase 1 (16 px, none) epoch ")]
+    assert [l.split(":")[0] for l in lines] == [f"phase 1 (16 px, none) epoch {k}/3"
+                                                for k in (1, 2, 3)]
+    assert all(f"[run {k}/3 epochs, " in l and ", ETA " in l for k, l in enumerate(lines, 1))
+    assert "phase 1 (16 px, none): epochs 1..3 of phase 1/1, run epochs 1..3 of 3" in out.output
     assert "\r" not in out.output and "\b" not in out.output
 
     class Kill(keras.callbacks.Callback):

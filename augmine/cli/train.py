@@ -46,7 +46,7 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
         data = _data_or_default(data)
     RunDir(run_dir).check_writable("train --resume" if resume else "train")
     result = train_run(config, data, run_dir, resume=resume, progress=not no_progress,
-                       skip_bad=skip_bad)
+                       skip_bad=skip_bad, echo=click.echo)
     from ..evaluation import best_summary, format_best
 
     st = result.state
