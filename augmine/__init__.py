@@ -8,6 +8,16 @@ lazily by the modules that need them. Importing it also sets two quiet defaults
   version at import, which stalls on offline machines;
 - ``TF_CPP_MIN_LOG_LEVEL=2``: TensorFlow's C++ start-up INFO/WARNING lines are hidden
   (``augmine --verbose`` brings them back).
+
+The names a Keras user needs are exported here and imported on first use (so ``import
+augmine`` stays cheap); docs/python-api.md walks through them::
+
+    import augmine
+    index = augmine.load_index("data/tiny-imagenet-sample")
+    feed = augmine.train_dataset(index, "light", size=32, batch_size=64, seed=0)
+    model.fit(feed, epochs=5, callbacks=[augmine.PerClassReport("runs/mine", index, 32)])
+
+The feeds send uint8 images ``(B, S, S, 3)`` in [0, 255]: the model scales them itself.
 """
 
 import os
@@ -16,3 +26,30 @@ __version__ = "0.1.0"
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# public name -> the module that defines it (imported lazily by __getattr__)
+_EXPORTS = {
+    "AugmineError": "errors",
+    "load_index": "dataset", "DatasetIndex": "dataset",
+    "load_recipe": "recipes",
+    "train_dataset": "pipeline", "eval_dataset": "pipeline", "close_feed": "pipeline",
+    "evaluate_model": "evaluation",
+    "per_class_report": "mining", "confusion_matrix": "mining",
+    "symmetric_pairs": "mining", "make_plan": "mining", "OversamplingPlan": "mining",
+    "PerClassReport": "callbacks", "oversampled_feed": "callbacks",
+}
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'augmine' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Optional, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       ValidationInfo, field_validator, model_validator)
 
 from .errors import AugmineError
@@ -136,8 +136,28 @@ class _Section(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+DENSENET_KEYS = ("width", "growth_rate", "blocks", "layers_per_block", "compression",
+                 "dropout", "weight_decay")
+MODEL_SOURCES = ("builder", "application", "file")
+
+
+def _object_in_context(value, info: ValidationInfo):
+    """A ``package.module:function`` name, imported now unless the config is a run's record."""
+    from .runtime import find_object
+
+    if value is not None and (info.context or {}).get("check_recipes", True):
+        find_object(value)
+    return value
+
+
 class ModelConfig(_Section):
-    """DenseNet hyper-parameters (see :func:`augmine.model.build_densenet`); None = its default."""
+    """The model: the reference DenseNet (its hyper-parameters, see
+    :func:`augmine.model.build_densenet`; None = its default) or one of ``builder``
+    (``"package.module:function"``, called as ``function(num_classes=..., **args)``),
+    ``application`` (a ``keras.applications`` name, from scratch, ``args`` passed on) or
+    ``file`` (a saved ``.keras`` model). ``rescale``: put ``Rescaling(1/255)`` in front of a
+    builder/application/file model (None = when it has no scaling layer of its own; the run
+    records what was done). See :mod:`augmine.model_sources`."""
 
     width: Optional[_Whole(1, "width")] = None
     growth_rate: Optional[_Whole(1, "growth_rate")] = None
@@ -146,6 +166,13 @@ class ModelConfig(_Section):
     compression: Optional[_Number(0.0, strict=True)] = None
     dropout: Optional[_Number(0.0, below=1.0)] = None
     weight_decay: Optional[_Number(0.0)] = None
+    builder: Optional[str] = None
+    application: Optional[str] = None
+    file: Optional[str] = None
+    args: Optional[dict[str, Any]] = None
+    rescale: Optional[bool] = None
+
+    _builder = field_validator("builder")(_object_in_context)
 
     @field_validator("compression")
     @classmethod
@@ -154,10 +181,46 @@ class ModelConfig(_Section):
             raise ValueError("must be in (0, 1]")
         return v
 
+    @field_validator("file")
+    @classmethod
+    def _file(cls, v, info: ValidationInfo):
+        ctx = info.context or {}
+        if v is None or not ctx.get("check_recipes", True):
+            return v
+        path = Path(v).expanduser()
+        if not path.is_absolute() and ctx.get("base_dir") is not None:
+            path = Path(ctx["base_dir"]) / path
+        if not path.is_file():
+            raise ValueError(f"{v} does not exist; fix the path (relative paths start at the "
+                             "config's folder)")
+        return str(path.resolve())
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        sources = [k for k in MODEL_SOURCES if getattr(self, k) is not None]
+        if len(sources) > 1:
+            raise ValueError(f"give one of {', '.join(sources)}, not several")
+        dense = [k for k in DENSENET_KEYS if getattr(self, k) is not None]
+        if sources and dense:
+            keys = "is a DenseNet key that does" if len(dense) == 1 else \
+                "are DenseNet keys that do"
+            raise ValueError(f"{', '.join(dense)} {keys} not apply to a model from "
+                             f"{sources[0]}; remove {'it' if len(dense) == 1 else 'them'} "
+                             f"or the {sources[0]}")
+        if self.args is not None and not (self.builder or self.application):
+            raise ValueError("'args' goes with a builder or an application; remove it")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``densenet``, ``builder``, ``application`` or ``file``."""
+        return next((k for k in MODEL_SOURCES if getattr(self, k) is not None), "densenet")
+
     @property
     def min_size(self) -> int:
-        """Smallest image size (px) this DenseNet accepts."""
-        return 2 ** ((self.blocks or 5) - 1)
+        """Smallest image size (px) this DenseNet accepts (1 for other models: they are
+        checked when built)."""
+        return 2 ** ((self.blocks or 5) - 1) if self.kind == "densenet" else 1
 
 
 class OptimizerConfig(_Section):
@@ -367,6 +430,7 @@ class TrainConfig(_Section):
     mining: MiningConfig = Field(default_factory=MiningConfig)
     regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
     data: Optional[str] = None
+    callbacks: Optional[list[Annotated[str, AfterValidator(_object_in_context)]]] = None
     path: Optional[str] = Field(default=None, exclude=True)
 
     @model_validator(mode="before")
@@ -402,6 +466,8 @@ class TrainConfig(_Section):
     @model_validator(mode="after")
     def _sizes_fit_the_model(self):
         blocks, least = self.model.blocks or 5, self.model.min_size
+        if self.model.kind != "densenet":
+            return self
         for i, phase in enumerate(self.phases, 1):
             if phase.size < least:
                 raise ValueError(f"phases[{i}].size: {phase.size} is not a valid image size "
@@ -547,8 +613,34 @@ def create_optimizer(cfg: OptimizerConfig, schedule):
     return cls(learning_rate=schedule, **kwargs)
 
 
-def create_model(cfg: ModelConfig, num_classes: int):
-    """The (uncompiled) DenseNet ``cfg`` describes, with ``num_classes`` outputs."""
+def create_model(cfg: ModelConfig, num_classes: int, where: str = "config"):
+    """The (uncompiled) model ``cfg`` describes, with ``num_classes`` outputs: the DenseNet,
+    or a builder/application/file model taking uint8 images (see
+    :func:`augmine.model_sources.build_any`). ``where``: the config file named in errors."""
+    if cfg.kind != "densenet":
+        from .model_sources import build_any
+
+        return build_any(cfg, num_classes, where)
     from .model import build_densenet
 
     return build_densenet(num_classes, **cfg.options())
+
+
+def create_callbacks(cfg: TrainConfig) -> list:
+    """The Keras callbacks the config's ``callbacks:`` factories return (each called with no
+    arguments); a factory that fails or returns no Callback is a one-line error."""
+    from .runtime import import_keras, load_object
+
+    keras, where, out = import_keras(), cfg.path or "config", []
+    for i, spec in enumerate(cfg.callbacks or (), 1):
+        factory = load_object(spec, f"callbacks[{i}]", where)
+        try:
+            callback = factory()
+        except Exception as exc:  # noqa: BLE001 - the user's code: one line, not a traceback
+            raise AugmineError(f"{where}: callbacks[{i}]: {spec}() failed ({type(exc).__name__}: "
+                               f"{exc}); fix the factory") from None
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise AugmineError(f"{where}: callbacks[{i}]: {spec}() returned a "
+                               f"{type(callback).__name__}, not a keras.callbacks.Callback")
+        out.append(callback)
+    return out

@@ -473,9 +473,12 @@ def scan_dataset(root: str | os.PathLike, problems: list[str] | None = None
 
 def load_index(root: str | os.PathLike, skip_bad: bool = False,
                verify: bool = False) -> DatasetIndex:
-    """Index the dataset folder ``root``.
+    """Index the dataset folder ``root`` (the Tiny-ImageNet layout, or ``train/<class>/``
+    and ``val/<class>/`` image folders, ImageFolder style).
 
-    With ``verify=True`` every image is decoded (in parallel) so corrupt and truncated
+    Returns a :class:`DatasetIndex`: ``class_ids`` and ``class_names`` (C,) in label order,
+    ``index.train`` / ``index.val`` with ``paths`` (N,) str and ``labels`` (N,) int64. No
+    image is decoded unless ``verify``. With ``verify=True`` every image is decoded (in parallel) so corrupt and truncated
     files are found now rather than mid-training. Bad files raise one
     :class:`AugmineError` that counts them and names the first few; with
     ``skip_bad=True`` they are left out and each is logged as a warning instead.

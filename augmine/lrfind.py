@@ -37,7 +37,7 @@ def lr_find(config, data_root, out_dir, phase: int = 1, steps: int = 200,
     ph = cfg.phases[phase - 1]
     keras = import_keras()
     keras.utils.set_random_seed(cfg.seed)
-    model = create_model(cfg.model, index.num_classes)
+    model = create_model(cfg.model, index.num_classes, where=cfg.path or "config")
     feed = train_dataset(index, ph.recipe, ph.size, cfg.batch_size, seed=cfg.seed,
                          workers=cfg.workers, **ph.feed_options())
     out_dir = Path(out_dir)

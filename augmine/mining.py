@@ -129,6 +129,8 @@ def confused_pairs(cm: np.ndarray, class_names: Sequence[str], top: int = 10) ->
 def symmetric_pairs(cm: np.ndarray, class_names: Sequence[str], top: int = 10) -> list[dict]:
     """The ``top`` unordered pairs by confusions in both directions ``cm[a,b] + cm[b,a]``.
 
+    ``cm``: (C, C) int counts, row = true class (:func:`confusion_matrix`); ``class_names``:
+    C names in label order.
     ``rate`` = count / (support of a + support of b). Each item:
     ``{a, b, a_name, b_name, count, a_to_b, b_to_a, rate}`` with ``a < b``.
     """
@@ -366,7 +368,10 @@ def make_plan(f1, class_ids: Sequence[str], class_names: Sequence[str], *,
     - ``scheme="proportional"`` (default with ``cap``): ``clip(factor * (1 - F1), 1, cap)``,
       so the worse the class, the more it is repeated.
 
-    Other classes keep factor 1. ``source`` (e.g. the stage the F1 came from) is recorded.
+    Other classes keep factor 1. ``f1``: (C,) float in [0, 1]; ``class_ids`` and
+    ``class_names``: C strings in label order; ``recipe``: a stronger recipe for the weak
+    classes (path) or None; ``source`` (e.g. the stage the F1 came from) is recorded.
+    Returns the plan (``factors`` (C,) float64 >= 1, ``weak`` indices, weakest first).
     """
     f1 = _f1(f1)
     if len(f1) != len(class_ids):

@@ -1025,8 +1025,9 @@ def eval_dataset(index, size: int, batch_size: int, split: str = "val"):
 
     Labels line up with ``index.split(split).labels``. Decoding and resizing (OpenCV,
     ``A.Resize`` as a recipe's final resize) run in this process: at 20k+ images/s per core
-    they are cheap next to a model's forward pass. Same element spec and backend-dependent
-    type as :func:`train_dataset`.
+    they are cheap next to a model's forward pass. Batches are ``(images uint8 (B, size,
+    size, 3), labels int32 (B,))``, the last one partial; a ``tf.data.Dataset`` on
+    TensorFlow, a ``keras.utils.PyDataset`` on JAX/PyTorch (as :func:`train_dataset`).
     """
     import albumentations as A
 

@@ -34,15 +34,17 @@ from .rundir import RunDir
 
 REPORT_FILES = ("report.json", "per_class.csv", "confusion.npy", "report.md", "f1.png",
                 "confusion.png", "predictions.npz")
-_STAGE_RE = re.compile(r"^(phase|round)-(\d+)$")
+_STAGE_RE = re.compile(r"^(phase|epoch|round)-(\d+)$")
+_STAGE_ORDER = {"phase": 0, "epoch": 1, "round": 2}
 
 
 def stage_sort_key(stage: str) -> tuple:
-    """Order stages as produced: phase-1, phase-2, ..., round-1, round-2, ..., then others."""
+    """Order stages as produced: phase-1, phase-2, ..., epoch-1, epoch-2, ... (reports of a
+    user's own fit, :mod:`augmine.callbacks`), round-1, round-2, ..., then others."""
     m = _STAGE_RE.match(stage)
     if m:
-        return (0 if m.group(1) == "phase" else 1, int(m.group(2)), stage)
-    return (2, 0, stage)
+        return (_STAGE_ORDER[m.group(1)], int(m.group(2)), stage)
+    return (3, 0, stage)
 
 
 def stage_dir(run_dir, stage: str) -> Path:

@@ -114,3 +114,40 @@ def import_keras():
     import keras
 
     return keras
+
+
+def find_object(spec):
+    """The callable a ``"package.module:name"`` string names, imported now; a ValueError
+    saying what is wrong (and the fix) otherwise."""
+    import importlib
+    import re
+
+    text = spec.strip() if isinstance(spec, str) else ""
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", text):
+        raise ValueError(f"{spec!r} is not a 'package.module:function' name; write it like "
+                         "mypkg.models:build")
+    module_name, _, attr = text.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name!r} ({exc}); install it or put its "
+                         "folder on PYTHONPATH") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{module_name} has no {attr!r}; check the name after the ':'")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"{text} is a {type(obj).__name__}, not a function; name a function "
+                         "or class")
+    return obj
+
+
+def load_object(spec, what: str = "object", where: str = "config"):
+    """:func:`find_object`, its problem a one-line :class:`~augmine.errors.AugmineError`
+    ``"<where>: <what>: <problem and fix>"``."""
+    from .errors import AugmineError
+
+    try:
+        return find_object(spec)
+    except ValueError as exc:
+        raise AugmineError(f"{where}: {what}: {exc}") from None

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig, load_config
+from .config import TrainConfig, create_callbacks, load_config
 from .dataset import load_checked_index, skipped_paths
 from .errors import AugmineError
 from .evaluation import evaluate_model, evaluation_settings
 from .mining import apply_holdout
+from .model_sources import check_phase_sizes, rescaled
 from .reports import write_stage_report
 from .rundir import RunDir
 from .runtime import import_keras
@@ -196,27 +197,23 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
         from .config import create_schedule
 
         create_schedule(cfg.schedule, steps, where=cfg.path or "config")  # fail before writing
-        cfg = cfg.model_copy(update={"data": str(data_root)})
-        run.write_config(cfg)
-        state = _new_state(cfg, index)
     else:
         check_run_classes(run, state, index, f"resume it on its own dataset: `augmine train "
                                              f"--run-dir {run} --resume` without --data")
-    state.update(skips)
-    run.write_state(state)
-    if not run.lr_schedule_path.is_file():
-        plot_run_schedule(run, cfg, steps)
+    callbacks = list(extra_callbacks) + create_callbacks(cfg)
 
-    run_bar = run_progress(cfg.total_epochs, state["epochs_done"])
     with dtype_policy(precision_policy(cfg.mixed_precision)), distribution(cfg.strategy):
-        if run.has_checkpoint("last"):
-            model = restore_model(run, state)
-        else:
-            _seed_keras(cfg.seed)
-            model = build_model(cfg, index.num_classes, steps)
-        if model.output_shape[-1] != index.num_classes:
-            raise AugmineError(f"{data_root} has {index.num_classes} classes but the run's "
-                               f"model predicts {model.output_shape[-1]}; use the run's dataset")
+        model = _start_model(run, cfg, index, state, steps)
+        if state is None:                  # the model fits the config: now write the run
+            cfg = cfg.model_copy(update={"data": str(data_root), "model": recorded_model(
+                cfg.model, model)})
+            run.write_config(cfg)
+            state = _new_state(cfg, index)
+        state.update(skips)
+        run.write_state(state)
+        if not run.lr_schedule_path.is_file():
+            plot_run_schedule(run, cfg, steps)
+        run_bar = run_progress(cfg.total_epochs, state["epochs_done"])
         for phase_no, phase in enumerate(cfg.phases, 1):
             if phase_no < state["phase"]:
                 continue
@@ -233,7 +230,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
                                cfg.seed + phase_no, done, options=phase.feed_options())
                 _fit_and_close(model, feeds, phase.epochs, done,
                                stage_callbacks(run, state, stage, phase_no, phase.size,
-                                               progress, extra_callbacks, seed=cfg.seed,
+                                               progress, callbacks, seed=cfg.seed,
                                                label=label, run_bar=run_bar),
                                progress)
             if stage not in state["reports"]:
@@ -247,6 +244,35 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
     state["status"] = "done"
     run.write_state(state)
     return RunResult(run, state, run.read_history(), model)
+
+
+def _start_model(run: RunDir, cfg: TrainConfig, index, state: dict | None, steps):
+    """The run's model: ``last.keras`` when it has one, else built from the config; checked
+    against the dataset's classes and the phases' sizes before anything trains."""
+    if state is not None and run.has_checkpoint("last"):
+        model = restore_model(run, state)
+    else:
+        _seed_keras(cfg.seed)
+        model = build_model(cfg, index.num_classes, steps)
+    if model.output_shape[-1] != index.num_classes:
+        raise AugmineError(f"{index.root} has {index.num_classes} classes but the run's "
+                           f"model predicts {model.output_shape[-1]}; use the run's dataset")
+    check_phase_sizes(model, cfg.phases, cfg.path or "config")
+    return model
+
+
+def recorded_model(model_cfg, model):
+    """The ModelConfig a run records: a builder/application/file model's ``rescale`` set
+    to whether augmine put ``Rescaling(1/255)`` in front (logged when it did)."""
+    if model_cfg.kind == "densenet":
+        return model_cfg
+    added = rescaled(model)
+    if added:
+        log.warning("model (%s): it has no Rescaling/Normalization layer of its own, so "
+                    "augmine added Rescaling(1/255) in front (it gets uint8 images); the run "
+                    "records rescale: true (set rescale: false to turn this off)",
+                    model_cfg.kind)
+    return model_cfg.model_copy(update={"rescale": added})
 
 
 def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None,
@@ -294,7 +320,8 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                            plan=plan)
             _fit_and_close(model, feeds, epochs, done,
                            stage_callbacks(run, state, stage, None, size, progress,
-                                           extra_callbacks, seed=cfg.seed, label=label),
+                                           list(extra_callbacks) + create_callbacks(cfg),
+                                           seed=cfg.seed, label=label),
                            progress, class_weight=class_weight)
     info["epochs_done"] = int(state["stage_epochs_done"])
     info["done"] = True

@@ -103,12 +103,13 @@ def distribution(name: str = "auto"):
 # --------------------------------------------------------------------------- models
 
 def build_model(cfg, num_classes: int, phase_steps=None):
-    """The config's DenseNet compiled with its optimizer and schedule, sparse
-    cross-entropy and accuracy (``cfg``: a :class:`~augmine.config.TrainConfig`;
-    ``phase_steps``: ``(steps_per_epoch, epochs)`` per phase, for phase-aligned schedules)."""
+    """The config's model (the DenseNet or its builder/application/file) compiled with its
+    optimizer and schedule, sparse cross-entropy and accuracy (``cfg``: a
+    :class:`~augmine.config.TrainConfig`; ``phase_steps``: ``(steps_per_epoch, epochs)``
+    per phase, for phase-aligned schedules)."""
     from .config import create_model, create_optimizer, create_schedule
 
-    model = create_model(cfg.model, num_classes)
+    model = create_model(cfg.model, num_classes, where=cfg.path or "config")
     schedule = create_schedule(cfg.schedule, phase_steps, where=cfg.path or "config")
     loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
     reg = getattr(cfg, "regularization", None)

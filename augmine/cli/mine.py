@@ -121,7 +121,9 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe, partne
     for line in format_plan(p, index.class_counts("train")):
         click.echo(line)
     redo = " --redo" if round_status(run, round_no) == "interrupted" else ""
-    click.echo(f"wrote {run.plan_path(round_no)}; run it with `augmine mine round {run}{redo}`")
+    how = f"`augmine mine round {run}{redo}`" if run.has_checkpoint("last") else \
+        "your own fit on augmine.oversampled_feed(index, recipe, size, batch_size, PLAN)"
+    click.echo(f"wrote {run.plan_path(round_no)}; run it with {how}")
 
 
 _SELECTION = click.Choice(["val-half", "holdout"])
