@@ -534,7 +534,8 @@ val = eval_dataset(index, 16, 32)
 assert isinstance(train, keras.utils.PyDataset) and len(train) == 7 and len(val) == 4
 x, y = train[0]
 assert x.dtype == np.uint8 and x.shape == (64, 16, 16, 3) and y.dtype == np.int32
-model = build_densenet(index.num_classes, width=8, growth_rate=4, blocks=3)
+model = build_densenet(index.num_classes, width=8, growth_rate=4, blocks=3,
+                       layers_per_block=1)
 model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 with pipeline_errors():
     hist = model.fit(train, validation_data=val, epochs=2, verbose=0)

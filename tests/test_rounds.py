@@ -7,13 +7,12 @@ ones train a tiny DenseNet on the generated dataset and run real rounds.
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from support import MINING, copy_run, tiny_config
+from support import MINING, TINY, copy_run, tiny_config
 
 from augmine.cli import cli
 from augmine.dataset import load_index
@@ -172,21 +171,21 @@ def test_round_on_generated_data(round_run, synth_root, tmp_path):
     """conftest.round_run: `augmine mine round RUN` on the mining run, as printed."""
     run = copy_run(round_run.run, tmp_path)
     planted = [set(p) for p in confusable_pairs(synth_root)]
-    res = SimpleNamespace(output=round_run.output)
+    printed = round_run.output
     rep = json.loads((run / "reports" / "round-1" / "report.json").read_text())
     assert sorted(p.name for p in (run / "reports" / "round-1").iterdir()) == sorted(REPORT_FILES)
     for r in (list_stage_reports(run)[0], rep):       # phase-1, then the round
         sym = [{p["a_name"], p["b_name"]} for p in r["symmetric_pairs"][:5]]
         assert any(p in sym for p in planted), (r["stage"], sym, planted)
     chosen = rep["plan"]["weak_names"]
-    assert len(chosen) == 2 and f"chose 2 classes: {', '.join(chosen)}" in res.output
-    assert "round 1 (oversample x3.0; 2 epochs, LR 0.002 -> 0.0028 -> 0.002)" in res.output
+    assert len(chosen) == 2 and f"chose 2 classes: {', '.join(chosen)}" in printed
+    assert "round 1 (oversample x3.0; 2 epochs, LR 0.002 -> 0.0028 -> 0.002)" in printed
     eff = rep["effect"]
     for name in chosen:                       # each chosen class with its support (5 images)
         assert f"control {next(c['control'] for c in eff['per_class'] if c['name'] == name):.3f}" \
-            in res.output and f"{name[:28]:<28}" in res.output
-    assert "chosen on val-half; measured on the other half of val (50 images" in res.output
-    assert "net of control" in res.output and rep["before"]["stage"] == "phase-1"
+            in printed and f"{name[:28]:<28}" in printed
+    assert "chosen on val-half; measured on the other half of val (50 images" in printed
+    assert "net of control" in printed and rep["before"]["stage"] == "phase-1"
     assert eff["control"] and set(eff["table"]) == {"chosen F1", "other F1", "top-1", "macro F1"}
     for row in eff["table"].values():         # every number carries a 95% interval
         for key in ("before", "after", "control", "change", "effect"):
@@ -369,7 +368,7 @@ def test_round_effect_selection_and_measurement_never_overlap(synth_index):
 # x10 for 2 epochs gives the round ten times more looks at it than the control's plain
 # epochs (as many steps, same LR and seeds), which learn it only a little.
 PLANTED = tiny_config(**{**MINING, "name": "planted",
-                          "model": {**MINING["model"], "growth_rate": 8},
+                          "model": {**TINY["model"], "growth_rate": 8},
                           "mining": {"policy": "bottom-k", "k": 1, "factor": 10, "epochs": 2}})
 
 
