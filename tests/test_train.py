@@ -42,7 +42,8 @@ def read_state(run) -> dict:
     ({"phases": [{"size": 16, "epochs": 0, "recipe": "none"}]}, "phases[1].epochs: 0"),
     ({"phases": [{"size": 16, "epochs": 1, "recipe": "none", "presize": "maybe"}]},
      "phases[1].presize"),
-    ({"phases": [{"size": 8, "epochs": 1, "recipe": "none"}]}, "needs >= 16 px"),
+    ({"model": {"blocks": 5}, "phases": [{"size": 8, "epochs": 1, "recipe": "none"}]},
+     "needs >= 16 px"),                       # 5 blocks: 4 halvings of the side
     ({"phases": [{"size": "big", "epochs": 1, "recipe": "none"}]}, "phases[1].size"),
     ({"phases": [{"size": 16, "epochs": 1, "recipe": "no-such-recipe.yaml"}]},
      "recipe 'no-such-recipe.yaml' not found"),
@@ -299,6 +300,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path, synth_root):
 
 # --------------------------------------------------------------------------- precision, progress, exact resume
 
+@pytest.mark.backend      # auto: whether the backend sees a GPU
 @pytest.mark.parametrize("setting,policy", [("false", "float32"), (False, "float32"),
                                             ("true", "mixed_float16"),
                                             ("mixed_bfloat16", "mixed_bfloat16"),
