@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from support import ONE_PHASE, write_config
 
 from augmine.cli import cli
 from augmine.compare import (format_comparison, parse_strengths, plan_arms,
@@ -15,12 +16,6 @@ from augmine.compare import (format_comparison, parse_strengths, plan_arms,
 from augmine.errors import AugmineError
 from augmine.mining import paired_mean_bootstrap
 from augmine.rundir import RunDir
-
-TINY = {"name": "tiny", "model": {"width": 8, "growth_rate": 4}, "batch_size": 32,
-        "schedule": {"min_lr": 0.01, "max_lr": 0.1, "half_cycle": 20}, "seed": 0,
-        "workers": 0, "mixed_precision": "false", "strategy": "default",
-        "phases": [{"size": 16, "epochs": 1, "recipe": "none"}]}
-
 
 # --------------------------------------------------------------------------- bootstrap
 
@@ -70,8 +65,7 @@ def compared(tmp_path_factory, synth_root):
     import augmine.train as train
 
     folder = tmp_path_factory.mktemp("compare")
-    config = folder / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    config = write_config(folder, "tiny.yaml", phases=ONE_PHASE)
     out = folder / "out"
     real, calls = train.train_run, []
 
@@ -99,6 +93,7 @@ def compared(tmp_path_factory, synth_root):
             "args": args}
 
 
+@pytest.mark.slow
 def test_killed_comparison_resumes_without_retraining_the_first_arm(compared):
     out, before = compared["out"], compared["before"]
     first = RunDir(out / "none")
@@ -117,6 +112,7 @@ def test_killed_comparison_resumes_without_retraining_the_first_arm(compared):
     assert cfgs[0] == cfgs[1]
 
 
+@pytest.mark.slow
 def test_comparison_prints_one_table_with_intervals_and_differences(compared):
     text = compared["output"]
     assert "top-1 % [95% CI]" in text and "macro F1 %" in text and "images/s" in text
@@ -140,6 +136,7 @@ def test_comparison_prints_one_table_with_intervals_and_differences(compared):
         == format_comparison(results).splitlines()[3:]
 
 
+@pytest.mark.slow
 def test_running_it_again_reprints_and_other_settings_are_refused(compared):
     again = CliRunner().invoke(cli, compared["args"])
     assert again.exit_code == 0, again.output
@@ -152,6 +149,7 @@ def test_running_it_again_reprints_and_other_settings_are_refused(compared):
     assert "other settings" in other.output
 
 
+@pytest.mark.slow
 def test_app_shows_the_comparison_curves_side_by_side(compared):
     import sys
     from pathlib import Path

@@ -14,16 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from support import ONE_PHASE, copy_run, spoil, write_config
 
 from augmine.cli import cli
 from augmine.rundir import RunDir
-from augmine.synth import write_synthetic_dataset
-
-TINY = {"name": "tiny", "model": {"width": 8, "growth_rate": 4}, "batch_size": 32,
-        "schedule": {"min_lr": 0.01, "max_lr": 0.1, "half_cycle": 20}, "seed": 0,
-        "workers": 0, "mixed_precision": "false", "strategy": "default",
-        "phases": [{"size": 16, "epochs": 1, "recipe": "none"}],
-        "mining": {"policy": "bottom-k", "k": 2, "epochs": 1}}
 
 
 def run_cli(*args):
@@ -39,46 +33,25 @@ def one_line_error(result) -> str:
     return errors[0]
 
 
-def write_config(folder: Path, **changes) -> Path:
-    path = folder / "train.yaml"
-    path.write_text(yaml.safe_dump({**TINY, **changes}, sort_keys=False))
-    return path
-
-
-@pytest.fixture(scope="module")
-def small_root(tmp_path_factory) -> Path:
-    """4 classes, 20 train and 5 val images each (generated)."""
-    root = tmp_path_factory.mktemp("small") / "data"
-    write_synthetic_dataset(root, num_classes=4, train_per_class=20, val_per_class=5, seed=1)
-    return root
-
-
-def spoil(root: Path) -> tuple[str, str]:
-    """Truncate one train JPEG and turn one val JPEG into HTML; their paths under ``root``."""
-    train = sorted((root / "train").glob("*/images/*.JPEG"))[3]
-    train.write_bytes(train.read_bytes()[:100])
-    val = sorted((root / "val" / "images").glob("*.JPEG"))[1]
-    val.write_bytes(b"<html>not an image</html>")
-    return str(train.relative_to(root)), str(val.relative_to(root))
-
-
 @pytest.fixture
-def bad_root(small_root, tmp_path) -> tuple[Path, tuple[str, str]]:
+def bad_root(synth_root, tmp_path) -> tuple[Path, tuple[str, str]]:
+    """A copy of the generated dataset with one truncated train and one fake val JPEG."""
     root = tmp_path / "bad"
-    shutil.copytree(small_root, root)
+    shutil.copytree(synth_root, root)
     return root, spoil(root)
 
 
 # --------------------------------------------------------------------------- 1 class, bad images
 
-def test_train_on_a_one_class_dataset_is_one_line(small_root, tmp_path):
+def test_train_on_a_one_class_dataset_is_one_line(synth_root, tmp_path):
     root = tmp_path / "one"
-    shutil.copytree(small_root, root)
+    shutil.copytree(synth_root, root)
     keep = (root / "wnids.txt").read_text().split()[0]
     (root / "wnids.txt").write_text(keep + "\n")
     ann = root / "val" / "val_annotations.txt"
     ann.write_text("".join(l + "\n" for l in ann.read_text().splitlines() if keep in l))
-    res = run_cli("train", write_config(tmp_path), "--data", root, "--run-dir", tmp_path / "run")
+    res = run_cli("train", write_config(tmp_path, phases=ONE_PHASE), "--data", root,
+                  "--run-dir", tmp_path / "run")
     line = one_line_error(res)
     assert f"{root}: training needs at least 2 classes, this dataset has 1" in line
     assert not (tmp_path / "run").exists()
@@ -122,7 +95,7 @@ def test_bad_images_fail_train_up_front_and_skip_bad_works_as_suggested(bad_root
     # evaluate: the run's own dataset keeps its skipped files out; another copy of it needs
     # --skip-bad, which the error suggests
     res = run_cli("evaluate", run)
-    assert res.exit_code == 0 and "(19 val images at 16 px)" in res.output, res.output
+    assert res.exit_code == 0 and "(99 val images at 16 px)" in res.output, res.output
     other = tmp_path / "copy"
     shutil.copytree(root, other)
     line = one_line_error(run_cli("evaluate", run, "--data", other))
@@ -132,18 +105,18 @@ def test_bad_images_fail_train_up_front_and_skip_bad_works_as_suggested(bad_root
 
 
 @pytest.mark.slow
-def test_mine_round_and_suspects_with_a_file_spoilt_after_training(small_root, tmp_path):
+def test_mine_round_and_suspects_with_a_file_spoilt_after_training(synth_root, tmp_path):
     root = tmp_path / "data"
-    shutil.copytree(small_root, root)
+    shutil.copytree(synth_root, root)
     run = tmp_path / "run"
-    res = run_cli("train", write_config(tmp_path), "--data", root, "--run-dir", run,
-                  "--no-progress")
+    res = run_cli("train", write_config(tmp_path, phases=ONE_PHASE), "--data", root,
+                  "--run-dir", run, "--no-progress")
     assert res.exit_code == 0, res.output
     bad_train, _ = spoil(root)
     line = one_line_error(run_cli("mine", "round", run, "--no-progress"))
     assert bad_train in line and "pass --skip-bad" in line
     assert RunDir(run).snapshot_meta(1) is None            # failed before the round started
-    res = run_cli("mine", "round", run, "--no-progress", "--skip-bad")
+    res = run_cli("mine", "round", run, "--no-progress", "--skip-bad", "--epochs", "1")
     assert res.exit_code == 0, res.output
     assert f"skipping {root / bad_train}" in res.output
     assert bad_train in RunDir(run).read_state()["skipped"]
@@ -153,29 +126,24 @@ def test_mine_round_and_suspects_with_a_file_spoilt_after_training(small_root, t
 
 
 @pytest.mark.slow
-def test_demo_skip_bad(bad_root, tmp_path):
-    root, (bad_train, bad_val) = bad_root
-    out = tmp_path / "demo"
-    args = ["demo", "--out", out, "--data", root, "--epochs", "1", "--round-epochs", "1"]
-    line = one_line_error(run_cli(*args))
+def test_demo_skip_bad(demo_run):
+    """conftest.demo_run: the demo on a dataset with a bad train and a bad val file."""
+    bad_train, bad_val = demo_run.bad
+    line = one_line_error(demo_run.refused)
     assert bad_train in line and bad_val in line and "pass --skip-bad" in line
-    assert not (out / "checkpoints").exists()
-    res = run_cli(*args, "--skip-bad")
+    res = demo_run.result                                  # the same command, --skip-bad
     assert res.exit_code == 0, res.output
-    assert f"skipping {root / bad_val}" in res.output
-    assert (out / "reports" / "round-1" / "report.json").is_file()
+    assert f"skipping {demo_run.data / bad_val}" in res.output
+    assert (demo_run.out / "reports" / "round-1" / "report.json").is_file()
+    assert not demo_run.trained_when_refused          # refused before any training
 
 
 # --------------------------------------------------------------------------- read-only run folders
 
-@pytest.fixture(scope="module")
-def trained(small_root, tmp_path_factory) -> Path:
-    """A run trained one epoch at 16 px on the small dataset (a phase-1 report, checkpoints)."""
-    from augmine.train import train_run
-
-    folder = tmp_path_factory.mktemp("trained")
-    train_run(write_config(folder), small_root, folder / "run", progress=False)
-    return folder / "run"
+@pytest.fixture
+def trained(trained_run) -> Path:
+    """The session's tiny run (conftest.trained_run): checkpoints and phase reports."""
+    return trained_run.run_dir
 
 
 @contextlib.contextmanager
@@ -203,6 +171,7 @@ def read_only(folder: Path):
         subprocess.run(["umount", str(folder)], check=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["mine", "plan"], ["mine", "round", "--no-progress"],
                                      ["mine", "suspects"], ["train", "--resume", "--run-dir"]])
 def test_read_only_run_folder_is_one_line_naming_it_and_the_fix(trained, tmp_path, command):
@@ -216,6 +185,7 @@ def test_read_only_run_folder_is_one_line_naming_it_and_the_fix(trained, tmp_pat
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before   # nothing touched
 
 
+@pytest.mark.slow
 def test_read_only_place_for_a_new_run_and_a_read_only_subfolder(trained, tmp_path):
     parent = tmp_path / "ro"
     parent.mkdir()
@@ -230,6 +200,7 @@ def test_read_only_place_for_a_new_run_and_a_read_only_subfolder(trained, tmp_pa
     assert f"{run / 'reports' / 'phase-1'} is not writable ({why})" in line
 
 
+@pytest.mark.slow
 def test_a_refused_write_past_the_checks_is_one_line(trained, tmp_path, monkeypatch):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
@@ -268,21 +239,14 @@ def interrupt_round(run: Path, **kwargs) -> None:
 
 
 @pytest.fixture(scope="module")
-def round_2_interrupted(trained, tmp_path_factory) -> Path:
-    """``trained`` with round 1 done and round 2 interrupted after its first of 2 epochs."""
-    from augmine.rounds import round_status, run_round
+def round_2_interrupted(round_run, tmp_path_factory) -> Path:
+    """conftest.round_run (round 1 done) with round 2 interrupted after its first of 2 epochs."""
+    from augmine.rounds import round_status
 
-    run = tmp_path_factory.mktemp("r2") / "run"
-    shutil.copytree(trained, run)
-    run_round(run, epochs=1, progress=False)
+    run = copy_run(round_run.run, tmp_path_factory.mktemp("r2"))
     interrupt_round(run)
     assert round_status(run, 2) == "interrupted"
     return run
-
-
-def copy_run(run: Path, tmp_path: Path, name: str = "run") -> Path:
-    shutil.copytree(run, tmp_path / name)
-    return tmp_path / name
 
 
 def round_epochs(run: Path, stage: str) -> list[int]:
@@ -339,7 +303,9 @@ def test_round_errors_suggest_commands_that_work(round_2_interrupted, tmp_path):
     assert resume == ["mine", "round", str(run), "--mode", "oversample"]
     assert restart == ["mine", "round", str(run), "--mode", "class-weight", "--redo"]
     res = run_cli(*restart, "--epochs", "1", "--no-progress")
-    assert res.exit_code == 0 and "round 2 (class weights" in res.output, res.output
+    assert res.exit_code == 0 and "round 2 (class weights x3.0" in res.output, res.output
+    rep = json.loads((run / "reports" / "round-2" / "report.json").read_text())
+    assert rep["meta"]["mode"] == "class-weight" and rep["effect"]["control"]
     # a done round: run the next, or redo this one
     line = one_line_error(run_cli("mine", "round", run, "--round", "2"))
     nxt, redo = suggestions(line)
@@ -484,13 +450,16 @@ def assert_no_worker_children() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("moment,nth", [("mid-epoch", 5), ("checkpoint", 2), ("report", 1)])
-def test_sigkill_during_training_then_resume(small_root, tmp_path, moment, nth):
+@pytest.mark.parametrize("moment,nth", [("mid-epoch", 18), ("checkpoint", 2), ("report", 1)])
+def test_sigkill_during_training_then_resume(synth_root, tmp_path, moment, nth):
+    import numpy as np
+
     from augmine.train import train_run
+    from augmine.training import load_checkpoint
 
     cfg = write_config(tmp_path, workers=2, phases=FAULT_PHASES)
     run = tmp_path / "run"
-    kill_at("train", moment, nth, run, cfg, small_root)
+    kill_at("train", moment, nth, run, cfg, synth_root)
     state = RunDir(run).read_state()
     assert state["status"] == "running"
     if moment == "report":                  # killed writing phase-1's report: not complete
@@ -509,25 +478,36 @@ def test_sigkill_during_training_then_resume(small_root, tmp_path, moment, nth):
     assert [(r["stage"], r["epoch"]) for r in rows] == [("phase-1", "1"), ("phase-1", "2"),
                                                         ("phase-2", "3")]
     assert sorted(p.name for p in (run / "reports").iterdir()) == ["phase-1", "phase-2"]
+    # at the planned LR step: 400 images / batch 32 = 13 steps per epoch, in the checkpoint too
+    assert result.state["step"] == 3 * 13
+    assert int(np.asarray(load_checkpoint(run / "checkpoints" / "last.keras").optimizer
+                          .iterations)) == 3 * 13
     assert_every_file_loads(run)
     assert_no_worker_children()
+    # resuming a finished run changes nothing
+    assert train_run(None, None, run, resume=True, progress=False).state["epochs_done"] == 3
+    assert len(RunDir(run).read_history()) == 3
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("moment,nth", [("mid-epoch", 7), ("report", 1)])
-def test_sigkill_during_a_mining_round_then_resume(trained, tmp_path, moment, nth):
+@pytest.mark.parametrize("moment,nth", [("mid-epoch", 25), ("report", 1)])
+def test_sigkill_during_a_mining_round_then_resume(mining_run, tmp_path, moment, nth):
+    """Killed in the round's 2nd epoch (560 images / 32 = 18 steps an epoch) or writing its
+    report; the config asks for 1 round epoch, the interrupted attempt's 2 are kept."""
     from augmine.rounds import round_status
 
-    run = copy_run(trained, tmp_path)
+    run = copy_run(mining_run, tmp_path)
+    start = RunDir(run).read_state()["epochs_done"]
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    (run / "config.yaml").write_text(yaml.safe_dump({**cfg, "workers": 2}, sort_keys=False))
+    cfg = {**cfg, "workers": 2, "mining": {**cfg["mining"], "epochs": 1}}
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     kill_at("round", moment, nth, run)
     assert round_status(run, 1) == "interrupted"
 
     res = run_cli("mine", "round", run, "--no-progress")   # epochs: the interrupted attempt's
     assert res.exit_code == 0 and "resumed after an interruption" in res.output, res.output
     assert round_status(run, 1) == "done"
-    assert round_epochs(run, "round-1") == [2, 3]
-    assert RunDir(run).read_state()["epochs_done"] == 3
+    assert round_epochs(run, "round-1") == [start + 1, start + 2]
+    assert RunDir(run).read_state()["epochs_done"] == start + 2
     assert_every_file_loads(run)
     assert_no_worker_children()

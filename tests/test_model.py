@@ -7,6 +7,8 @@ import pytest
 
 from augmine.model import build_densenet
 
+pytestmark = pytest.mark.backend      # Keras layers, saving and mixed precision per backend
+
 TINY = {"width": 8, "growth_rate": 4}
 
 

@@ -109,13 +109,15 @@ def test_installed_package_is_the_wheel_and_finds_builtins(installed, outside):
 
 @pytest.mark.slow
 def test_installed_demo_runs_from_outside_the_checkout(installed, outside):
+    """The whole demo (built-in config cpu-small and its recipes, from the wheel) on the
+    least data it runs on: one batch per epoch (4 classes x 16 images), 1 epoch each."""
     from augmine.synth import write_synthetic_dataset
 
     bin_dir, env = installed
     data = outside / "data"
-    write_synthetic_dataset(data, num_classes=4, train_per_class=40, val_per_class=10, seed=1)
+    write_synthetic_dataset(data, num_classes=4, train_per_class=16, val_per_class=4, seed=1)
     res = _run([str(bin_dir / "augmine"), "demo", "--out", "demo", "--data", str(data),
-                "--epochs", "1", "--round-epochs", "1"], cwd=outside, env=env, timeout=900)
+                "--epochs", "1", "--round-epochs", "1"], cwd=outside, env=env, timeout=600)
     assert "net of control" in res.stdout and "augmine app" in res.stdout, res.stdout
     assert (outside / "demo" / "checkpoints" / "last.keras").is_file()
     assert (outside / "demo" / "inspection" / "inspection.json").is_file()

@@ -7,12 +7,12 @@ ones train a tiny DenseNet on the generated dataset and run real rounds.
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from support import MINING, TINY, copy_run, tiny_config
 
 from augmine.cli import cli
 from augmine.dataset import load_index
@@ -135,10 +135,12 @@ def test_history_across_phases_and_rounds(fake_run, synth_root, synth_index):
     assert f"F1 {a[:27]}" in res.output and "(+0.300)" in res.output
 
 
+@pytest.mark.backend
 def test_plan_frequencies_over_a_pipeline_epoch(synth_index):
     """A plan's sampled class counts over one pipeline epoch match the plan: exactly
     floor(f) * n + round(frac(f) * n) per class (tolerance 0), every class present."""
-    pipeline = pytest.importorskip("augmine.pipeline")
+    from augmine import pipeline
+
     f1 = np.linspace(0.1, 1.0, synth_index.num_classes)
     plan = make_plan(f1, synth_index.class_ids, synth_index.class_names, k=3, factor=4.0,
                      cap=3.5)                     # proportional: 3.5, 3.2, 2.8
@@ -157,31 +159,6 @@ def test_plan_frequencies_over_a_pipeline_epoch(synth_index):
 
 # --------------------------------------------------------------------------- real rounds
 
-# At 16 px the planted pairs' textures vanish: the pair is what a tiny model confuses.
-TINY = {"name": "tiny", "model": {"width": 16, "growth_rate": 12, "blocks": 3,
-                                  "layers_per_block": 1},
-        "batch_size": 32, "workers": 0, "mixed_precision": False, "seed": 0,
-        "optimizer": {"name": "adam"},
-        "schedule": {"min_lr": 0.002, "max_lr": 0.01, "half_cycle": 60},
-        "phases": [{"size": 16, "epochs": 15, "recipe": "none"}],
-        "mining": {"policy": "bottom-k", "k": 2, "factor": 3, "epochs": 2}}
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, synth_root):
-    """A tiny run trained for one 15-epoch phase at 16 px on the generated dataset (~15 s)."""
-    train = pytest.importorskip("augmine.train")
-    run = tmp_path_factory.mktemp("mine") / "run"
-    train.train_run(TINY, synth_root, run, progress=False)
-    return run
-
-
-def _copy(run, tmp_path):
-    dst = tmp_path / "run"
-    shutil.copytree(run, dst)
-    return dst
-
-
 def _round_rows(run):
     from augmine.rundir import RunDir
 
@@ -189,25 +166,26 @@ def _round_rows(run):
 
 
 @pytest.mark.slow
-def test_round_on_generated_data(trained_run, synth_root, tmp_path):
-    run = _copy(trained_run, tmp_path)
+@pytest.mark.backend
+def test_round_on_generated_data(round_run, synth_root, tmp_path):
+    """conftest.round_run: `augmine mine round RUN` on the mining run, as printed."""
+    run = copy_run(round_run.run, tmp_path)
     planted = [set(p) for p in confusable_pairs(synth_root)]
-    res = run_cli("mine", "round", run, "--no-progress")
-    assert res.exit_code == 0, res.output
+    printed = round_run.output
     rep = json.loads((run / "reports" / "round-1" / "report.json").read_text())
     assert sorted(p.name for p in (run / "reports" / "round-1").iterdir()) == sorted(REPORT_FILES)
     for r in (list_stage_reports(run)[0], rep):       # phase-1, then the round
         sym = [{p["a_name"], p["b_name"]} for p in r["symmetric_pairs"][:5]]
         assert any(p in sym for p in planted), (r["stage"], sym, planted)
     chosen = rep["plan"]["weak_names"]
-    assert len(chosen) == 2 and f"chose 2 classes: {', '.join(chosen)}" in res.output
-    assert "round 1 (oversample x3.0; 2 epochs, LR 0.002 -> 0.0028 -> 0.002)" in res.output
+    assert len(chosen) == 2 and f"chose 2 classes: {', '.join(chosen)}" in printed
+    assert "round 1 (oversample x3.0; 2 epochs, LR 0.002 -> 0.0028 -> 0.002)" in printed
     eff = rep["effect"]
     for name in chosen:                       # each chosen class with its support (5 images)
         assert f"control {next(c['control'] for c in eff['per_class'] if c['name'] == name):.3f}" \
-            in res.output and f"{name[:28]:<28}" in res.output
-    assert "chosen on val-half; measured on the other half of val (50 images" in res.output
-    assert "net of control" in res.output and rep["before"]["stage"] == "phase-1"
+            in printed and f"{name[:28]:<28}" in printed
+    assert "chosen on val-half; measured on the other half of val (50 images" in printed
+    assert "net of control" in printed and rep["before"]["stage"] == "phase-1"
     assert eff["control"] and set(eff["table"]) == {"chosen F1", "other F1", "top-1", "macro F1"}
     for row in eff["table"].values():         # every number carries a 95% interval
         for key in ("before", "after", "control", "change", "effect"):
@@ -227,12 +205,13 @@ def test_round_on_generated_data(trained_run, synth_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_interrupted_round_resumes_to_a_consistent_run(trained_run, tmp_path):
+@pytest.mark.backend
+def test_interrupted_round_resumes_to_a_consistent_run(mining_run, tmp_path):
     import keras
 
     from augmine.rounds import round_status, run_round
 
-    run = _copy(trained_run, tmp_path)
+    run = copy_run(mining_run, tmp_path)
     start_epochs = json.loads((run / "state.json").read_text())["epochs_done"]
 
     class Interrupt(keras.callbacks.Callback):
@@ -261,13 +240,11 @@ def test_interrupted_round_resumes_to_a_consistent_run(trained_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_class_weight_mode_and_suspects(trained_run, tmp_path):
-    run = _copy(trained_run, tmp_path)
-    res = run_cli("mine", "round", run, "--mode", "class-weight", "--epochs", "1", "--no-progress")
-    assert res.exit_code == 0, res.output
-    rep = json.loads((run / "reports" / "round-1" / "report.json").read_text())
-    assert rep["meta"]["mode"] == "class-weight"
-    assert rep["effect"]["control"] and "class weights x3.0" in res.output
+@pytest.mark.backend
+def test_suspects_out_of_and_in_sample(round_run, tmp_path):
+    """(A class-weight round and its control: test_faults.py::
+    test_round_errors_suggest_commands_that_work.)"""
+    run = copy_run(round_run.run, tmp_path)
     res = run_cli("mine", "suspects", run, "--per-class", "3")
     assert res.exit_code == 0, res.output
     assert "scored on val images, out of sample" in res.output
@@ -286,13 +263,14 @@ def json_or_yaml_data(run):
 
 
 @pytest.mark.slow
-def test_factor_one_round_has_no_effect_net_of_control(trained_run, tmp_path):
+@pytest.mark.backend
+def test_factor_one_round_has_no_effect_net_of_control(mining_run, tmp_path):
     """A plan whose classes get no extra samples trains exactly what the control trains:
     its effect net of control is zero (tolerance 0.02 on every metric; it is exactly 0 on
     the CPU, where the same seeds give the same batches and updates)."""
     from augmine.rounds import describe_arm, run_round
 
-    run = _copy(trained_run, tmp_path)
+    run = copy_run(mining_run, tmp_path)
     res = run_round(run, progress=False, factor=1.0, epochs=1)
     assert res.plan.factors.max() == 1.0
     for metric, row in res.report["effect"]["table"].items():
@@ -304,10 +282,11 @@ def test_factor_one_round_has_no_effect_net_of_control(trained_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_harmful_round_lists_who_lost_and_warns(trained_run, tmp_path):
+@pytest.mark.backend
+def test_harmful_round_lists_who_lost_and_warns(mining_run, tmp_path):
     """A round with a huge learning rate wrecks the model: the printout lists the classes
     whose F1 fell and warns in one line; without a control it says the effect is unmeasured."""
-    run = _copy(trained_run, tmp_path)
+    run = copy_run(mining_run, tmp_path)
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     cfg["mining"].update({"min_lr": 0.5, "max_lr": 5.0})
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
@@ -326,6 +305,7 @@ def test_harmful_round_lists_who_lost_and_warns(trained_run, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.backend
 def test_holdout_selection_and_compare(synth_root, tmp_path):
     """``mining.holdout`` keeps a slice of train out of training from the first phase;
     weak classes are chosen on it, all of val measures, suspects are scored on it. Then
@@ -334,7 +314,7 @@ def test_holdout_selection_and_compare(synth_root, tmp_path):
     from augmine.rounds import load_run_index
     from augmine.train import train_run
 
-    cfg = json.loads(json.dumps(TINY))
+    cfg = tiny_config(**MINING)
     cfg["phases"][0]["epochs"] = 2
     cfg["mining"]["holdout"] = 0.25
     run = tmp_path / "run"
@@ -387,8 +367,9 @@ def test_round_effect_selection_and_measurement_never_overlap(synth_index):
 # images), so the model trained on them never predicts it. Oversampling exactly that class
 # x10 for 2 epochs gives the round ten times more looks at it than the control's plain
 # epochs (as many steps, same LR and seeds), which learn it only a little.
-PLANTED = {**TINY, "name": "planted", "model": {**TINY["model"], "growth_rate": 8},
-           "mining": {"policy": "bottom-k", "k": 1, "factor": 10, "epochs": 2}}
+PLANTED = tiny_config(**{**MINING, "name": "planted",
+                          "model": {**TINY["model"], "growth_rate": 8},
+                          "mining": {"policy": "bottom-k", "k": 1, "factor": 10, "epochs": 2}})
 
 
 @pytest.mark.slow

@@ -84,6 +84,8 @@ def test_suggestion_lies_where_the_loss_falls():
     assert 1e-3 <= s["max_lr"]
 
 
+@pytest.mark.slow
+@pytest.mark.backend
 def test_lr_range_test_writes_a_plot(tmp_path):
     from augmine.model import build_densenet
 
@@ -358,6 +360,8 @@ def test_progress_lines_when_not_a_terminal():
     assert lines[-1].startswith("lr-find step 50/50")
 
 
+@pytest.mark.slow
+@pytest.mark.backend
 def test_lr_range_test_on_the_real_sample(real_index, tmp_path):
     """A tiny DenseNet on real images: the suggested max_lr lies where the loss falls."""
     from augmine.model import build_densenet
@@ -376,6 +380,8 @@ def test_lr_range_test_on_the_real_sample(real_index, tmp_path):
     assert result["max_lr"] > 1e-4 and result["warning"] is None
 
 
+@pytest.mark.slow
+@pytest.mark.backend
 @pytest.mark.parametrize("spec", [{"half_cycle": "auto", "cycles_per_phase": 2},
                                   {"mode": "one_cycle", "anneal": "linear", "max_lr": 0.1}])
 def test_schedules_work_inside_fit(spec):

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from support import TINY, copy_run, subprocess_env, write_config
 
 from augmine.cli import cli
 from augmine.errors import AugmineError
@@ -33,31 +31,6 @@ def read_history(run) -> list[dict]:
 def read_state(run) -> dict:
     return RunDir(run).read_state()
 
-TINY = {"name": "tiny", "model": {"width": 8, "growth_rate": 4}, "batch_size": 32,
-        "schedule": {"min_lr": 0.01, "max_lr": 0.1, "half_cycle": 20}, "seed": 0,
-        "workers": 0, "mixed_precision": "false", "strategy": "default",
-        "phases": [{"size": 16, "epochs": 1, "recipe": "none"},
-                   {"size": 32, "epochs": 1, "recipe": "none"},
-                   {"size": 64, "epochs": 1, "recipe": "none"}]}
-
-
-def write_config(folder: Path, **changes) -> Path:
-    cfg = {**TINY, **changes}
-    path = folder / "train.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, synth_root):
-    """A tiny model trained one epoch per phase (16, 32, 64 px) on the generated data."""
-    folder = tmp_path_factory.mktemp("trained")
-    phases = [{**TINY["phases"][0], "presize": True}, *TINY["phases"][1:]]
-    result = train_run(write_config(folder, phases=phases), synth_root, folder / "run",
-                       progress=False)
-    return result
-
-
 # --------------------------------------------------------------------------- configs
 
 @pytest.mark.parametrize("change,message", [
@@ -69,7 +42,8 @@ def trained(tmp_path_factory, synth_root):
     ({"phases": [{"size": 16, "epochs": 0, "recipe": "none"}]}, "phases[1].epochs: 0"),
     ({"phases": [{"size": 16, "epochs": 1, "recipe": "none", "presize": "maybe"}]},
      "phases[1].presize"),
-    ({"phases": [{"size": 8, "epochs": 1, "recipe": "none"}]}, "needs >= 16 px"),
+    ({"model": {"blocks": 5}, "phases": [{"size": 8, "epochs": 1, "recipe": "none"}]},
+     "needs >= 16 px"),                       # 5 blocks: 4 halvings of the side
     ({"phases": [{"size": "big", "epochs": 1, "recipe": "none"}]}, "phases[1].size"),
     ({"phases": [{"size": 16, "epochs": 1, "recipe": "no-such-recipe.yaml"}]},
      "recipe 'no-such-recipe.yaml' not found"),
@@ -145,6 +119,8 @@ def test_a_schedule_that_does_not_fit_the_phases_fails_before_the_run_folder(tmp
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.backend
 @pytest.mark.parametrize("schedule", [
     {"half_cycle": "auto", "min_lr": 0.01, "max_lr": 0.1},
     {"mode": "one_cycle", "max_lr": 0.1, "min_lr": 0.01, "final_lr": 0.001,
@@ -170,10 +146,12 @@ def test_phase_aligned_schedules_end_where_they_should(tmp_path, synth_root, sch
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 
 
-# --------------------------------------------------------------------------- a trained run
+# --------------------------------------------------------------------------- a trained_run run
 
-def test_tiny_model_trained_one_epoch_per_phase_lowers_its_loss(trained):
-    rows = read_history(trained.run_dir)
+@pytest.mark.slow
+@pytest.mark.backend
+def test_tiny_model_trained_one_epoch_per_phase_lowers_its_loss(trained_run):
+    rows = read_history(trained_run.run_dir)
     assert [r["stage"] for r in rows] == ["phase-1", "phase-2", "phase-3"]
     assert [int(r["size"]) for r in rows] == [16, 32, 64]
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
@@ -181,67 +159,74 @@ def test_tiny_model_trained_one_epoch_per_phase_lowers_its_loss(trained):
     losses = [float(r["loss"]) for r in rows]
     assert losses[-1] < losses[0], losses
     assert all(0.0 <= float(r["val_accuracy"]) <= 1.0 and float(r["lr"]) > 0 for r in rows)
-    state = read_state(trained.run_dir)
+    state = read_state(trained_run.run_dir)
     assert state["status"] == "done" and state["epochs_done"] == 3
     assert state["step"] == 3 * 13            # 400 images / batch 32 -> 13 steps per epoch
     assert state["reports"] == ["phase-1", "phase-2", "phase-3"]
     for stage in state["reports"]:
-        report = json.loads((trained.run_dir / "reports" / stage / "report.json").read_text())
+        report = json.loads((trained_run.run_dir / "reports" / stage / "report.json").read_text())
         assert report["stage"] == stage and report["kind"] == "phase"
-    cfg = yaml.safe_load((trained.run_dir / "config.yaml").read_text())
+    cfg = yaml.safe_load((trained_run.run_dir / "config.yaml").read_text())
     assert Path(cfg["data"]).is_dir()
     assert [p["presize"] for p in cfg["phases"]] == [True, False, False]   # as configured
 
 
-def test_checkpoints_keep_the_optimizer_step(trained):
-    model = load_checkpoint(trained.last_checkpoint)
+@pytest.mark.slow
+@pytest.mark.backend
+def test_checkpoints_keep_the_optimizer_step(trained_run):
+    model = load_checkpoint(trained_run.last_checkpoint)
     assert int(np.asarray(model.optimizer.iterations)) == 39
-    assert trained.best_checkpoint.is_file()
-    assert not list((trained.run_dir / "checkpoints").glob(".*"))   # no temp leftovers
+    assert trained_run.best_checkpoint.is_file()
+    assert not list((trained_run.run_dir / "checkpoints").glob(".*"))   # no temp leftovers
 
 
-def test_a_finished_run_is_not_overwritten(trained, synth_root):
+@pytest.mark.slow
+@pytest.mark.backend
+def test_a_finished_run_is_not_overwritten(trained_run, synth_root):
     with pytest.raises(AugmineError, match="already holds a run"):
-        train_run(TINY, synth_root, trained.run_dir, progress=False)
+        train_run(TINY, synth_root, trained_run.run_dir, progress=False)
 
 
-def test_evaluate_cli_prints_the_runs_own_numbers(trained):
+@pytest.mark.slow
+@pytest.mark.backend
+def test_evaluate_cli_prints_the_runs_own_numbers(trained_run):
     """The printed top-1/top-5 are those of the run's phase-3 report (same model, same val
     split, same size) and top-1 is history's last val_accuracy."""
-    out = CliRunner().invoke(cli, ["evaluate", str(trained.run_dir), "--checkpoint", "last"])
+    out = CliRunner().invoke(cli, ["evaluate", str(trained_run.run_dir), "--checkpoint", "last"])
     assert out.exit_code == 0, out.output
     assert "100 val images at 64 px" in out.output
     printed = {line.split()[0]: line.split()[1] for line in out.output.splitlines() if line}
-    report = json.loads((trained.run_dir / "reports" / "phase-3" / "report.json").read_text())
+    report = json.loads((trained_run.run_dir / "reports" / "phase-3" / "report.json").read_text())
     assert printed["top-1"] == f"{report['accuracy']:.2%}"
     assert printed["top-5"] == f"{report['top5_accuracy']:.2%}"
     assert float(printed["top-1"].rstrip("%")) / 100 == pytest.approx(
-        float(read_history(trained.run_dir)[-1]["val_accuracy"]), abs=0.006)
+        float(read_history(trained_run.run_dir)[-1]["val_accuracy"]), abs=0.006)
     # (the loss is not compared: evaluation clips p at 1e-7 while Keras' val_loss on
     # TensorFlow uses the softmax's logits, unclipped; they differ for a model this weak)
     assert float(printed["loss"]) > 0
-    bad = CliRunner().invoke(cli, ["evaluate", str(trained.run_dir / "nope")])
+    bad = CliRunner().invoke(cli, ["evaluate", str(trained_run.run_dir / "nope")])
     assert bad.exit_code != 0 and bad.output.startswith("Error: ")
 
 
-def test_evaluate_defaults_to_the_last_phases_best_at_its_size(trained):
-    state = read_state(trained.run_dir)
+@pytest.mark.slow
+@pytest.mark.backend
+def test_evaluate_defaults_to_the_last_phases_best_at_its_size(trained_run):
+    state = read_state(trained_run.run_dir)
     assert sorted(state["best_by_size"], key=int) == ["16", "32", "64"]
     assert state["best_by_size"]["64"]["stage"] == "phase-3"
-    out = CliRunner().invoke(cli, ["evaluate", str(trained.run_dir)])
+    out = CliRunner().invoke(cli, ["evaluate", str(trained_run.run_dir)])
     assert out.exit_code == 0, out.output
     assert "best-64px.keras" in out.output and "100 val images at 64 px" in out.output
-    out = CliRunner().invoke(cli, ["evaluate", str(trained.run_dir), "--size", "32"])
+    out = CliRunner().invoke(cli, ["evaluate", str(trained_run.run_dir), "--size", "32"])
     assert "best-32px.keras" in out.output and "at 32 px" in out.output
 
 
-def test_extra_epochs_continue_the_schedule_and_history(trained, synth_index, tmp_path):
-    import shutil
-
+@pytest.mark.slow
+@pytest.mark.backend
+def test_extra_epochs_continue_the_schedule_and_history(trained_run, synth_index, tmp_path):
     from augmine.mining import OversamplingPlan
 
-    run = tmp_path / "run"
-    shutil.copytree(trained.run_dir, run)
+    run = copy_run(trained_run.run_dir, tmp_path)
     plan = OversamplingPlan(np.r_[3.0, np.ones(9)], [0], list(synth_index.class_ids),
                             list(synth_index.class_names))
     model = train_extra_epochs(run, synth_index, 1, plan=plan, stage="round-1", progress=False)
@@ -253,11 +238,13 @@ def test_extra_epochs_continue_the_schedule_and_history(trained, synth_index, tm
     assert int(np.asarray(model.optimizer.iterations)) == 39 + 15
     rows = read_history(run)
     assert rows[-1]["stage"] == "round-1" and rows[-1]["epoch"] == "4"
-    # a finished stage is not trained again
+    # a finished stage is not trained_run again
     train_extra_epochs(run, synth_index, 1, stage="round-1", progress=False)
     assert read_state(run)["epochs_done"] == 4
 
 
+@pytest.mark.slow
+@pytest.mark.backend
 def test_lr_find_cli_shows_progress_and_its_suggestion_lands_where_the_loss_falls(
         tmp_path, synth_root):
     path = write_config(tmp_path)
@@ -280,56 +267,7 @@ def test_lr_find_cli_shows_progress_and_its_suggestion_lands_where_the_loss_fall
     assert smooth[i] < smooth[r["skipped_steps"]]          # below where the test starts
 
 
-# --------------------------------------------------------------------------- resume, strategy
-
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-@pytest.mark.slow
-def test_sigkill_mid_phase_then_resume_ends_with_the_planned_epochs(tmp_path, synth_root):
-    path = write_config(tmp_path, phases=[{"size": 16, "epochs": 2, "recipe": "none"},
-                                          {"size": 32, "epochs": 3, "recipe": "none"}])
-    run = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from augmine.cli import main; main()", "train", str(path),
-         "--data", str(synth_root), "--run-dir", str(run), "--no-progress"],
-        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    killed_at = None
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                state = json.loads((run / "state.json").read_text())
-            except (OSError, ValueError):
-                state = {}
-            if state.get("phase") == 2 and 1 <= state.get("phase_epochs_done", 0) < 3:
-                proc.send_signal(signal.SIGKILL)
-                killed_at = state
-                break
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None and killed_at is None:
-            proc.kill()
-        proc.wait()
-    assert killed_at is not None, proc.stderr.read().decode()[-2000:]
-    assert proc.returncode == -signal.SIGKILL
-
-    result = train_run(None, None, run, resume=True, progress=False)
-    state = result.state
-    assert state["status"] == "done"
-    assert state["epochs_done"] == 5 and state["step"] == 5 * 13
-    rows = read_history(run)
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
-    assert [r["stage"] for r in rows] == ["phase-1"] * 2 + ["phase-2"] * 3
-    model = load_checkpoint(run / "checkpoints" / "last.keras")
-    assert int(np.asarray(model.optimizer.iterations)) == 65
-    assert (run / "reports" / "phase-2" / "report.json").is_file()
-    # resuming a finished run changes nothing
-    assert train_run(None, None, run, resume=True, progress=False).state["epochs_done"] == 5
-
+# --------------------------------------------------------------------------- strategy
 
 @pytest.mark.slow
 @pytest.mark.tensorflow
@@ -350,7 +288,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path, synth_root):
                       progress=False)
         print("RESULT", json.dumps({{"replicas": replicas, "state": r.state}}))
     """)
-    out = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True,
+    out = subprocess.run([sys.executable, "-c", script], env=subprocess_env(), capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     line = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")][-1]
@@ -362,6 +300,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path, synth_root):
 
 # --------------------------------------------------------------------------- precision, progress, exact resume
 
+@pytest.mark.backend      # auto: whether the backend sees a GPU
 @pytest.mark.parametrize("setting,policy", [("false", "float32"), (False, "float32"),
                                             ("true", "mixed_float16"),
                                             ("mixed_bfloat16", "mixed_bfloat16"),
@@ -380,6 +319,7 @@ def test_unknown_mixed_precision_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.backend
 def test_resume_mid_phase_continues_with_the_same_numbers(tmp_path, synth_root):
     """Killed after epoch 1 of a 3-epoch phase and resumed, a run ends with the same history
     rows as an uninterrupted one; piped output has one line per epoch, no progress bars."""
@@ -427,14 +367,8 @@ def test_jax_backend_trains_and_evaluates_through_the_cli_without_tensorflow(tmp
                         mining={"k": 2, "epochs": 1})
     run = tmp_path / "run"
     script = textwrap.dedent(f"""
-        import importlib.abc, sys
+        import sys
 
-        class NoTensorFlow(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "tensorflow" or name.startswith("tensorflow."):
-                    raise ImportError("tensorflow is blocked in this test")
-
-        sys.meta_path.insert(0, NoTensorFlow())
         import keras
         from click.testing import CliRunner
         from augmine.cli import cli
@@ -458,9 +392,8 @@ def test_jax_backend_trains_and_evaluates_through_the_cli_without_tensorflow(tmp
                 sys.exit(1)
         print("TF_IMPORTED", "tensorflow" in sys.modules)
     """)
-    env = _env()
-    env.update(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2",
-               JAX_PLATFORMS="cpu")
+    env = subprocess_env(block_tensorflow=True, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
+                         XLA_FLAGS="--xla_force_host_platform_device_count=2")
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
@@ -483,6 +416,7 @@ def test_reference_config_has_every_regulariser_off():
     assert not ref.regularization.soft_targets
 
 
+@pytest.mark.backend
 def test_weight_decay_is_decoupled(tmp_path):
     """AdamW with zero gradients: decoupled decay shrinks w by lr * wd * w exactly (coupled
     L2 would go through Adam's normalisation and move w by about lr instead)."""
@@ -499,6 +433,7 @@ def test_weight_decay_is_decoupled(tmp_path):
     assert off.weight_decay is None
 
 
+@pytest.mark.backend
 def test_label_smoothing_raises_the_least_loss_and_takes_sparse_or_soft_labels():
     from augmine.regularization import SoftTargetCrossentropy, soft_target_accuracy
 
@@ -523,6 +458,7 @@ def _one_image_per_class(n=6, size=8):
     return rng.integers(0, 256, (n, size, size, 3)).astype("uint8"), np.arange(n)
 
 
+@pytest.mark.backend
 def test_mixup_batches_are_convex_mixes_of_the_batch():
     from augmine.regularization import batch_mixer
 
@@ -536,6 +472,7 @@ def test_mixup_batches_are_convex_mixes_of_the_batch():
     assert np.allclose(x, np.einsum("bc,chwk->bhwk", y, images.astype("float32")), atol=1e-3)
 
 
+@pytest.mark.backend
 def test_cutmix_pastes_a_patch_and_weights_labels_by_its_area():
     from augmine.regularization import batch_mixer
 
@@ -551,6 +488,8 @@ def test_cutmix_pastes_a_patch_and_weights_labels_by_its_area():
         assert y[b, other] == pytest.approx(1 - own.mean(), abs=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.backend
 def test_a_run_with_every_regulariser_trains(tmp_path, synth_root):
     path = write_config(tmp_path, optimizer={"name": "sgd", "weight_decay": 5e-4},
                         regularization={"label_smoothing": 0.1, "mixup": 0.2, "cutmix": 1.0},

@@ -1,0 +1,112 @@
+"""Shared by the tests (imported as ``support``; fixtures live in conftest.py): the one tiny
+training config, the TensorFlow blocker, run-folder and CLI helpers."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The one tiny training config: a shallow DenseNet (3 blocks of 1 layer: quick to compile on
+# every backend), one epoch at each of 16, 32 and 64 px, no augmentation, in-process feed
+# (workers: 0), seeded. Tests change what they need through tiny_config(**changes)
+# (top-level keys replaced whole).
+TINY = {"name": "tiny", "model": {"width": 16, "growth_rate": 12, "blocks": 3,
+                                  "layers_per_block": 1}, "batch_size": 32,
+        "schedule": {"min_lr": 0.01, "max_lr": 0.1, "half_cycle": 20}, "seed": 0,
+        "workers": 0, "mixed_precision": "false", "strategy": "default",
+        "phases": [{"size": 16, "epochs": 1, "recipe": "none"},
+                   {"size": 32, "epochs": 1, "recipe": "none"},
+                   {"size": 64, "epochs": 1, "recipe": "none"}],
+        "mining": {"policy": "bottom-k", "k": 2, "factor": 3, "epochs": 2}}
+
+# The mining run's changes: at 16 px the generated set's planted pairs' textures vanish, so
+# the pair is what the model trained 15 epochs there (with Adam) confuses; its rounds run at
+# 16 px too.
+MINING = {"name": "mining", "optimizer": {"name": "adam"},
+          "schedule": {"min_lr": 0.002, "max_lr": 0.01, "half_cycle": 60},
+          "phases": [{"size": 16, "epochs": 15, "recipe": "none"}]}
+
+ONE_PHASE = [{"size": 16, "epochs": 1, "recipe": "none"}]
+
+
+def tiny_config(**changes) -> dict:
+    """A deep copy of TINY with ``changes`` replacing its top-level keys."""
+    return copy.deepcopy({**TINY, **changes})
+
+
+def write_config(folder: Path, name: str = "train.yaml", **changes) -> Path:
+    """``tiny_config(**changes)`` written as ``folder/name``; returns its path."""
+    path = Path(folder) / name
+    path.write_text(yaml.safe_dump(tiny_config(**changes), sort_keys=False))
+    return path
+
+
+def copy_run(run: Path, tmp_path: Path, name: str = "run") -> Path:
+    """A private copy of a shared run folder (checkpoints are small: a copy costs ms)."""
+    dst = Path(tmp_path) / name
+    shutil.copytree(run, dst)
+    return dst
+
+
+# ``import tensorflow`` made to fail (looking for it is allowed: torch._dynamo lists where
+# installed packages live). Installed as a sitecustomize, it blocks every process that has
+# its folder on PYTHONPATH.
+BLOCKER = """
+import importlib.abc, importlib.machinery, sys
+
+
+class _Refuse(importlib.abc.Loader):
+    def create_module(self, spec):
+        raise ImportError(f"import of {spec.name} blocked (augmine tests)")
+
+    def exec_module(self, module):
+        raise ImportError(f"import of {module.__name__} blocked (augmine tests)")
+
+
+class _NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            return importlib.machinery.ModuleSpec(name, _Refuse())
+        return None
+
+
+sys.meta_path.insert(0, _NoTensorFlow())
+"""
+
+_blocker_site: Path | None = None
+
+
+def blocker_site() -> Path:
+    """A folder holding the blocker as ``sitecustomize.py`` (made once per test session)."""
+    global _blocker_site
+    if _blocker_site is None:
+        _blocker_site = Path(tempfile.mkdtemp(prefix="augmine-no-tf-"))
+        (_blocker_site / "sitecustomize.py").write_text(BLOCKER)
+    return _blocker_site
+
+
+def subprocess_env(*, block_tensorflow: bool = False, **changes: str) -> dict:
+    """This process's environment for a Python subprocess: the checkout first on PYTHONPATH
+    (it imports this worktree's augmine), the blocker before it when ``block_tensorflow``."""
+    env = {**os.environ, **changes}
+    paths = [str(blocker_site())] if block_tensorflow else []
+    paths += [str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def spoil(root: Path) -> tuple[str, str]:
+    """Truncate one train JPEG and turn one val JPEG into HTML; their paths under ``root``."""
+    root = Path(root)
+    train = sorted((root / "train").glob("*/images/*.JPEG"))[3]
+    train.write_bytes(train.read_bytes()[:100])
+    val = sorted((root / "val" / "images").glob("*.JPEG"))[1]
+    val.write_bytes(b"<html>not an image</html>")
+    return str(train.relative_to(root)), str(val.relative_to(root))
