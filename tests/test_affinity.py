@@ -149,7 +149,8 @@ COLOUR_RECIPE = {"name": "colour-shifts", "description": "gray and hue shifts", 
 @pytest.fixture(scope="module")
 def colour_run(tmp_path_factory):
     """A tiny model trained 8 epochs at 16 px on 5 classes, two told apart only by colour."""
-    train = pytest.importorskip("augmine.train")
+    import augmine.train as train
+
     base = tmp_path_factory.mktemp("colour")
     root = write_colour_dataset(base / "data")
     run = base / "run"

@@ -130,6 +130,7 @@ def test_fixed_size_model_with_other_phase_sizes_fails_before_anything_is_writte
 # --------------------------------------------------------------------------- training
 
 @pytest.mark.slow
+@pytest.mark.backend
 def test_builder_model_trains_through_the_cli_and_resumes(tmp_path, synth_root, monkeypatch):
     from augmine.dataset import load_index
     from augmine.train import train_extra_epochs

@@ -219,21 +219,15 @@ def test_partners_come_from_the_selection_images_only(fake_run):
 
 # --------------------------------------------------------------------------- a real round
 
-TINY = {"name": "tiny", "model": {"width": 16, "growth_rate": 12, "blocks": 3,
-                                  "layers_per_block": 1},
-        "batch_size": 32, "workers": 0, "mixed_precision": False, "seed": 0,
-        "optimizer": {"name": "adam"},
-        "schedule": {"min_lr": 0.002, "max_lr": 0.01, "half_cycle": 60},
-        "phases": [{"size": 16, "epochs": 15, "recipe": "none"}],
-        "mining": {"policy": "bottom-k", "k": 1, "factor": 3, "epochs": 1}}
-
-
 @pytest.fixture(scope="module")
-def trained_pairs_run(tmp_path_factory, synth_root):
-    """A tiny run trained for one 15-epoch phase at 16 px (the planted pairs confused)."""
-    train = pytest.importorskip("augmine.train")
+def trained_pairs_run(tmp_path_factory, mining_run):
+    """The shared mining run (15 epochs at 16 px, the planted pairs confused) with rounds of
+    the weakest class only, 1 epoch: keep it unchanged, copy it to run rounds."""
     run = tmp_path_factory.mktemp("pairs") / "run"
-    train.train_run(TINY, synth_root, run, progress=False)
+    shutil.copytree(mining_run, run)
+    raw = yaml.safe_load((run / "config.yaml").read_text())
+    raw["mining"] = {**raw.get("mining", {}), "k": 1, "epochs": 1}
+    (run / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return run
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from augmine.cli import cli
@@ -13,11 +12,7 @@ from augmine.config import load_config
 from augmine.errors import AugmineError
 from augmine.mining import selection_split
 from augmine.tune import choose_strength
-
-TINY = {"name": "tiny", "model": {"width": 8, "growth_rate": 4}, "batch_size": 32,
-        "schedule": {"min_lr": 0.01, "max_lr": 0.1, "half_cycle": 20}, "seed": 0,
-        "workers": 0, "mixed_precision": "false", "strategy": "default",
-        "phases": [{"size": 16, "epochs": 1, "recipe": "none"}]}
+from support import ONE_PHASE, write_config
 
 
 def test_choice_is_made_on_one_half_and_measured_on_the_other():
@@ -46,8 +41,7 @@ def test_ties_go_to_the_milder_strength_and_bad_input_is_one_line():
 
 def test_tune_cli_rejects_a_recipe_without_transforms_and_a_single_strength(tmp_path,
                                                                            synth_root):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    config = write_config(tmp_path, phases=ONE_PHASE)
     base = ["recipe", "tune", "--data", str(synth_root), "--config", str(config)]
     res = CliRunner().invoke(cli, [*base[:2], "none", *base[2:]])
     assert res.exit_code == 1 and "has no transforms" in res.output
@@ -58,8 +52,7 @@ def test_tune_cli_rejects_a_recipe_without_transforms_and_a_single_strength(tmp_
 @pytest.mark.slow
 def test_tune_trains_each_strength_and_writes_the_config_that_trained_the_choice(
         tmp_path, synth_root):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    config = write_config(tmp_path, phases=ONE_PHASE)
     written = tmp_path / "tuned.yaml"
     res = CliRunner().invoke(cli, ["recipe", "tune", "light", "--data", str(synth_root),
                                    "--config", str(config), "--strength", "0,1",
