@@ -504,3 +504,25 @@ def clean_and_augmented(image: np.ndarray, recipe, size: int, seed: int) -> np.n
     aug = build_compose(recipe, size, seed=int(seed))(image=image)["image"]
     gap = np.full((size, 3, 3), 255, np.uint8)
     return np.concatenate([clean, gap, aug], axis=1)
+
+
+def best_line(run_dir) -> str | None:
+    """The run's best checkpoint as ``augmine train`` and ``augmine evaluate RUN`` name it
+    (:func:`augmine.evaluation.best_summary`), in one caption; None when the run has none
+    yet (or no readable state)."""
+    from .evaluation import best_summary
+
+    try:
+        best = best_summary(run_dir)
+    except (AugmineError, OSError, KeyError, ValueError):
+        return None
+    if best is None:
+        return None
+    line = (f"Best checkpoint: {Path(best['checkpoint']).name}, epoch {best['epoch']} at "
+            f"{best['size']} px, val top-1 {best['val_accuracy']:.2%} (what `augmine train` "
+            "reports and `augmine evaluate RUN` scores).")
+    o = best["overall"]
+    if o is not None:
+        line += (f" The best epoch at any size was {o['epoch']} at {o['size']} px "
+                 f"({o['val_accuracy']:.2%} at its own size).")
+    return line

@@ -33,3 +33,15 @@ def test_train_summary_evaluate_and_the_named_checkpoint_agree(trained_run, tmp_
         assert f"checkpoint  {ckpt}" in ev.output
         top1 = float(re.search(r"top-1 +([\d.]+)%", ev.output).group(1))
         assert top1 == pytest.approx(float(pct), abs=0.01)
+
+
+@pytest.mark.slow
+def test_the_app_names_the_same_best_checkpoint(trained_run, synth_root):
+    from test_app_pages import app_test, no_exception, texts
+
+    best = best_summary(trained_run.run_dir)
+    at = app_test(data=synth_root, run=trained_run.run_dir, page="Confusion explorer")
+    no_exception(at)
+    caption = next(c for c in texts(at).splitlines() if c.startswith("Best checkpoint: "))
+    assert f"best-{best['size']}px.keras, epoch {best['epoch']} at {best['size']} px, " \
+           f"val top-1 {best['val_accuracy']:.2%}" in caption

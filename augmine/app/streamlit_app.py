@@ -514,6 +514,9 @@ def page_confusion(run_path: str, data_root: str | None) -> None:
     m2.metric("top-5 accuracy", "-" if top5 is None else f"{top5:.3f}")
     m3.metric("macro F1", f"{rep.get('macro_f1', float('nan')):.3f}")
     m4.metric("image size", f"{rep.get('size', '-')} px")
+    best = appdata.best_line(run_dir)
+    if best:
+        st.caption(best)
 
     per_class = pd.DataFrame(rep.get("per_class", []))
     names = list(per_class["name"]) if len(per_class) else []
