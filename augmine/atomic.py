@@ -101,3 +101,19 @@ def write_text(target: str | os.PathLike, text: str) -> Path:
 def write_json(target: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``target`` atomically and return the target path."""
     return write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike, fix: str) -> Any:
+    """``path``'s JSON (the counterpart of :func:`write_json`), or None when the file does
+    not exist; a file that is not valid JSON is a one-line :class:`AugmineError` naming it,
+    the place and ``fix``."""
+    from .errors import AugmineError
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise AugmineError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); "
+                           f"{fix}") from None

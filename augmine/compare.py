@@ -18,7 +18,6 @@ same resampled images for both arms).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -161,13 +160,7 @@ class ComparisonDir:
 
 
 def _read_json(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise AugmineError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); delete it "
-                           "to start the comparison over") from None
+    return atomic.read_json(path, "delete it to start the comparison over")
 
 
 def _timing_callback(path: Path, run_dir: Path, images_per_epoch: int):

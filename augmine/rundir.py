@@ -192,14 +192,9 @@ class RunDir:
 
     def read_affinity(self, recipe_stem: str) -> dict | None:
         """The saved affinity result of ``recipe_stem``, or None when there is none."""
-        path = self.affinity_path(recipe_stem)
-        if not path.is_file():
-            return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise AugmineError(f"{path}: not valid JSON ({exc.msg}); remake it with `augmine "
-                               f"recipe affinity {recipe_stem} --run {self.path} --force`")
+        return atomic.read_json(self.affinity_path(recipe_stem),
+                                f"remake it with `augmine recipe affinity {recipe_stem} "
+                                f"--run {self.path} --force`")
 
     def write_affinity(self, recipe_stem: str, result: dict, table_csv: str) -> Path:
         """Write ``affinity.csv`` then ``affinity.json`` (the commit point) atomically."""
@@ -408,14 +403,9 @@ class RunDir:
 
     def snapshot_meta(self, round_no: int) -> dict | None:
         """The ``meta`` of round N's complete start snapshot, or None when there is none."""
-        path = self.snapshot_dir(round_no) / "round.json"
-        if not path.is_file():
-            return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise AugmineError(f"{path}: not valid JSON ({exc.msg}); restart the round from "
-                               f"its start with `augmine mine round {self.path} --redo`") from None
+        return atomic.read_json(self.snapshot_dir(round_no) / "round.json",
+                                "restart the round from its start with "
+                                f"`augmine mine round {self.path} --redo`")
 
     def restore(self, round_no: int) -> None:
         """Put checkpoints and state back as they were when round N started (later history
