@@ -259,3 +259,41 @@ def test_run_folder_layout_has_one_owner(name):
               if name in (found := layout_strings(path))}
     assert len(owners) == 1, (f"{name!r} is spelt out in {len(owners)} modules, want exactly one "
                               f"(the run-folder owner): {owners}")
+
+
+# --------------------------------------------------------------------------- dependencies
+
+# import name -> distribution, where they differ; absl comes with TensorFlow (used only to
+# quiet it), jax and torch are optional backends (imported only when Keras runs on them)
+DISTRIBUTION = {"cv2": "opencv-python-headless", "sklearn": "scikit-learn", "yaml": "pyyaml",
+                "absl": "tensorflow"}
+OPTIONAL = {"jax", "torch", "tensorflow"}
+
+
+def test_every_package_imported_directly_is_declared_in_setup_cfg():
+    import configparser
+    import re
+    import sys
+
+    cfg = configparser.ConfigParser()
+    cfg.read(PACKAGE.parent / "setup.cfg")
+    declared = set()
+    for block in [cfg["options"]["install_requires"], *cfg["options.extras_require"].values()]:
+        declared |= {re.split(r"[<>=\[; ]", line.strip())[0].lower()
+                     for line in block.splitlines() if line.strip()}
+    missing = {}
+    for name, path in module_files().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                tops = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                tops = [node.module.split(".")[0]]
+            else:
+                continue
+            for top in tops:
+                if top in sys.stdlib_module_names or top in ("augmine", "__future__"):
+                    continue
+                dist = DISTRIBUTION.get(top, top).lower()
+                if dist not in declared and top not in OPTIONAL:
+                    missing.setdefault(dist, name)
+    assert not missing, f"imported but not in setup.cfg: {missing}"
