@@ -162,6 +162,6 @@ def test_installed_app_serves_and_renders_builtin_recipes(installed, outside):
         print(sorted(o for s in at.selectbox for o in s.options if str(o).endswith(".yaml")))
     """)
     out = _run([str(bin_dir / "python"), "-c", code], cwd=outside, env=env).stdout
-    for name in ("light", "none", "tiny-imagenet-14"):
-        assert f"'{name}.yaml'" in out, out
+    for name in ("light", "none", "tiny-imagenet-14", "trivial-augment"):
+        assert f"'built-in: {name}.yaml'" in out, out
     assert "cpu-small.yaml" not in out    # training configs are not offered as recipes
