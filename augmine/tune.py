@@ -94,7 +94,7 @@ def tune_strength(recipe: str, data, config, strengths: Sequence[float] = DEFAUL
     specs = [f"{loaded.path}@{s:g}" for s in strengths]
     results = run_comparison(specs, data, config, folder.path, epochs, size,
                              progress=progress, echo=echo)
-    y = hits = None
+    y = None
     rows = []
     for arm in results["arms"]:
         with np.load(folder.predictions_path(arm["name"])) as got:
