@@ -152,17 +152,16 @@ def load_for_evaluation(run_or_checkpoint, data_root=None, size: int | None = No
     data_root = data_root or (cfg.data if cfg is not None else None)
     if not data_root:
         raise AugmineError(f"{ckpt}: no recorded dataset; pass --data PATH")
-    state = run.read_state() if run is not None and run.has_state() else {}
+    recorded = run.read_state() if run is not None and run.has_state() else {}
+    state = recorded
     if cfg is None or not cfg.data or \
             Path(data_root).expanduser().resolve() != Path(cfg.data).expanduser().resolve():
         state = {}                        # another dataset: the run's skipped files mean nothing
     index = load_checked_index(data_root, bool(skip_bad or state.get("skip_bad")),
                                state.get("skipped") or (), splits=list(splits))
-    recorded = run.read_state() if run is not None and run.has_state() else {}
-    if recorded.get("class_ids"):
-        index.check_classes(recorded["class_ids"], recorded.get("class_names"), run,
-                            f"evaluate on the run's dataset (`augmine evaluate {run}` "
-                            "without --data)")
+    if run is not None:
+        run.check_classes(index, f"evaluate on the run's dataset (`augmine evaluate {run}` "
+                          "without --data)", recorded)
     model = load_checkpoint(ckpt, compile=False)
     if model.output_shape[-1] != index.num_classes:
         raise AugmineError(f"{ckpt} predicts {model.output_shape[-1]} classes but {data_root} "

@@ -319,6 +319,15 @@ class RunDir:
             raise AugmineError(f"{self.state_path}: not valid JSON ({exc.msg}, line "
                                f"{exc.lineno}); restore it from a round's start snapshot")
 
+    def check_classes(self, index, fix: str, state: dict | None = None) -> None:
+        """One-line error unless ``index`` (a DatasetIndex) holds the classes this run
+        recorded in its state (``state``, else read; class ids in order). Runs older than
+        that record are checked by class count only, where the model is loaded."""
+        if state is None:
+            state = self.read_state() if self.has_state() else {}
+        if state.get("class_ids"):
+            index.check_classes(state["class_ids"], state.get("class_names"), self, fix)
+
     def write_state(self, state: dict) -> Path:
         return atomic.write_json(self.state_path, state)
 

@@ -198,8 +198,8 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
 
         create_schedule(cfg.schedule, steps, where=cfg.path or "config")  # fail before writing
     else:
-        check_run_classes(run, state, index, f"resume it on its own dataset: `augmine train "
-                                             f"--run-dir {run} --resume` without --data")
+        run.check_classes(index, f"resume it on its own dataset: `augmine train --run-dir "
+                                 f"{run} --resume` without --data", state)
     callbacks = list(extra_callbacks) + create_callbacks(cfg)
 
     with dtype_policy(precision_policy(cfg.mixed_precision)), distribution(cfg.strategy):
@@ -348,14 +348,6 @@ def run_index(data_root, state: dict | None = None, skip_bad: bool = False,
     return index, {"skip_bad": skip_bad, "skipped": skipped_paths(index)}
 
 
-def check_run_classes(run: RunDir, state: dict, index, fix: str) -> None:
-    """One-line error unless ``index`` holds the classes the run recorded in its state
-    (class ids in order; runs older than that record are checked by class count only,
-    where the model is loaded)."""
-    if state.get("class_ids"):
-        index.check_classes(state["class_ids"], state.get("class_names"), run, fix)
-
-
 def checked_run_index(run_dir, skip_bad: bool = False, progress: bool = False):
     """The recorded dataset of the run in ``run_dir`` checked like :func:`train_run` checks it
     (:func:`run_index`), its held-out slice (``mining.holdout``) split off as ``holdout``; a
@@ -363,8 +355,8 @@ def checked_run_index(run_dir, skip_bad: bool = False, progress: bool = False):
     run = RunDir.of(run_dir)
     state = run.read_state() if run.has_state() else {}
     index, skips = run_index(run.recorded_data(), state, skip_bad, progress)
-    check_run_classes(run, state, index, f"restore the run's dataset at {run.recorded_data()}"
-                      " (its config.yaml records it)")
+    run.check_classes(index, f"restore the run's dataset at {run.recorded_data()}"
+                      " (its config.yaml records it)", state)
     if state and any(state.get(k) != v for k, v in skips.items()):
         state.update(skips)
         run.write_state(state)
