@@ -29,14 +29,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # public name -> the module that defines it (imported lazily by __getattr__)
 _EXPORTS = {
-    "AugmineError": "errors",
-    "load_index": "dataset", "DatasetIndex": "dataset",
-    "load_recipe": "recipes",
-    "train_dataset": "pipeline", "eval_dataset": "pipeline", "close_feed": "pipeline",
-    "evaluate_model": "evaluation",
-    "per_class_report": "mining", "confusion_matrix": "mining",
-    "symmetric_pairs": "mining", "make_plan": "mining", "OversamplingPlan": "mining",
-    "PerClassReport": "callbacks", "oversampled_feed": "callbacks",
+    "AugmineError": "core.errors",
+    "load_index": "data.dataset", "DatasetIndex": "data.dataset",
+    "load_recipe": "augment.recipes",
+    "train_dataset": "feed.pipeline", "eval_dataset": "feed.pipeline", "close_feed": "feed.pipeline",
+    "evaluate_model": "train.evaluation",
+    "per_class_report": "analysis.mining", "confusion_matrix": "analysis.mining",
+    "symmetric_pairs": "analysis.mining", "make_plan": "analysis.mining", "OversamplingPlan": "analysis.mining",
+    "PerClassReport": "train.callbacks", "oversampled_feed": "train.callbacks",
 }
 __all__ = ["__version__", *_EXPORTS]
 

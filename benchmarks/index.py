@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from augmine.dataset import load_index, verify_index
-from augmine.synth import write_synthetic_dataset
+from augmine.data.dataset import load_index, verify_index
+from augmine.data.synth import write_synthetic_dataset
 
 
 def build_tree(root: Path, classes: int, train: int, val: int) -> None:

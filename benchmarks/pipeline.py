@@ -4,12 +4,12 @@
                                   [--small-size 16] [--batch 256] [--skip-tf] [--repeats 5]
 
 For each dataset (its train split; ``--images`` cycles or cuts it to N images, default all)
-and the same recipe (``augmine/builtin/tiny-imagenet-14.yaml``), prints images/s and cores busy (CPU
+and the same recipe (``recipes/tiny-imagenet-14.yaml``), prints images/s and cores busy (CPU
 time of this process and all its descendants / wall time) for:
 
 - one Python process, plain loop (decode + recipe): the single-core reference, run in a
   fresh process (this long-lived one ran the same loop 4-21% slower);
-- augmine's feed (``augmine.pipeline.train_dataset``, uint8 tf.data batches) with 1, 2 and
+- augmine's feed (``augmine.feed.pipeline.train_dataset``, uint8 tf.data batches) with 1, 2 and
   all workers: the second epoch (persistent workers, the steady state training sees) and the
   first (which includes starting the workers). An epoch's time runs from its start until the
   workers go idle after it, since they make the next epoch's first batches in its tail;
@@ -46,7 +46,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# the 14 transforms of DESIGN.md, used when augmine/builtin/tiny-imagenet-14.yaml is absent
+# the 14 transforms of DESIGN.md, used when recipes/tiny-imagenet-14.yaml is absent
 FALLBACK_14 = [
     ("RandomResizedCrop", dict(scale=(0.35, 1.0))), ("HorizontalFlip", {}),
     ("Affine", dict(rotate=(-15, 15), scale=(0.9, 1.1))), ("RandomBrightnessContrast", {}),
@@ -136,7 +136,7 @@ def make_compose(size: int):
 
     recipe = Path(__file__).resolve().parents[1] / "augmine" / "builtin" / "tiny-imagenet-14.yaml"
     if recipe.exists():
-        from augmine.recipes import build_compose
+        from augmine.augment.recipes import build_compose
 
         return build_compose(recipe, size), recipe.name
     ts = [getattr(A, name)(**({"size": (size, size)} if name == "RandomResizedCrop" else {}), **kw)
@@ -147,7 +147,7 @@ def make_compose(size: int):
 def run_augmine(index, compose, size, batch, workers, epochs=2, **kwargs):
     """Meters of ``epochs`` consecutive epochs of one train_dataset (workers persist); each
     epoch ends when its workers go idle (:func:`wait_idle`)."""
-    from augmine.pipeline import close_feed, train_dataset
+    from augmine.feed.pipeline import close_feed, train_dataset
 
     ds = train_dataset(index, compose, size, batch, seed=0, workers=workers, **kwargs)
     meters = [measure_epoch(ds) for _ in range(epochs)]
@@ -172,7 +172,7 @@ def run_rounds(data, images, index, compose, size, batch, workers, repeats):
     ``workers`` fresh processes at once, one steady-state epoch of augmine with ``workers``),
     interleaved so that the three see the same load on the machine. Returns the list of
     ``(plain, plain x workers, augmine)`` meters."""
-    from augmine.pipeline import close_feed, train_dataset
+    from augmine.feed.pipeline import close_feed, train_dataset
 
     ds = train_dataset(index, compose, size, batch, seed=0, workers=workers)
     measure_epoch(ds)                     # epoch 0 starts the workers; not counted
@@ -185,8 +185,8 @@ def run_rounds(data, images, index, compose, size, batch, workers, repeats):
 
 def run_plain(paths, compose, size, presize=False):
     """Meter of the plain loop (read, recipe, store) over ``paths`` in this process."""
-    from augmine.dataset import read_image
-    from augmine.pipeline import presized
+    from augmine.data.dataset import read_image
+    from augmine.feed.pipeline import presized
 
     with Meter() as m:
         out = np.empty((len(paths), size, size, 3), np.uint8)
@@ -241,7 +241,7 @@ def plain_child(data, images, size, presize):
 
 
 def run_numpy_function(paths, labels, compose, size, batch):
-    from augmine.runtime import import_tensorflow
+    from augmine.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
 
@@ -263,7 +263,7 @@ def run_numpy_function(paths, labels, compose, size, batch):
 
 
 def run_keras_layers(paths, labels, size, batch):
-    from augmine.runtime import import_tensorflow
+    from augmine.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
     import keras
@@ -319,7 +319,7 @@ def transform_costs(compose, images, repeats=1):
 
 def load_subset(data, images):
     """The dataset's index with its train split cycled/cut to ``images`` (0 = as it is)."""
-    from augmine.dataset import Split, load_index
+    from augmine.data.dataset import Split, load_index
 
     index = load_index(data)
     tr = index.train
@@ -331,7 +331,7 @@ def load_subset(data, images):
 def bench_dataset(data, args, cores):
     """augmine's measurements on one dataset: ``{row name: Meter}``, the target's rounds
     (:func:`run_rounds`), a description line and the paths."""
-    from augmine.dataset import Split
+    from augmine.data.dataset import Split
 
     index, distinct = load_subset(data, args.images)
     sub = index.train
@@ -388,8 +388,8 @@ def main(argv=None):
 
     import cv2
 
-    from augmine.dataset import load_images
-    from augmine.pipeline import default_workers
+    from augmine.data.dataset import load_images
+    from augmine.feed.pipeline import default_workers
 
     cv2.setNumThreads(0)   # as in the workers; OpenCV's thread pool slows 64 px images
     cores = default_workers()

@@ -39,9 +39,9 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="folder for the two run folders")
     args = ap.parse_args(argv)
 
-    from augmine.config import load_config
-    from augmine.recipes import resolve_config
-    from augmine.train import train_run
+    from augmine.runs.config import load_config
+    from augmine.augment.recipes import resolve_config
+    from augmine.train.phases import train_run
 
     base = load_config(resolve_config("cpu-small")).to_dict()
     if len(args.epochs) != len(base["phases"]):

@@ -52,7 +52,7 @@ def main(argv=None) -> Path:
     args = parser.parse_args(argv)
 
     if args.data is None:
-        from augmine.synth import ensure_default_dataset
+        from augmine.data.synth import ensure_default_dataset
 
         args.data = ensure_default_dataset()
     index = augmine.load_index(args.data)

@@ -31,7 +31,7 @@ if BLOCK_TF:
 
 def pytest_collection_modifyitems(config, items):
     """Skip tests marked ``tensorflow`` when the Keras backend is not TensorFlow."""
-    from augmine.runtime import keras_backend
+    from augmine.core.runtime import keras_backend
 
     if keras_backend() == "tensorflow" and not BLOCK_TF:
         return
@@ -44,7 +44,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
     """A generated 10-class dataset (40 train + 10 val per class) in the Tiny-ImageNet layout."""
-    from augmine.synth import write_synthetic_dataset
+    from augmine.data.synth import write_synthetic_dataset
 
     root = tmp_path_factory.mktemp("synth") / "data"
     write_synthetic_dataset(root, num_classes=10, train_per_class=40, val_per_class=10, seed=0)
@@ -61,14 +61,14 @@ def real_root() -> Path:
 
 @pytest.fixture(scope="session")
 def synth_index(synth_root):
-    from augmine.dataset import load_index
+    from augmine.data.dataset import load_index
 
     return load_index(synth_root)
 
 
 @pytest.fixture(scope="session")
 def real_index(real_root):
-    from augmine.dataset import load_index
+    from augmine.data.dataset import load_index
 
     return load_index(real_root)
 
@@ -80,7 +80,7 @@ def real_index(real_root):
 def trained_run(tmp_path_factory, synth_root):
     """support.TINY trained on ``synth_root``: one epoch at each of 16 (presized), 32 and
     64 px, a report per phase (a ``train.TrainResult``)."""
-    from augmine.train import train_run
+    from augmine.train.phases import train_run
     from support import TINY
 
     folder = tmp_path_factory.mktemp("trained")
@@ -93,7 +93,7 @@ def trained_run(tmp_path_factory, synth_root):
 def mining_run(tmp_path_factory, synth_root) -> Path:
     """A run of support.MINING (15 epochs at 16 px, where the planted pairs are confused),
     ready for a mining round: keep it unchanged, copy it to run rounds."""
-    from augmine.train import train_run
+    from augmine.train.phases import train_run
 
     folder = tmp_path_factory.mktemp("mining")
     train_run(write_config(folder, **MINING), synth_root, folder / "run", progress=False)
@@ -128,7 +128,7 @@ def demo_run(tmp_path_factory):
     from click.testing import CliRunner
 
     from augmine.cli import cli
-    from augmine.synth import write_synthetic_dataset
+    from augmine.data.synth import write_synthetic_dataset
     from support import spoil
 
     folder = tmp_path_factory.mktemp("demo")

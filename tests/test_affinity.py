@@ -10,9 +10,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from augmine.affinity_stats import WHOLE, affinity_table, per_image_drops, tailor_overrides
+from augmine.analysis.affinity_stats import WHOLE, affinity_table, per_image_drops, tailor_overrides
 from augmine.cli import cli
-from augmine.recipes import load_recipe
+from augmine.augment.recipes import load_recipe
 
 COLUMNS = ["RandomResizedCrop", "HorizontalFlip", WHOLE]
 
@@ -149,7 +149,7 @@ COLOUR_RECIPE = {"name": "colour-shifts", "description": "gray and hue shifts", 
 @pytest.fixture(scope="module")
 def colour_run(tmp_path_factory):
     """A tiny model trained 8 epochs at 16 px on 5 classes, two told apart only by colour."""
-    import augmine.train as train
+    import augmine.train.phases as train
 
     base = tmp_path_factory.mktemp("colour")
     root = write_colour_dataset(base / "data")
@@ -162,8 +162,8 @@ def colour_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_affinity_finds_the_colour_classes_and_tailor_spares_them(colour_run, tmp_path):
-    from augmine.affinity import load_affinity
-    from augmine.rundir import RunDir
+    from augmine.train.affinity import load_affinity
+    from augmine.runs.rundir import RunDir
 
     run, recipe = colour_run
     res = run_cli("recipe", "affinity", recipe, "--run", run, "--no-progress")
@@ -245,7 +245,7 @@ def affinity_page(run, data=None):
 def fake_affinity(run, index, planted_class=1):
     """A saved affinity result of the built-in `light` recipe with random scores; the
     planted class loses everything under the first transform. No model involved."""
-    from augmine.affinity import affinity_result, save_affinity, variants
+    from augmine.train.affinity import affinity_result, save_affinity, variants
 
     recipe = load_recipe("light")
     rng = np.random.default_rng(0)

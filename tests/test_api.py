@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 import augmine
 from augmine.cli import cli
-from augmine.config import ModelConfig, create_model, load_config
-from augmine.errors import AugmineError
-from augmine.rundir import RunDir
+from augmine.runs.config import ModelConfig, create_model, load_config
+from augmine.core.errors import AugmineError
+from augmine.runs.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -96,7 +96,7 @@ def test_callback_names_are_checked_when_the_config_loads(tmp_path, callbacks, m
 
 
 def test_applications_scale_their_input_once():
-    from augmine.model_sources import fixed_size, rescaled
+    from augmine.model.sources import fixed_size, rescaled
 
     plain = create_model(ModelConfig(application="MobileNetV2", args={"alpha": 0.35}), 7)
     assert rescaled(plain) and plain.output_shape == (None, 7) and fixed_size(plain) is None
@@ -132,8 +132,8 @@ def test_fixed_size_model_with_other_phase_sizes_fails_before_anything_is_writte
 @pytest.mark.slow
 @pytest.mark.backend
 def test_builder_model_trains_through_the_cli_and_resumes(tmp_path, synth_root, monkeypatch):
-    from augmine.dataset import load_index
-    from augmine.train import train_extra_epochs
+    from augmine.data.dataset import load_index
+    from augmine.train.phases import train_extra_epochs
 
     monkeypatch.chdir(tmp_path)                     # csv_logger writes user_log.csv here
     cfg = write_config(tmp_path, model=BUILDER, callbacks=["model_builders:csv_logger"])
@@ -180,7 +180,7 @@ def _app_page_text(run_dir: Path, data: Path) -> tuple[list, str]:
     from streamlit.testing.v1 import AppTest
 
     saved = list(sys.argv)
-    sys.argv[:] = [str(REPO / "augmine/app/streamlit_app.py"), str(run_dir), "--data", str(data)]
+    sys.argv[:] = [str(REPO / "apps/streamlit_app.py"), str(run_dir), "--data", str(data)]
     try:
         at = AppTest.from_file(sys.argv[0], default_timeout=60)
         at.session_state["page"] = "Confusion explorer"
@@ -192,8 +192,8 @@ def _app_page_text(run_dir: Path, data: Path) -> tuple[list, str]:
 
 @pytest.mark.slow
 def test_own_model_example_writes_a_run_that_mine_and_the_app_open(tmp_path, synth_root, capsys):
-    from augmine.callbacks import PerClassReport, oversampled_feed
-    from augmine.pipeline import epoch_length
+    from augmine.train.callbacks import PerClassReport, oversampled_feed
+    from augmine.feed.pipeline import epoch_length
 
     example = _load_example("own_model")
     run_dir = example.main(["--data", str(synth_root), "--epochs", "2", "--size", "16",

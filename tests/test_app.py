@@ -15,7 +15,7 @@ import pytest
 from servers import stop, wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[1]
-APP = REPO / "augmine" / "app" / "streamlit_app.py"
+APP = REPO / "apps" / "streamlit_app.py"
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT = 60
 
@@ -28,7 +28,7 @@ def fabricate_run(run_dir: Path, index, seed: int = 0) -> Path:
     Classes 0/1 (and, on the real sample, Chihuahua/teddy bear) are confused with each
     other; accuracy rises from phase to phase. No training involved.
     """
-    from augmine.reports import write_stage_report
+    from augmine.analysis.reports import write_stage_report
 
     rng = np.random.default_rng(seed)
     y = index.val.labels
@@ -54,7 +54,7 @@ def fabricate_run(run_dir: Path, index, seed: int = 0) -> Path:
     # suspects.csv as `augmine mine suspects` writes it, from fake train probabilities
     import csv
 
-    from augmine.mining import suspect_samples
+    from augmine.analysis.mining import suspect_samples
 
     yt = index.train.labels
     probs = rng.dirichlet(np.ones(c), len(yt))
@@ -119,7 +119,7 @@ def no_exception(at) -> None:
 # --------------------------------------------------------------------------- pure helpers
 
 def test_upscale_nearest_keeps_pixels_square():
-    from augmine.appdata import upscale_nearest
+    from augmine.app.data import upscale_nearest
 
     img = np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3)
     big = upscale_nearest(img, 128)
@@ -130,7 +130,7 @@ def test_upscale_nearest_keeps_pixels_square():
 
 
 def test_pair_samples_put_mistakes_first():
-    from augmine.appdata import pair_samples, weakest_submatrix
+    from augmine.app.data import pair_samples, weakest_submatrix
 
     y = np.array([0, 0, 1, 1, 2])
     probs = np.array([[.9, .1, 0], [.2, .7, .1], [.1, .8, .1], [.6, .4, 0], [0, 0, 1]])
@@ -157,7 +157,7 @@ def test_cli_app_command(tmp_path):
     assert res.exit_code != 0 and "Error:" in res.output and "does not exist" in res.output
     assert "Traceback" not in res.output
     cmd = streamlit_command(str(tmp_path), str(tmp_path), 8765, headless=True)
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("augmine/app/streamlit_app.py")
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("apps/streamlit_app.py")
     assert cmd[cmd.index("--server.headless") + 1] == "true"
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"    # this machine only
     after = cmd[cmd.index("--") + 1:]
@@ -294,7 +294,7 @@ def test_browser_shows_augmented_grid_and_rerolls(synth_root):
 
 
 def test_browser_class_by_name_and_random_image(synth_root):
-    from augmine.synth import confusable_pairs
+    from augmine.data.synth import confusable_pairs
 
     at = app_test(data=synth_root)
     name = confusable_pairs(synth_root)[0][1]              # e.g. "dotted red circle"
@@ -312,7 +312,7 @@ def test_browser_edits_recipe_and_download_validates(synth_root, tmp_path):
     from click.testing import CliRunner
 
     from augmine.cli import cli
-    from augmine.recipes import load_recipe, recipes_dir
+    from augmine.augment.recipes import load_recipe, recipes_dir
 
     at = app_test(data=synth_root)
     no_exception(at)
@@ -428,12 +428,12 @@ def test_browser_defaults_to_generated_dataset(tmp_path, monkeypatch, synth_run)
     # the run's recorded dataset is used when no --data is given
     at = app_test(run=synth_run)
     no_exception(at)
-    from augmine.dataset import load_index
+    from augmine.data.dataset import load_index
 
     names = load_index(Path((synth_run / "config.yaml").read_text().split("data: ")[1].strip()))
     assert at.selectbox(key="cls").options == list(names.class_names)
     # and with neither, the embedded generated dataset (made once under $AUGMINE_HOME)
-    from augmine.synth import default_dataset_dir
+    from augmine.data.synth import default_dataset_dir
 
     monkeypatch.setenv("AUGMINE_HOME", str(tmp_path / "home"))
     at = app_test()
@@ -446,8 +446,8 @@ def test_interactions_reuse_the_loaded_data(real_root, real_run, monkeypatch):
     """What keeps reruns fast: re-rolling the seed decodes no image again, and switching
     pages or stages neither re-indexes the dataset nor re-reads the run's reports (each
     happens once, then comes from Streamlit's caches)."""
-    import augmine.dataset
-    import augmine.reports
+    import augmine.data.dataset
+    import augmine.analysis.reports
 
     calls = {"index": 0, "decode": 0, "reports": 0}
 
@@ -457,10 +457,10 @@ def test_interactions_reuse_the_loaded_data(real_root, real_run, monkeypatch):
             return real(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(augmine.dataset, "load_index", counted("index", augmine.dataset.load_index))
-    monkeypatch.setattr(augmine.dataset, "read_image", counted("decode", augmine.dataset.read_image))
-    monkeypatch.setattr(augmine.reports, "list_stage_reports",
-                        counted("reports", augmine.reports.list_stage_reports))
+    monkeypatch.setattr(augmine.data.dataset, "load_index", counted("index", augmine.data.dataset.load_index))
+    monkeypatch.setattr(augmine.data.dataset, "read_image", counted("decode", augmine.data.dataset.read_image))
+    monkeypatch.setattr(augmine.analysis.reports, "list_stage_reports",
+                        counted("reports", augmine.analysis.reports.list_stage_reports))
     at = app_test(data=real_root, run=real_run)
     no_exception(at)
     at.session_state["page"] = "Confusion explorer"

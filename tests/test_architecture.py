@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "augmine"
+# The layers, top (imported by everything below) to bottom: a module may import from its own
+# layer and the layers above it, never below (ARCHITECTURE.md). Each layer is a subpackage.
+LAYERS = (("core",), ("data",), ("augment",), ("feed",), ("model",), ("runs",), ("analysis",),
+          ("train",), ("rounds",), ("experiments",), ("cli", "app"))
 # File names of the run folder; each must be spelt out in exactly one module (its owner).
 RUN_FOLDER_FILES = ("state.json", "history.csv", "config.yaml")
 
@@ -251,6 +255,34 @@ def test_no_private_names_across_modules():
     bad = [b for imports in import_graph().values() for b in private_uses(imports)]
     assert not bad, ("private names used across modules; make them public or move them to "
                      "augmine/_internal.py:\n  " + "\n  ".join(sorted(bad)))
+
+
+def layer_of(module: str) -> int | None:
+    """The index in :data:`LAYERS` of ``augmine.<layer>...``; None for the package root."""
+    parts = module.split(".")
+    if len(parts) < 2:
+        return None
+    return next((i for i, names in enumerate(LAYERS) if parts[1] in names), -1)
+
+
+def test_every_module_lives_in_a_layer_package():
+    stray = [m for m in module_files() if layer_of(m) == -1]
+    assert not stray, (f"modules outside the layer packages {[n for l in LAYERS for n in l]}: "
+                       f"{stray}; move them into the package of their layer (ARCHITECTURE.md)")
+
+
+def test_layers_import_only_their_own_layer_and_the_layers_above():
+    upward = []
+    for module, imports in import_graph().items():
+        here = layer_of(module)
+        if here is None:
+            continue
+        for target, line in imports.edges.items():
+            there = layer_of(target)
+            if there is not None and there > here:
+                upward.append(f"{module}:{line} imports {target} "
+                              f"(layer {'/'.join(LAYERS[there])} is below {'/'.join(LAYERS[here])})")
+    assert not upward, "imports against the layer order (ARCHITECTURE.md):\n  " + "\n  ".join(upward)
 
 
 @pytest.mark.parametrize("name", RUN_FOLDER_FILES)

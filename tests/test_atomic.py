@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from augmine.atomic import atomic_path, write_json, write_text
+from augmine.core.atomic import atomic_path, write_json, write_text
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
 

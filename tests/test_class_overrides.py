@@ -8,12 +8,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from augmine.errors import AugmineError
-from augmine.recipes import (build_compose, class_overrides, dump_recipe, load_recipe,
+from augmine.core.errors import AugmineError
+from augmine.augment.recipes import (build_compose, class_overrides, dump_recipe, load_recipe,
                              parse_recipe, recipe_for_class, reseed_compose, scale_recipe)
 
 GRAY = [{"transform": "ToGray", "p": 1.0}]
-# the generated dataset's classes (augmine.synth): 2 = "striped green square", 4 = "blue triangle"
+# the generated dataset's classes (augmine.data.synth): 2 = "striped green square", 4 = "blue triangle"
 GREEN, BLUE = 2, 4
 
 
@@ -126,8 +126,8 @@ def old_way_epoch(index, recipe, size: int, batch_size: int, seed: int) -> np.nd
     """Epoch 0 of ``train_dataset(index, recipe, size, batch_size, seed=seed)`` as the feed
     made it before class overrides: one Compose for every image, reseeded per batch with
     ``2 * batch seed`` (the order and seeds from ``default_rng([seed, epoch])``)."""
-    from augmine.dataset import read_image
-    from augmine.pipeline import epoch_order
+    from augmine.data.dataset import read_image
+    from augmine.feed.pipeline import epoch_order
 
     sp = index.split("train")
     rng = np.random.default_rng([seed, 0])
@@ -144,7 +144,7 @@ def old_way_epoch(index, recipe, size: int, batch_size: int, seed: int) -> np.nd
 
 
 def test_other_classes_get_the_same_batches_as_without_overrides(tmp_path, synth_index):
-    from augmine.pipeline import train_dataset
+    from augmine.feed.pipeline import train_dataset
 
     plain = recipe_doc()
     expected = old_way_epoch(synth_index, parse_recipe(plain), 24, 64, seed=3)
@@ -161,7 +161,7 @@ def test_other_classes_get_the_same_batches_as_without_overrides(tmp_path, synth
 
 
 def test_without_switches_a_transform_off_for_that_class_only(synth_index):
-    from augmine.pipeline import train_dataset
+    from augmine.feed.pipeline import train_dataset
 
     recipe = parse_recipe({"name": "gray", "transforms": GRAY,
                            "classes": {"striped green square": {"without": ["ToGray"]}}})
@@ -172,7 +172,7 @@ def test_without_switches_a_transform_off_for_that_class_only(synth_index):
 
 
 def test_strength_zero_leaves_that_class_unaugmented(synth_index):
-    from augmine.pipeline import train_dataset
+    from augmine.feed.pipeline import train_dataset
 
     recipe = parse_recipe(recipe_doc({"blue triangle": {"strength": 0}}))
     x, y = epoch(train_dataset(synth_index, recipe, 24, 64, seed=1, workers=0))
@@ -183,8 +183,8 @@ def test_strength_zero_leaves_that_class_unaugmented(synth_index):
 
 
 def test_the_plans_recipe_wins_for_its_weak_classes(tmp_path, synth_index):
-    from augmine.mining import OversamplingPlan
-    from augmine.pipeline import train_dataset
+    from augmine.analysis.mining import OversamplingPlan
+    from augmine.feed.pipeline import train_dataset
 
     recipe = parse_recipe({"name": "gray", "transforms": GRAY, "classes": {
         "blue triangle": {"without": ["ToGray"]}, "striped green square": {"without": ["ToGray"]}}})
@@ -198,8 +198,8 @@ def test_the_plans_recipe_wins_for_its_weak_classes(tmp_path, synth_index):
 
 
 def test_a_phase_strength_keeps_the_overrides(tmp_path):
-    from augmine.config import load_config
-    from augmine.train import _phase_recipe
+    from augmine.runs.config import load_config
+    from augmine.train.phases import _phase_recipe
 
     path = write(tmp_path, recipe_doc({"blue triangle": {"strength": 0.5}}))
     cfg = load_config({"phases": [{"size": 16, "epochs": 1, "recipe": str(path),
@@ -234,8 +234,8 @@ def test_values_albumentations_accepts_but_that_make_no_sense_are_rejected(entry
 
 
 def test_strength_clips_to_the_sanity_bounds():
-    from augmine.recipe_checks import SANITY_BOUNDS
-    from augmine.recipes import STRENGTH_RULES
+    from augmine.augment.checks import SANITY_BOUNDS
+    from augmine.augment.recipes import STRENGTH_RULES
 
     bright = parse_recipe({"name": "b", "transforms": [
         {"transform": "RandomBrightnessContrast", "p": 0.5, "brightness_limit": 0.6}]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-import augmine.train
+import augmine.train.phases
 from augmine.cli import cli, continue_command
 
 
@@ -26,7 +26,7 @@ def test_ctrl_c_during_train_prints_the_resume_command(monkeypatch, tmp_path, sy
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(augmine.train, "train_run", interrupted)
+    monkeypatch.setattr(augmine.train.phases, "train_run", interrupted)
     monkeypatch.setattr("sys.argv", ["augmine", "train", "cpu-small", "--data",
                                      str(synth_root), "--run-dir", str(tmp_path / "run")])
     res = CliRunner().invoke(cli, ["train", "cpu-small", "--data", str(synth_root),

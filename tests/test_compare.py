@@ -11,11 +11,11 @@ from click.testing import CliRunner
 from support import ONE_PHASE, write_config
 
 from augmine.cli import cli
-from augmine.compare import (format_comparison, parse_strengths, plan_arms,
+from augmine.experiments.compare import (format_comparison, parse_strengths, plan_arms,
                              run_comparison, score_comparison)
-from augmine.errors import AugmineError
-from augmine.mining import paired_mean_bootstrap
-from augmine.rundir import RunDir
+from augmine.core.errors import AugmineError
+from augmine.analysis.mining import paired_mean_bootstrap
+from augmine.runs.rundir import RunDir
 
 # --------------------------------------------------------------------------- bootstrap
 
@@ -62,7 +62,7 @@ def test_arms_per_recipe_and_strength():
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory, synth_root):
     """none vs light, 1 epoch at 16 px: killed after the first arm's run, then run again."""
-    import augmine.train as train
+    import augmine.train.phases as train
 
     folder = tmp_path_factory.mktemp("compare")
     config = write_config(folder, "tiny.yaml", phases=ONE_PHASE)
@@ -156,7 +156,7 @@ def test_app_shows_the_comparison_curves_side_by_side(compared):
 
     from streamlit.testing.v1 import AppTest
 
-    app = Path(__file__).resolve().parents[1] / "augmine" / "app" / "streamlit_app.py"
+    app = Path(__file__).resolve().parents[1] / "apps" / "streamlit_app.py"
     saved = sys.argv[:]
     sys.argv[:] = [str(app), str(compared["out"])]
     try:

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from augmine.cli import cli
-from augmine.dataset import (check_images, display_name, find_bad_images, load_index,
+from augmine.data.dataset import (check_images, display_name, find_bad_images, load_index,
                              read_image, verify_index)
-from augmine.errors import AugmineError
-from augmine.synth import confusable_pairs, write_synthetic_dataset
+from augmine.core.errors import AugmineError
+from augmine.data.synth import confusable_pairs, write_synthetic_dataset
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from augmine.cli import cli
-from augmine.reports import REPORT_FILES
-from augmine.runtime import keras_backend
-from augmine.synth import confusable_pairs
+from augmine.analysis.reports import REPORT_FILES
+from augmine.core.runtime import keras_backend
+from augmine.data.synth import confusable_pairs
 
 
 @pytest.mark.slow

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from augmine.cli import cli
-from augmine.dataset import load_index
-from augmine.download import TINY_IMAGENET, download_archive
-from augmine.errors import AugmineError
-from augmine.synth import write_synthetic_dataset
+from augmine.data.dataset import load_index
+from augmine.data.download import TINY_IMAGENET, download_archive
+from augmine.core.errors import AugmineError
+from augmine.data.synth import write_synthetic_dataset
 
 
 class _Server:

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from support import ONE_PHASE, copy_run, spoil, write_config
 
 from augmine.cli import cli
-from augmine.rundir import RunDir
+from augmine.runs.rundir import RunDir
 
 
 def run_cli(*args):
@@ -69,7 +69,7 @@ def test_bad_images_fail_train_up_front_and_skip_bad_works_as_suggested(bad_root
     assert "pass --skip-bad" in line and not run.exists()
 
     # the suggestion, typed as printed; interrupted after epoch 1 (a KeyboardInterrupt)
-    from augmine.train import train_run
+    from augmine.train.phases import train_run
 
     import keras
 
@@ -228,7 +228,7 @@ def interrupt_round(run: Path, **kwargs) -> None:
     """Start the next mining round of ``run`` and stop it after its first epoch (Ctrl-C)."""
     import keras
 
-    from augmine.rounds import run_round
+    from augmine.rounds.rounds import run_round
 
     class Stop(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -241,7 +241,7 @@ def interrupt_round(run: Path, **kwargs) -> None:
 @pytest.fixture(scope="module")
 def round_2_interrupted(round_run, tmp_path_factory) -> Path:
     """conftest.round_run (round 1 done) with round 2 interrupted after its first of 2 epochs."""
-    from augmine.rounds import round_status
+    from augmine.rounds.rounds import round_status
 
     run = copy_run(round_run.run, tmp_path_factory.mktemp("r2"))
     interrupt_round(run)
@@ -256,7 +256,7 @@ def round_epochs(run: Path, stage: str) -> list[int]:
 @pytest.mark.slow
 def test_plan_keeps_an_interrupted_rounds_plan_and_each_suggestion_works(round_2_interrupted,
                                                                           tmp_path):
-    from augmine.rounds import round_status
+    from augmine.rounds.rounds import round_status
 
     run = copy_run(round_2_interrupted, tmp_path)
     plan_before = (run / "plans" / "round-2.json").read_text()
@@ -290,7 +290,7 @@ def test_plan_keeps_an_interrupted_rounds_plan_and_each_suggestion_works(round_2
 
 @pytest.mark.slow
 def test_round_errors_suggest_commands_that_work(round_2_interrupted, tmp_path):
-    from augmine.rounds import round_status
+    from augmine.rounds.rounds import round_status
 
     run = copy_run(round_2_interrupted, tmp_path)
     # redoing round 1 while round 2 is in progress: --redo redoes the latest, round 2
@@ -338,7 +338,7 @@ import contextlib, os, signal, sys
 
 import keras
 
-from augmine import atomic
+from augmine.core import atomic
 
 kind, moment, nth, run = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 seen = {"n": 0}
@@ -370,10 +370,10 @@ def killing(target, suffix=None):
 atomic.atomic_path = killing
 extra = [KillMidEpoch()] if moment == "mid-epoch" else []
 if kind == "train":
-    from augmine.train import train_run
+    from augmine.train.phases import train_run
     train_run(sys.argv[5], sys.argv[6], run, progress=False, extra_callbacks=extra)
 else:
-    from augmine.rounds import run_round
+    from augmine.rounds.rounds import run_round
     run_round(run, epochs=2, progress=False, extra_callbacks=extra)
 print("not killed")
 """
@@ -426,7 +426,7 @@ def assert_every_file_loads(run: Path) -> None:
 
     import numpy as np
 
-    from augmine.training import load_checkpoint
+    from augmine.train.fit import load_checkpoint
 
     files = [p for p in run.rglob("*") if p.is_file()]
     assert not [p for p in files if p.name.startswith(".")], "leftover temporary files"
@@ -454,8 +454,8 @@ def assert_no_worker_children() -> None:
 def test_sigkill_during_training_then_resume(synth_root, tmp_path, moment, nth):
     import numpy as np
 
-    from augmine.train import train_run
-    from augmine.training import load_checkpoint
+    from augmine.train.phases import train_run
+    from augmine.train.fit import load_checkpoint
 
     cfg = write_config(tmp_path, workers=2, phases=FAULT_PHASES)
     run = tmp_path / "run"
@@ -494,7 +494,7 @@ def test_sigkill_during_training_then_resume(synth_root, tmp_path, moment, nth):
 def test_sigkill_during_a_mining_round_then_resume(mining_run, tmp_path, moment, nth):
     """Killed in the round's 2nd epoch (560 images / 32 = 18 steps an epoch) or writing its
     report; the config asks for 1 round epoch, the interrupted attempt's 2 are kept."""
-    from augmine.rounds import round_status
+    from augmine.rounds.rounds import round_status
 
     run = copy_run(mining_run, tmp_path)
     start = RunDir(run).read_state()["epochs_done"]

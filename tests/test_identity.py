@@ -8,8 +8,8 @@ import yaml
 from click.testing import CliRunner
 
 from augmine.cli import cli
-from augmine.errors import AugmineError
-from augmine.rundir import RunDir
+from augmine.core.errors import AugmineError
+from augmine.runs.rundir import RunDir
 from support import copy_run
 
 

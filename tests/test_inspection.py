@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from augmine.inspection import (box_stats, format_report, image_stats, inspect_dataset,
+from augmine.augment.inspection import (box_stats, format_report, image_stats, inspect_dataset,
                                 jpeg_quality,
                                 measure_paths, suggest_recipe, write_report)
 
@@ -136,7 +136,7 @@ def test_upscaled_copies_are_measured_and_suggested_like_the_originals(real_root
 
     import cv2
 
-    from augmine.dataset import load_index
+    from augmine.data.dataset import load_index
 
     big = tmp_path / "big"
     shutil.copytree(real_root, big, ignore=shutil.ignore_patterns("train"))
@@ -187,8 +187,8 @@ def test_measuring_leaves_opencv_thread_count_as_it_was(handmade):
 
 
 def test_package_parts_are_importable_on_their_own():
-    from augmine.inspection import measure, render, suggest, summary
-    from augmine import inspection
+    from augmine.augment.inspection import measure, render, suggest, summary
+    from augmine.augment import inspection
 
     assert measure.image_stats is inspection.image_stats
     assert summary.inspect_dataset is inspection.inspect_dataset
@@ -210,7 +210,7 @@ def test_write_report_files(handmade, tmp_path):
 
 
 def test_suggested_recipe_quotes_measurements_and_loads(real_index):
-    from augmine.recipes import build_compose, parse_recipe
+    from augmine.augment.recipes import build_compose, parse_recipe
 
     r = inspect_dataset(real_index, compare=None)
     rec = suggest_recipe(r, name="s")
@@ -229,7 +229,7 @@ def test_suggested_recipe_quotes_measurements_and_loads(real_index):
 
 
 def test_tiny_imagenet_14_quotes_numbers_measured_on_the_sample(real_index):
-    from augmine.recipes import load_recipe
+    from augmine.augment.recipes import load_recipe
 
     r = inspect_dataset(real_index, compare=None)
     whys = {e["transform"]: " ".join(e["why"].split())
@@ -246,7 +246,7 @@ def test_tiny_imagenet_14_quotes_numbers_measured_on_the_sample(real_index):
 
 def test_cli_inspect_prints_tables_and_writes_files(handmade, tmp_path):
     from augmine.cli import cli
-    from augmine.recipes import load_recipe
+    from augmine.augment.recipes import load_recipe
 
     out, sug = tmp_path / "report", tmp_path / "s.yaml"
     res = CliRunner().invoke(cli, ["inspect", str(handmade), "--out", str(out),

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from augmine.errors import AugmineError
-from augmine.mining import (OversamplingPlan, below_threshold, below_zscore, bottom_k,
+from augmine.core.errors import AugmineError
+from augmine.analysis.mining import (OversamplingPlan, below_threshold, below_zscore, bottom_k,
                             confused_pairs, confusion_matrix, describe_pair, make_plan,
                             per_class_report, select_weak, self_confidence, suspect_samples,
                             symmetric_pairs, top_k_accuracy)
@@ -189,7 +189,7 @@ def test_suspect_samples_lowest_self_confidence_first():
 # --------------------------------------------------------------------------- round effect
 
 def test_stratified_split_is_seeded_disjoint_and_stratified():
-    from augmine.mining import selection_split, stratified_split
+    from augmine.analysis.mining import selection_split, stratified_split
 
     y = np.repeat(np.arange(4), [10, 6, 3, 1])
     a, b = selection_split(y, seed=3)
@@ -204,7 +204,7 @@ def test_stratified_split_is_seeded_disjoint_and_stratified():
 
 
 def test_bootstrap_interval_on_arrays():
-    from augmine.mining import bootstrap_interval, paired_bootstrap
+    from augmine.analysis.mining import bootstrap_interval, paired_bootstrap
 
     lo, hi = bootstrap_interval(np.arange(1001, dtype=float))
     assert (lo, hi) == pytest.approx((25.0, 975.0))
@@ -218,7 +218,7 @@ def test_bootstrap_interval_on_arrays():
 
 
 def test_effect_table_nets_out_the_control():
-    from augmine.mining import effect_table, effect_warning, f1_losses, f1_scores
+    from augmine.analysis.mining import effect_table, effect_warning, f1_losses, f1_scores
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(5), 200)

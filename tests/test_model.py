@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augmine.model import build_densenet
+from augmine.model.densenet import build_densenet
 
 pytestmark = pytest.mark.backend      # Keras layers, saving and mixed precision per backend
 
@@ -26,7 +26,7 @@ def test_default_model_has_about_8_9m_parameters_at_200_classes():
 @pytest.mark.parametrize("size", [16, 32, 64])
 def test_one_tiny_model_accepts_16_32_and_64_px(size, tiny_model):
     x = np.random.default_rng(0).integers(0, 256, (2, size, size, 3), dtype=np.uint8)
-    from augmine.runtime import import_keras
+    from augmine.core.runtime import import_keras
 
     probs = import_keras().ops.convert_to_numpy(tiny_model(x, training=False))  # any backend
     assert probs.shape == (2, 10)

@@ -38,7 +38,8 @@ def wheel(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
-    shutil.copytree(REPO / "augmine", src / "augmine", ignore=ignore)
+    for folder in ("augmine", "recipes", "apps"):
+        shutil.copytree(REPO / folder, src / folder, ignore=ignore)
     for name in ("setup.cfg", "pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
@@ -52,9 +53,11 @@ def test_wheel_holds_recipes_configs_app_and_subpackages(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in BUILTIN:
         assert f"augmine/builtin/{name}.yaml" in names, name
-    for module in ("app/__init__.py", "app/streamlit_app.py", "inspection/__init__.py",
-                   "inspection/measure.py", "inspection/summary.py", "inspection/suggest.py",
-                   "inspection/render.py", "cli/__init__.py", "recipes.py"):
+    # every module of the checkout's augmine/, plus recipes/ and apps/ as augmine.builtin and
+    # augmine.apps (setup.cfg's package_dir)
+    modules = [p.relative_to(REPO).as_posix() for p in (REPO / "augmine").rglob("*.py")]
+    assert modules and all(m in names for m in modules), sorted(set(modules) - names)
+    for module in ("apps/__init__.py", "apps/streamlit_app.py", "builtin/__init__.py"):
         assert f"augmine/{module}" in names, module
     assert not any(n.startswith(("recipes/", "apps/", "tests/")) for n in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
@@ -94,7 +97,7 @@ def outside(tmp_path) -> Path:
 def test_installed_package_is_the_wheel_and_finds_builtins(installed, outside):
     bin_dir, env = installed
     code = textwrap.dedent("""
-        import augmine, augmine.recipes as r
+        import augmine, augmine.augment.recipes as r
         from augmine.app import APP_FILE
         print(augmine.__file__)
         print(r.resolve_config("cpu-small"))
@@ -111,7 +114,7 @@ def test_installed_package_is_the_wheel_and_finds_builtins(installed, outside):
 def test_installed_demo_runs_from_outside_the_checkout(installed, outside):
     """The whole demo (built-in config cpu-small and its recipes, from the wheel) on the
     least data it runs on: one batch per epoch (4 classes x 16 images), 1 epoch each."""
-    from augmine.synth import write_synthetic_dataset
+    from augmine.data.synth import write_synthetic_dataset
 
     bin_dir, env = installed
     data = outside / "data"
@@ -147,7 +150,7 @@ def test_installed_app_serves_and_renders_builtin_recipes(installed, outside):
     # the served script itself, run once headless from the installed package: the browser
     # page lists the built-in recipes shipped in the wheel
     data = outside / "data"
-    from augmine.synth import write_synthetic_dataset
+    from augmine.data.synth import write_synthetic_dataset
 
     write_synthetic_dataset(data, num_classes=3, train_per_class=4, val_per_class=2, seed=2)
     code = textwrap.dedent(f"""

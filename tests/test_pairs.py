@@ -1,5 +1,5 @@
 """The ``pairs`` round mode (each chosen class oversampled with its confusion partners),
-the mode table of :mod:`augmine.arms`, warnings only when the interval says so, and the
+the mode table of :mod:`augmine.rounds.arms`, warnings only when the interval says so, and the
 arm labels on piped round/compare output.
 
 Fast tests are pure (numpy) or use a run folder fabricated with ``write_stage_report``;
@@ -17,12 +17,12 @@ import yaml
 from click.testing import CliRunner
 
 from augmine.cli import cli
-from augmine.errors import AugmineError
-from augmine.mining import (OversamplingPlan, confusion_partners, effect_note, effect_table,
+from augmine.core.errors import AugmineError
+from augmine.analysis.mining import (OversamplingPlan, confusion_partners, effect_note, effect_table,
                             effect_warning, make_plan, pairs_plan, partner_classes,
                             plan_partners, with_partners)
-from augmine.reports import write_stage_report
-from augmine.synth import confusable_pairs
+from augmine.analysis.reports import write_stage_report
+from augmine.data.synth import confusable_pairs
 
 
 def run_cli(*args):
@@ -140,9 +140,9 @@ def test_noisy_fall_on_real_tables_is_a_note_and_a_clear_one_warns():
 # --------------------------------------------------------------------------- the mode table
 
 def test_mode_table_and_the_same_budget(synth_index):
-    from augmine.arms import (COMPARE_MODES, MODE_TABLE, MODES, arm, arm_inputs, arm_length,
+    from augmine.rounds.arms import (COMPARE_MODES, MODE_TABLE, MODES, arm, arm_inputs, arm_length,
                               compare_length, describe_arm)
-    from augmine.pipeline import epoch_length
+    from augmine.feed.pipeline import epoch_length
 
     assert MODES == ("oversample", "class-weight", "pairs", "gentle")
     assert COMPARE_MODES == tuple(MODE_TABLE) and {"recipe", "pairs", "gentle"} <= \
@@ -179,7 +179,7 @@ def test_mode_table_and_the_same_budget(synth_index):
 def fake_run(tmp_path, synth_root, synth_index):
     """A run folder whose phase-1 val predictions confuse the planted pair's first class
     with its mate on the selection half and with another class on the measurement half."""
-    from augmine.mining import selection_split
+    from augmine.analysis.mining import selection_split
 
     run = tmp_path / "run"
     run.mkdir()
@@ -240,7 +240,7 @@ def test_pairs_round_and_compare_through_the_cli(trained_pairs_run, tmp_path):
     """`mine round --mode pairs`: the chosen class and its partner oversampled alike, a
     control with as many steps, the report names the pair and measures the partner; every
     arm's header comes before its labelled epoch lines; `mine compare --mode pairs` too."""
-    from augmine.rundir import RunDir
+    from augmine.runs.rundir import RunDir
 
     run = tmp_path / "run"
     shutil.copytree(trained_pairs_run, run)
@@ -294,7 +294,7 @@ def test_interrupted_pairs_round_resumes_with_its_partners(trained_pairs_run, tm
     them; other partners (or another mode) ask for --redo instead of mixing two plans."""
     import keras
 
-    from augmine.rounds import round_status, run_round
+    from augmine.rounds.rounds import round_status, run_round
 
     run = tmp_path / "run"
     shutil.copytree(trained_pairs_run, run)

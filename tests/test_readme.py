@@ -6,7 +6,7 @@ import configparser
 import re
 from pathlib import Path
 
-from augmine.recipes import available_configs, available_recipes
+from augmine.augment.recipes import available_configs, available_recipes
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -25,7 +25,7 @@ def test_the_main_set_up_command_installs_what_the_demo_tells_the_user_to_run():
     wanted = re.search(r'pip install -e "\.\[([\w,]+)\]"', setup.group(1))
     assert wanted and "app" in wanted.group(1).split(",")
     assert "streamlit" in extras()["app"]
-    demo = (ROOT / "augmine" / "demo.py").read_text(encoding="utf-8")
+    demo = (ROOT / "augmine" / "experiments" / "demo.py").read_text(encoding="utf-8")
     assert "open the app: augmine app" in demo
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from augmine.errors import AugmineError
-from augmine.recipes import (as_recipe, available_configs, available_recipes, build_compose,
+from augmine.core.errors import AugmineError
+from augmine.augment.recipes import (as_recipe, available_configs, available_recipes, build_compose,
                              export_recipe, load_recipe, parse_recipe, recipes_dir,
                              resolve_config, resolve_recipe)
 
@@ -70,10 +70,8 @@ def test_resolve_recipe_by_name_suffix_and_path(tmp_path):
         resolve_recipe("lihgt")
 
 
-def test_builtin_files_live_inside_the_package_and_are_sorted_by_kind():
-    import augmine
-
-    assert recipes_dir().parent == Path(augmine.__file__).resolve().parent
+def test_builtin_files_live_in_the_top_level_recipes_folder_and_are_sorted_by_kind():
+    assert recipes_dir() == Path(__file__).resolve().parents[1] / "recipes"
     assert {"light", "none", "tiny-imagenet-14", "trivial-augment"} <= set(available_recipes())
     assert {"cpu-small", "cpu-20", "tiny-imagenet-densenet"} <= set(available_configs())
     assert not set(available_recipes()) & set(available_configs())
@@ -181,7 +179,7 @@ def test_build_compose_rejects_bad_size():
 @pytest.fixture(scope="module")
 def real_images(real_index):
     """A few colour and every grayscale original of the real sample (as RGB arrays)."""
-    from augmine.dataset import load_images, verify_index
+    from augmine.data.dataset import load_images, verify_index
 
     gray = verify_index(real_index).grayscale_paths
     assert gray, "the real sample is known to hold grayscale JPEGs"
@@ -256,7 +254,7 @@ def test_round_trip_recipe_compose_export_load(tmp_path, suffix, fmt):
 # --------------------------------------------------------------------------- preview
 
 def test_preview_grid_is_seeded_and_accepts_name_or_wnid(real_index):
-    from augmine.preview import preview_grid
+    from augmine.augment.preview import preview_grid
 
     a = preview_grid(real_index, "light", "teddy bear", n=4, size=16, seed=3, per_image=2)
     b = preview_grid(real_index, "light", "n04399382", n=4, size=16, seed=3, per_image=2)
@@ -269,7 +267,7 @@ def test_preview_grid_is_seeded_and_accepts_name_or_wnid(real_index):
 
 
 def test_preview_upscales_with_nearest_neighbour():
-    from augmine.preview import render_grid
+    from augmine.augment.preview import render_grid
 
     orig = np.zeros((64, 64, 3), np.uint8)
     aug = np.zeros((16, 16, 3), np.uint8)
@@ -355,8 +353,8 @@ def _epoch(feed) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_strength_zero_gives_the_same_batches_as_no_augmentation(synth_index):
-    from augmine.pipeline import train_dataset
-    from augmine.recipes import scale_recipe
+    from augmine.feed.pipeline import train_dataset
+    from augmine.augment.recipes import scale_recipe
 
     zero = scale_recipe("tiny-imagenet-14", 0)
     assert zero.strength == 0 and zero.transforms == []
@@ -369,7 +367,7 @@ def test_strength_zero_gives_the_same_batches_as_no_augmentation(synth_index):
 
 
 def test_strength_scales_probabilities_and_ranges_as_documented():
-    from augmine.recipes import scale_recipe
+    from augmine.augment.recipes import scale_recipe
 
     def by_name(recipe):
         return {e["transform"]: e for e in recipe.transforms}
@@ -401,8 +399,8 @@ def test_strength_scales_probabilities_and_ranges_as_documented():
 
 
 def test_strength_changes_images_more_as_it_grows(synth_index):
-    from augmine.pipeline import train_dataset
-    from augmine.recipes import scale_recipe
+    from augmine.feed.pipeline import train_dataset
+    from augmine.augment.recipes import scale_recipe
 
     xn, _ = _epoch(train_dataset(synth_index, "none", 32, 100, seed=2, workers=0))
     change = []
@@ -415,15 +413,15 @@ def test_strength_changes_images_more_as_it_grows(synth_index):
 
 @pytest.mark.parametrize("bad", [-0.5, "strong", float("nan"), True])
 def test_bad_strength_is_a_one_line_error(bad):
-    from augmine.recipes import scale_recipe
+    from augmine.augment.recipes import scale_recipe
 
     with pytest.raises(AugmineError, match="strength"):
         scale_recipe("light", bad)
 
 
 def test_a_config_phase_names_a_strength_and_the_trainer_uses_it(tmp_path):
-    from augmine.config import load_config
-    from augmine.train import _phase_recipe
+    from augmine.runs.config import load_config
+    from augmine.train.phases import _phase_recipe
 
     cfg = load_config({"phases": [{"size": 16, "epochs": 1, "recipe": "light"},
                                   {"size": 32, "epochs": 1, "recipe": "light",

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from augmine.errors import AugmineError
-from augmine.mining import OversamplingPlan
-from augmine.reports import (REPORT_FILES, history, list_stage_reports, load_predictions,
+from augmine.core.errors import AugmineError
+from augmine.analysis.mining import OversamplingPlan
+from augmine.analysis.reports import (REPORT_FILES, history, list_stage_reports, load_predictions,
                              load_stage_report, write_stage_report)
 
 IDS = ["n1", "n2", "n3", "n4"]

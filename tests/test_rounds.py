@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from support import MINING, TINY, copy_run, tiny_config
 
 from augmine.cli import cli
-from augmine.dataset import load_index
-from augmine.mining import OversamplingPlan, make_plan
-from augmine.reports import REPORT_FILES, list_stage_reports, write_stage_report
-from augmine.rundir import RunDir
-from augmine.synth import confusable_pairs
+from augmine.data.dataset import load_index
+from augmine.analysis.mining import OversamplingPlan, make_plan
+from augmine.analysis.reports import REPORT_FILES, list_stage_reports, write_stage_report
+from augmine.runs.rundir import RunDir
+from augmine.data.synth import confusable_pairs
 
 
 def run_cli(*args):
@@ -139,7 +139,7 @@ def test_history_across_phases_and_rounds(fake_run, synth_root, synth_index):
 def test_plan_frequencies_over_a_pipeline_epoch(synth_index):
     """A plan's sampled class counts over one pipeline epoch match the plan: exactly
     floor(f) * n + round(frac(f) * n) per class (tolerance 0), every class present."""
-    from augmine import pipeline
+    from augmine.feed import pipeline
 
     f1 = np.linspace(0.1, 1.0, synth_index.num_classes)
     plan = make_plan(f1, synth_index.class_ids, synth_index.class_names, k=3, factor=4.0,
@@ -160,7 +160,7 @@ def test_plan_frequencies_over_a_pipeline_epoch(synth_index):
 # --------------------------------------------------------------------------- real rounds
 
 def _round_rows(run):
-    from augmine.rundir import RunDir
+    from augmine.runs.rundir import RunDir
 
     return [r for r in RunDir(run).read_history() if r["stage"] == "round-1"]
 
@@ -209,7 +209,7 @@ def test_round_on_generated_data(round_run, synth_root, tmp_path):
 def test_interrupted_round_resumes_to_a_consistent_run(mining_run, tmp_path):
     import keras
 
-    from augmine.rounds import round_status, run_round
+    from augmine.rounds.rounds import round_status, run_round
 
     run = copy_run(mining_run, tmp_path)
     start_epochs = json.loads((run / "state.json").read_text())["epochs_done"]
@@ -268,7 +268,7 @@ def test_factor_one_round_has_no_effect_net_of_control(mining_run, tmp_path):
     """A plan whose classes get no extra samples trains exactly what the control trains:
     its effect net of control is zero (tolerance 0.02 on every metric; it is exactly 0 on
     the CPU, where the same seeds give the same batches and updates)."""
-    from augmine.rounds import describe_arm, run_round
+    from augmine.rounds.rounds import describe_arm, run_round
 
     run = copy_run(mining_run, tmp_path)
     res = run_round(run, progress=False, factor=1.0, epochs=1)
@@ -310,9 +310,9 @@ def test_holdout_selection_and_compare(synth_root, tmp_path):
     """``mining.holdout`` keeps a slice of train out of training from the first phase;
     weak classes are chosen on it, all of val measures, suspects are scored on it. Then
     `mine compare` trains every mode and a control beside the run and prints one table."""
-    from augmine.mining import apply_holdout
-    from augmine.rounds import load_run_index
-    from augmine.train import train_run
+    from augmine.analysis.mining import apply_holdout
+    from augmine.rounds.rounds import load_run_index
+    from augmine.train.phases import train_run
 
     cfg = tiny_config(**MINING)
     cfg["phases"][0]["epochs"] = 2
@@ -352,8 +352,8 @@ def test_holdout_selection_and_compare(synth_root, tmp_path):
 def test_round_effect_selection_and_measurement_never_overlap(synth_index):
     """The val-half selection and measurement images are disjoint, cover val, and split
     every class in two; the effect of a round is measured on the measurement half only."""
-    from augmine.mining import selection_split
-    from augmine.rounds import measure_round
+    from augmine.analysis.mining import selection_split
+    from augmine.rounds.rounds import measure_round
 
     y = np.asarray(synth_index.val.labels)
     sel, meas = selection_split(y, seed=0)
@@ -386,9 +386,9 @@ def test_planted_weak_class_oversampling_helps_net_of_control(tmp_path):
     (about 30 s; with data seed 0 it held for training seeds 0, 1 and 2: +0.50, +0.28,
     +0.42, lower bounds +0.25, +0.08, +0.17; a factor-1 plan is exactly the control, see
     test_factor_one_round_has_no_effect_net_of_control)."""
-    from augmine.rounds import format_effect, run_round
-    from augmine.synth import write_synthetic_dataset
-    from augmine.train import train_run
+    from augmine.rounds.rounds import format_effect, run_round
+    from augmine.data.synth import write_synthetic_dataset
+    from augmine.train.phases import train_run
 
     root = tmp_path / "data"
     info = write_synthetic_dataset(root, num_classes=4, num_pairs=0, train_per_class=80,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from augmine.errors import AugmineError
-from augmine.rundir import HISTORY_COLUMNS, RunDir
+from augmine.core.errors import AugmineError
+from augmine.runs.rundir import HISTORY_COLUMNS, RunDir
 
 PACKAGE = Path(__file__).resolve().parents[1] / "augmine"
 # file and folder names only a run folder has ("reports" is also a state key, left out)

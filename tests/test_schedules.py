@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augmine.schedules import (CyclicLR, PhaseCyclicLR, PiecewiseLinearLR, create_schedule,
+from augmine.model.schedules import (CyclicLR, PhaseCyclicLR, PiecewiseLinearLR, create_schedule,
                                cyclic_lr_value, lr_range_test, lr_values, phase_cycle_segments,
                                phase_cycles, plot_lr_schedule, print_progress, smooth_losses,
                                suggest_lr_range)
@@ -87,7 +87,7 @@ def test_suggestion_lies_where_the_loss_falls():
 @pytest.mark.slow
 @pytest.mark.backend
 def test_lr_range_test_writes_a_plot(tmp_path):
-    from augmine.model import build_densenet
+    from augmine.model.densenet import build_densenet
 
     rng = np.random.default_rng(0)
     x = rng.random((64, 16, 16, 3), dtype=np.float32)
@@ -364,9 +364,9 @@ def test_progress_lines_when_not_a_terminal():
 @pytest.mark.backend
 def test_lr_range_test_on_the_real_sample(real_index, tmp_path):
     """A tiny DenseNet on real images: the suggested max_lr lies where the loss falls."""
-    from augmine.model import build_densenet
-    from augmine.pipeline import train_dataset
-    from augmine.runtime import import_keras
+    from augmine.model.densenet import build_densenet
+    from augmine.feed.pipeline import train_dataset
+    from augmine.core.runtime import import_keras
 
     import_keras().utils.set_random_seed(0)
     model = build_densenet(real_index.num_classes, width=8, growth_rate=4)
@@ -401,9 +401,9 @@ def test_schedules_work_inside_fit(spec):
 
 
 def test_config_schedule_keys_match_create_schedule():
-    """augmine.config repeats the modes and keys (no Keras import there): they must agree."""
-    from augmine import schedules
-    from augmine.config import SCHEDULE_KEYS, SCHEDULE_MODES
+    """augmine.runs.config repeats the modes and keys (no Keras import there): they must agree."""
+    from augmine.model import schedules
+    from augmine.runs.config import SCHEDULE_KEYS, SCHEDULE_MODES
 
     assert SCHEDULE_MODES == schedules.SCHEDULE_MODES
     for mode, keys in SCHEDULE_KEYS.items():

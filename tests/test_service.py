@@ -7,7 +7,7 @@ import collections
 import numpy as np
 import pytest
 
-from augmine.errors import AugmineError
+from augmine.core.errors import AugmineError
 
 pytestmark = pytest.mark.tensorflow   # the tf.data service exists on TensorFlow only
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.tensorflow   # the tf.data service exists on TensorFlow
 @pytest.fixture(scope="module")
 def local_service():
     """One dispatcher + two worker processes, shared by this module's tests (start costs seconds)."""
-    from augmine.service import start_local_service
+    from augmine.feed.service import start_local_service
 
     svc = start_local_service(num_workers=2)
     yield svc
@@ -32,7 +32,7 @@ def _collect(ds):
 
 @pytest.mark.slow
 def test_two_workers_deliver_each_sample_once_in_distributed_epoch(local_service, synth_index):
-    from augmine.service import distribute, service_dataset
+    from augmine.feed.service import distribute, service_dataset
 
     assert local_service.target.startswith("grpc://127.0.0.1:")
     assert len(local_service.worker_addresses) == 2
@@ -50,7 +50,7 @@ def test_two_workers_deliver_each_sample_once_in_distributed_epoch(local_service
 
 @pytest.mark.slow
 def test_val_split_through_the_service_keeps_every_sample(local_service, synth_index):
-    from augmine.service import distribute, service_dataset
+    from augmine.feed.service import distribute, service_dataset
 
     ds = distribute(service_dataset(synth_index, 32, 16, split="val"), local_service,
                     processing_mode="distributed_epoch", job_name="val-once")
@@ -61,7 +61,7 @@ def test_val_split_through_the_service_keeps_every_sample(local_service, synth_i
 
 @pytest.mark.slow
 def test_parallel_epochs_gives_each_worker_a_full_epoch(local_service, synth_index):
-    from augmine.service import distribute, service_dataset
+    from augmine.feed.service import distribute, service_dataset
 
     n = len(synth_index.val)
     ds = distribute(service_dataset(synth_index, 16, 25, split="val"), local_service,
@@ -74,14 +74,14 @@ def test_parallel_epochs_gives_each_worker_a_full_epoch(local_service, synth_ind
 
 
 def test_service_dataset_locally_real_images_and_seed(real_index):
-    from augmine.service import service_dataset
+    from augmine.feed.service import service_dataset
 
     a = service_dataset(real_index, 32, 64, seed=3)
     xa, ya = next(iter(a))
     assert xa.shape == (64, 32, 32, 3) and xa.dtype.name == "uint8" and ya.dtype.name == "int32"
     assert int(xa.numpy().max()) > 128 and xa.numpy().std() > 10   # real, varied pixels
-    # The same element spec as augmine.pipeline's feed, so one model takes both.
-    from augmine.pipeline import train_dataset
+    # The same element spec as augmine.feed.pipeline's feed, so one model takes both.
+    from augmine.feed.pipeline import train_dataset
 
     assert a.element_spec == train_dataset(real_index, "none", 32, 64, workers=0).element_spec
     xb, yb = next(iter(service_dataset(real_index, 32, 64, seed=3)))
@@ -99,7 +99,7 @@ def test_service_dataset_locally_real_images_and_seed(real_index):
 
 @pytest.mark.slow
 def test_stop_leaves_no_processes_and_is_idempotent():
-    from augmine.service import start_local_service
+    from augmine.feed.service import start_local_service
 
     with start_local_service(num_workers=1) as svc:
         procs = list(svc.processes)
@@ -112,9 +112,9 @@ def test_stop_leaves_no_processes_and_is_idempotent():
 @pytest.mark.slow
 def test_albumentations_pipeline_cannot_run_on_remote_workers(local_service, synth_index):
     """Documented limit: from_generator (Python code) cannot be shipped to worker processes."""
-    from augmine.pipeline import train_dataset
-    from augmine.runtime import import_tensorflow
-    from augmine.service import distribute
+    from augmine.feed.pipeline import train_dataset
+    from augmine.core.runtime import import_tensorflow
+    from augmine.feed.service import distribute
 
     tf = import_tensorflow()
     ds = distribute(train_dataset(synth_index, "none", 16, 8, workers=0), local_service)
@@ -129,7 +129,7 @@ def test_albumentations_pipeline_cannot_run_on_remote_workers(local_service, syn
     ({"port": -1}, "port=-1"),
 ])
 def test_bad_service_arguments_are_one_line_errors(kwargs, words):
-    from augmine.service import start_local_service
+    from augmine.feed.service import start_local_service
 
     with pytest.raises(AugmineError, match=words) as err:
         start_local_service(**kwargs)
@@ -137,7 +137,7 @@ def test_bad_service_arguments_are_one_line_errors(kwargs, words):
 
 
 def test_bad_distribute_and_dataset_arguments(synth_index):
-    from augmine.service import distribute, service_dataset
+    from augmine.feed.service import distribute, service_dataset
 
     with pytest.raises(AugmineError, match="processing_mode='epochs'"):
         distribute(None, "grpc://127.0.0.1:1", processing_mode="epochs")

@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from support import TINY, copy_run, subprocess_env, write_config
 
 from augmine.cli import cli
-from augmine.errors import AugmineError
-from augmine.config import load_config
-from augmine.rundir import HISTORY_COLUMNS, RunDir
-from augmine.train import train_extra_epochs, train_run
-from augmine.training import load_checkpoint
+from augmine.core.errors import AugmineError
+from augmine.runs.config import load_config
+from augmine.runs.rundir import HISTORY_COLUMNS, RunDir
+from augmine.train.phases import train_extra_epochs, train_run
+from augmine.train.fit import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,31 +80,31 @@ def test_recipes_resolve_next_to_the_config_first(tmp_path):
         {"size": 16, "epochs": 1, "recipe": "mine.yaml"},
         {"size": 32, "epochs": 2, "recipe": "none"}]))
     assert cfg.phases[0].recipe == str((tmp_path / "mine.yaml").resolve())
-    assert cfg.phases[1].recipe == str((REPO / "augmine" / "builtin" / "none.yaml").resolve())
+    assert cfg.phases[1].recipe == str((REPO / "recipes" / "none.yaml").resolve())
     assert cfg.total_epochs == 3
     assert cfg.optimizer.options() == {"name": "sgd", "momentum": 0.9, "nesterov": True}
 
 
 def test_shipped_configs_are_valid():
-    ref = load_config(REPO / "augmine" / "builtin" / "tiny-imagenet-densenet.yaml", check_recipes=False)
+    ref = load_config(REPO / "recipes" / "tiny-imagenet-densenet.yaml", check_recipes=False)
     assert [p.size for p in ref.phases] == [16, 32, 64]
     assert ref.total_epochs == 95 and ref.batch_size == 320
     assert ref.schedule.options() == {"mode": "triangular", "min_lr": 0.001, "max_lr": 0.05,
                             "half_cycle": 2000}
-    small = load_config(REPO / "augmine" / "builtin" / "cpu-small.yaml", check_recipes=False)
+    small = load_config(REPO / "recipes" / "cpu-small.yaml", check_recipes=False)
     assert small.model.width <= 16
-    fast = load_config(REPO / "augmine" / "builtin" / "tiny-imagenet-fast.yaml")
+    fast = load_config(REPO / "recipes" / "tiny-imagenet-fast.yaml")
     assert fast.model == ref.model and [p.size for p in fast.phases] == [16, 32, 64]
     assert fast.total_epochs <= 60 and fast.schedule.half_cycle == "auto"
     # at Tiny-ImageNet's 100k images / 320 a phase-aligned schedule ends every phase at min
-    from augmine.config import create_schedule
-    from augmine.schedules import lr_values
+    from augmine.runs.config import create_schedule
+    from augmine.model.schedules import lr_values
 
     steps = [(313, p.epochs) for p in fast.phases]
     lrs = lr_values(create_schedule(fast.schedule, steps), 313 * 60 + 1)
     for end in np.cumsum([s * e for s, e in steps]):
         assert lrs[end] == pytest.approx(0.001)
-    assert "UNMEASURED" in (REPO / "augmine" / "builtin" / "tiny-imagenet-fast.yaml").read_text()
+    assert "UNMEASURED" in (REPO / "recipes" / "tiny-imagenet-fast.yaml").read_text()
 
 
 def test_a_schedule_that_does_not_fit_the_phases_fails_before_the_run_folder(tmp_path,
@@ -224,7 +224,7 @@ def test_evaluate_defaults_to_the_last_phases_best_at_its_size(trained_run):
 @pytest.mark.slow
 @pytest.mark.backend
 def test_extra_epochs_continue_the_schedule_and_history(trained_run, synth_index, tmp_path):
-    from augmine.mining import OversamplingPlan
+    from augmine.analysis.mining import OversamplingPlan
 
     run = copy_run(trained_run.run_dir, tmp_path)
     plan = OversamplingPlan(np.r_[3.0, np.ones(9)], [0], list(synth_index.class_ids),
@@ -259,7 +259,7 @@ def test_lr_find_cli_shows_progress_and_its_suggestion_lands_where_the_loss_fall
     r = json.loads((tmp_path / "lr" / "lr_find.json").read_text())
     assert 0 < r["min_lr"] < r["max_lr"] <= r["lr_at_min_loss"] and r["warning"] is None
     # where the suggested max_lr sits, the smoothed loss (as the plot shows it) is falling
-    from augmine.schedules import smooth_losses
+    from augmine.model.schedules import smooth_losses
 
     lrs, smooth = np.array(r["lrs"]), smooth_losses(r["losses"])
     i = int(np.argmin(abs(np.log(lrs) - np.log(r["max_lr"]))))
@@ -276,13 +276,13 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path, synth_root):
                         phases=[{"size": 16, "epochs": 1, "recipe": "none"}])
     script = textwrap.dedent(f"""
         import json
-        from augmine.runtime import import_tensorflow
+        from augmine.core.runtime import import_tensorflow
         tf = import_tensorflow()
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from augmine.tf_backend import mirrored_strategy
-        from augmine.train import train_run
+        from augmine.feed.tf_backend import mirrored_strategy
+        from augmine.train.phases import train_run
         replicas = mirrored_strategy("mirrored").num_replicas_in_sync
         r = train_run({str(path)!r}, {str(synth_root)!r}, {str(tmp_path / 'run')!r},
                       progress=False)
@@ -306,7 +306,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path, synth_root):
                                             ("mixed_bfloat16", "mixed_bfloat16"),
                                             ("float32", "float32"), ("auto", "float32")])
 def test_mixed_precision_setting_names_the_keras_policy(tmp_path, setting, policy):
-    from augmine.training import precision_policy
+    from augmine.train.fit import precision_policy
 
     cfg = load_config(write_config(tmp_path, mixed_precision=setting))
     assert precision_policy(cfg.mixed_precision) == policy     # auto: no GPU here
@@ -372,7 +372,7 @@ def test_jax_backend_trains_and_evaluates_through_the_cli_without_tensorflow(tmp
         import keras
         from click.testing import CliRunner
         from augmine.cli import cli
-        from augmine.training import distribution
+        from augmine.train.fit import distribution
 
         assert keras.config.backend() == "jax"
         with distribution("mirrored") as replicas:
@@ -409,7 +409,7 @@ def test_jax_backend_trains_and_evaluates_through_the_cli_without_tensorflow(tmp
 # --------------------------------------------------------------------------- regularisation
 
 def test_reference_config_has_every_regulariser_off():
-    ref = load_config(REPO / "augmine" / "builtin" / "tiny-imagenet-densenet.yaml",
+    ref = load_config(REPO / "recipes" / "tiny-imagenet-densenet.yaml",
                       check_recipes=False)
     assert ref.optimizer.weight_decay == 0.0
     assert ref.regularization.options() == {"label_smoothing": 0.0, "mixup": 0.0, "cutmix": 0.0}
@@ -422,7 +422,7 @@ def test_weight_decay_is_decoupled(tmp_path):
     L2 would go through Adam's normalisation and move w by about lr instead)."""
     import keras
 
-    from augmine.config import create_optimizer
+    from augmine.runs.config import create_optimizer
 
     cfg = load_config(write_config(tmp_path, optimizer={"name": "adamw", "weight_decay": 0.5}))
     opt = create_optimizer(cfg.optimizer, 0.1)
@@ -435,7 +435,7 @@ def test_weight_decay_is_decoupled(tmp_path):
 
 @pytest.mark.backend
 def test_label_smoothing_raises_the_least_loss_and_takes_sparse_or_soft_labels():
-    from augmine.regularization import SoftTargetCrossentropy, soft_target_accuracy
+    from augmine.train.regularization import SoftTargetCrossentropy, soft_target_accuracy
 
     labels = np.array([0, 2, 1])
     onehot = np.eye(4, dtype="float32")[labels]
@@ -460,7 +460,7 @@ def _one_image_per_class(n=6, size=8):
 
 @pytest.mark.backend
 def test_mixup_batches_are_convex_mixes_of_the_batch():
-    from augmine.regularization import batch_mixer
+    from augmine.train.regularization import batch_mixer
 
     images, labels = _one_image_per_class()
     x, y = batch_mixer(6, mixup=0.4, seed=1)(images, labels)
@@ -474,7 +474,7 @@ def test_mixup_batches_are_convex_mixes_of_the_batch():
 
 @pytest.mark.backend
 def test_cutmix_pastes_a_patch_and_weights_labels_by_its_area():
-    from augmine.regularization import batch_mixer
+    from augmine.train.regularization import batch_mixer
 
     images, labels = _one_image_per_class()
     x, y = (np.asarray(a) for a in batch_mixer(6, cutmix=1.0, seed=3)(images, labels))

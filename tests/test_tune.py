@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from augmine.cli import cli
-from augmine.config import load_config
-from augmine.errors import AugmineError
-from augmine.mining import selection_split
-from augmine.tune import choose_strength
+from augmine.runs.config import load_config
+from augmine.core.errors import AugmineError
+from augmine.analysis.mining import selection_split
+from augmine.experiments.tune import choose_strength
 from support import ONE_PHASE, write_config
 
 

@@ -1,11 +1,10 @@
-"""The Streamlit app shipped with augmine (``streamlit_app.py``, started by ``augmine app``).
-
-Not imported by the library: Streamlit runs the file as a script (:data:`APP_FILE`).
+"""The Streamlit app's side of the library: its pure helpers (`data`, no Streamlit) and the
+script ``augmine app`` starts (:data:`APP_FILE`, ``apps/streamlit_app.py`` in a checkout).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from augmine.core.shipped import app_file
 
 # The script ``augmine app`` hands to ``streamlit run``.
-APP_FILE = Path(__file__).resolve().parent / "streamlit_app.py"
+APP_FILE = app_file()

@@ -2,7 +2,7 @@
 
 Command modules import only click at import time; TensorFlow, albumentations and the
 like are imported inside the commands, so ``augmine --help`` answers at once.
-Every :class:`~augmine.errors.AugmineError` is printed as one ``Error:`` line (exit status 1).
+Every :class:`~augmine.core.errors.AugmineError` is printed as one ``Error:`` line (exit status 1).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sys
 
 import click
 
-from .. import __version__
-from ..errors import AugmineError
+from augmine import __version__
+from augmine.core.errors import AugmineError
 
 # Each module defines one click command or group named ``command`` (or a list ``commands``).
 COMMAND_MODULES = (
@@ -90,7 +90,7 @@ _WRITE_ERRORS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQ
 @click.option("-v", "--verbose", is_flag=True, help="Show TensorFlow's start-up log and info lines.")
 def cli(verbose: bool) -> None:
     """augmine: data-centric augmentation and hard-class mining for small-image classifiers."""
-    from ..runtime import set_verbose
+    from augmine.core.runtime import set_verbose
 
     logger = logging.getLogger("augmine")
     if not any(isinstance(h, _EchoHandler) for h in logger.handlers):

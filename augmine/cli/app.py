@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from ..app import APP_FILE
-from ..errors import AugmineError
+from augmine.app import APP_FILE
+from augmine.core.errors import AugmineError
 
 DEFAULT_ADDRESS = "127.0.0.1"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

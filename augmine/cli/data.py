@@ -27,8 +27,8 @@ def check(path: Path, skip_bad: bool) -> None:
 
     import numpy as np
 
-    from ..dataset import drop_bad_files, scan_dataset, trainable_problems, verify_index
-    from ..errors import AugmineError
+    from augmine.data.dataset import drop_bad_files, scan_dataset, trainable_problems, verify_index
+    from augmine.core.errors import AugmineError
 
     structure: list[str] = []
     index, bad = scan_dataset(path, structure)
@@ -92,7 +92,7 @@ def synth(dest: Path, num_classes: int, train_per_class: int, val_per_class: int
     Classes are drawn shapes with colours and textures; some pairs differ only by a fine
     texture (the planted confusable pairs, listed in DEST/synth.json).
     """
-    from ..synth import write_synthetic_dataset
+    from augmine.data.synth import write_synthetic_dataset
 
     info = write_synthetic_dataset(dest, num_classes=num_classes,
                                    train_per_class=train_per_class,
@@ -115,7 +115,7 @@ def download(dest: Path, url: str | None, md5: str | None, no_extract: bool) -> 
     """
     from dataclasses import replace
 
-    from ..download import TINY_IMAGENET, download_archive
+    from augmine.data.download import TINY_IMAGENET, download_archive
 
     archive = TINY_IMAGENET
     if url:

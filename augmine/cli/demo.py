@@ -24,8 +24,8 @@ def command(out: Path, data: Path | None, epochs: int | None, round_epochs: int 
 
     Takes a few minutes on a 2-core CPU; no download.
     """
-    from ..demo import run_demo
-    from ..rundir import RunDir
+    from augmine.experiments.demo import run_demo
+    from augmine.runs.rundir import RunDir
 
     RunDir(out).check_writable("demo")
 

@@ -31,11 +31,11 @@ def command(path: Path, split: str, compare: bool, out_dir: Path | None,
     sharpness, noise, JPEG quality, object boxes), print tables, write JSON and PNGs."""
     import yaml
 
-    from .. import atomic
-    from ..dataset import load_index
-    from ..inspection import format_report, inspect_dataset, suggest_recipe, write_report
-    from ..inspection.suggest import comparison_plan
-    from ..recipes import dump_recipe, parse_recipe
+    from augmine.core import atomic
+    from augmine.data.dataset import load_index
+    from augmine.augment.inspection import format_report, inspect_dataset, suggest_recipe, write_report
+    from augmine.augment.inspection.suggest import comparison_plan
+    from augmine.augment.recipes import dump_recipe, parse_recipe
 
     index = load_index(path)
     other = "train" if split == "val" else "val"

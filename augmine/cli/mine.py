@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..arms import COMPARE_MODES, MODES
+from augmine.rounds.arms import COMPARE_MODES, MODES
 
 _RUN = click.Path(path_type=Path, file_okay=False)
 
@@ -17,8 +17,8 @@ def command() -> None:
 
 
 def _stage_report(run: Path, stage: str | None) -> dict:
-    from ..reports import latest_report, load_stage_report
-    from ..rounds import check_run_dir
+    from augmine.analysis.reports import latest_report, load_stage_report
+    from augmine.rounds.rounds import check_run_dir
 
     run = check_run_dir(run)
     return load_stage_report(run, stage) if stage else latest_report(run)
@@ -31,8 +31,8 @@ def _stage_report(run: Path, stage: str | None) -> dict:
 @click.option("--all-classes", is_flag=True, help="List every class, not only the weakest 20.")
 def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
     """The per-class table and the most confused pairs of RUN."""
-    from ..mining import describe_pair, describe_symmetric
-    from ..reports import stage_dir
+    from augmine.analysis.mining import describe_pair, describe_symmetric
+    from augmine.analysis.reports import stage_dir
 
     rep = _stage_report(run, stage)
     size = f", {rep['size']} px" if rep.get("size") else ""
@@ -57,7 +57,7 @@ def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
     for p in rep["symmetric_pairs"][:top]:
         click.echo(f"  {describe_symmetric(p)}")
     if rep.get("effect"):
-        from ..rounds import format_effect
+        from augmine.rounds.rounds import format_effect
 
         click.echo(f"\nround effect (from {rep['before']['stage']}):")
         for line in format_effect(rep["effect"]):
@@ -104,11 +104,11 @@ _POLICY = click.Choice(["bottom-k", "threshold", "zscore"])
 def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe, partners,
          force) -> None:
     """Write the next round's oversampling plan for RUN and print what it would do."""
-    from ..rounds import check_run_dir, format_plan, load_run_index, plan_round, round_status
+    from augmine.rounds.rounds import check_run_dir, format_plan, load_run_index, plan_round, round_status
 
     run = check_run_dir(run).check_writable("mine plan")
     if recipe is not None:
-        from ..recipes import resolve_recipe
+        from augmine.augment.recipes import resolve_recipe
 
         recipe = str(resolve_recipe(recipe))
     index = load_run_index(run)
@@ -160,9 +160,9 @@ def round_(run: Path, epochs, mode, partners, round_no, redo, no_control, select
     Uses plans/round-N.json (from `augmine mine plan`), or makes it from the config's
     mining settings. An interrupted round (or control) can simply be run again.
     """
-    from ..reports import stage_dir
-    from ..arms import describe_arm, format_pairs
-    from ..rounds import check_run_dir, format_effect, run_round
+    from augmine.analysis.reports import stage_dir
+    from augmine.rounds.arms import describe_arm, format_pairs
+    from augmine.rounds.rounds import check_run_dir, format_effect, run_round
 
     check_run_dir(run).check_writable("mine round")
     res = run_round(run, epochs=epochs, mode=mode, round_no=round_no, redo=redo,
@@ -206,7 +206,7 @@ def compare(run: Path, epochs, recipe, modes, partners, selection, no_progress) 
     seeds, in branches beside the run (the run itself is unchanged); prints each mode's
     effect net of control.
     """
-    from ..rounds import compare_modes, format_compare
+    from augmine.rounds.rounds import compare_modes, format_compare
 
     res = compare_modes(run, epochs=epochs, modes=tuple(modes) or COMPARE_MODES,
                         strong_recipe=recipe, progress=not no_progress, selection=selection,
@@ -222,8 +222,8 @@ def compare(run: Path, epochs, recipe, modes, partners, selection, no_progress) 
               help="Class to follow (name or id; repeatable). Default: the rounds' chosen classes.")
 def history_(run: Path, classes) -> None:
     """F1 of chosen classes and overall accuracy across the phases and rounds of RUN."""
-    from ..reports import history
-    from ..rounds import check_run_dir
+    from augmine.analysis.reports import history
+    from augmine.rounds.rounds import check_run_dir
 
     h = history(check_run_dir(run), list(classes) or None)
     names = h["classes"]
@@ -248,7 +248,7 @@ def history_(run: Path, classes) -> None:
 def suspects(run: Path, per_class: int, classes, in_sample: bool, skip_bad: bool) -> None:
     """Images of the weak classes the model believes least (possible label errors), scored
     out of sample: the held-out slice of train when the run has one, else val."""
-    from ..rounds import check_run_dir, find_suspects
+    from augmine.rounds.rounds import check_run_dir, find_suspects
 
     check_run_dir(run).check_writable("mine suspects")
     out, rows = find_suspects(run, per_class=per_class, classes=list(classes) or None,

@@ -19,7 +19,7 @@ def validate(recipe: str) -> None:
     """Check RECIPE (a file, or a built-in name such as light) with albumentations' own
     parameter checks, augmine's sanity bounds and its class overrides; prints one line per
     problem-free recipe, an Error line otherwise."""
-    from ..recipes import build_compose, load_recipe, recipe_for_class
+    from augmine.augment.recipes import build_compose, load_recipe, recipe_for_class
 
     r = load_recipe(recipe)
     variants = [r] + [recipe_for_class(r, o) for o in r.classes.values()]
@@ -38,7 +38,7 @@ def show(recipe: str) -> None:
     import shutil
     import textwrap
 
-    from ..recipes import describe_args, load_recipe
+    from augmine.augment.recipes import describe_args, load_recipe
 
     r = load_recipe(recipe)
     click.echo(f"{r.name}  ({r.path})")
@@ -101,12 +101,12 @@ def preview(recipe: str, data: Path | None, class_key: str | None, n: int, per_i
             size: int, seed: int, split: str, out: Path) -> None:
     """Write a PNG grid of originals and RECIPE's augmented samples, labels drawn in (a class
     the recipe overrides under its own recipe)."""
-    from ..dataset import load_index
-    from ..preview import preview_grid, write_preview
-    from ..recipes import load_recipe
+    from augmine.data.dataset import load_index
+    from augmine.augment.preview import preview_grid, write_preview
+    from augmine.augment.recipes import load_recipe
 
     if data is None:
-        from ..synth import ensure_default_dataset
+        from augmine.data.synth import ensure_default_dataset
 
         data = ensure_default_dataset(progress=True)
     r = load_recipe(recipe)
@@ -128,7 +128,7 @@ def preview(recipe: str, data: Path | None, class_key: str | None, n: int, per_i
               help="Output file; .yaml/.yml writes YAML, anything else JSON.")
 def export(recipe: str, fmt: str, size: int, out: Path) -> None:
     """Export RECIPE at --size for use outside augmine: albumentations.load(OUT)."""
-    from ..recipes import export_recipe, load_recipe
+    from augmine.augment.recipes import export_recipe, load_recipe
 
     r = load_recipe(recipe)
     path = export_recipe(r, out, size=size)
@@ -169,7 +169,7 @@ def compare(recipes: tuple[str, ...], data: Path, config: str, epochs: int | Non
     `none tiny-imagenet-14@0.5 trivial-augment@1`: each recipe at its own strength). Runs
     are ordinary run folders: run the command again to resume a killed comparison or to
     reprint a finished one."""
-    from ..compare import default_out, format_comparison, parse_strengths, plan_arms, \
+    from augmine.experiments.compare import default_out, format_comparison, parse_strengths, plan_arms, \
         run_comparison
 
     levels = parse_strengths(strengths)
@@ -206,8 +206,8 @@ def tune(recipe: str, data: Path, config: str, strengths: str, epochs: int | Non
     the best final top-1 chosen on one half of val and measured on the other (paired 95%
     intervals against every other strength); -o writes the config with that strength.
     Takes one training run per strength; run it again to resume."""
-    from ..compare import parse_strengths
-    from ..tune import format_tune, tune_strength
+    from augmine.experiments.compare import parse_strengths
+    from augmine.experiments.tune import format_tune, tune_strength
 
     result = tune_strength(recipe, data, config, parse_strengths(strengths), folder=out,
                            write=write, epochs=epochs, size=size, progress=progress,
@@ -237,8 +237,8 @@ def affinity(recipe: str, run: Path, draws: int, seed: int, top: int, force: boo
     of RECIPE alone (forced to fire) and by the whole recipe, against clean images, with
     bootstrap 95% intervals. Writes affinity.json, affinity.csv and affinity.png into
     RUN/affinity/<recipe>/; a matching saved result is reused."""
-    from ..affinity import format_affinity, measure_affinity, recipe_stem
-    from ..rundir import RunDir
+    from augmine.train.affinity import format_affinity, measure_affinity, recipe_stem
+    from augmine.runs.rundir import RunDir
 
     result = measure_affinity(run, recipe, draws=draws, seed=seed, progress=progress,
                               force=force)
@@ -265,7 +265,7 @@ def tailor(recipe: str, run: Path, out: Path, margin: float, draws: int, seed: i
     class whose drop under it is clearly worse than the other classes' (95% interval of the
     excess above zero and excess >= --margin); a class hurt so by the whole recipe gets
     strength 0.5. Every override's why quotes the numbers."""
-    from ..affinity import tailor_recipe
+    from augmine.train.affinity import tailor_recipe
 
     res = tailor_recipe(run, recipe, out, margin=margin, draws=draws, seed=seed,
                         progress=progress)

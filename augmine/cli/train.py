@@ -1,5 +1,5 @@
 """``augmine train``, ``augmine evaluate`` and ``augmine lr-find``: thin layers over
-:mod:`augmine.train`, :mod:`augmine.evaluation` and :mod:`augmine.lrfind`."""
+:mod:`augmine.train.phases`, :mod:`augmine.train.evaluation` and :mod:`augmine.train.lrfind`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import click
 def _data_or_default(data: Path | None) -> Path:
     if data is not None:
         return data
-    from ..synth import ensure_default_dataset
+    from augmine.data.synth import ensure_default_dataset
 
     click.echo("no --data given: using the embedded generated dataset", err=True)
     return ensure_default_dataset(progress=True)
@@ -33,10 +33,10 @@ def _data_or_default(data: Path | None) -> Path:
 def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
           no_progress: bool, skip_bad: bool) -> None:
     """Train the phases of CONFIG (a training config YAML) into --run-dir."""
-    from ..config import load_config
-    from ..errors import AugmineError
-    from ..rundir import RunDir
-    from ..train import train_run
+    from augmine.runs.config import load_config
+    from augmine.core.errors import AugmineError
+    from augmine.runs.rundir import RunDir
+    from augmine.train.phases import train_run
 
     if config is None and not resume:
         raise AugmineError("give a training config, e.g. `augmine train cpu-small --run-dir "
@@ -47,7 +47,7 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
     RunDir(run_dir).check_writable("train --resume" if resume else "train")
     result = train_run(config, data, run_dir, resume=resume, progress=not no_progress,
                        skip_bad=skip_bad, echo=click.echo)
-    from ..evaluation import best_summary, format_best
+    from augmine.train.evaluation import best_summary, format_best
 
     st = result.state
     click.echo(f"run       {result.run_dir}")
@@ -73,7 +73,7 @@ def evaluate(run_or_checkpoint: Path, data: Path | None, which: str, size: int |
     """Top-1/top-5 accuracy and loss of a run (or a .keras file) on the validation split.
 
     A run folder defaults to its last phase's best checkpoint at the last phase's size."""
-    from ..evaluation import evaluate_checkpoint
+    from augmine.train.evaluation import evaluate_checkpoint
 
     r = evaluate_checkpoint(run_or_checkpoint, data, size=size, batch_size=batch_size,
                             which=which, skip_bad=skip_bad)
@@ -99,8 +99,8 @@ def evaluate(run_or_checkpoint: Path, data: Path | None, which: str, size: int |
 def lr_find(config: Path, data: Path | None, out: Path, phase: int, steps: int,
             start_lr: float, end_lr: float, no_progress: bool) -> None:
     """LR range test: sweep the rate exponentially, plot loss vs LR, suggest min/max."""
-    from ..config import load_config
-    from ..lrfind import lr_find as run_lr_find
+    from augmine.runs.config import load_config
+    from augmine.train.lrfind import lr_find as run_lr_find
 
     load_config(config)
     r = run_lr_find(config, _data_or_default(data), out, phase=phase, steps=steps,

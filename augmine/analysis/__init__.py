@@ -1,0 +1,1 @@
+"""Analysis layer (pure numpy): per-class reports, confusion pairs, weak-class policies, oversampling plans, intervals (`mining`); report files per stage (`reports`); affinity statistics and the tailor rule (`affinity_stats`)."""

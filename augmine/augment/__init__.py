@@ -1,0 +1,1 @@
+"""Augmentation layer: recipe files <-> albumentations and class overrides (`recipes`), sanity bounds of values (`checks`), validation-set statistics and the recipe they suggest (`inspection/`), preview grids (`preview`)."""

@@ -1,0 +1,119 @@
+"""Atomic file writes: a reader (or a resumed run) never sees a half-written file.
+
+Each helper writes to a temporary file in the destination folder, flushes it to disk
+and renames it over the target with :func:`os.replace`, which is atomic on POSIX and
+Windows. A run killed mid-write leaves the previous version intact.
+
+Files get the mode an ordinary ``open(path, "w")`` would give them (``0o666`` less the
+umask: ``0o644`` with the usual umask 0022), or keep the mode of the file they replace;
+the temporary file's private ``0o600`` never reaches the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+
+def current_umask() -> int:
+    """The process umask (e.g. ``0o022``), read without changing it where the OS allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc (macOS, Windows): the set-and-restore idiom
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode(target: str | os.PathLike) -> int:
+    """Permission bits for writing ``target``: the existing file's, else ``0o666 & ~umask``."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success it replaces ``target``.
+
+    Use it for writers that want a file name (``np.save``, ``fig.savefig``,
+    ``model.save``). ``suffix`` defaults to the target's own suffix, because some writers
+    choose the format from it.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=target.suffix if suffix is None else suffix,
+        dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        # mkstemp makes the file 0600; give it the mode a plain write would have
+        os.chmod(tmp_path, new_file_mode(target))
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+# the temporary files atomic_path makes: ".<target name>.<8 random chars><suffix>"
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)?$")
+
+
+def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write (SIGKILL, power loss) left
+    anywhere under ``folder``; the targets themselves are whole. Returns the deleted paths.
+    Call it only when no writer is at work in ``folder``."""
+    gone = []
+    for path in Path(folder).rglob(".*"):
+        if path.is_file() and _TEMP_NAME.match(path.name):
+            path.unlink(missing_ok=True)
+            gone.append(path)
+    return gone
+
+
+def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``target`` atomically and return the target path."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
+
+
+def write_text(target: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``target`` atomically and return the target path."""
+    return write_bytes(target, text.encode("utf-8"))
+
+
+def write_json(target: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``target`` atomically and return the target path."""
+    return write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike, fix: str) -> Any:
+    """``path``'s JSON (the counterpart of :func:`write_json`), or None when the file does
+    not exist; a file that is not valid JSON is a one-line :class:`AugmineError` naming it,
+    the place and ``fix``."""
+    from augmine.core.errors import AugmineError
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise AugmineError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); "
+                           f"{fix}") from None

@@ -1,0 +1,1 @@
+"""Feed layer: persistent worker processes that decode, augment and resize into uint8 batches (`pipeline`, `worker_boot`); TensorFlow-only pieces (`tf_backend`: tf.data wrapping, MirroredStrategy) and the tf.data service (`service`)."""

@@ -1,0 +1,68 @@
+"""Everything augmine does with TensorFlow itself, in one module.
+
+Imported only on the TensorFlow backend (or by the tf.data service), so JAX and PyTorch
+runs never import TensorFlow. TensorFlow is imported through
+:func:`augmine.core.runtime.import_tensorflow` (quiet start-up).
+"""
+
+from __future__ import annotations
+
+import re
+
+from augmine.core.errors import AugmineError
+from augmine.core.runtime import import_tensorflow
+
+# =========================================================================== data
+# The tf.data side of augmine.feed.pipeline: wrapping the worker feed in a tf.data.Dataset and
+# turning tf.data's wrapped errors back into AugmineError.
+
+
+def generator_dataset(generate, size: int, num_batches: int):
+    """A ``tf.data.Dataset`` over ``generate()`` (called once per iteration, i.e. per epoch).
+
+    ``generate`` yields ``(images uint8 (B, size, size, 3), labels int32 (B,))`` numpy
+    batches. The dataset declares ``num_batches`` as its cardinality (Keras progress bars,
+    step-based schedules) and prefetches; the images stay uint8 (the model rescales them).
+    """
+    tf = import_tensorflow()
+    spec = (tf.TensorSpec((None, size, size, 3), tf.uint8), tf.TensorSpec((None,), tf.int32))
+    ds = tf.data.Dataset.from_generator(generate, output_signature=spec)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+_AUGMINE_IN_TF_ERROR = re.compile(r"AugmineError: (.+)")
+
+
+def augmine_error_from(exc: BaseException) -> AugmineError | None:
+    """The :class:`AugmineError` a ``tf.errors.OpError`` carries in its message, else None.
+
+    tf.data turns an exception raised inside a ``from_generator`` generator into an
+    ``OpError`` whose message holds ``"AugmineError: <text>"``; this recovers ``<text>``.
+    """
+    tf = import_tensorflow()
+    if not isinstance(exc, tf.errors.OpError):
+        return None
+    match = _AUGMINE_IN_TF_ERROR.search(exc.message or "")
+    return AugmineError(match.group(1).strip()) if match else None
+
+
+# =========================================================================== distribution
+# The tf.distribute side of augmine.train.fit (MirroredStrategy on the TensorFlow backend).
+
+def mirrored_strategy(name: str = "auto"):
+    """A ``tf.distribute`` strategy.
+
+    ``auto``: MirroredStrategy over all local GPUs when there is more than one, else the
+    default (single-device) strategy; ``mirrored``: MirroredStrategy over all GPUs, or over
+    all logical CPU devices when there is no GPU; ``default``: no distribution.
+    """
+    tf = import_tensorflow()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "default" or (name == "auto" and len(gpus) < 2):
+        return tf.distribute.get_strategy()
+    devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+    if len(devices) == 1:
+        return tf.distribute.get_strategy()
+    cross = None if gpus else tf.distribute.ReductionToOneDevice()
+    return tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross)

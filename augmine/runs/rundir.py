@@ -1,0 +1,439 @@
+"""One object that owns one run folder: :class:`RunDir`, the only module that knows its layout.
+
+Layout (every file written atomically, see :mod:`augmine.core.atomic`)::
+
+    RUN/config.yaml                    the resolved training config (with ``data:``)
+    RUN/state.json                     progress; written last after every epoch (commit point)
+    RUN/history.csv                    one row per epoch (HISTORY_COLUMNS)
+    RUN/lr_schedule.png                the learning rate over the whole run (written at start)
+    RUN/checkpoints/last.keras         weights + optimizer state after the latest epoch
+    RUN/checkpoints/best.keras         best val accuracy over the run
+    RUN/checkpoints/best-<S>px.keras   best val accuracy at image size S (one per phase size)
+    RUN/checkpoints/round-N-start/     last/best/state as they were when round N started
+    RUN/tensorboard/<stage>/           TensorBoard logs
+    RUN/reports/<stage>/               a stage's report files (see :mod:`augmine.analysis.reports`)
+    RUN/plans/round-N.json             the oversampling plan of mining round N
+    RUN/branches/<group>/<name>/       a run folder trained beside the run from one start
+                                       (a round's control, ``mine compare``'s modes)
+    RUN/inspection/                    the dataset inspection (demo)
+    RUN/affinity/<recipe>/             ``augmine recipe affinity``: affinity.json (full
+                                       results), affinity.csv (table), affinity.png (heatmap)
+
+Other modules ask a ``RunDir`` for paths and file contents and never build them. No Keras,
+TensorFlow or numpy is imported here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+from augmine.core import atomic
+from augmine.core.errors import AugmineError
+
+HISTORY_COLUMNS = ("stage", "phase", "size", "epoch", "lr", "loss", "accuracy",
+                   "val_loss", "val_accuracy")
+_SNAPSHOT = ("last", "best", "state")
+
+
+class RunDir:
+    """A run folder. ``RunDir(path)`` creates nothing; writes create folders as needed."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path).expanduser().resolve()
+        self._config = None
+
+    @classmethod
+    def of(cls, run: "RunDir | str | os.PathLike") -> "RunDir":
+        """``run`` itself when it is a RunDir, else a RunDir on that path."""
+        return run if isinstance(run, RunDir) else cls(run)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # ----------------------------------------------------------------------- paths
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def state_path(self) -> Path:
+        return self.path / "state.json"
+
+    @property
+    def history_path(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def lr_schedule_path(self) -> Path:
+        """``lr_schedule.png``: the planned learning rate over the whole run."""
+        return self.path / "lr_schedule.png"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def inspection_dir(self) -> Path:
+        return self.path / "inspection"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.path / "reports"
+
+    def checkpoint(self, which: str = "last", size: int | None = None) -> Path:
+        """Path of ``last.keras``, ``best.keras`` or (``which="best"``, ``size``) the best
+        checkpoint at that image size. The file may not exist yet."""
+        if which not in ("last", "best"):
+            raise AugmineError(f"checkpoint {which!r}: choose best or last")
+        if which == "best" and size is not None:
+            return self.checkpoints_dir / f"best-{int(size)}px.keras"
+        return self.checkpoints_dir / f"{which}.keras"
+
+    def tensorboard_dir(self, stage: str) -> Path:
+        return self.path / "tensorboard" / stage
+
+    def report_dir(self, stage: str) -> Path:
+        """``reports/<stage>/`` (a report's files live in it; see :mod:`augmine.analysis.reports`)."""
+        return self.reports_dir / stage
+
+    def suspects_path(self, stage: str) -> Path:
+        """``reports/<stage>/suspects.csv`` (written by ``augmine mine suspects``)."""
+        return self.report_dir(stage) / "suspects.csv"
+
+    def plan_path(self, round_no: int) -> Path:
+        return self.path / "plans" / f"round-{int(round_no)}.json"
+
+    def gentle_recipe_path(self, stage: str) -> Path:
+        """``plans/<stage>-gentle.yaml``: the recipe a gentle arm of ``stage`` (``round-N``
+        or a ``compare-step-S`` group) trains under, written before it trains."""
+        return self.path / "plans" / f"{stage}-gentle.yaml"
+
+    def gentle_recipes(self) -> dict[str, Path]:
+        """``{stage: path}`` of every gentle recipe written (:meth:`gentle_recipe_path`)."""
+        folder = self.path / "plans"
+        if not folder.is_dir():
+            return {}
+        return {p.name[:-len("-gentle.yaml")]: p for p in sorted(folder.glob("*-gentle.yaml"))}
+
+    def snapshot_dir(self, round_no: int) -> Path:
+        """``checkpoints/round-N-start/``: the run as it was when round N first started."""
+        return self.checkpoints_dir / f"round-{int(round_no)}-start"
+
+    def branch_dir(self, group: str, name: str) -> Path:
+        """``branches/<group>/<name>/``: a run folder trained beside this one."""
+        return self.path / "branches" / group / name
+
+    def branch(self, group: str, name: str, round_no: int | None = None) -> "RunDir":
+        """A run folder ``branches/<group>/<name>/`` that starts where this run is now
+        (``round_no`` None) or where round N started (its snapshot): config, history,
+        last/best checkpoints and state are copied once (state last: the commit point);
+        later calls return it as it is, so a branch resumes like a run."""
+        dst = RunDir(self.branch_dir(group, name))
+        if dst.has_state():
+            return dst
+        if round_no is None:
+            files = ((self.checkpoint("last"), dst.checkpoint("last")),
+                     (self.checkpoint("best"), dst.checkpoint("best")),
+                     (self.state_path, dst.state_path))
+        else:
+            files = [(src, dst_) for (_, src), dst_ in zip(
+                self._snapshot_files(round_no),
+                (dst.checkpoint("last"), dst.checkpoint("best"), dst.state_path))]
+        for src, target in ((self.config_path, dst.config_path),
+                            (self.history_path, dst.history_path), *files):
+            if src.is_file():
+                _copy_atomic(src, target)
+        if not dst.has_state():
+            raise AugmineError(f"{self.path}: no state.json to start {dst.path} from; train "
+                               "the run first")
+        return dst
+
+    def remove_branches(self, group: str) -> None:
+        """Delete ``branches/<group>/`` (a round about to be trained again)."""
+        shutil.rmtree(self.path / "branches" / group, ignore_errors=True)
+
+    @property
+    def affinity_root(self) -> Path:
+        return self.path / "affinity"
+
+    def affinity_dir(self, recipe_stem: str) -> Path:
+        """``affinity/<recipe_stem>/``: one recipe's affinity measurement on this run."""
+        stem = str(recipe_stem)
+        if not stem or stem in (".", "..") or "/" in stem or "\\" in stem:
+            raise AugmineError(f"recipe name {stem!r} cannot name a folder; rename the recipe "
+                               "file")
+        return self.affinity_root / stem
+
+    def affinity_path(self, recipe_stem: str, kind: str = "json") -> Path:
+        """``affinity/<recipe_stem>/affinity.<kind>``: ``json`` (full results), ``csv``
+        (table) or ``png`` (heatmap)."""
+        if kind not in ("json", "csv", "png"):
+            raise AugmineError(f"affinity file kind {kind!r}: choose json, csv or png")
+        return self.affinity_dir(recipe_stem) / f"affinity.{kind}"
+
+    def affinity_recipes(self) -> list[str]:
+        """Recipe stems with a saved affinity result (``affinity.json``), sorted."""
+        if not self.affinity_root.is_dir():
+            return []
+        return sorted(p.name for p in self.affinity_root.iterdir()
+                      if (p / "affinity.json").is_file())
+
+    def read_affinity(self, recipe_stem: str) -> dict | None:
+        """The saved affinity result of ``recipe_stem``, or None when there is none."""
+        return atomic.read_json(self.affinity_path(recipe_stem),
+                                f"remake it with `augmine recipe affinity {recipe_stem} "
+                                f"--run {self.path} --force`")
+
+    def write_affinity(self, recipe_stem: str, result: dict, table_csv: str) -> Path:
+        """Write ``affinity.csv`` then ``affinity.json`` (the commit point) atomically."""
+        atomic.write_text(self.affinity_path(recipe_stem, "csv"), table_csv)
+        return atomic.write_json(self.affinity_path(recipe_stem), result)
+
+    # ----------------------------------------------------------------------- what it is
+
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
+    def has_state(self) -> bool:
+        return self.state_path.is_file()
+
+    def has_checkpoint(self, which: str = "last", size: int | None = None) -> bool:
+        return self.checkpoint(which, size).is_file()
+
+    def check(self) -> "RunDir":
+        """This RunDir; a one-line error when the folder is not a run folder."""
+        if not self.path.is_dir():
+            raise AugmineError(f"{self.path} is not a folder; give a run folder made by "
+                               "`augmine train`")
+        if not self.config_path.is_file() and not self.reports_dir.is_dir():
+            raise AugmineError(f"{self.path} is not a run folder (no config.yaml, no "
+                               "reports/); give the folder `augmine train` wrote")
+        return self
+
+    def check_writable(self, command: str = "this command") -> "RunDir":
+        """This RunDir; a one-line error naming the first folder of the run that cannot be
+        written (or, when the run does not exist yet, the folder it would be made in) and
+        the fix. ``command`` names what wants to write (e.g. ``"mine round"``)."""
+        if not self.path.is_dir():
+            parent = next(p for p in self.path.parents if p.exists())
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise AugmineError(f"{parent} is not writable ({_why_not_writable(parent)}), so "
+                                   f"`augmine {command}` cannot make {self.path} there; "
+                                   "choose a run folder in a writable place")
+            return self
+        folders = [self.path] + sorted(p for p in self.path.rglob("*") if p.is_dir())
+        for folder in folders:
+            if os.access(folder, os.W_OK | os.X_OK):
+                continue
+            why = _why_not_writable(folder)
+            fix = (f"copy the run to a writable place (cp -r {self.path} COPY) and run "
+                   f"`augmine {command}` on COPY" if why == "read-only file system" else
+                   f"make it writable (chmod -R u+w {self.path}) or run as its owner")
+            raise AugmineError(f"{folder} is not writable ({why}); `augmine {command}` writes "
+                               f"in the run folder {self.path}: {fix}")
+        return self
+
+    def remove_partial_writes(self) -> int:
+        """Delete the temporary files of writes a killed run left (the files they were
+        replacing are whole, see :mod:`augmine.core.atomic`); call before resuming. Returns
+        how many."""
+        return len(atomic.remove_leftovers(self.path)) if self.path.is_dir() else 0
+
+    def stages(self) -> list[str]:
+        """Names of the stage folders under ``reports/`` (unsorted, complete or not)."""
+        if not self.reports_dir.is_dir():
+            return []
+        return [p.name for p in self.reports_dir.iterdir() if p.is_dir()]
+
+    def remove_report(self, stage: str) -> None:
+        """Delete ``reports/<stage>/`` (a stage about to be trained again)."""
+        shutil.rmtree(self.report_dir(stage), ignore_errors=True)
+
+    # ----------------------------------------------------------------------- config
+
+    @property
+    def config(self):
+        """The run's training config (``config.yaml``) as a validated
+        :class:`~augmine.runs.config.TrainConfig`; recipes are not re-checked."""
+        if self._config is None:
+            from augmine.runs.config import load_config
+
+            if not self.config_path.is_file():
+                raise AugmineError(f"{self.config_path} is missing; the run folder needs the "
+                                   "config `augmine train` writes there")
+            self._config = load_config(self.config_path, check_recipes=False)
+        return self._config
+
+    def recorded_data(self) -> str:
+        """The dataset folder of the run's validated config (``data:``); a one-line error
+        when the config records none."""
+        data = self.config.data
+        if not data:
+            raise AugmineError(f"{self.config_path} records no `data:` folder; the trainer "
+                               "writes it there")
+        return str(data)
+
+    @property
+    def data(self) -> str | None:
+        """The dataset folder the run recorded (``data:`` in config.yaml), or None.
+
+        Read without validating the rest of the config, so a partial config still names it.
+        """
+        import yaml
+
+        try:
+            raw = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return None
+        data = raw.get("data") if isinstance(raw, dict) else None
+        return str(data) if data else None
+
+    def write_config(self, cfg) -> Path:
+        """Write ``cfg`` (a TrainConfig) as ``config.yaml``."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._config = cfg
+        return atomic.write_text(self.config_path, cfg.to_yaml())
+
+    # ----------------------------------------------------------------------- state
+
+    def read_state(self) -> dict:
+        """``state.json`` (a one-line error when the folder holds no training run)."""
+        if not self.state_path.is_file():
+            raise AugmineError(f"{self.path}: no state.json, so this is not a training run "
+                               "folder; start one with `augmine train CONFIG --run-dir DIR`")
+        try:
+            return json.loads(self.state_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise AugmineError(f"{self.state_path}: not valid JSON ({exc.msg}, line "
+                               f"{exc.lineno}); restore it from a round's start snapshot")
+
+    def check_classes(self, index, fix: str, state: dict | None = None) -> None:
+        """One-line error unless ``index`` (a DatasetIndex) holds the classes this run
+        recorded in its state (``state``, else read; class ids in order). Runs older than
+        that record are checked by class count only, where the model is loaded."""
+        if state is None:
+            state = self.read_state() if self.has_state() else {}
+        if state.get("class_ids"):
+            index.check_classes(state["class_ids"], state.get("class_names"), self, fix)
+
+    def write_state(self, state: dict) -> Path:
+        return atomic.write_json(self.state_path, state)
+
+    # ----------------------------------------------------------------------- history
+
+    def read_history(self) -> list[dict]:
+        """Rows of ``history.csv`` as dicts (strings as written); [] when there is none."""
+        if not self.history_path.is_file():
+            return []
+        with open(self.history_path, newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+
+    def _write_history(self, rows: list[dict]) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic.write_text(self.history_path, buf.getvalue())
+
+    def append_history(self, row: dict) -> None:
+        """Add one epoch's row (values formatted: floats to 6 significant digits)."""
+        def fmt(value):
+            if value is None:
+                return ""
+            return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+        self._write_history(self.read_history() + [{k: fmt(v) for k, v in row.items()}])
+
+    def truncate_history(self, epochs_done: int) -> None:
+        """Drop rows written after the last committed ``state.json`` (epoch > epochs_done)."""
+        rows = self.read_history()
+        keep = [r for r in rows if r.get("epoch") and int(r["epoch"]) <= int(epochs_done)]
+        if len(keep) != len(rows):
+            self._write_history(keep)
+
+    # ----------------------------------------------------------------------- checkpoints
+
+    def save_checkpoint(self, model) -> Path:
+        """Save ``model`` (with its optimizer) as ``last.keras``, atomically."""
+        with atomic.atomic_path(self.checkpoint("last")) as tmp:
+            model.save(tmp)
+        return self.checkpoint("last")
+
+    def promote_best(self, size: int | None = None) -> None:
+        """Copy ``last.keras`` to ``best.keras`` or, with ``size``, to ``best-<size>px.keras``."""
+        _copy_atomic(self.checkpoint("last"), self.checkpoint("best", size))
+
+    # ----------------------------------------------------------------------- plans
+
+    def write_plan(self, round_no: int, plan: dict) -> Path:
+        """Write ``plans/round-N.json`` (a plan's dict) atomically."""
+        return atomic.write_json(self.plan_path(round_no), plan)
+
+    def read_plan(self, round_no: int) -> dict:
+        """The dict in ``plans/round-N.json``; one-line errors when missing or broken."""
+        path = self.plan_path(round_no)
+        if not path.is_file():
+            raise AugmineError(f"{path} is missing; write it with `augmine mine plan "
+                               f"{self.path}`")
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise AugmineError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); fix it "
+                               f"or remake it with `augmine mine plan {self.path}`")
+
+    # ----------------------------------------------------------------------- snapshots
+
+    def _snapshot_files(self, round_no: int):
+        snap = self.snapshot_dir(round_no)
+        return ((self.checkpoint("last"), snap / "last.keras"),
+                (self.checkpoint("best"), snap / "best.keras"),
+                (self.state_path, snap / "state.json"))
+
+    def snapshot(self, round_no: int, meta: dict) -> None:
+        """Copy last.keras, best.keras and state.json to ``round-N-start/``; ``round.json``
+        (``meta``, written last) marks the snapshot complete."""
+        for src, dst in self._snapshot_files(round_no):
+            if src.is_file():
+                _copy_atomic(src, dst)
+        atomic.write_json(self.snapshot_dir(round_no) / "round.json", meta)
+
+    def snapshot_meta(self, round_no: int) -> dict | None:
+        """The ``meta`` of round N's complete start snapshot, or None when there is none."""
+        return atomic.read_json(self.snapshot_dir(round_no) / "round.json",
+                                "restart the round from its start with "
+                                f"`augmine mine round {self.path} --redo`")
+
+    def restore(self, round_no: int) -> None:
+        """Put checkpoints and state back as they were when round N started (later history
+        rows are dropped by the trainer on its next load)."""
+        for dst, src in self._snapshot_files(round_no):
+            if src.is_file():
+                _copy_atomic(src, dst)
+        self._config = None
+
+
+def _why_not_writable(folder: Path) -> str:
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except (OSError, AttributeError):
+        pass
+    return "permission denied"
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    with atomic.atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)

@@ -1,0 +1,1 @@
+"""Training layer: one fit stage (`fit`), label smoothing and MixUp/CutMix (`regularization`), evaluation (`evaluation`), the phase loop (`phases`), the LR range test (`lrfind`), augmine inside a user's `model.fit` (`callbacks`), a run's model on augmented val images (`affinity`)."""

@@ -1,0 +1,330 @@
+"""One training stage on any Keras 3 backend: devices, precision, checkpoints, the fit call.
+
+:func:`fit_stage` is the one compile/fit sequence used by the phases, the mining rounds and
+the demo; :func:`stage_callbacks` gives the callbacks every stage uses (the epoch recorder
+that commits each epoch through :class:`~augmine.runs.rundir.RunDir`, TensorBoard on the
+TensorFlow backend, one printed line per epoch); :func:`distribution` places the model on
+the devices (``tf.distribute.MirroredStrategy`` on TensorFlow, ``keras.distribution.
+DataParallel`` on JAX). Nothing here imports TensorFlow unless Keras runs on it.
+
+Resume: after every epoch the recorder writes ``last.keras`` (weights + optimizer state,
+including the step), then the best checkpoints when val accuracy improved, then the history
+row, then ``state.json`` last, so ``state.json`` is the commit point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from augmine.core.errors import AugmineError
+from augmine.runs.rundir import RunDir
+from augmine.core.runtime import import_keras, keras_backend
+
+log = logging.getLogger("augmine")
+
+_warned: set[str] = set()
+
+
+# --------------------------------------------------------------------------- devices, precision
+
+def _devices() -> list[str]:
+    """Keras' device names (``cpu:0``, ``gpu:0``, ...); [] where the backend cannot list them."""
+    keras = import_keras()
+    try:
+        return [str(d).lower() for d in keras.distribution.list_devices()]
+    except (NotImplementedError, AttributeError, RuntimeError):
+        return []
+
+
+def gpu_present() -> bool:
+    """Whether the Keras backend sees a GPU."""
+    return any(d.startswith(("gpu", "cuda")) for d in _devices())
+
+
+def precision_policy(setting: str = "auto") -> str:
+    """The Keras dtype policy for a config's ``mixed_precision``: ``auto`` is
+    ``mixed_float16`` when a GPU is present (else ``float32``), ``true`` is
+    ``mixed_float16``, ``false`` is ``float32``; policy names pass through."""
+    setting = str(setting).lower()
+    if setting == "auto":
+        return "mixed_float16" if gpu_present() else "float32"
+    return {"true": "mixed_float16", "false": "float32"}.get(setting, setting)
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Set Keras' global dtype policy to ``name`` for the duration (restored after)."""
+    keras = import_keras()
+    before = keras.config.dtype_policy().name
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+@contextlib.contextmanager
+def distribution(name: str = "auto"):
+    """Context to build (or load) and fit a model in; yields the number of replicas.
+
+    ``auto``: every GPU when there is more than one, else one device; ``mirrored``: every
+    GPU, or every (logical) CPU device when there is no GPU; ``default``: one device.
+    TensorFlow uses ``tf.distribute.MirroredStrategy`` (:mod:`augmine.feed.tf_backend`), JAX
+    ``keras.distribution.DataParallel``; other backends train on one device.
+    """
+    backend = keras_backend()
+    if backend == "tensorflow":
+        from augmine.feed.tf_backend import mirrored_strategy
+
+        strategy = mirrored_strategy(name)
+        with strategy.scope():
+            yield strategy.num_replicas_in_sync
+        return
+    devices = _devices() if backend == "jax" and name != "default" else []
+    gpus = [d for d in devices if not d.startswith("cpu")]
+    chosen = gpus if gpus else (devices if name == "mirrored" else [])
+    if len(chosen) < 2:
+        yield 1
+        return
+    keras = import_keras()
+    before = keras.distribution.distribution()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=chosen))
+    try:
+        yield len(chosen)
+    finally:
+        keras.distribution.set_distribution(before)
+
+
+# --------------------------------------------------------------------------- models
+
+def build_model(cfg, num_classes: int, phase_steps=None):
+    """The config's model (the DenseNet or its builder/application/file) compiled with its
+    optimizer and schedule, sparse cross-entropy and accuracy (``cfg``: a
+    :class:`~augmine.runs.config.TrainConfig`; ``phase_steps``: ``(steps_per_epoch, epochs)``
+    per phase, for phase-aligned schedules)."""
+    from augmine.runs.config import create_model, create_optimizer, create_schedule
+
+    model = create_model(cfg.model, num_classes, where=cfg.path or "config")
+    schedule = create_schedule(cfg.schedule, phase_steps, where=cfg.path or "config")
+    loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    reg = getattr(cfg, "regularization", None)
+    if reg is not None and reg.soft_targets:
+        from augmine.train.regularization import SoftTargetCrossentropy, accuracy_metric
+
+        loss, metrics = SoftTargetCrossentropy(reg.label_smoothing), [accuracy_metric()]
+    model.compile(optimizer=create_optimizer(cfg.optimizer, schedule), loss=loss,
+                  metrics=metrics)
+    return model
+
+
+def load_checkpoint(path: str | os.PathLike, compile: bool = True):
+    """Load a ``.keras`` checkpoint written by the trainer (with its optimizer state)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AugmineError(f"{path}: checkpoint not found; train first or check the run folder")
+    keras = import_keras()
+    from augmine.train import regularization
+    from augmine.model import schedules  # noqa: F401  (register custom objects)
+
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except (ValueError, OSError) as exc:
+        raise AugmineError(f"{path}: cannot load this checkpoint ({str(exc).splitlines()[0]})")
+
+
+def model_step(model) -> int:
+    """The optimizer's step count (``iterations``)."""
+    keras = import_keras()
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def current_lr(model) -> float:
+    """The optimizer's learning rate at its current step."""
+    keras = import_keras()
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def restore_model(run: RunDir, state: dict):
+    """``last.keras`` with its optimizer, the step set back to ``state.json``'s when a kill
+    landed between the checkpoint and the state write; later history rows dropped."""
+    model = load_checkpoint(run.checkpoint("last"))
+    if model_step(model) != state.get("step", model_step(model)):
+        log.warning("checkpoint is ahead of state.json (killed mid-save); continuing from "
+                    "state.json's epoch %s", state.get("epochs_done"))
+        model.optimizer.iterations.assign(int(state["step"]))
+    run.truncate_history(int(state.get("epochs_done", 0)))
+    return model
+
+
+# --------------------------------------------------------------------------- callbacks
+
+def epoch_recorder(run: RunDir, state: dict, stage: str, phase: int | None, size: int):
+    """A Keras callback that, after every epoch, writes ``last.keras``, the best
+    checkpoints (overall and at ``size``) when val accuracy improved, the history row and
+    ``state.json`` (in that order: ``state.json`` is the commit point for resume).
+    ``state`` is updated in place."""
+    keras = import_keras()
+
+    class EpochRecorder(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = dict(logs or {})
+            state["epochs_done"] += 1
+            state["stage_epochs_done"] = epoch + 1
+            if phase is not None:
+                state["phase_epochs_done"] = epoch + 1
+            state["step"] = model_step(self.model)
+            row = {"stage": stage, "phase": "" if phase is None else phase, "size": size,
+                   "epoch": state["epochs_done"], "lr": current_lr(self.model)}
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                row[key] = logs.get(key)
+            run.save_checkpoint(self.model)
+            val_acc = logs.get("val_accuracy")
+            if val_acc is not None:
+                val_acc = float(val_acc)
+                best = state.get("best_val_accuracy")
+                if best is None or val_acc > best:
+                    run.promote_best()
+                    state["best_val_accuracy"] = val_acc
+                    state["best_epoch"] = state["epochs_done"]
+                by_size = state.setdefault("best_by_size", {})
+                here = by_size.get(str(size))
+                if here is None or val_acc > here["val_accuracy"]:
+                    run.promote_best(size)
+                    by_size[str(size)] = {"val_accuracy": val_acc,
+                                          "epoch": state["epochs_done"], "stage": stage}
+            run.append_history(row)
+            state["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            run.write_state(state)
+
+    return EpochRecorder()
+
+
+def run_progress(total: int, done: int = 0):
+    """The whole run's progress: a tqdm counter of ``total`` epochs starting at ``done``,
+    kept across the run's fits; ``str()`` of it reads ``7/16 epochs, 12:30 elapsed, ETA
+    26:40`` (tqdm's rate and remaining time over the epochs of this session). Drawn
+    nowhere: the epoch lines and :func:`run_status` print it."""
+    import io
+
+    from tqdm.auto import tqdm
+
+    return tqdm(total=int(total), initial=int(done), file=io.StringIO(), smoothing=0,
+                mininterval=0, bar_format="{n_fmt}/{total_fmt} epochs, {elapsed} elapsed, "
+                                          "ETA {remaining}")
+
+
+def epoch_lines(echo=None, label: str | None = None, run_bar=None):
+    """A Keras callback printing one line per epoch (``epoch N/M: loss ... val_accuracy ...``),
+    for logs and pipes where Keras' carriage-return bars are noise. ``echo``: default print;
+    ``label`` starts every line (the stage or arm: ``phase 2 (32 px, light) epoch 1/2: ...``,
+    ``round-2 control epoch 1/2: ...``); ``run_bar`` (:func:`run_progress`) is advanced and
+    appended (``[run 7/16 epochs, ..., ETA 26:40]``)."""
+    keras = import_keras()
+    echo = echo or (lambda line: print(line, flush=True))
+    head = f"{label} " if label else ""
+
+    class EpochLines(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            parts = [f"{k} {float(v):.4f}" for k, v in (logs or {}).items()
+                     if k in ("loss", "accuracy", "val_loss", "val_accuracy")]
+            took = time.perf_counter() - getattr(self, "_start", time.perf_counter())
+            tail = ""
+            if run_bar is not None:
+                run_bar.update(1)
+                tail = f" [run {run_bar}]"
+            echo(f"{head}epoch {epoch + 1}/{self.params.get('epochs')}: {', '.join(parts)} "
+                 f"({took:.0f} s){tail}")
+
+    return EpochLines()
+
+
+def run_status(run_bar, label: str | None = None, echo=None):
+    """A Keras callback that, beside Keras' own per-epoch bars, prints the whole run's
+    progress after every epoch: ``phase 2 (32 px, light): run 7/16 epochs, ..., ETA 26:40``."""
+    keras = import_keras()
+    echo = echo or (lambda line: print(line, flush=True))
+
+    class RunStatus(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            run_bar.update(1)
+            echo(f"{label + ': ' if label else ''}run {run_bar}")
+
+    return RunStatus()
+
+
+def epoch_seeder(seed: int, state: dict):
+    """A Keras callback seeding Python, numpy and the backend with ``seed + epochs done``
+    (over the whole run) at the start of every epoch, so a resumed run draws the same
+    random numbers at epoch N as an uninterrupted one."""
+    keras = import_keras()
+
+    class EpochSeeder(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            keras.utils.set_random_seed(int(seed) + int(state["epochs_done"]))
+
+    return EpochSeeder()
+
+
+def tensorboard_available() -> bool:
+    """Whether TensorBoard logs can be written: the ``tensorboard`` package is installed and
+    Keras runs on TensorFlow (its TensorBoard callback writes through ``tf.summary``)."""
+    import importlib.util
+
+    return keras_backend() == "tensorflow" and importlib.util.find_spec("tensorboard") is not None
+
+
+def stage_callbacks(run: RunDir, state: dict, stage: str, phase: int | None, size: int,
+                    progress: bool = True, extra=(), seed: int | None = None,
+                    label: str | None = None, run_bar=None) -> list:
+    """The callbacks of one stage: the epoch seeder (when ``seed`` is given), the epoch
+    recorder, TensorBoard (when available), one line per epoch (starting with ``label``)
+    when there are no progress bars, the whole run's progress (``run_bar``, see
+    :func:`run_progress`: in the epoch lines, else a line after each Keras bar), then
+    ``extra`` (yours, e.g. early stopping)."""
+    keras = import_keras()
+    callbacks = [] if seed is None else [epoch_seeder(seed, state)]
+    callbacks.append(epoch_recorder(run, state, stage, phase, size))
+    if tensorboard_available():
+        callbacks.append(keras.callbacks.TensorBoard(
+            log_dir=str(run.tensorboard_dir(stage)), write_graph=False, update_freq="epoch"))
+    elif "tensorboard" not in _warned:
+        _warned.add("tensorboard")
+        why = "tensorboard is not installed (pip install tensorboard)" \
+            if keras_backend() == "tensorflow" else \
+            f"TensorBoard logs need the TensorFlow backend (this is {keras_backend()})"
+        log.info("%s: no TensorBoard logs; history.csv has the same numbers", why)
+    if not show_bars(progress):
+        callbacks.append(epoch_lines(label=label, run_bar=run_bar))
+    elif run_bar is not None:
+        callbacks.append(run_status(run_bar, label))
+    return callbacks + list(extra)
+
+
+def show_bars(progress: bool) -> bool:
+    """Keras progress bars only when asked for and stdout is a terminal."""
+    return bool(progress) and sys.stdout.isatty()
+
+
+# --------------------------------------------------------------------------- the fit
+
+def fit_stage(model, train_feed, val_feed, epochs: int, initial_epoch: int, callbacks,
+              progress: bool = True, class_weight=None):
+    """Fit ``model`` (compiled) from ``initial_epoch`` to ``epochs`` on ``train_feed``,
+    validating on ``val_feed`` after every epoch, with ``callbacks``; pipeline errors come
+    out as one-line AugmineErrors. ``progress``: Keras' bars when stdout is a terminal.
+    The feeds shuffle themselves. Returns the Keras History."""
+    from augmine.feed.pipeline import pipeline_errors
+
+    with pipeline_errors():
+        return model.fit(train_feed, validation_data=val_feed, epochs=epochs,
+                         initial_epoch=initial_epoch, callbacks=list(callbacks),
+                         verbose=1 if show_bars(progress) else 0, class_weight=class_weight,
+                         shuffle=False)

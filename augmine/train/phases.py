@@ -1,0 +1,363 @@
+"""Phased training driven by a training config: progressive resizing, cyclic LR, resume.
+
+One model trains through every phase of a config (its input is ``(None, None, 3)``), with
+one optimizer whose ``iterations`` count keeps the cyclic schedule going across phases,
+resumes and mining rounds. The run folder is a :class:`~augmine.runs.rundir.RunDir`; each stage
+is one :func:`~augmine.train.fit.fit_stage` call; after each phase a report is written
+(:mod:`augmine.analysis.reports`).
+
+Resume: ``state.json`` is the commit point of every epoch (see :mod:`augmine.train.fit`).
+``resume=True`` loads ``last.keras``, drops history rows newer than ``state.json`` and
+continues at the recorded phase and epoch (``initial_epoch``), schedule step and pipeline
+epoch (``first_epoch``). This is Keras' ``BackupAndRestore`` idea written for a multi-phase
+run: ``BackupAndRestore`` only knows one ``fit`` call.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from augmine.runs.config import TrainConfig, create_callbacks, load_config
+from augmine.data.dataset import load_checked_index, skipped_paths
+from augmine.core.errors import AugmineError
+from augmine.train.evaluation import evaluate_model, evaluation_settings
+from augmine.analysis.mining import apply_holdout
+from augmine.model.sources import check_phase_sizes, rescaled
+from augmine.analysis.reports import write_stage_report
+from augmine.runs.rundir import RunDir
+from augmine.core.runtime import import_keras
+from augmine.train.fit import (build_model, distribution, dtype_policy, fit_stage, precision_policy,
+                       restore_model, run_progress, show_bars, stage_callbacks)
+
+log = logging.getLogger("augmine")
+
+ROUND_SEED_OFFSET = 1000
+
+
+@dataclass
+class RunResult:
+    """What :func:`train_run` returns: the run folder, its final state and history."""
+
+    run: RunDir
+    state: dict
+    history: list[dict]
+    model: Any = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.run.path
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.run.checkpoint("last")
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.run.checkpoint("best")
+
+
+def _new_state(cfg: TrainConfig, index) -> dict:
+    return {"status": "running", "stage": "phase-1", "phase": 1, "phase_epochs_done": 0,
+            "stage_epochs_done": 0, "epochs_done": 0, "step": 0,
+            "planned_epochs": cfg.total_epochs, "num_classes": index.num_classes,
+            "class_ids": list(index.class_ids), "class_names": list(index.class_names),
+            "best_val_accuracy": None, "best_epoch": None, "best_by_size": {},
+            "reports": [], "rounds": {}}
+
+
+def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, state: dict):
+    phase = cfg.phases[phase_no - 1]
+    _, batch_size = evaluation_settings(cfg, phase.size)
+    y_true, probs = evaluate_model(model, index, phase.size, batch_size)
+    meta = {"kind": "phase", "phase": phase_no, "size": phase.size, "epochs": phase.epochs,
+            "epochs_done": state["epochs_done"], "step": state["step"],
+            "recipe": phase.recipe}
+    return write_stage_report(run, f"phase-{phase_no}", y_true, probs,
+                              list(index.class_ids), list(index.class_names), meta=meta,
+                              val_paths=index.val.paths)
+
+
+def phase_steps(cfg: TrainConfig, index) -> list[tuple[int, int]]:
+    """``(steps_per_epoch, epochs)`` of every phase of ``cfg`` on ``index`` (a
+    DatasetIndex): ``ceil(epoch_length / batch_size)`` batches per epoch."""
+    from augmine.feed.pipeline import epoch_length
+
+    per_epoch = -(-epoch_length(index) // cfg.batch_size)
+    return [(per_epoch, phase.epochs) for phase in cfg.phases]
+
+
+def plot_run_schedule(run: RunDir, cfg: TrainConfig, steps: list[tuple[int, int]]) -> Path:
+    """Write the learning rate of every step of the run (phase boundaries dashed) to
+    ``run.lr_schedule_path``; ``steps``: :func:`phase_steps`. Returns the path."""
+    from augmine.runs.config import create_schedule
+    from augmine.model.schedules import lr_values, plot_lr_schedule
+
+    schedule = create_schedule(cfg.schedule, steps, where=cfg.path or "config")
+    ends = [spe * epochs for spe, epochs in steps]
+    bounds = [sum(ends[:k]) for k in range(1, len(ends))]
+    return plot_lr_schedule(lr_values(schedule, sum(ends)), bounds, run.lr_schedule_path,
+                            title=f"{cfg.name}: learning rate over {sum(ends)} steps "
+                                  f"({cfg.schedule.mode})")
+
+
+def _seed_keras(seed: int) -> None:
+    import_keras().utils.set_random_seed(int(seed))
+
+
+def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: int,
+           plan=None, options: dict | None = None):
+    """``(train feed, val feed)``; ``options``: more train_dataset arguments (a phase's
+    :meth:`~augmine.runs.config.Phase.feed_options`)."""
+    from augmine.feed.pipeline import eval_dataset, train_dataset
+
+    _, eval_bs = evaluation_settings(cfg, size)
+    train_feed = train_dataset(index, recipe, size, cfg.batch_size, plan=plan, seed=seed,
+                               workers=cfg.workers, first_epoch=first_epoch, **(options or {}))
+    reg = cfg.regularization
+    if reg.mixup or reg.cutmix:
+        from augmine.train.regularization import batch_mixer, mix_feed
+
+        train_feed = mix_feed(train_feed, batch_mixer(index.num_classes, reg.mixup,
+                                                      reg.cutmix, seed=seed + first_epoch))
+    return train_feed, eval_dataset(index, size, eval_bs)
+
+
+def _phase_recipe(phase):
+    """The phase's recipe path, or the recipe scaled to the phase's ``strength`` when set."""
+    if phase.strength is None or phase.strength == 1:
+        return phase.recipe
+    from augmine.augment.recipes import scale_recipe
+
+    return scale_recipe(phase.recipe, phase.strength)
+
+
+def _fit_and_close(model, feeds, epochs: int, initial_epoch: int, callbacks, progress,
+                   class_weight=None) -> None:
+    from augmine.feed.pipeline import close_feed
+
+    train_feed, val_feed = feeds
+    try:
+        fit_stage(model, train_feed, val_feed, epochs, initial_epoch, callbacks, progress,
+                  class_weight=class_weight)
+    finally:
+        close_feed(train_feed)
+        close_feed(val_feed)
+
+
+def phase_label(phase_no: int, phase) -> str:
+    """``phase 2 (32 px, tiny-imagenet-14@0.5)``: what every line of a phase starts with."""
+    strength = "" if phase.strength in (None, 1) else f"@{phase.strength:g}"
+    return f"phase {phase_no} ({phase.size} px, {Path(phase.recipe).stem}{strength})"
+
+
+def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
+              progress: bool = True, extra_callbacks=(), skip_bad: bool = False,
+              echo=None) -> RunResult:
+    """Train every phase of a config into ``run_dir``; with ``resume`` continue a killed run.
+
+    ``config``: YAML path, dict or :class:`TrainConfig` (ignored on resume: the run's own
+    ``config.yaml`` is used). ``data_root``: dataset folder (on resume defaults to the
+    recorded one). ``run_dir``: a path or :class:`RunDir`. ``extra_callbacks``: Keras
+    callbacks added to every phase's fit. ``skip_bad``: leave out images that do not decode
+    (each logged) instead of failing; every image is checked before the first epoch (see
+    :func:`run_index`). Writes the run folder and a ``phase-N`` report
+    after each phase. ``echo`` gets a header before each phase trains (default: the log);
+    every epoch line names its phase, size and recipe and carries the whole run's
+    done/total epochs and ETA. Returns a :class:`RunResult`.
+    """
+    say = echo or log.info
+    run = RunDir.of(run_dir)
+    if resume:
+        if not run.has_state():
+            raise AugmineError(f"{run}: nothing to resume (no state.json); run without "
+                               "--resume to start it")
+        state = run.read_state()
+        run.remove_partial_writes()
+        cfg = run.config
+        data_root = data_root or cfg.data
+        if state.get("status") == "done":
+            log.info("%s: already done", run)
+            return RunResult(run, state, run.read_history())
+    else:
+        if run.has_state():
+            raise AugmineError(f"{run}: already holds a run (state.json); add --resume to "
+                               "continue it or choose a new --run-dir")
+        cfg = load_config(config)
+        if data_root is None:
+            raise AugmineError("no dataset given; pass --data PATH")
+        state = None
+    data_root = Path(data_root).expanduser().resolve()
+    index, skips = run_index(data_root, state, skip_bad, progress)
+    index = apply_holdout(index, cfg.mining.holdout, cfg.seed)  # never trained on
+    steps = phase_steps(cfg, index)
+    if state is None:
+        from augmine.runs.config import create_schedule
+
+        create_schedule(cfg.schedule, steps, where=cfg.path or "config")  # fail before writing
+    else:
+        run.check_classes(index, f"resume it on its own dataset: `augmine train --run-dir "
+                                 f"{run} --resume` without --data", state)
+    callbacks = list(extra_callbacks) + create_callbacks(cfg)
+
+    with dtype_policy(precision_policy(cfg.mixed_precision)), distribution(cfg.strategy):
+        model = _start_model(run, cfg, index, state, steps)
+        if state is None:                  # the model fits the config: now write the run
+            cfg = cfg.model_copy(update={"data": str(data_root), "model": recorded_model(
+                cfg.model, model)})
+            run.write_config(cfg)
+            state = _new_state(cfg, index)
+        state.update(skips)
+        run.write_state(state)
+        if not run.lr_schedule_path.is_file():
+            plot_run_schedule(run, cfg, steps)
+        run_bar = run_progress(cfg.total_epochs, state["epochs_done"])
+        for phase_no, phase in enumerate(cfg.phases, 1):
+            if phase_no < state["phase"]:
+                continue
+            done = state["phase_epochs_done"] if phase_no == state["phase"] else 0
+            stage = f"phase-{phase_no}"
+            state.update({"phase": phase_no, "stage": stage, "phase_epochs_done": done,
+                          "stage_epochs_done": done})
+            if done < phase.epochs:
+                label = phase_label(phase_no, phase)
+                say(f"{label}: epochs {done + 1}..{phase.epochs} of phase {phase_no}/"
+                    f"{len(cfg.phases)}, run epochs {state['epochs_done'] + 1}.."
+                    f"{state['epochs_done'] + phase.epochs - done} of {cfg.total_epochs}")
+                feeds = _feeds(index, cfg, _phase_recipe(phase), phase.size,
+                               cfg.seed + phase_no, done, options=phase.feed_options())
+                _fit_and_close(model, feeds, phase.epochs, done,
+                               stage_callbacks(run, state, stage, phase_no, phase.size,
+                                               progress, callbacks, seed=cfg.seed,
+                                               label=label, run_bar=run_bar),
+                               progress)
+            if stage not in state["reports"]:
+                _phase_report(run, model, index, cfg, phase_no, state)
+                state["reports"].append(stage)
+                run.write_state(state)
+            if phase_no < len(cfg.phases):
+                state.update({"phase": phase_no + 1, "phase_epochs_done": 0,
+                              "stage": f"phase-{phase_no + 1}", "stage_epochs_done": 0})
+                run.write_state(state)
+    state["status"] = "done"
+    run.write_state(state)
+    return RunResult(run, state, run.read_history(), model)
+
+
+def _start_model(run: RunDir, cfg: TrainConfig, index, state: dict | None, steps):
+    """The run's model: ``last.keras`` when it has one, else built from the config; checked
+    against the dataset's classes and the phases' sizes before anything trains."""
+    if state is not None and run.has_checkpoint("last"):
+        model = restore_model(run, state)
+    else:
+        _seed_keras(cfg.seed)
+        model = build_model(cfg, index.num_classes, steps)
+    if model.output_shape[-1] != index.num_classes:
+        raise AugmineError(f"{index.root} has {index.num_classes} classes but the run's "
+                           f"model predicts {model.output_shape[-1]}; use the run's dataset")
+    check_phase_sizes(model, cfg.phases, cfg.path or "config")
+    return model
+
+
+def recorded_model(model_cfg, model):
+    """The ModelConfig a run records: a builder/application/file model's ``rescale`` set
+    to whether augmine put ``Rescaling(1/255)`` in front (logged when it did)."""
+    if model_cfg.kind == "densenet":
+        return model_cfg
+    added = rescaled(model)
+    if added:
+        log.warning("model (%s): it has no Rescaling/Normalization layer of its own, so "
+                    "augmine added Rescaling(1/255) in front (it gets uint8 images); the run "
+                    "records rescale: true (set rescale: false to turn this off)",
+                    model_cfg.kind)
+    return model_cfg.model_copy(update={"rescale": added})
+
+
+def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None,
+                       stage: str = "round-1", progress: bool = True, recipe=None,
+                       size: int | None = None, extra_callbacks=(), label: str | None = None):
+    """Train ``epochs`` more epochs from the run's ``last.keras`` (a mining round).
+
+    ``run_dir``: a path or :class:`RunDir`; ``index``: the run's
+    :class:`~augmine.data.dataset.DatasetIndex`; ``plan``: an ``OversamplingPlan`` handed to the
+    pipeline (None = plain epochs); ``class_weight``: Keras ``{class: weight}``;
+    ``recipe``: recipe for all classes (default: the last phase's, at the phase's strength;
+    its class overrides apply; the plan's own ``recipe`` covers its weak classes);
+    ``size``: default the last phase's; ``extra_callbacks``: Keras callbacks added to the
+    fit; ``label``: starts each printed epoch line (which arm of a round it is). The
+    optimizer continues (same
+    schedule step). Every epoch commits like a phase's, so a killed round resumes by
+    calling this again with the same ``stage``; a finished stage is not trained again.
+    Returns the Keras model.
+    """
+    run = RunDir.of(run_dir)
+    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
+        raise AugmineError(f"extra epochs: {epochs!r} is not a valid epoch count; use a "
+                           "whole number >= 1")
+    epochs = int(epochs)
+    state = run.read_state()
+    run.remove_partial_writes()
+    cfg = run.config
+    last = cfg.phases[-1]
+    size = int(size or last.size)
+    recipe = recipe or _phase_recipe(last)        # at the last phase's strength
+    info = state.setdefault("rounds", {}).setdefault(
+        stage, {"epochs": epochs, "epochs_done": 0, "done": False})
+    done = int(state.get("stage_epochs_done", 0)) if state.get("stage") == stage else 0
+    with dtype_policy(precision_policy(cfg.mixed_precision)), distribution(cfg.strategy):
+        model = restore_model(run, state)
+        if info.get("done"):
+            log.info("%s: stage %s already trained; returning its model", run, stage)
+            return model
+        info["epochs"] = epochs
+        state.update({"status": "running", "stage": stage, "stage_epochs_done": done})
+        run.write_state(state)
+        if done < epochs:
+            feeds = _feeds(index, cfg, recipe, size,
+                           cfg.seed + ROUND_SEED_OFFSET + len(state["rounds"]), done,
+                           plan=plan)
+            _fit_and_close(model, feeds, epochs, done,
+                           stage_callbacks(run, state, stage, None, size, progress,
+                                           list(extra_callbacks) + create_callbacks(cfg),
+                                           seed=cfg.seed, label=label),
+                           progress, class_weight=class_weight)
+    info["epochs_done"] = int(state["stage_epochs_done"])
+    info["done"] = True
+    state["status"] = "done"
+    run.write_state(state)
+    return model
+
+
+def run_index(data_root, state: dict | None = None, skip_bad: bool = False,
+              progress: bool = False):
+    """The dataset a run trains on, every image decoded before the first epoch.
+
+    ``state``: the run's state dict (None for a new run): the files it left out before stay
+    out and its ``--skip-bad`` carries on, so a resumed run sees the same index. Bad images
+    are left out (each logged) with ``skip_bad``, else one :class:`AugmineError` names them
+    and suggests ``--skip-bad`` (see :func:`~augmine.data.dataset.load_checked_index`). Returns
+    ``(index, record)``; ``record`` (``{"skip_bad": bool, "skipped": [relative paths]}``)
+    belongs in the run's state.
+    """
+    state = state or {}
+    skip_bad = bool(skip_bad or state.get("skip_bad"))
+    index = load_checked_index(data_root, skip_bad, state.get("skipped") or (),
+                               progress=show_bars(progress))
+    return index, {"skip_bad": skip_bad, "skipped": skipped_paths(index)}
+
+
+def checked_run_index(run_dir, skip_bad: bool = False, progress: bool = False):
+    """The recorded dataset of the run in ``run_dir`` checked like :func:`train_run` checks it
+    (:func:`run_index`), its held-out slice (``mining.holdout``) split off as ``holdout``; a
+    changed skip record is saved in the run's state. Returns the DatasetIndex."""
+    run = RunDir.of(run_dir)
+    state = run.read_state() if run.has_state() else {}
+    index, skips = run_index(run.recorded_data(), state, skip_bad, progress)
+    run.check_classes(index, f"restore the run's dataset at {run.recorded_data()}"
+                      " (its config.yaml records it)", state)
+    if state and any(state.get(k) != v for k, v in skips.items()):
+        state.update(skips)
+        run.write_state(state)
+    return apply_holdout(index, run.config.mining.holdout, run.config.seed)
