@@ -119,27 +119,29 @@ def round_run(tmp_path_factory, mining_run):
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """``augmine demo --epochs 2 --round-epochs 1`` on a generated 6-class set with one
-    truncated train JPEG and one fake val JPEG: ``.refused`` is the run without
-    ``--skip-bad`` (``.trained_when_refused``: whether it made checkpoints), ``.result``
-    the one with it; ``.args`` that command, ``.bad`` the two files (relative to ``.data``)."""
+    """``augmine demo --config DEMO`` (support.DEMO: the tiny model, 1 epoch a phase and a
+    1-epoch round) on a generated 6-class set with one truncated train JPEG and one fake val
+    JPEG: ``.refused`` is the run without ``--skip-bad`` (``.trained_when_refused``: whether
+    it made checkpoints), ``.result`` the one with it; ``.args`` that command, ``.bad`` the
+    two files (relative to ``.data``), ``.config`` the config file."""
     from types import SimpleNamespace
 
+    import yaml
     from click.testing import CliRunner
 
     from augmine.cli import cli
     from augmine.data.synth import write_synthetic_dataset
-    from support import spoil
+    from support import DEMO, spoil
 
     folder = tmp_path_factory.mktemp("demo")
-    data, out = folder / "data", folder / "demo"
-    write_synthetic_dataset(data, num_classes=6, train_per_class=120, val_per_class=30, seed=3)
+    data, out, config = folder / "data", folder / "demo", folder / "demo.yaml"
+    write_synthetic_dataset(data, num_classes=6, train_per_class=40, val_per_class=10, seed=3)
+    config.write_text(yaml.safe_dump(DEMO, sort_keys=False))
     bad = spoil(data)
-    args = ["demo", "--out", str(out), "--data", str(data), "--epochs", "2",
-            "--round-epochs", "1"]
+    args = ["demo", "--out", str(out), "--data", str(data), "--config", str(config)]
     refused = CliRunner().invoke(cli, args)
     trained_when_refused = (out / "checkpoints").exists()
     result = CliRunner().invoke(cli, args + ["--skip-bad"])
-    return SimpleNamespace(data=data, out=out, args=args + ["--skip-bad"], bad=bad,
-                           refused=refused, trained_when_refused=trained_when_refused,
+    return SimpleNamespace(data=data, out=out, config=config, args=args + ["--skip-bad"],
+                           bad=bad, refused=refused, trained_when_refused=trained_when_refused,
                            result=result)

@@ -35,6 +35,14 @@ MINING = {"name": "mining", "optimizer": {"name": "adam"},
 
 ONE_PHASE = [{"size": 16, "epochs": 1, "recipe": "none"}]
 
+# `augmine demo --config` in the tests: TINY with the built-in cpu-small config's recipes
+# (light at 16 and 32 px, tiny-imagenet-14 at 64 px) and a 1-epoch round of the 2 weakest.
+DEMO = {**TINY, "name": "demo-tiny",
+        "phases": [{"size": 16, "epochs": 1, "recipe": "light.yaml"},
+                   {"size": 32, "epochs": 1, "recipe": "light.yaml"},
+                   {"size": 64, "epochs": 1, "recipe": "tiny-imagenet-14.yaml"}],
+        "mining": {"policy": "bottom-k", "k": 2, "factor": 3, "epochs": 1}}
+
 
 def tiny_config(**changes) -> dict:
     """A deep copy of TINY with ``changes`` replacing its top-level keys."""

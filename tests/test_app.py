@@ -521,8 +521,9 @@ def _full_screenshot(page, path: Path) -> None:
     h = page.evaluate("() => Math.max(...Array.from(document.querySelectorAll("
                       "'[data-testid=stMain], [data-testid=stMainBlockContainer]'))"
                       ".map(e => e.scrollHeight))")
-    page.set_viewport_size({"width": 1600, "height": int(min(max(h + 80, 900), 8000))})
-    page.wait_for_timeout(1000)
+    height = int(min(max(h + 80, 900), 8000))
+    page.set_viewport_size({"width": 1600, "height": height})
+    page.wait_for_function("h => window.innerHeight === h", arg=height)   # laid out again
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size({"width": 1600, "height": 1200})
 
@@ -594,7 +595,9 @@ def test_real_browser_pages(streamlit_server, tmp_path):
             expect(main.get_by_text("✗").first).to_be_visible()
             charts = main.locator("[data-testid=stVegaLiteChart]")
             expect(charts).to_have_count(2, timeout=30_000)
-            page.wait_for_timeout(1500)                  # let the charts finish drawing
+            page.wait_for_function(                      # both charts drawn
+                "() => Array.from(document.querySelectorAll('[data-testid=stVegaLiteChart]'))"
+                ".every(c => c.querySelector('canvas, svg'))", timeout=30_000)
             _full_screenshot(page, shots / "confusion.png")
             assert not main.get_by_test_id("stException").count()
         finally:

@@ -1,5 +1,6 @@
 """`augmine demo` end to end on a small generated dataset with a tiny budget (the session's
-conftest.demo_run, which also holds two bad files: test_faults.py::test_demo_skip_bad)."""
+conftest.demo_run: `--config` support.DEMO; it also holds two bad files:
+test_faults.py::test_demo_skip_bad), and the demo's default config."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from augmine.data.synth import confusable_pairs
 
 
 @pytest.mark.slow
-@pytest.mark.backend
 def test_demo_writes_every_report_and_finds_the_planted_pair(demo_run):
     result, out = demo_run.result, demo_run.out
     assert result.exit_code == 0, result.output
@@ -26,7 +26,8 @@ def test_demo_writes_every_report_and_finds_the_planted_pair(demo_run):
     assert (out / "checkpoints" / "last.keras").is_file()
     assert (out / "plans" / "round-1.json").is_file()
 
-    # the summary a person reads
+    # the summary a person reads, after training with the config given
+    assert f"3/5 training demo-tiny at 16, 32 and 64 px ({demo_run.config})" in result.output
     for text in ("phase-1", "phase-3", "round-1", "against its control", "net of control",
                  "F1 before -> after (control)", "top confused pairs", f"augmine app {out}"):
         assert text in result.output, text
@@ -44,3 +45,30 @@ def test_demo_writes_every_report_and_finds_the_planted_pair(demo_run):
     again = CliRunner().invoke(cli, demo_run.args)
     assert again.exit_code == 0, again.output
     assert "mining round 1 already done" in again.output
+
+
+def test_demo_config_is_cpu_small_unless_another_is_given(tmp_path):
+    """Without --config the demo trains the built-in cpu-small config (--epochs and
+    --round-epochs override its budget); --config takes a file or a built-in name."""
+    import yaml
+
+    from augmine.augment.recipes import recipes_dir
+    from augmine.experiments.demo import demo_config
+    from augmine.runs.config import load_config
+    from support import DEMO
+
+    small = load_config(recipes_dir() / "cpu-small.yaml")
+    default = demo_config()
+    assert default.to_dict() == small.to_dict() and default.name == "cpu-small"
+    assert [p.size for p in default.phases] == [16, 32, 64]
+    cut = demo_config(epochs=1, round_epochs=1)
+    assert [p.epochs for p in cut.phases] == [1, 1, 1] and cut.mining.epochs == 1
+    assert cut.model == small.model and [p.recipe for p in cut.phases] == \
+        [p.recipe for p in small.phases]
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(DEMO))
+    own = demo_config(round_epochs=3, config=path)
+    assert own.name == "demo-tiny" and own.mining.epochs == 3
+    assert [p.recipe for p in own.phases] == [str(recipes_dir() / n) for n in
+                                              ("light.yaml", "light.yaml", "tiny-imagenet-14.yaml")]
+    assert demo_config(config="cpu-small").to_dict() == small.to_dict()

@@ -283,13 +283,15 @@ def test_plan_keeps_an_interrupted_rounds_plan_and_each_suggestion_works(round_2
     assert "interrupted with another plan" in line
     (cmd,) = suggestions(line)
     assert cmd == ["mine", "round", str(run), "--redo"]
-    res = run_cli(*cmd, "--epochs", "2", "--no-progress")
+    res = run_cli(*cmd, "--epochs", "2", "--no-control", "--no-progress")
     assert res.exit_code == 0 and "chose 3 classes" in res.output, res.output
     assert round_status(run, 2) == "done" and len(round_epochs(run, "round-2")) == 2
 
 
 @pytest.mark.slow
 def test_round_errors_suggest_commands_that_work(round_2_interrupted, tmp_path):
+    """Each suggested command works as printed (with --epochs 1; the rounds after the
+    class-weight one with --no-control: the control is not what they check)."""
     from augmine.rounds.rounds import round_status
 
     run = copy_run(round_2_interrupted, tmp_path)
@@ -310,12 +312,12 @@ def test_round_errors_suggest_commands_that_work(round_2_interrupted, tmp_path):
     line = one_line_error(run_cli("mine", "round", run, "--round", "2"))
     nxt, redo = suggestions(line)
     assert nxt == ["mine", "round", str(run)] and redo == nxt + ["--redo"]
-    res = run_cli(*redo, "--epochs", "1", "--no-progress")
+    res = run_cli(*redo, "--epochs", "1", "--no-control", "--no-progress")
     assert res.exit_code == 0 and "round 2 (oversample" in res.output, res.output
     # an earlier done round has no --redo to offer
     line = one_line_error(run_cli("mine", "round", run, "--round", "1"))
     assert suggestions(line) == [nxt] and "--redo" not in line
-    res = run_cli(*nxt, "--epochs", "1", "--no-progress")
+    res = run_cli(*nxt, "--epochs", "1", "--no-control", "--no-progress")
     assert res.exit_code == 0 and round_status(run, 3) == "done", res.output
     # a broken start record of an interrupted round: its suggested --redo rebuilds it
     interrupt_round(run)
@@ -323,7 +325,7 @@ def test_round_errors_suggest_commands_that_work(round_2_interrupted, tmp_path):
     line = one_line_error(run_cli("mine", "round", run))
     (cmd,) = suggestions(line)
     assert cmd == ["mine", "round", str(run), "--redo"]
-    res = run_cli(*cmd, "--epochs", "1", "--no-progress")
+    res = run_cli(*cmd, "--epochs", "1", "--no-control", "--no-progress")
     assert res.exit_code == 0 and round_status(run, 4) == "done", res.output
 
 

@@ -112,18 +112,33 @@ def test_installed_package_is_the_wheel_and_finds_builtins(installed, outside):
 
 @pytest.mark.slow
 def test_installed_demo_runs_from_outside_the_checkout(installed, outside):
-    """The whole demo (built-in config cpu-small and its recipes, from the wheel) on the
-    least data it runs on: one batch per epoch (4 classes x 16 images), 1 epoch each."""
+    """The whole demo from the installed console script on the least budget it runs on:
+    a tiny config beside the data naming built-in recipes by name (found in the wheel), one
+    worker process, 1 epoch at 16 px under each recipe, a 1-epoch round, 4 classes x 16
+    images. (The built-in cpu-small config found in the wheel:
+    test_installed_package_is_the_wheel_and_finds_builtins; the demo's default config:
+    test_demo.py::test_demo_config_is_cpu_small_unless_another_is_given.)"""
+    import yaml
+    from support import tiny_config
+
     from augmine.data.synth import write_synthetic_dataset
 
     bin_dir, env = installed
     data = outside / "data"
     write_synthetic_dataset(data, num_classes=4, train_per_class=16, val_per_class=4, seed=1)
+    config = tiny_config(name="packaged", workers=1, batch_size=64,
+                         phases=[{"size": 16, "epochs": 1, "recipe": "light"},
+                                 {"size": 16, "epochs": 1, "recipe": "tiny-imagenet-14.yaml"}],
+                         mining={"k": 2, "epochs": 1})
+    (outside / "small.yaml").write_text(yaml.safe_dump(config))
     res = _run([str(bin_dir / "augmine"), "demo", "--out", "demo", "--data", str(data),
-                "--epochs", "1", "--round-epochs", "1"], cwd=outside, env=env, timeout=600)
+                "--config", "small.yaml"], cwd=outside, env=env, timeout=600)
+    assert "3/5 training packaged at 16 and 16 px (small.yaml)" in res.stdout, res.stdout
     assert "net of control" in res.stdout and "augmine app" in res.stdout, res.stdout
     assert (outside / "demo" / "checkpoints" / "last.keras").is_file()
     assert (outside / "demo" / "inspection" / "inspection.json").is_file()
+    recorded = yaml.safe_load((outside / "demo" / "config.yaml").read_text())
+    assert [Path(p["recipe"]).parent.name for p in recorded["phases"]] == ["builtin"] * 2
 
 
 def _free_port() -> int:

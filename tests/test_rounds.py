@@ -205,7 +205,6 @@ def test_round_on_generated_data(round_run, synth_root, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.backend
 def test_interrupted_round_resumes_to_a_consistent_run(mining_run, tmp_path):
     import keras
 
@@ -240,7 +239,6 @@ def test_interrupted_round_resumes_to_a_consistent_run(mining_run, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.backend
 def test_suspects_out_of_and_in_sample(round_run, tmp_path):
     """(A class-weight round and its control: test_faults.py::
     test_round_errors_suggest_commands_that_work.)"""
@@ -263,7 +261,6 @@ def json_or_yaml_data(run):
 
 
 @pytest.mark.slow
-@pytest.mark.backend
 def test_factor_one_round_has_no_effect_net_of_control(mining_run, tmp_path):
     """A plan whose classes get no extra samples trains exactly what the control trains:
     its effect net of control is zero (tolerance 0.02 on every metric; it is exactly 0 on
@@ -282,7 +279,6 @@ def test_factor_one_round_has_no_effect_net_of_control(mining_run, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.backend
 def test_harmful_round_lists_who_lost_and_warns(mining_run, tmp_path):
     """A round with a huge learning rate wrecks the model: the printout lists the classes
     whose F1 fell and warns in one line; without a control it says the effect is unmeasured."""
@@ -305,7 +301,6 @@ def test_harmful_round_lists_who_lost_and_warns(mining_run, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.backend
 def test_holdout_selection_and_compare(synth_root, tmp_path):
     """``mining.holdout`` keeps a slice of train out of training from the first phase;
     weak classes are chosen on it, all of val measures, suspects are scored on it. Then

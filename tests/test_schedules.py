@@ -361,7 +361,6 @@ def test_progress_lines_when_not_a_terminal():
 
 
 @pytest.mark.slow
-@pytest.mark.backend
 def test_lr_range_test_on_the_real_sample(real_index, tmp_path):
     """A tiny DenseNet on real images: the suggested max_lr lies where the loss falls."""
     from augmine.model.densenet import build_densenet

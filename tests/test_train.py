@@ -120,7 +120,6 @@ def test_a_schedule_that_does_not_fit_the_phases_fails_before_the_run_folder(tmp
 
 
 @pytest.mark.slow
-@pytest.mark.backend
 @pytest.mark.parametrize("schedule", [
     {"half_cycle": "auto", "min_lr": 0.01, "max_lr": 0.1},
     {"mode": "one_cycle", "max_lr": 0.1, "min_lr": 0.01, "final_lr": 0.001,
@@ -244,7 +243,6 @@ def test_extra_epochs_continue_the_schedule_and_history(trained_run, synth_index
 
 
 @pytest.mark.slow
-@pytest.mark.backend
 def test_lr_find_cli_shows_progress_and_its_suggestion_lands_where_the_loss_falls(
         tmp_path, synth_root):
     path = write_config(tmp_path)
@@ -359,9 +357,11 @@ def test_resume_mid_phase_continues_with_the_same_numbers(tmp_path, synth_root):
 def test_jax_backend_trains_and_evaluates_through_the_cli_without_tensorflow(tmp_path,
                                                                             synth_root):
     """Under KERAS_BACKEND=jax with `import tensorflow` made to fail, and two CPU devices:
-    keras.distribution.DataParallel places the model; `augmine train`, `evaluate`,
-    `lr-find` and `mine round` all work; TensorFlow is never imported."""
-    path = write_config(tmp_path, strategy="mirrored",
+    the feeds are keras.utils.PyDataset with uint8 batches; keras.distribution.DataParallel
+    places the model; `augmine train` (2 persistent worker processes), `evaluate`, `lr-find`
+    and `mine round` all work; TensorFlow is never imported. (Once
+    test_pipeline.py::test_keras_feed_under_jax_without_tensorflow.)"""
+    path = write_config(tmp_path, strategy="mirrored", workers=2,
                         phases=[{"size": 16, "epochs": 1, "recipe": "none"},
                                 {"size": 32, "epochs": 1, "recipe": "light.yaml"}],
                         mining={"k": 2, "epochs": 1})
@@ -375,6 +375,20 @@ def test_jax_backend_trains_and_evaluates_through_the_cli_without_tensorflow(tmp
         from augmine.train.fit import distribution
 
         assert keras.config.backend() == "jax"
+        import numpy as np
+        from augmine.data.dataset import load_index
+        from augmine.feed.pipeline import close_feed, eval_dataset, train_dataset
+
+        index = load_index({str(synth_root)!r})
+        train = train_dataset(index, "light", 16, 64, seed=0, workers=2)
+        val = eval_dataset(index, 16, 32)
+        assert isinstance(train, keras.utils.PyDataset) and len(train) == 7
+        assert isinstance(val, keras.utils.PyDataset) and len(val) == 4
+        x, y = train[0]
+        assert x.dtype == np.uint8 and x.shape == (64, 16, 16, 3) and y.dtype == np.int32
+        x, y = val[3]
+        assert x.shape == (4, 16, 16, 3) and list(y) == list(index.val.labels[-4:])
+        close_feed(train)
         with distribution("mirrored") as replicas:
             kind = type(keras.distribution.distribution()).__name__
         print("DEVICES", replicas, kind)

@@ -3,7 +3,8 @@
 1. the dataset: the embedded generated one (made once, cached) or ``--data``;
 2. inspection of its val set (``<out>/inspection/``: JSON, CSV, histograms);
 3. a small DenseNet trained through the 16, 32 and 64 px phases of
-   the built-in ``cpu-small`` config with its recipes, one report per phase;
+   the built-in ``cpu-small`` config with its recipes (or through the phases of the
+   config given as ``config``), one report per phase;
 4. one mining round: the weakest classes (chosen on half of val) oversampled for extra
    epochs, and a control round from the same start (same steps, LR and seeds, plain
    sampling), both measured on the other half of val;
@@ -41,16 +42,18 @@ class DemoSummary:
     generated: bool = False
 
 
-def demo_config(epochs: int | None = None, round_epochs: int | None = None):
-    """The demo's training config (the built-in ``cpu-small`` config) as a validated TrainConfig.
+def demo_config(epochs: int | None = None, round_epochs: int | None = None,
+                config: str | Path | None = None):
+    """The demo's training config as a validated TrainConfig: ``config`` (a file or a
+    built-in name), by default the built-in ``cpu-small`` config.
 
     ``epochs`` overrides every phase's epochs and ``round_epochs`` the mining round's
-    (a smaller budget for tests).
+    (a smaller budget, as does a smaller ``config``).
     """
     from augmine.runs.config import load_config
     from augmine.augment.recipes import resolve_recipe
 
-    raw = load_config(resolve_recipe(DEMO_CONFIG)).to_dict()
+    raw = load_config(resolve_recipe(DEMO_CONFIG) if config is None else config).to_dict()
     if epochs is not None:
         for phase in raw["phases"]:
             phase["epochs"] = int(epochs)
@@ -62,10 +65,11 @@ def demo_config(epochs: int | None = None, round_epochs: int | None = None):
 def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
              epochs: int | None = None, round_epochs: int | None = None,
              progress: bool = True, echo: Callable[[str], None] = print,
-             skip_bad: bool = False) -> DemoSummary:
+             skip_bad: bool = False, config: str | Path | None = None) -> DemoSummary:
     """Run (or resume) the demo into ``out`` (a path or RunDir); ``echo`` receives one line
     per step; ``skip_bad`` leaves out images that do not decode (each logged) instead of
-    failing. Returns a :class:`DemoSummary`."""
+    failing; ``config`` trains with another training config than the built-in
+    ``cpu-small`` (a file or a built-in name). Returns a :class:`DemoSummary`."""
     from augmine.data.dataset import load_index
     from augmine.augment.inspection import inspect_dataset, write_report
     from augmine.augment.recipes import recipes_dir
@@ -105,9 +109,15 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
     else:
         echo(f"2/5 inspection already in {inspection_dir}")
 
-    echo(f"3/5 training a small DenseNet at 16, 32 and 64 px ({recipes_dir() / DEMO_CONFIG})")
-    train_run(demo_config(epochs, round_epochs), data_root=data, run_dir=run, resume=resume,
-              progress=progress, skip_bad=skip_bad)
+    cfg = demo_config(epochs, round_epochs, config)
+    if config is None:
+        echo(f"3/5 training a small DenseNet at 16, 32 and 64 px ({recipes_dir() / DEMO_CONFIG})")
+    else:
+        sizes = [str(p.size) for p in cfg.phases]
+        sizes = " and ".join(filter(None, [", ".join(sizes[:-1]), sizes[-1]]))
+        echo(f"3/5 training {cfg.name} at {sizes} px ({config})")
+    train_run(cfg, data_root=data, run_dir=run, resume=resume, progress=progress,
+              skip_bad=skip_bad)
 
     if not done_rounds(run):
         echo("4/5 mining round 1: oversampling the weakest classes for extra epochs, and a "
