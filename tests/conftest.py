@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,23 @@ REAL_SAMPLE = Path(os.environ.get(
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# JAX compiles the train/predict steps of every new model afresh, and the tests build the
+# same few tiny models many times: a persistent compilation cache for the session (and the
+# JAX subprocesses it starts) turns each repeat into a cache hit. Set before JAX is imported;
+# removed at the end of the session (pytest_unconfigure).
+_JAX_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _JAX_CACHE = tempfile.mkdtemp(prefix="augmine-jax-cache-")
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=_JAX_CACHE,
+                      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+
+
+def pytest_unconfigure(config):
+    if _JAX_CACHE is not None:
+        shutil.rmtree(_JAX_CACHE, ignore_errors=True)
+
 
 # ``AUGMINE_BLOCK_TENSORFLOW=1`` (the JAX and PyTorch jobs in .ci/run) makes ``import
 # tensorflow`` fail in this process and in every subprocess a test starts (the blocker of

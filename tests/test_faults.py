@@ -256,9 +256,18 @@ def round_epochs(run: Path, stage: str) -> list[int]:
 @pytest.mark.slow
 def test_plan_keeps_an_interrupted_rounds_plan_and_each_suggestion_works(round_2_interrupted,
                                                                           tmp_path):
+    """An interrupted round (conftest.round_run's round 2, stopped after its first epoch)
+    resumes to a consistent run, and is redone from its start (once
+    test_rounds.py::test_interrupted_round_resumes_to_a_consistent_run)."""
+    from augmine.analysis.reports import list_stage_reports
     from augmine.rounds.rounds import round_status
 
     run = copy_run(round_2_interrupted, tmp_path)
+    # interrupted after 1 of its 2 epochs: in the history, no report yet
+    start = max(round_epochs(run, "round-1"))
+    assert round_epochs(run, "round-2") == [start + 1]
+    assert not (run / "reports" / "round-2" / "report.json").exists()
+    assert [r["stage"] for r in list_stage_reports(run)] == ["phase-1", "round-1"]
     plan_before = (run / "plans" / "round-2.json").read_text()
     line = one_line_error(run_cli("mine", "plan", run, "--k", "3"))
     assert "round 2" in line and "was interrupted" in line and "--force" in line
@@ -272,6 +281,9 @@ def test_plan_keeps_an_interrupted_rounds_plan_and_each_suggestion_works(round_2
     assert res.exit_code == 0 and "resumed after an interruption" in res.output, res.output
     assert round_status(run, 2) == "done" and round_epochs(run, "round-2") == first + [
         first[0] + 1]
+    assert RunDir(run).read_state()["epochs_done"] == start + 2
+    report = json.loads((run / "reports" / "round-2" / "report.json").read_text())
+    assert report["meta"]["epochs_done"] == start + 2
 
     # 2nd and 3rd: replace the plan (--force, same options), then redo the round
     first_copy, run = run, copy_run(round_2_interrupted, tmp_path, "run-b")
@@ -285,7 +297,11 @@ def test_plan_keeps_an_interrupted_rounds_plan_and_each_suggestion_works(round_2
     assert cmd == ["mine", "round", str(run), "--redo"]
     res = run_cli(*cmd, "--epochs", "2", "--no-control", "--no-progress")
     assert res.exit_code == 0 and "chose 3 classes" in res.output, res.output
-    assert round_status(run, 2) == "done" and len(round_epochs(run, "round-2")) == 2
+    # redone from the round's start: its epochs replace the interrupted attempt's
+    assert round_status(run, 2) == "done" and round_epochs(run, "round-2") == [start + 1,
+                                                                               start + 2]
+    assert RunDir(run).read_state()["epochs_done"] == start + 2
+    assert [r["stage"] for r in list_stage_reports(run)] == ["phase-1", "round-1", "round-2"]
 
 
 @pytest.mark.slow
@@ -314,6 +330,9 @@ def test_round_errors_suggest_commands_that_work(round_2_interrupted, tmp_path):
     assert nxt == ["mine", "round", str(run)] and redo == nxt + ["--redo"]
     res = run_cli(*redo, "--epochs", "1", "--no-control", "--no-progress")
     assert res.exit_code == 0 and "round 2 (oversample" in res.output, res.output
+    start = max(round_epochs(run, "round-1"))          # the redo's epoch replaced the last
+    assert round_epochs(run, "round-2") == [start + 1]
+    assert RunDir(run).read_state()["epochs_done"] == start + 1
     # an earlier done round has no --redo to offer
     line = one_line_error(run_cli("mine", "round", run, "--round", "1"))
     assert suggestions(line) == [nxt] and "--redo" not in line

@@ -205,40 +205,6 @@ def test_round_on_generated_data(round_run, synth_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_interrupted_round_resumes_to_a_consistent_run(mining_run, tmp_path):
-    import keras
-
-    from augmine.rounds.rounds import round_status, run_round
-
-    run = copy_run(mining_run, tmp_path)
-    start_epochs = json.loads((run / "state.json").read_text())["epochs_done"]
-
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_round(run, progress=False, extra_callbacks=[Interrupt()])
-    assert round_status(run, 1) == "interrupted"
-    assert not (run / "reports" / "round-1" / "report.json").exists()
-    assert [r["stage"] for r in list_stage_reports(run)] == ["phase-1"]
-    assert len(_round_rows(run)) == 1
-
-    res = run_round(run, progress=False)             # resumes: trains only the missing epoch
-    assert res.resumed and round_status(run, 1) == "done"
-    state = json.loads((run / "state.json").read_text())
-    assert state["epochs_done"] == start_epochs + 2
-    assert [int(r["epoch"]) for r in _round_rows(run)] == [start_epochs + 1, start_epochs + 2]
-    assert res.report["meta"]["epochs_done"] == start_epochs + 2
-
-    res = run_round(run, redo=True, progress=False)  # redo: from the round's start again
-    state = json.loads((run / "state.json").read_text())
-    assert state["epochs_done"] == start_epochs + 2 and not res.resumed
-    assert [int(r["epoch"]) for r in _round_rows(run)] == [start_epochs + 1, start_epochs + 2]
-    assert [r["stage"] for r in list_stage_reports(run)] == ["phase-1", "round-1"]
-
-
-@pytest.mark.slow
 def test_suspects_out_of_and_in_sample(round_run, tmp_path):
     """(A class-weight round and its control: test_faults.py::
     test_round_errors_suggest_commands_that_work.)"""
