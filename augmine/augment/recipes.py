@@ -224,7 +224,8 @@ def sets_size(transform: str) -> bool:
 
 
 class _Where:
-    """Where an entry is, for error messages: ``recipes/x.yaml: transform 3 (GaussNoise)``."""
+    """Where an entry is, for error messages:
+    ``recipes/light.yaml: transform 3 (RandomBrightnessContrast)``."""
 
     def __init__(self, source: str, number: str, name: str | None = None):
         self.source, self.number, self.name = source, number, name
