@@ -79,8 +79,15 @@ def strings(path: Path) -> list[str]:
 
 def comments(path: Path) -> list[str]:
     """The comment lines of a YAML file (built-in recipes and configs quote commands there)."""
-    return [line.split("#", 1)[1].strip() for line in path.read_text(encoding="utf-8").splitlines()
-            if "#" in line]
+    lines = [line.split("#", 1)[1].strip()
+             for line in path.read_text(encoding="utf-8").splitlines() if "#" in line]
+    joined: list[str] = []
+    for line in lines:                      # a command continued with a trailing backslash
+        if joined and joined[-1].endswith("\\"):
+            joined[-1] = joined[-1][:-1] + " " + line
+        else:
+            joined.append(line)
+    return joined
 
 
 def backticked(text: str) -> list[str]:
@@ -103,7 +110,7 @@ def check_command(words: str, strict: bool) -> str | None:
     """Why ``augmine WORDS`` does not resolve, or None. Not ``strict`` (prose): text whose
     first word names no command is not a command and passes."""
     tokens = words.split()
-    command, path, i = cli, ["augmine"], 0
+    command, path, i, given, args = cli, ["augmine"], 0, set(), 0
     while i < len(tokens):
         token = tokens[i].rstrip(".,:")
         if token.startswith("-") and len(token) > 1:
@@ -113,6 +120,7 @@ def check_command(words: str, strict: bool) -> str | None:
             param = options(command).get(name)
             if name not in options(command):
                 return f"`{' '.join(path)}` has no option {name}"
+            given.add(param)
             if isinstance(param, click.Option) and not param.is_flag:
                 value = value or (tokens[i + 1] if i + 1 < len(tokens) else "")
                 choices = getattr(param.type, "choices", None)
@@ -129,7 +137,13 @@ def check_command(words: str, strict: bool) -> str | None:
                 return f"`{' '.join(path)}` has no command {token!r}"
             else:
                 return None         # prose: "augmine turns the loop ..."
+        else:
+            args += 1
         i += 1
+    missing = [p.opts[-1] for p in command.params if p.required and isinstance(p, click.Option)
+               and p not in given]
+    if args and missing and not given & {None}:     # (--help names no parameter)           # a whole command (with its arguments) lacks a required option
+        return f"`{' '.join(path)}` needs {', '.join(missing)}"
     return None
 
 
@@ -189,6 +203,8 @@ def test_the_checker_catches_what_does_not_resolve():
     assert check_command("mine round RUN --mode pair", strict=True)
     assert check_command("trian cpu-small", strict=True)
     assert check_command("trian cpu-small", strict=False) is None   # prose, not a command
+    assert check_command("train cpu-small", strict=True)       # --run-dir is required
+    assert check_command("train cpu-small --run-dir runs/x", strict=True) is None
     assert check_command("mine round RUN --mode pairs --partners 1", strict=True) is None
     assert check_command("recipe compare none light --strength=0,1 -h", strict=True) is None
     assert COMMAND.findall("from augmine.x import y; augmine's; augmine/cli") == []
