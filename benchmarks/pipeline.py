@@ -134,11 +134,12 @@ class Meter:
 def make_compose(size: int):
     import albumentations as A
 
-    recipe = Path(__file__).resolve().parents[1] / "augmine" / "builtin" / "tiny-imagenet-14.yaml"
-    if recipe.exists():
-        from augmine.augment.recipes import build_compose
+    from augmine.core.shipped import available_recipes
 
-        return build_compose(recipe, size), recipe.name
+    if "tiny-imagenet-14" in available_recipes():
+        from augmine.augment.compose import build_compose
+
+        return build_compose("tiny-imagenet-14", size), "tiny-imagenet-14.yaml"
     ts = [getattr(A, name)(**({"size": (size, size)} if name == "RandomResizedCrop" else {}), **kw)
           for name, kw in FALLBACK_14]
     return A.Compose(ts), "DESIGN.md 14-transform list (fallback)"

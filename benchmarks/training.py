@@ -110,7 +110,7 @@ def measure(args) -> dict:
     from augmine.data.dataset import load_index
     from augmine.model.densenet import build_densenet
     from augmine.feed.pipeline import close_feed, epoch_length, pipeline_errors, train_dataset
-    from augmine.augment.recipes import resolve_recipe
+    from augmine.core.shipped import resolve_recipe
     from augmine.core.runtime import import_keras
     from augmine.train.fit import gpu_present
 

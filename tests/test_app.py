@@ -312,7 +312,8 @@ def test_browser_edits_recipe_and_download_validates(synth_root, tmp_path):
     from click.testing import CliRunner
 
     from augmine.cli import cli
-    from augmine.augment.recipes import load_recipe, recipes_dir
+    from augmine.augment.recipes import load_recipe
+    from augmine.core.shipped import recipes_dir
 
     at = app_test(data=synth_root)
     no_exception(at)

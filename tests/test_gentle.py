@@ -14,7 +14,8 @@ from augmine.analysis.affinity_stats import TAILORED_STRENGTH
 from augmine.cli import cli
 from augmine.rounds.gentle import gentle_overrides
 from augmine.analysis.mining import OversamplingPlan
-from augmine.augment.recipes import class_overrides, load_recipe
+from augmine.augment.overrides import class_overrides
+from augmine.augment.recipes import load_recipe
 from augmine.runs.rundir import RunDir
 from test_affinity import COLOUR_RECIPE, COLOURS, TINY, write_colour_dataset
 

@@ -210,7 +210,8 @@ def test_write_report_files(handmade, tmp_path):
 
 
 def test_suggested_recipe_quotes_measurements_and_loads(real_index):
-    from augmine.augment.recipes import build_compose, parse_recipe
+    from augmine.augment.compose import build_compose
+    from augmine.augment.recipes import parse_recipe
 
     r = inspect_dataset(real_index, compare=None)
     rec = suggest_recipe(r, name="s")

@@ -209,7 +209,7 @@ def run_comparison(recipes: Sequence[str], data, config, out=None, epochs: int |
     """
     from augmine.runs.config import load_config
     from augmine.data.dataset import load_index
-    from augmine.augment.recipes import resolve_config
+    from augmine.core.shipped import resolve_config
     from augmine.runs.rundir import RunDir
 
     echo = echo or log.info

@@ -41,7 +41,7 @@ model scales them, see :func:`augmine.model.densenet.build_densenet`).
   gets its extra copy with probability ``frac(f_c)`` and the epoch length is fixed, which
   Keras progress bars and step-based schedules need). Nothing is dropped. The weak classes
   use ``plan.recipe`` when it is set.
-- Class overrides: a recipe's ``classes:`` (see :func:`augmine.augment.recipes.recipe_for_class`)
+- Class overrides: a recipe's ``classes:`` (see :func:`augmine.augment.overrides.recipe_for_class`)
   give the classes they name their own compose, one per distinct override (the plan's
   recipe wins for its weak classes). A sample of such a class also runs the default
   compose first and drops the result, so the default compose's random stream, and with it
@@ -81,7 +81,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from augmine.core.errors import AugmineError
-from augmine.augment.recipes import reseed_compose
+from augmine.augment.compose import reseed_compose
 
 log = logging.getLogger("augmine")
 
@@ -822,7 +822,7 @@ def _compose_for(recipe, size: int):
 
     if isinstance(recipe, BaseCompose):
         return recipe
-    from augmine.augment.recipes import build_compose
+    from augmine.augment.compose import build_compose
 
     return build_compose(recipe, size)
 
@@ -833,7 +833,8 @@ def _add_class_composes(index, recipe, size: int, composes: list,
     ``composes`` and point its classes at it in ``recipe_of_class`` (C,); classes already on
     another compose (the plan's weak classes) keep it. Returns the first override's index
     (None when no class has an effective override)."""
-    from augmine.augment.recipes import build_compose, class_overrides, recipe_for_class
+    from augmine.augment.compose import build_compose
+    from augmine.augment.overrides import class_overrides, recipe_for_class
 
     first = len(composes)
     by_override: dict[tuple, int] = {}

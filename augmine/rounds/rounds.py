@@ -649,7 +649,7 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
         say("confusion partners on the selection images:")
         for line in format_pairs(plan):
             say(line)
-    from augmine.augment.recipes import resolve_recipe
+    from augmine.core.shipped import resolve_recipe
 
     strong = str(resolve_recipe(strong_recipe or settings.get("recipe") or DEFAULT_STRONG_RECIPE))
     cfg = run.config

@@ -30,7 +30,10 @@ import numpy as np
 from augmine.analysis import affinity_stats as stats
 from augmine.core import atomic
 from augmine.core.errors import AugmineError
-from augmine.augment.recipes import Recipe, as_recipe, build_compose, dump_recipe, resolve_recipe, sets_size
+from augmine.core.shipped import resolve_recipe
+from augmine.augment.compose import build_compose
+from augmine.augment.recipes import Recipe, as_recipe, dump_recipe
+from augmine.augment.transforms import sets_size
 from augmine.runs.rundir import RunDir
 
 VERSION = 1

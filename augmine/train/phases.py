@@ -129,7 +129,7 @@ def _phase_recipe(phase):
     """The phase's recipe path, or the recipe scaled to the phase's ``strength`` when set."""
     if phase.strength is None or phase.strength == 1:
         return phase.recipe
-    from augmine.augment.recipes import scale_recipe
+    from augmine.augment.strength import scale_recipe
 
     return scale_recipe(phase.recipe, phase.strength)
 
