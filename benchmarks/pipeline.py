@@ -186,7 +186,7 @@ def run_rounds(data, images, index, compose, size, batch, workers, repeats):
 
 def run_plain(paths, compose, size, presize=False):
     """Meter of the plain loop (read, recipe, store) over ``paths`` in this process."""
-    from augmine.data.dataset import read_image
+    from augmine.data.images import read_image
     from augmine.feed.pipeline import presized
 
     with Meter() as m:
@@ -320,7 +320,8 @@ def transform_costs(compose, images, repeats=1):
 
 def load_subset(data, images):
     """The dataset's index with its train split cycled/cut to ``images`` (0 = as it is)."""
-    from augmine.data.dataset import Split, load_index
+    from augmine.data.dataset import Split
+    from augmine.data.layouts import load_index
 
     index = load_index(data)
     tr = index.train
@@ -389,7 +390,7 @@ def main(argv=None):
 
     import cv2
 
-    from augmine.data.dataset import load_images
+    from augmine.data.images import load_images
     from augmine.feed.pipeline import default_workers
 
     cv2.setNumThreads(0)   # as in the workers; OpenCV's thread pool slows 64 px images

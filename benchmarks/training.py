@@ -107,7 +107,7 @@ def dataset_for(args) -> tuple[Path, str]:
 def measure(args) -> dict:
     import numpy as np
 
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
     from augmine.model.densenet import build_densenet
     from augmine.feed.pipeline import close_feed, epoch_length, pipeline_errors, train_dataset
     from augmine.core.shipped import resolve_recipe

@@ -64,7 +64,7 @@ def no_exception(at) -> None:
 
 
 def synth_index(root):
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
 
     return load_index(root)
 

@@ -128,7 +128,7 @@ def old_way_epoch(index, recipe, size: int, batch_size: int, seed: int) -> np.nd
     """Epoch 0 of ``train_dataset(index, recipe, size, batch_size, seed=seed)`` as the feed
     made it before class overrides: one Compose for every image, reseeded per batch with
     ``2 * batch seed`` (the order and seeds from ``default_rng([seed, epoch])``)."""
-    from augmine.data.dataset import read_image
+    from augmine.data.images import read_image
     from augmine.feed.pipeline import epoch_order
 
     sp = index.split("train")

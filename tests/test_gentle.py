@@ -86,7 +86,7 @@ def test_gentle_round_lifts_the_colour_classes_against_its_control(tmp_path):
 
 
 def _ids_and_names(root):
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
 
     index = load_index(root)
     return index.class_ids, index.class_names

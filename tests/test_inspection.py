@@ -136,7 +136,7 @@ def test_upscaled_copies_are_measured_and_suggested_like_the_originals(real_root
 
     import cv2
 
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
 
     big = tmp_path / "big"
     shutil.copytree(real_root, big, ignore=shutil.ignore_patterns("train"))

@@ -180,7 +180,7 @@ def test_build_compose_rejects_bad_size():
 @pytest.fixture(scope="module")
 def real_images(real_index):
     """A few colour and every grayscale original of the real sample (as RGB arrays)."""
-    from augmine.data.dataset import load_images, verify_index
+    from augmine.data.images import load_images, verify_index
 
     gray = verify_index(real_index).grayscale_paths
     assert gray, "the real sample is known to hold grayscale JPEGs"

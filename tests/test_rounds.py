@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from support import MINING, TINY, copy_run, tiny_config
 
 from augmine.cli import cli
-from augmine.data.dataset import load_index
+from augmine.data.layouts import load_index
 from augmine.analysis.mining import OversamplingPlan, make_plan
 from augmine.analysis.reports import REPORT_FILES, list_stage_reports, write_stage_report
 from augmine.runs.rundir import RunDir

@@ -103,7 +103,7 @@ def preview(recipe: str, data: Path | None, class_key: str | None, n: int, per_i
             size: int, seed: int, split: str, out: Path) -> None:
     """Write a PNG grid of originals and RECIPE's augmented samples, labels drawn in (a class
     the recipe overrides under its own recipe)."""
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
     from augmine.augment.preview import preview_grid, write_preview
     from augmine.augment.recipes import load_recipe
 

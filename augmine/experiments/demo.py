@@ -65,7 +65,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
     """Run (or resume) the demo into ``out`` (a path or RunDir); ``echo`` receives one line
     per step; ``skip_bad`` leaves out images that do not decode (each logged) instead of
     failing. Returns a :class:`DemoSummary`."""
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
     from augmine.augment.inspection import inspect_dataset, write_report
     from augmine.core.shipped import resolve_config
     from augmine.analysis.reports import list_stage_reports

@@ -214,7 +214,7 @@ class _BatchMaker:
                  out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(images uint8 (B, size, size, 3), labels int32 (B,))`` for sample indices ``idx``
         (B,); ``out``: where to write the images (a shared-memory slot), else a new array."""
-        from augmine.data.dataset import read_image
+        from augmine.data.images import read_image
 
         job = self.job
         if seed is not None:
@@ -301,7 +301,7 @@ def _worker_main(job_bytes: bytes, tasks, results, slots=None) -> None:
 # Modules the fork server imports once, so that workers start in milliseconds instead of
 # about a second each (Python + NumPy + OpenCV + albumentations under spawn). worker_boot
 # comes first: it keeps albumentations from importing PyTorch.
-FORKSERVER_PRELOAD = ["augmine.feed.worker_boot", "augmine.feed.pipeline", "augmine.data.dataset",
+FORKSERVER_PRELOAD = ["augmine.feed.worker_boot", "augmine.feed.pipeline", "augmine.data.images",
                       "albumentations", "cv2"]
 _MAIN_KEYS = ("init_main_from_path", "init_main_from_name")
 _launching = threading.local()
@@ -739,7 +739,7 @@ def _paths_digest(paths: Sequence[str]) -> str:
 
 def _write_cache(target: Path, paths: Sequence[str], presize: int | None = None) -> None:
     from augmine.core import atomic
-    from augmine.data.dataset import load_images, read_image
+    from augmine.data.images import load_images, read_image
 
     def prepared(img):
         return presized(img, presize) if presize else img
@@ -777,7 +777,7 @@ def _prepare_cache(cache, paths: Sequence[str], owner, presize: int | None = Non
     if cache is None or cache is False:
         return None
     if cache is True or cache == "memory":
-        from augmine.data.dataset import read_image
+        from augmine.data.images import read_image
 
         first = read_image(paths[0])
         need = len(paths) * (presized(first, presize) if presize else first).nbytes * 1.1

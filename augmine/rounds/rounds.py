@@ -82,7 +82,7 @@ def mining_settings(run_dir, **overrides) -> dict:
 def load_run_index(run_dir):
     """The run's dataset (``data:`` in its config) as a DatasetIndex; with ``mining.holdout``
     its held-out slice of train is the ``holdout`` split (never trained on)."""
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
 
     run = RunDir.of(run_dir)
     return apply_holdout(load_index(run.recorded_data()), run.config.mining.holdout,

@@ -129,7 +129,7 @@ def measure_affinity(run_dir, recipe, draws: int = 2, seed: int = 0, progress: b
     """
     from tqdm.auto import tqdm
 
-    from augmine.data.dataset import load_images
+    from augmine.data.images import load_images
     from augmine.train.evaluation import load_for_evaluation, resolve_checkpoint
 
     if int(draws) < 1:
