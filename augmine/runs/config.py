@@ -110,9 +110,6 @@ def _resolve_recipe(name, base_dir: Path | None) -> str:
         except AugmineError as exc:
             raise ValueError(f"recipe {name!r} not found next to the config or in "
                              f"recipes/ ({exc})") from None
-        if not path.is_file():
-            raise ValueError(f"recipe file {path} does not exist; fix the name or create "
-                             "the recipe")
     try:
         load_recipe(path)
     except AugmineError as exc:
