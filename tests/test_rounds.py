@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from support import MINING, TINY, copy_run, tiny_config
 
 from augmine.cli import cli
-from augmine.data.dataset import load_index
+from augmine.data.layouts import load_index
 from augmine.analysis.mining import OversamplingPlan, make_plan
 from augmine.analysis.reports import REPORT_FILES, list_stage_reports, write_stage_report
 from augmine.runs.rundir import RunDir
@@ -269,7 +269,8 @@ def test_factor_one_round_has_no_effect_net_of_control(mining_run, tmp_path):
     """A plan whose classes get no extra samples trains exactly what the control trains:
     its effect net of control is zero (tolerance 0.02 on every metric; it is exactly 0 on
     the CPU, where the same seeds give the same batches and updates)."""
-    from augmine.rounds.rounds import describe_arm, run_round
+    from augmine.rounds.arms import describe_arm
+    from augmine.rounds.rounds import run_round
 
     run = copy_run(mining_run, tmp_path)
     res = run_round(run, progress=False, factor=1.0, epochs=1)

@@ -123,17 +123,6 @@ def load_recipe_text(text: str, name: str = "edited"):
     return parse_recipe(data, f"{name}.yaml")
 
 
-def is_augmentation_recipe(path: str | os.PathLike) -> bool:
-    """True for a recipe file (has ``transforms:``), False for training configs and other YAML."""
-    import yaml
-
-    try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return False
-    return isinstance(doc, dict) and isinstance(doc.get("transforms"), list)
-
-
 def transform_defaults(name: str) -> dict[str, Any]:
     """The constructor arguments of albumentations transform ``name`` with their defaults.
 
@@ -172,10 +161,10 @@ def param_kind(value: Any) -> str:
 def augment_samples(image: np.ndarray, recipe, size: int, n: int, seed: int) -> list[np.ndarray]:
     """``n`` augmented versions (each (size, size, 3) uint8) of ``image`` under ``recipe``.
 
-    ``recipe``: a Recipe, recipe path or name (see :func:`augmine.augment.recipes.build_compose`).
+    ``recipe``: a Recipe, recipe path or name (see :func:`augmine.augment.compose.build_compose`).
     The same ``seed`` gives the same samples.
     """
-    from augmine.augment.recipes import build_compose
+    from augmine.augment.compose import build_compose
 
     compose = build_compose(recipe, size, seed=int(seed))
     return [compose(image=image)["image"] for _ in range(int(n))]
@@ -192,7 +181,7 @@ def recipe_choices(run_dir=None, folder: str | os.PathLike | None = None
     light.yaml``). The default is the run's last phase's recipe, else the built-in
     ``tiny-imagenet-14.yaml``, else the first.
     """
-    from augmine.augment.recipes import recipes_dir, resolve_recipe
+    from augmine.core.shipped import available_recipes, is_recipe_file, recipes_dir, resolve_recipe
 
     roles: dict[str, list[str]] = {}
     default = None
@@ -218,13 +207,14 @@ def recipe_choices(run_dir=None, folder: str | os.PathLike | None = None
                 add(cfg.mining.recipe, "run mining")
         for stage, path in run.gentle_recipes().items():
             add(path, f"run {stage} gentle")
-    for where, role in ((folder, "here"), (recipes_dir(), "built-in")):
-        if where and Path(where).is_dir():
-            for path in sorted(Path(where).glob("*.y*ml")):
-                if is_augmentation_recipe(path):
-                    key = add(path, role)
-                    if role == "built-in" and path.name == "tiny-imagenet-14.yaml":
-                        default = default or key
+    if folder and Path(folder).is_dir():
+        for path in sorted(Path(folder).glob("*.y*ml")):
+            if is_recipe_file(path):
+                add(path, "here")
+    for name in available_recipes():
+        key = add(recipes_dir() / f"{name}.yaml", "built-in")
+        if name == "tiny-imagenet-14":
+            default = default or key
     labels = {path: f"{', '.join(dict.fromkeys(rs))}: {Path(path).name}"
               for path, rs in roles.items()}
     return labels, default or next(iter(labels), None)
@@ -261,11 +251,11 @@ def class_preview(recipe, class_ids: Sequence[str], class_names: Sequence[str],
     """``(the recipe class `label` trains under, note, warning)``.
 
     A recipe with ``classes:`` overrides gives the class's own recipe
-    (:func:`augmine.augment.recipes.recipe_for_class`) and a note naming the override; overrides
+    (:func:`augmine.augment.overrides.recipe_for_class`) and a note naming the override; overrides
     that do not match this dataset's classes give the recipe unchanged and the one-line
     problem as the warning. ``class_ids``/``class_names``: the dataset's, in label order.
     """
-    from augmine.augment.recipes import class_overrides, recipe_for_class
+    from augmine.augment.overrides import class_overrides, recipe_for_class
 
     if not recipe.classes:
         return recipe, None, None
@@ -498,7 +488,8 @@ def affinity_cell(result: dict, c: int, k: int) -> dict:
 def clean_and_augmented(image: np.ndarray, recipe, size: int, seed: int) -> np.ndarray:
     """One (size, 2*size + 3, 3) uint8 strip: ``image`` at ``size`` px as the model saw it
     clean (left) and augmented by ``recipe`` (right, seeded), a white gap between."""
-    from augmine.augment.recipes import Recipe, build_compose
+    from augmine.augment.recipes import Recipe
+    from augmine.augment.compose import build_compose
 
     clean = build_compose(Recipe("clean", "", None, []), size)(image=image)["image"]
     aug = build_compose(recipe, size, seed=int(seed))(image=image)["image"]

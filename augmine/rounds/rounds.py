@@ -82,7 +82,7 @@ def mining_settings(run_dir, **overrides) -> dict:
 def load_run_index(run_dir):
     """The run's dataset (``data:`` in its config) as a DatasetIndex; with ``mining.holdout``
     its held-out slice of train is the ``holdout`` split (never trained on)."""
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
 
     run = RunDir.of(run_dir)
     return apply_holdout(load_index(run.recorded_data()), run.config.mining.holdout,
@@ -649,7 +649,7 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
         say("confusion partners on the selection images:")
         for line in format_pairs(plan):
             say(line)
-    from augmine.augment.recipes import resolve_recipe
+    from augmine.core.shipped import resolve_recipe
 
     strong = str(resolve_recipe(strong_recipe or settings.get("recipe") or DEFAULT_STRONG_RECIPE))
     cfg = run.config

@@ -96,7 +96,8 @@ def _unknown_key(key, allowed) -> str:
 def _resolve_recipe(name, base_dir: Path | None) -> str:
     """A recipe path: relative to the config file first, then a name in ``recipes/``;
     validated in full now, before anything trains."""
-    from augmine.augment.recipes import load_recipe, resolve_recipe
+    from augmine.augment.recipes import load_recipe
+    from augmine.core.shipped import resolve_recipe
 
     if not isinstance(name, str) or not name.strip():
         raise ValueError("'recipe' must name a recipe file, e.g. light.yaml")
@@ -109,9 +110,6 @@ def _resolve_recipe(name, base_dir: Path | None) -> str:
         except AugmineError as exc:
             raise ValueError(f"recipe {name!r} not found next to the config or in "
                              f"recipes/ ({exc})") from None
-        if not path.is_file():
-            raise ValueError(f"recipe file {path} does not exist; fix the name or create "
-                             "the recipe")
     try:
         load_recipe(path)
     except AugmineError as exc:
@@ -384,7 +382,7 @@ class MiningConfig(_Section):
 
 class Phase(_Section):
     """One training phase: image ``size`` (px), ``epochs``, the ``recipe`` (absolute path),
-    its ``strength`` (None = 1, as written; see :func:`augmine.augment.recipes.scale_recipe`) and
+    its ``strength`` (None = 1, as written; see :func:`augmine.augment.strength.scale_recipe`) and
     ``presize``: shrink every image to ``size`` once and keep the shrunk images decoded in
     memory, so the recipe runs on small images (a cheaper small phase; crops then come from
     the shrunk image, not the same augmentation)."""
@@ -552,7 +550,7 @@ def load_config(source, base_dir: str | os.PathLike | None = None,
         raw, where = copy.deepcopy(source), "config"
         base = Path(base_dir) if base_dir is not None else None
     else:
-        from augmine.augment.recipes import resolve_config
+        from augmine.core.shipped import resolve_config
 
         path = resolve_config(source)   # a file, or a built-in name such as cpu-small
         where = str(path)

@@ -143,7 +143,7 @@ def load_for_evaluation(run_or_checkpoint, data_root=None, size: int | None = No
     out, else one error suggests ``--skip-bad``. ``info``: ``{"checkpoint", "size",
     "batch_size", "data"}``; ``model`` is loaded without its optimizer.
     """
-    from augmine.data.dataset import load_checked_index
+    from augmine.data.layouts import load_checked_index
     from augmine.train.fit import load_checkpoint
 
     ckpt, run, size = resolve_checkpoint(run_or_checkpoint, which, size)

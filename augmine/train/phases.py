@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from augmine.runs.config import TrainConfig, create_callbacks, load_config
-from augmine.data.dataset import load_checked_index, skipped_paths
+from augmine.data.layouts import load_checked_index
+from augmine.data.dataset import skipped_paths
 from augmine.core.errors import AugmineError
 from augmine.train.evaluation import evaluate_model, evaluation_settings
 from augmine.analysis.mining import apply_holdout
@@ -129,7 +130,7 @@ def _phase_recipe(phase):
     """The phase's recipe path, or the recipe scaled to the phase's ``strength`` when set."""
     if phase.strength is None or phase.strength == 1:
         return phase.recipe
-    from augmine.augment.recipes import scale_recipe
+    from augmine.augment.strength import scale_recipe
 
     return scale_recipe(phase.recipe, phase.strength)
 
@@ -337,7 +338,7 @@ def run_index(data_root, state: dict | None = None, skip_bad: bool = False,
     ``state``: the run's state dict (None for a new run): the files it left out before stay
     out and its ``--skip-bad`` carries on, so a resumed run sees the same index. Bad images
     are left out (each logged) with ``skip_bad``, else one :class:`AugmineError` names them
-    and suggests ``--skip-bad`` (see :func:`~augmine.data.dataset.load_checked_index`). Returns
+    and suggests ``--skip-bad`` (see :func:`~augmine.data.layouts.load_checked_index`). Returns
     ``(index, record)``; ``record`` (``{"skip_bad": bool, "skipped": [relative paths]}``)
     belongs in the run's state.
     """
