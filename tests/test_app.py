@@ -119,7 +119,7 @@ def no_exception(at) -> None:
 # --------------------------------------------------------------------------- pure helpers
 
 def test_upscale_nearest_keeps_pixels_square():
-    from augmine.app.data import upscale_nearest
+    from augmine.app.data.images import upscale_nearest
 
     img = np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3)
     big = upscale_nearest(img, 128)
@@ -130,7 +130,7 @@ def test_upscale_nearest_keeps_pixels_square():
 
 
 def test_pair_samples_put_mistakes_first():
-    from augmine.app.data import pair_samples, weakest_submatrix
+    from augmine.app.data.reports import pair_samples, weakest_submatrix
 
     y = np.array([0, 0, 1, 1, 2])
     probs = np.array([[.9, .1, 0], [.2, .7, .1], [.1, .8, .1], [.6, .4, 0], [0, 0, 1]])
