@@ -28,7 +28,6 @@ name the file, the entry number and the fix.
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
 import numbers
 import os
@@ -38,6 +37,7 @@ from typing import Any, Sequence
 
 from augmine.core.shipped import recipes_dir
 from augmine.core.errors import AugmineError
+from augmine.core.naming import did_you_mean
 from augmine.augment.checks import check_class_overrides, check_ranges, transform_names
 
 RECIPE_KEYS = ("name", "description", "transforms", "classes")
@@ -117,11 +117,10 @@ def _builtin_file(path: Path) -> Path | None:
 
 
 def _not_found_hint(stem: str, known: list[str], what: str) -> str:
-    close = difflib.get_close_matches(stem, known, n=3, cutoff=0.5)
     if stem in known:
         return f"the built-in {what} is named {stem!r}: give the name alone"
-    return (f"did you mean {', '.join(close)}?" if close
-            else f"built-in {what}s: {', '.join(known) or 'none'}")
+    return (did_you_mean(stem, known, n=3, cutoff=0.5, quote=False)
+            or f"built-in {what}s: {', '.join(known) or 'none'}")
 
 
 def resolve_recipe(name_or_path: str | os.PathLike) -> Path:
@@ -263,10 +262,9 @@ def _to_albu_dict(entry: Any, where: _Where, registry: dict[str, type], size: in
             raise AugmineError(f"{where}: missing 'transform:' (the albumentations class name, "
                                "e.g. 'transform: HorizontalFlip')")
         if not isinstance(name, str) or name not in registry:
-            close = difflib.get_close_matches(str(name), list(registry), n=3, cutoff=0.6)
             by_case = [n for n in registry if n.lower() == str(name).lower()]
-            close = by_case or close
-            hint = f"did you mean {' or '.join(close)}?" if close else (
+            hint = did_you_mean(name, by_case or registry, n=3, cutoff=0.0 if by_case else 0.6,
+                                quote=False, sep=" or ") or (
                 "see https://albumentations.ai/docs/ for the transform names")
             raise AugmineError(f"{where}: unknown transform {name!r}; {hint}")
         where.name = name
@@ -333,8 +331,8 @@ def _instantiate(albu: dict[str, Any], where: _Where):
                 "__class_fullname__", "strict", "p") and k not in SIZE_ARGS + ("pad_if_needed",)]
             hints = []
             for k in bad:
-                close = difflib.get_close_matches(k, params, n=1, cutoff=0.6)
-                hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+                hint = did_you_mean(k, params)
+                hints.append(f"{k!r}" + (f" ({hint})" if hint else ""))
             raise AugmineError(f"{where}: unknown argument {', '.join(hints)}; "
                                f"{where.name} takes {', '.join(params)}") from None
         raise AugmineError(f"{where}: {msg}; fix the value (albumentations' check)") from None
@@ -373,8 +371,7 @@ def parse_recipe(data: Any, source: str = "<recipe>", path: Path | None = None) 
                            "'transforms:' (a list); got " + type(data).__name__)
     for key in data:
         if key not in RECIPE_KEYS:
-            close = difflib.get_close_matches(str(key), RECIPE_KEYS, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(RECIPE_KEYS)}"
+            hint = did_you_mean(key, RECIPE_KEYS) or f"allowed: {', '.join(RECIPE_KEYS)}"
             raise AugmineError(f"{source}: unknown key {key!r}; {hint}")
     transforms = data.get("transforms")
     if transforms is None:
