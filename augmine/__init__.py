@@ -34,8 +34,8 @@ _EXPORTS = {
     "load_recipe": "augment.recipes",
     "train_dataset": "feed.feeds", "eval_dataset": "feed.feeds", "close_feed": "feed.feeds",
     "evaluate_model": "train.evaluation",
-    "per_class_report": "analysis.mining", "confusion_matrix": "analysis.mining",
-    "symmetric_pairs": "analysis.mining", "make_plan": "analysis.mining", "OversamplingPlan": "analysis.mining",
+    "per_class_report": "analysis.metrics", "confusion_matrix": "analysis.metrics",
+    "symmetric_pairs": "analysis.pairs", "make_plan": "analysis.plans", "OversamplingPlan": "analysis.plans",
     "PerClassReport": "train.callbacks", "oversampled_feed": "train.callbacks",
 }
 __all__ = ["__version__", *_EXPORTS]

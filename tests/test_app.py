@@ -54,7 +54,7 @@ def fabricate_run(run_dir: Path, index, seed: int = 0) -> Path:
     # suspects.csv as `augmine mine suspects` writes it, from fake train probabilities
     import csv
 
-    from augmine.analysis.mining import suspect_samples
+    from augmine.analysis.suspects import suspect_samples
 
     yt = index.train.labels
     probs = rng.dirichlet(np.ones(c), len(yt))

@@ -293,7 +293,7 @@ def test_suspects_caption_names_the_split_they_were_scored_on(planted_run, synth
 def comparison(tmp_path, synth_root):
     """A finished two-arm comparison folder (no training): planted final/best predictions
     and one history row per arm."""
-    from augmine.experiments.compare import ComparisonDir
+    from augmine.experiments.compare_results import ComparisonDir
     from augmine.runs.rundir import RunDir
 
     folder = ComparisonDir(tmp_path / "cmp")
@@ -318,7 +318,7 @@ def comparison(tmp_path, synth_root):
 
 
 def test_comparison_page_is_a_table_with_the_curves(comparison):
-    from augmine.experiments.compare import load_results
+    from augmine.experiments.compare_results import load_results
 
     results = load_results(comparison)
     at = app_test(run=comparison, page="Recipe comparison")

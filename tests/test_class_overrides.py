@@ -185,7 +185,7 @@ def test_strength_zero_leaves_that_class_unaugmented(synth_index):
 
 
 def test_the_plans_recipe_wins_for_its_weak_classes(tmp_path, synth_index):
-    from augmine.analysis.mining import OversamplingPlan
+    from augmine.analysis.plans import OversamplingPlan
     from augmine.feed.feeds import train_dataset
 
     recipe = parse_recipe({"name": "gray", "transforms": GRAY, "classes": {

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from augmine.analysis.affinity_stats import TAILORED_STRENGTH
 from augmine.cli import cli
 from augmine.rounds.gentle import gentle_overrides
-from augmine.analysis.mining import OversamplingPlan
+from augmine.analysis.plans import OversamplingPlan
 from augmine.augment.overrides import class_overrides
 from augmine.augment.recipes import load_recipe
 from augmine.runs.rundir import RunDir
@@ -34,7 +34,7 @@ def fake_affinity(index, planted: int, rows):
 
 
 def test_overrides_come_from_the_selection_rows_only(synth_index):
-    from augmine.analysis.mining import selection_split
+    from augmine.analysis.splits import selection_split
 
     sel, meas = selection_split(synth_index.val.labels, 0)
     plan = OversamplingPlan(np.ones(synth_index.num_classes), [1, 2],

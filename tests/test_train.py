@@ -224,7 +224,7 @@ def test_evaluate_defaults_to_the_last_phases_best_at_its_size(trained_run):
 @pytest.mark.slow
 @pytest.mark.backend
 def test_extra_epochs_continue_the_schedule_and_history(trained_run, synth_index, tmp_path):
-    from augmine.analysis.mining import OversamplingPlan
+    from augmine.analysis.plans import OversamplingPlan
 
     run = copy_run(trained_run.run_dir, tmp_path)
     plan = OversamplingPlan(np.r_[3.0, np.ones(9)], [0], list(synth_index.class_ids),

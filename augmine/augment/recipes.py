@@ -35,12 +35,12 @@ recipe by name is :func:`augmine.core.shipped.resolve_recipe`.
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from augmine.core.naming import did_you_mean
 from augmine.core.errors import AugmineError
 from augmine.core.shipped import resolve_recipe
 from augmine.augment.checks import check_class_overrides, transform_names
@@ -107,8 +107,7 @@ def parse_recipe(data: Any, source: str = "<recipe>", path: Path | None = None) 
                            "'transforms:' (a list); got " + type(data).__name__)
     for key in data:
         if key not in RECIPE_KEYS:
-            close = difflib.get_close_matches(str(key), RECIPE_KEYS, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(RECIPE_KEYS)}"
+            hint = did_you_mean(key, RECIPE_KEYS) or f"allowed: {', '.join(RECIPE_KEYS)}"
             raise AugmineError(f"{source}: unknown key {key!r}; {hint}")
     transforms = data.get("transforms")
     if transforms is None:

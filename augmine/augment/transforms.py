@@ -8,10 +8,10 @@ Used by :mod:`augmine.augment.recipes` (checking a recipe when it is loaded),
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any
 
+from augmine.core.naming import did_you_mean
 from augmine.core.errors import AugmineError
 from augmine.augment.checks import check_ranges
 
@@ -115,10 +115,9 @@ def to_albu_dict(entry: Any, where: Where, registry: dict[str, type], size: int 
             raise AugmineError(f"{where}: missing 'transform:' (the albumentations class name, "
                                "e.g. 'transform: HorizontalFlip')")
         if not isinstance(name, str) or name not in registry:
-            close = difflib.get_close_matches(str(name), list(registry), n=3, cutoff=0.6)
             by_case = [n for n in registry if n.lower() == str(name).lower()]
-            close = by_case or close
-            hint = f"did you mean {' or '.join(close)}?" if close else (
+            hint = did_you_mean(name, by_case or registry, n=3, cutoff=0.0 if by_case else 0.6,
+                                quote=False, sep=" or ") or (
                 "see https://albumentations.ai/docs/ for the transform names")
             raise AugmineError(f"{where}: unknown transform {name!r}; {hint}")
         where.name = name
@@ -185,8 +184,8 @@ def instantiate(albu: dict[str, Any], where: Where):
                 "__class_fullname__", "strict", "p") and k not in SIZE_ARGS + ("pad_if_needed",)]
             hints = []
             for k in bad:
-                close = difflib.get_close_matches(k, params, n=1, cutoff=0.6)
-                hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+                hint = did_you_mean(k, params)
+                hints.append(f"{k!r}" + (f" ({hint})" if hint else ""))
             raise AugmineError(f"{where}: unknown argument {', '.join(hints)}; "
                                f"{where.name} takes {', '.join(params)}") from None
         raise AugmineError(f"{where}: {msg}; fix the value (albumentations' check)") from None

@@ -172,8 +172,8 @@ def compare(recipes: tuple[str, ...], data: Path, config: str, epochs: int | Non
     `none tiny-imagenet-14@0.5 trivial-augment@1`: each recipe at its own strength). Runs
     are ordinary run folders: run the command again to resume a killed comparison or to
     reprint a finished one."""
-    from augmine.experiments.compare import default_out, format_comparison, parse_strengths, plan_arms, \
-        run_comparison
+    from augmine.experiments.compare import default_out, parse_strengths, plan_arms, run_comparison
+    from augmine.experiments.compare_results import format_comparison
 
     levels = parse_strengths(strengths)
     out = out or default_out(plan_arms(recipes, levels))

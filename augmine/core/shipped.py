@@ -12,11 +12,11 @@ folders; a checkout that is only on ``sys.path`` (no install) finds them beside 
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import os
 from pathlib import Path
 
+from augmine.core.naming import did_you_mean
 from augmine.core.errors import AugmineError
 
 # the checkout's top level: augmine/core/shipped.py -> augmine/core -> augmine -> checkout
@@ -104,11 +104,10 @@ def _builtin_file(path: Path) -> Path | None:
 
 
 def _not_found_hint(stem: str, known: list[str], what: str) -> str:
-    close = difflib.get_close_matches(stem, known, n=3, cutoff=0.5)
     if stem in known:
         return f"the built-in {what} is named {stem!r}: give the name alone"
-    return (f"did you mean {', '.join(close)}?" if close
-            else f"built-in {what}s: {', '.join(known) or 'none'}")
+    return (did_you_mean(stem, known, n=3, cutoff=0.5, quote=False)
+            or f"built-in {what}s: {', '.join(known) or 'none'}")
 
 
 def resolve_recipe(name_or_path: str | os.PathLike) -> Path:

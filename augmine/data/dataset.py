@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field, replace
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from augmine.core.errors import AugmineError
+from augmine.core.naming import did_you_mean
 
 log = logging.getLogger("augmine")
 
@@ -113,8 +113,7 @@ class DatasetIndex:
         if wanted.isdigit() and int(wanted) < self.num_classes:
             return int(wanted)
         choices = list(self.class_names) + list(self.class_ids)
-        close = get_close_matches(str(key), choices, n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else (
+        hint = did_you_mean(key, choices, n=3, cutoff=0.5) or (
             f"known classes: {', '.join(self.class_names[:8])}"
             + (", ..." if self.num_classes > 8 else ""))
         raise AugmineError(f"no class {key!r} in {self.root}; {hint}")
@@ -179,8 +178,7 @@ def lookup_class(key, class_ids: Sequence[str], class_names: Sequence[str], wher
     for i, (cid, name) in enumerate(zip(class_ids, class_names)):
         if wanted in (cid.lower(), name.lower()):
             return i
-    close = get_close_matches(str(key), list(class_names) + list(class_ids), n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else otherwise
+    hint = did_you_mean(key, list(class_names) + list(class_ids), n=3, cutoff=0.5) or otherwise
     raise AugmineError(f"{where}: unknown class {key!r}; {hint}")
 
 

@@ -94,7 +94,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
         echo(f"    resuming the demo in {run} (status: {recorded.get('status')})")
 
     inspection_dir = run.inspection_dir
-    if not (inspection_dir / "inspection.json").is_file():
+    if not run.inspection_file.is_file():
         echo("2/5 inspecting the val set (brightness, contrast, blur, boxes, grayscale)")
         report = inspect_dataset(index, split="val", compare="train", progress=progress)
         write_report(report, inspection_dir)
@@ -128,7 +128,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
 
 def format_summary(s: DemoSummary) -> list[str]:
     """The demo's closing summary as lines of text."""
-    from augmine.analysis.mining import describe_symmetric
+    from augmine.analysis.pairs import describe_symmetric
 
     lines = ["", f"{'stage':<10}{'size':>6}{'epochs':>8}{'total':>7}{'accuracy':>10}"
                  f"{'top-5':>8}{'macro F1':>10}"]

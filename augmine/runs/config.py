@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-from difflib import get_close_matches
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Optional, Union
@@ -24,6 +23,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       ValidationInfo, field_validator, model_validator)
 
 from augmine.core.errors import AugmineError
+from augmine.core.naming import did_you_mean
 
 # Same names and keys as augmine.model.schedules.SCHEDULE_MODES and create_schedule (repeated so
 # config checks need no Keras import; tests/test_schedules.py checks they agree).
@@ -72,8 +72,7 @@ def _number(value, minimum: float = 0.0, strict: bool = False, below: float | No
 def _choice(value, choices) -> str:
     text = str(value).lower()
     if text not in choices:
-        close = get_close_matches(text, list(choices), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"choose one of {', '.join(choices)}"
+        hint = did_you_mean(text, choices) or f"choose one of {', '.join(choices)}"
         raise ValueError(f"{value!r} is unknown; {hint}")
     return text
 
@@ -88,8 +87,7 @@ def _Number(minimum: float = 0.0, strict: bool = False, below: float | None = No
 
 
 def _unknown_key(key, allowed) -> str:
-    close = get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(allowed)}"
+    hint = did_you_mean(key, allowed) or f"known keys: {', '.join(allowed)}"
     return f"unknown key {key!r}; {hint}"
 
 
@@ -245,8 +243,7 @@ class OptimizerConfig(_Section):
         raw = dict(raw)
         name = str(raw.get("name", "sgd")).lower()
         if name not in OPTIMIZER_ARGS:
-            close = get_close_matches(name, list(OPTIMIZER_ARGS), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else \
+            hint = did_you_mean(name, OPTIMIZER_ARGS) or \
                 f"choose one of {', '.join(OPTIMIZER_ARGS)}"
             raise ValueError(f"name {name!r} is not supported; {hint}")
         for key in raw:

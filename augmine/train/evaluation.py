@@ -53,7 +53,7 @@ def evaluate_model(model, index, size: int, batch_size: int = DEFAULT_BATCH_SIZE
 
 def accuracy_summary(y_true, probs) -> dict[str, float]:
     """``{"top1", "top5", "loss", "num_samples"}`` from labels (N,) and probabilities (N, C)."""
-    from augmine.analysis.mining import top_k_accuracy
+    from augmine.analysis.metrics import top_k_accuracy
 
     y_true = np.asarray(y_true, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)

@@ -25,7 +25,7 @@ from augmine.data.layouts import load_checked_index
 from augmine.data.dataset import skipped_paths
 from augmine.core.errors import AugmineError
 from augmine.train.evaluation import evaluate_model, evaluation_settings
-from augmine.analysis.mining import apply_holdout
+from augmine.analysis.splits import apply_holdout
 from augmine.model.sources import check_phase_sizes, rescaled
 from augmine.analysis.reports import write_stage_report
 from augmine.runs.rundir import RunDir

@@ -112,7 +112,7 @@ def best_line(run_dir) -> str | None:
 
 
 def comparison_rows(results: dict) -> list[dict]:
-    """The table of a recipe comparison (:func:`augmine.experiments.compare.load_results`), two rows per
+    """The table of a recipe comparison (:func:`augmine.experiments.compare_results.load_results`), two rows per
     arm (``final`` and ``best`` model): accuracies in %, 95% intervals as text, the paired
     difference in top-1 against the first arm in points, macro F1 %, epoch, size, the
     train-val gap (points) and training images/s; None where a value does not apply."""

@@ -10,7 +10,7 @@ from augmine.app.data.reports import comparison_rows
 
 @st.cache_data(show_spinner=False)
 def load_comparison(folder: str, stamp: float) -> dict:
-    from augmine.experiments.compare import load_results
+    from augmine.experiments.compare_results import load_results
 
     return load_results(folder)
 
@@ -37,7 +37,7 @@ def render(folder: str) -> None:
     train/val curves side by side, on the same axes."""
     import pandas as pd
 
-    from augmine.experiments.compare import ComparisonDir, format_comparison, is_comparison
+    from augmine.experiments.compare_results import ComparisonDir, format_comparison, is_comparison
 
     st.header("Recipe comparison")
     if not folder or not is_comparison(folder):
