@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from augmine.cli import cli
-from augmine.analysis.reports import REPORT_FILES
+from augmine.runs.rundir import REPORT_FILES
 from augmine.core.runtime import keras_backend
 from augmine.data.synth import confusable_pairs
 
@@ -52,7 +52,7 @@ def test_demo_config_is_cpu_small_unless_another_is_given(tmp_path):
     --round-epochs override its budget); --config takes a file or a built-in name."""
     import yaml
 
-    from augmine.augment.recipes import recipes_dir
+    from augmine.core.shipped import recipes_dir
     from augmine.experiments.demo import demo_config
     from augmine.runs.config import load_config
     from support import DEMO

@@ -223,7 +223,7 @@ def test_evaluate_defaults_to_the_last_phases_best_at_its_size(trained_run):
 @pytest.mark.slow
 @pytest.mark.backend
 def test_extra_epochs_continue_the_schedule_and_history(trained_run, synth_index, tmp_path):
-    from augmine.analysis.mining import OversamplingPlan
+    from augmine.analysis.plans import OversamplingPlan
 
     run = copy_run(trained_run.run_dir, tmp_path)
     plan = OversamplingPlan(np.r_[3.0, np.ones(9)], [0], list(synth_index.class_ids),
@@ -376,8 +376,8 @@ def test_jax_backend_trains_and_evaluates_through_the_cli_without_tensorflow(tmp
 
         assert keras.config.backend() == "jax"
         import numpy as np
-        from augmine.data.dataset import load_index
-        from augmine.feed.pipeline import close_feed, eval_dataset, train_dataset
+        from augmine.data.layouts import load_index
+        from augmine.feed.feeds import close_feed, eval_dataset, train_dataset
 
         index = load_index({str(synth_root)!r})
         train = train_dataset(index, "light", 16, 64, seed=0, workers=2)

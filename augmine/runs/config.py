@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-from difflib import get_close_matches
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Optional, Union
@@ -24,6 +23,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       ValidationInfo, field_validator, model_validator)
 
 from augmine.core.errors import AugmineError
+from augmine.core.naming import did_you_mean
 
 # Same names and keys as augmine.model.schedules.SCHEDULE_MODES and create_schedule (repeated so
 # config checks need no Keras import; tests/test_schedules.py checks they agree).
@@ -72,8 +72,7 @@ def _number(value, minimum: float = 0.0, strict: bool = False, below: float | No
 def _choice(value, choices) -> str:
     text = str(value).lower()
     if text not in choices:
-        close = get_close_matches(text, list(choices), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"choose one of {', '.join(choices)}"
+        hint = did_you_mean(text, choices) or f"choose one of {', '.join(choices)}"
         raise ValueError(f"{value!r} is unknown; {hint}")
     return text
 
@@ -88,15 +87,15 @@ def _Number(minimum: float = 0.0, strict: bool = False, below: float | None = No
 
 
 def _unknown_key(key, allowed) -> str:
-    close = get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(allowed)}"
+    hint = did_you_mean(key, allowed) or f"known keys: {', '.join(allowed)}"
     return f"unknown key {key!r}; {hint}"
 
 
 def _resolve_recipe(name, base_dir: Path | None) -> str:
     """A recipe path: relative to the config file first, then a name in ``recipes/``;
     validated in full now, before anything trains."""
-    from augmine.augment.recipes import load_recipe, resolve_recipe
+    from augmine.augment.recipes import load_recipe
+    from augmine.core.shipped import resolve_recipe
 
     if not isinstance(name, str) or not name.strip():
         raise ValueError("'recipe' must name a recipe file, e.g. light.yaml")
@@ -109,9 +108,6 @@ def _resolve_recipe(name, base_dir: Path | None) -> str:
         except AugmineError as exc:
             raise ValueError(f"recipe {name!r} not found next to the config or in "
                              f"recipes/ ({exc})") from None
-        if not path.is_file():
-            raise ValueError(f"recipe file {path} does not exist; fix the name or create "
-                             "the recipe")
     try:
         load_recipe(path)
     except AugmineError as exc:
@@ -247,8 +243,7 @@ class OptimizerConfig(_Section):
         raw = dict(raw)
         name = str(raw.get("name", "sgd")).lower()
         if name not in OPTIMIZER_ARGS:
-            close = get_close_matches(name, list(OPTIMIZER_ARGS), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else \
+            hint = did_you_mean(name, OPTIMIZER_ARGS) or \
                 f"choose one of {', '.join(OPTIMIZER_ARGS)}"
             raise ValueError(f"name {name!r} is not supported; {hint}")
         for key in raw:
@@ -384,7 +379,7 @@ class MiningConfig(_Section):
 
 class Phase(_Section):
     """One training phase: image ``size`` (px), ``epochs``, the ``recipe`` (absolute path),
-    its ``strength`` (None = 1, as written; see :func:`augmine.augment.recipes.scale_recipe`) and
+    its ``strength`` (None = 1, as written; see :func:`augmine.augment.strength.scale_recipe`) and
     ``presize``: shrink every image to ``size`` once and keep the shrunk images decoded in
     memory, so the recipe runs on small images (a cheaper small phase; crops then come from
     the shrunk image, not the same augmentation)."""
@@ -396,7 +391,7 @@ class Phase(_Section):
     presize: bool = False
 
     def feed_options(self) -> dict:
-        """The phase's keyword arguments for :func:`augmine.feed.pipeline.train_dataset`."""
+        """The phase's keyword arguments for :func:`augmine.feed.feeds.train_dataset`."""
         return {"presize": self.presize, "cache": "memory" if self.presize else None}
 
     @field_validator("size", mode="before")
@@ -552,7 +547,7 @@ def load_config(source, base_dir: str | os.PathLike | None = None,
         raw, where = copy.deepcopy(source), "config"
         base = Path(base_dir) if base_dir is not None else None
     else:
-        from augmine.augment.recipes import resolve_config
+        from augmine.core.shipped import resolve_config
 
         path = resolve_config(source)   # a file, or a built-in name such as cpu-small
         where = str(path)

@@ -38,6 +38,9 @@ from augmine.core.errors import AugmineError
 HISTORY_COLUMNS = ("stage", "phase", "size", "epoch", "lr", "loss", "accuracy",
                    "val_loss", "val_accuracy")
 _SNAPSHOT = ("last", "best", "state")
+# The files of a stage report, reports/<stage>/ (written by augmine.analysis.reports).
+REPORT_FILES = ("report.json", "per_class.csv", "confusion.npy", "report.md", "f1.png",
+                "confusion.png", "predictions.npz")
 
 
 class RunDir:
@@ -89,6 +92,11 @@ class RunDir:
         return self.path / "inspection"
 
     @property
+    def inspection_file(self) -> Path:
+        """``inspection/inspection.json``: the dataset inspection's results (demo)."""
+        return self.inspection_dir / "inspection.json"
+
+    @property
     def reports_dir(self) -> Path:
         return self.path / "reports"
 
@@ -107,6 +115,12 @@ class RunDir:
     def report_dir(self, stage: str) -> Path:
         """``reports/<stage>/`` (a report's files live in it; see :mod:`augmine.analysis.reports`)."""
         return self.reports_dir / stage
+
+    def report_file(self, stage: str, name: str) -> Path:
+        """``reports/<stage>/<name>``: one of a stage report's ``REPORT_FILES``."""
+        if name not in REPORT_FILES:
+            raise ValueError(f"{name!r} is not a report file; one of {', '.join(REPORT_FILES)}")
+        return self.report_dir(stage) / name
 
     def suspects_path(self, stage: str) -> Path:
         """``reports/<stage>/suspects.csv`` (written by ``augmine mine suspects``)."""

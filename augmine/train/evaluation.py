@@ -39,7 +39,7 @@ def evaluate_model(model, index, size: int, batch_size: int = DEFAULT_BATCH_SIZE
 
     Returns ``(y_true (N,) int64, probs (N, C) float32)`` in the index's file order.
     """
-    from augmine.feed.pipeline import eval_dataset, pipeline_errors
+    from augmine.feed.feeds import eval_dataset, pipeline_errors
 
     with pipeline_errors():
         probs = model.predict(eval_dataset(index, size, batch_size, split=split), verbose=0)
@@ -53,7 +53,7 @@ def evaluate_model(model, index, size: int, batch_size: int = DEFAULT_BATCH_SIZE
 
 def accuracy_summary(y_true, probs) -> dict[str, float]:
     """``{"top1", "top5", "loss", "num_samples"}`` from labels (N,) and probabilities (N, C)."""
-    from augmine.analysis.mining import top_k_accuracy
+    from augmine.analysis.metrics import top_k_accuracy
 
     y_true = np.asarray(y_true, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
@@ -143,7 +143,7 @@ def load_for_evaluation(run_or_checkpoint, data_root=None, size: int | None = No
     out, else one error suggests ``--skip-bad``. ``info``: ``{"checkpoint", "size",
     "batch_size", "data"}``; ``model`` is loaded without its optimizer.
     """
-    from augmine.data.dataset import load_checked_index
+    from augmine.data.layouts import load_checked_index
     from augmine.train.fit import load_checkpoint
 
     ckpt, run, size = resolve_checkpoint(run_or_checkpoint, which, size)
