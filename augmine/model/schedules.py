@@ -101,7 +101,8 @@ def cyclic_lr_value(step: float, min_lr: float = 0.001, max_lr: float = 0.05,
 
 def phase_parts(phases) -> list[tuple[int, int | None, int | None]]:
     """``phases`` items (step counts or ``(steps_per_epoch, epochs)`` pairs) as
-    ``(total_steps, steps_per_epoch or None, epochs or None)``; a one-line ValueError for a bad one."""
+    ``(total_steps, steps_per_epoch or None, epochs or None)``; a one-line ValueError for a
+    bad one."""
     parts = []
     for i, ph in enumerate(phases, 1):
         if isinstance(ph, (tuple, list)):

@@ -113,7 +113,7 @@ def create_schedule(cfg: ScheduleConfig, phase_steps: Sequence | None = None,
         raise AugmineError(f"{where}: schedule: {exc}{steps}") from None
 
 
-# --------------------------------------------------------------------------- optimizer, model, callbacks
+# ------------------------------------------------------------------ optimizer, model, callbacks
 
 def create_optimizer(cfg: OptimizerConfig, schedule):
     """The Keras optimizer ``cfg`` names, driven by ``schedule`` (a schedule or a float)."""

@@ -14,6 +14,7 @@ from augmine.core.errors import AugmineError
 from augmine.runs.checkpoints import (DEFAULT_BATCH_SIZE, evaluation_settings, load_checkpoint,
                                       resolve_checkpoint)
 
+
 def evaluate_model(model, index, size: int, batch_size: int = DEFAULT_BATCH_SIZE,
                    split: str = "val"):
     """Predict ``split`` (default the validation split) at ``size`` px, without augmentation.
@@ -52,8 +53,8 @@ def load_for_evaluation(run_or_checkpoint, data_root=None, size: int | None = No
 
     ``size``/``batch_size``/``data_root`` default to the run's (see
     :func:`augmine.runs.checkpoints.evaluation_settings` and ``resolve_checkpoint``). The
-    ``splits`` are decoded first: bad images are left out (each logged) with ``skip_bad``, or when the run left them
-    out, else one error suggests ``--skip-bad``. ``info``: ``{"checkpoint", "size",
+    ``splits`` are decoded first: bad images are left out (each logged) with ``skip_bad``,
+    or when the run left them out, else one error suggests ``--skip-bad``. ``info``: ``{"checkpoint", "size",
     "batch_size", "data"}``; ``model`` is loaded without its optimizer.
     """
     from augmine.data.dataset import load_checked_index
