@@ -7,7 +7,7 @@ when a recipe is loaded; pure functions over the entries as written).
   the argument and the range to use.
 - Class overrides (``classes:``): their structure, and that every transform ``without:``
   names is in the recipe. Which dataset class a key means is only known with a dataset
-  (:func:`augmine.augment.recipes.class_overrides`).
+  (:func:`augmine.augment.overrides.class_overrides`).
 """
 
 from __future__ import annotations

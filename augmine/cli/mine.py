@@ -108,7 +108,7 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe, partne
 
     run = check_run_dir(run).check_writable("mine plan")
     if recipe is not None:
-        from augmine.augment.recipes import resolve_recipe
+        from augmine.core.shipped import resolve_recipe
 
         recipe = str(resolve_recipe(recipe))
     index = load_run_index(run)

@@ -208,8 +208,8 @@ def run_comparison(recipes: Sequence[str], data, config, out=None, epochs: int |
     (also written to ``results.json``).
     """
     from augmine.runs.config import load_config
-    from augmine.data.dataset import load_index
-    from augmine.augment.recipes import resolve_config
+    from augmine.data.layouts import load_index
+    from augmine.core.shipped import resolve_config
     from augmine.runs.rundir import RunDir
 
     echo = echo or log.info

@@ -48,9 +48,8 @@ def demo_config(epochs: int | None = None, round_epochs: int | None = None):
     (a smaller budget for tests).
     """
     from augmine.runs.config import load_config
-    from augmine.augment.recipes import resolve_recipe
 
-    raw = load_config(resolve_recipe(DEMO_CONFIG)).to_dict()
+    raw = load_config(DEMO_CONFIG).to_dict()
     if epochs is not None:
         for phase in raw["phases"]:
             phase["epochs"] = int(epochs)
@@ -66,9 +65,9 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
     """Run (or resume) the demo into ``out`` (a path or RunDir); ``echo`` receives one line
     per step; ``skip_bad`` leaves out images that do not decode (each logged) instead of
     failing. Returns a :class:`DemoSummary`."""
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
     from augmine.augment.inspection import inspect_dataset, write_report
-    from augmine.augment.recipes import recipes_dir
+    from augmine.core.shipped import resolve_config
     from augmine.analysis.reports import list_stage_reports
     from augmine.rounds.rounds import done_rounds, run_round
     from augmine.data.synth import ensure_default_dataset
@@ -105,7 +104,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
     else:
         echo(f"2/5 inspection already in {inspection_dir}")
 
-    echo(f"3/5 training a small DenseNet at 16, 32 and 64 px ({recipes_dir() / DEMO_CONFIG})")
+    echo(f"3/5 training a small DenseNet at 16, 32 and 64 px ({resolve_config(DEMO_CONFIG)})")
     train_run(demo_config(epochs, round_epochs), data_root=data, run_dir=run, resume=resume,
               progress=progress, skip_bad=skip_bad)
 

@@ -75,7 +75,8 @@ def tune_strength(recipe: str, data, config, strengths: Sequence[float] = DEFAUL
     (path written or None)}``.
     """
     from augmine.runs.config import load_config
-    from augmine.augment.recipes import load_recipe, resolve_config
+    from augmine.augment.recipes import load_recipe
+    from augmine.core.shipped import resolve_config
 
     name, fixed = split_strength(recipe)
     if fixed is not None:

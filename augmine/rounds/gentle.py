@@ -30,7 +30,8 @@ from augmine.core import atomic
 from augmine.analysis.affinity_stats import TAILORED_STRENGTH, per_image_drops, tailor_overrides
 from augmine.core.errors import AugmineError
 from augmine.analysis.mining import OversamplingPlan, selection_split
-from augmine.augment.recipes import dump_recipe, load_recipe, parse_recipe, scale_recipe
+from augmine.augment.recipes import dump_recipe, load_recipe, parse_recipe
+from augmine.augment.strength import scale_recipe
 from augmine.runs.rundir import RunDir
 
 
@@ -49,7 +50,8 @@ def gentle_overrides(plan: OversamplingPlan, index, affinity: dict | None,
         take = [rows.get(str(index.val.paths[i])) for i in selection_rows]
         if None in take or list(affinity["class_ids"]) != list(index.class_ids):
             raise AugmineError("gentle: the saved affinity was measured on other val images; "
-                               "measure it again with `augmine recipe affinity ... --force`")
+                               "measure it again with `augmine recipe affinity RECIPE --run "
+                               "RUN --force` (RECIPE: the last phase's recipe)")
         correct = np.asarray(affinity["correct"])[:, take]
         labels = np.asarray(affinity["labels"])[take]
         drops = per_image_drops(correct, labels, len(index.class_ids))

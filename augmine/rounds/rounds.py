@@ -83,7 +83,7 @@ def mining_settings(run_dir, **overrides) -> dict:
 def load_run_index(run_dir):
     """The run's dataset (``data:`` in its config) as a DatasetIndex; with ``mining.holdout``
     its held-out slice of train is the ``holdout`` split (never trained on)."""
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
 
     run = RunDir.of(run_dir)
     return apply_holdout(load_index(run.recorded_data()), run.config.mining.holdout,
@@ -292,7 +292,7 @@ def round_status(run_dir, round_no: int) -> str:
 def round_steps(index, inputs: dict, batch_size: int, epochs: int) -> int:
     """Optimizer steps of ``epochs`` epochs fed with ``inputs`` (see
     :func:`~augmine.rounds.arms.arm_inputs`)."""
-    from augmine.feed.pipeline import epoch_length
+    from augmine.feed.sampling import epoch_length
 
     return epochs * -(-epoch_length(index, inputs.get("plan")) // batch_size)
 
@@ -650,7 +650,7 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
         say("confusion partners on the selection images:")
         for line in format_pairs(plan):
             say(line)
-    from augmine.augment.recipes import resolve_recipe
+    from augmine.core.shipped import resolve_recipe
 
     strong = str(resolve_recipe(strong_recipe or settings.get("recipe") or DEFAULT_STRONG_RECIPE))
     cfg = run.config

@@ -61,7 +61,8 @@ def _unknown_key(key, allowed) -> str:
 def _resolve_recipe(name, base_dir: Path | None) -> str:
     """A recipe path: relative to the config file first, then a name in ``recipes/``;
     validated in full now, before anything trains."""
-    from augmine.augment.recipes import load_recipe, resolve_recipe
+    from augmine.augment.recipes import load_recipe
+    from augmine.core.shipped import resolve_recipe
 
     if not isinstance(name, str) or not name.strip():
         raise ValueError("'recipe' must name a recipe file, e.g. light.yaml")
@@ -74,9 +75,6 @@ def _resolve_recipe(name, base_dir: Path | None) -> str:
         except AugmineError as exc:
             raise ValueError(f"recipe {name!r} not found next to the config or in "
                              f"recipes/ ({exc})") from None
-        if not path.is_file():
-            raise ValueError(f"recipe file {path} does not exist; fix the name or create "
-                             "the recipe")
     try:
         load_recipe(path)
     except AugmineError as exc:

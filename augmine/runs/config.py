@@ -169,7 +169,7 @@ def load_config(source, base_dir: str | os.PathLike | None = None,
         raw, where = copy.deepcopy(source), "config"
         base = Path(base_dir) if base_dir is not None else None
     else:
-        from augmine.augment.recipes import resolve_config
+        from augmine.core.shipped import resolve_config
 
         path = resolve_config(source)   # a file, or a built-in name such as cpu-small
         where = str(path)

@@ -294,7 +294,7 @@ class MiningConfig(_Section):
 
 class Phase(_Section):
     """One training phase: image ``size`` (px), ``epochs``, the ``recipe`` (absolute path),
-    its ``strength`` (None = 1, as written; see :func:`augmine.augment.recipes.scale_recipe`) and
+    its ``strength`` (None = 1, as written; see :func:`augmine.augment.strength.scale_recipe`) and
     ``presize``: shrink every image to ``size`` once and keep the shrunk images decoded in
     memory, so the recipe runs on small images (a cheaper small phase; crops then come from
     the shrunk image, not the same augmentation)."""
@@ -306,7 +306,7 @@ class Phase(_Section):
     presize: bool = False
 
     def feed_options(self) -> dict:
-        """The phase's keyword arguments for :func:`augmine.feed.pipeline.train_dataset`."""
+        """The phase's keyword arguments for :func:`augmine.feed.feeds.train_dataset`."""
         return {"presize": self.presize, "cache": "memory" if self.presize else None}
 
     @field_validator("size", mode="before")

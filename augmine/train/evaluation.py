@@ -21,7 +21,7 @@ def evaluate_model(model, index, size: int, batch_size: int = DEFAULT_BATCH_SIZE
 
     Returns ``(y_true (N,) int64, probs (N, C) float32)`` in the index's file order.
     """
-    from augmine.feed.pipeline import eval_dataset, pipeline_errors
+    from augmine.feed.feeds import eval_dataset, pipeline_errors
 
     with pipeline_errors():
         probs = model.predict(eval_dataset(index, size, batch_size, split=split), verbose=0)
@@ -57,7 +57,7 @@ def load_for_evaluation(run_or_checkpoint, data_root=None, size: int | None = No
     or when the run left them out, else one error suggests ``--skip-bad``. ``info``: ``{"checkpoint", "size",
     "batch_size", "data"}``; ``model`` is loaded without its optimizer.
     """
-    from augmine.data.dataset import load_checked_index
+    from augmine.data.layouts import load_checked_index
 
     ckpt, run, size = resolve_checkpoint(run_or_checkpoint, which, size)
     cfg = run.config if run is not None else None

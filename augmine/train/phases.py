@@ -23,7 +23,8 @@ from typing import Any
 from augmine.runs.checkpoints import evaluation_settings
 from augmine.runs.config import TrainConfig, load_config
 from augmine.runs.factories import create_callbacks
-from augmine.data.dataset import load_checked_index, skipped_paths
+from augmine.data.layouts import load_checked_index
+from augmine.data.dataset import skipped_paths
 from augmine.core.errors import AugmineError
 from augmine.train.evaluation import evaluate_model
 from augmine.analysis.mining import apply_holdout
@@ -85,7 +86,7 @@ def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, st
 def phase_steps(cfg: TrainConfig, index) -> list[tuple[int, int]]:
     """``(steps_per_epoch, epochs)`` of every phase of ``cfg`` on ``index`` (a
     DatasetIndex): ``ceil(epoch_length / batch_size)`` batches per epoch."""
-    from augmine.feed.pipeline import epoch_length
+    from augmine.feed.sampling import epoch_length
 
     per_epoch = -(-epoch_length(index) // cfg.batch_size)
     return [(per_epoch, phase.epochs) for phase in cfg.phases]
@@ -113,7 +114,7 @@ def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: i
            plan=None, options: dict | None = None):
     """``(train feed, val feed)``; ``options``: more train_dataset arguments (a phase's
     :meth:`~augmine.runs.sections.Phase.feed_options`)."""
-    from augmine.feed.pipeline import eval_dataset, train_dataset
+    from augmine.feed.feeds import eval_dataset, train_dataset
 
     _, eval_bs = evaluation_settings(cfg, size)
     train_feed = train_dataset(index, recipe, size, cfg.batch_size, plan=plan, seed=seed,
@@ -131,14 +132,14 @@ def _phase_recipe(phase):
     """The phase's recipe path, or the recipe scaled to the phase's ``strength`` when set."""
     if phase.strength is None or phase.strength == 1:
         return phase.recipe
-    from augmine.augment.recipes import scale_recipe
+    from augmine.augment.strength import scale_recipe
 
     return scale_recipe(phase.recipe, phase.strength)
 
 
 def _fit_and_close(model, feeds, epochs: int, initial_epoch: int, callbacks, progress,
                    class_weight=None) -> None:
-    from augmine.feed.pipeline import close_feed
+    from augmine.feed.feeds import close_feed
 
     train_feed, val_feed = feeds
     try:
@@ -339,7 +340,7 @@ def run_index(data_root, state: dict | None = None, skip_bad: bool = False,
     ``state``: the run's state dict (None for a new run): the files it left out before stay
     out and its ``--skip-bad`` carries on, so a resumed run sees the same index. Bad images
     are left out (each logged) with ``skip_bad``, else one :class:`AugmineError` names them
-    and suggests ``--skip-bad`` (see :func:`~augmine.data.dataset.load_checked_index`). Returns
+    and suggests ``--skip-bad`` (see :func:`~augmine.data.layouts.load_checked_index`). Returns
     ``(index, record)``; ``record`` (``{"skip_bad": bool, "skipped": [relative paths]}``)
     belongs in the run's state.
     """
