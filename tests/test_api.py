@@ -16,7 +16,9 @@ from click.testing import CliRunner
 
 import augmine
 from augmine.cli import cli
-from augmine.runs.config import ModelConfig, create_model, load_config
+from augmine.runs.config import load_config
+from augmine.runs.factories import create_model
+from augmine.runs.sections import ModelConfig
 from augmine.core.errors import AugmineError
 from augmine.runs.rundir import RunDir
 

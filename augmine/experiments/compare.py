@@ -237,9 +237,9 @@ def _best_epoch_size(run) -> tuple[int | None, int | None]:
 def _ensure_predictions(folder: ComparisonDir, arm: Arm, index) -> None:
     """Write ``predictions/<arm>.npz`` (final = last.keras at the last phase's size, best =
     best.keras at the size of its epoch) unless it is there for the run's final epoch."""
-    from augmine.train.evaluation import evaluate_model, evaluation_settings
+    from augmine.runs.checkpoints import evaluation_settings, load_checkpoint
+    from augmine.train.evaluation import evaluate_model
     from augmine.runs.rundir import RunDir
-    from augmine.train.fit import load_checkpoint
 
     run = RunDir(folder.run_dir(arm.name))
     state = run.read_state()

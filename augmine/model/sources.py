@@ -123,7 +123,7 @@ def _from_file(path: str, where: str):
 
 
 def build_any(cfg, num_classes: int, where: str = "config"):
-    """The uncompiled model a :class:`~augmine.runs.config.ModelConfig` with ``builder``,
+    """The uncompiled model a :class:`~augmine.runs.sections.ModelConfig` with ``builder``,
     ``application`` or ``file`` describes, wrapped in ``Rescaling(1/255)`` when it does not
     scale its input (``rescale`` None = detect, True = always, False = never).
 

@@ -38,7 +38,8 @@ from augmine.core import atomic
 from augmine.rounds.arms import (COMPARE_MODES, MODES, arm, arm_inputs, arm_length, compare_length,  # noqa: F401
                    describe_arm, format_pairs)
 from augmine.core.errors import AugmineError
-from augmine.train.evaluation import evaluate_model, evaluation_settings
+from augmine.runs.checkpoints import evaluation_settings
+from augmine.train.evaluation import evaluate_model
 from augmine.analysis.effects import effect_note, effect_table, effect_warning, f1_losses
 from augmine.analysis.metrics import confusion_matrix, f1_scores, f1_vector
 from augmine.analysis.plans import OversamplingPlan, make_plan, partner_classes, with_partners
@@ -120,7 +121,7 @@ def selection_report(run_dir, index, report: dict, selection: str) -> dict:
         sel, _ = selection_split(index.val.labels, run.config.seed)
         y, pred = y[sel], probs[sel].argmax(axis=1)
     else:
-        from augmine.train.fit import load_checkpoint
+        from augmine.runs.checkpoints import load_checkpoint
 
         size, batch_size = evaluation_settings(run.config)
         model = load_checkpoint(run.checkpoint("last"), compile=False)
@@ -722,7 +723,7 @@ def find_suspects(run_dir, per_class: int = 10, classes=None, in_sample: bool = 
     them out). Writes the latest stage's ``suspects.csv``; returns ``(csv path, rows)``; each row's
     ``split`` and ``scored`` say where and how it was scored."""
     from augmine.analysis.suspects import suspect_samples
-    from augmine.train.fit import load_checkpoint
+    from augmine.runs.checkpoints import load_checkpoint
 
     run = check_run_dir(run_dir)
     if not run.has_checkpoint("last"):

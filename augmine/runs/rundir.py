@@ -19,8 +19,9 @@ Layout (every file written atomically, see :mod:`augmine.core.atomic`)::
     RUN/affinity/<recipe>/             ``augmine recipe affinity``: affinity.json (full
                                        results), affinity.csv (table), affinity.png (heatmap)
 
-Other modules ask a ``RunDir`` for paths and file contents and never build them. No Keras,
-TensorFlow or numpy is imported here.
+Other modules ask a ``RunDir`` for paths and file contents and never build them. The Keras
+checkpoint files are written, loaded and chosen by :mod:`augmine.runs.checkpoints` (at the
+paths :meth:`RunDir.checkpoint` gives); no Keras, TensorFlow or numpy is imported here.
 """
 
 from __future__ import annotations
@@ -379,12 +380,6 @@ class RunDir:
             self._write_history(keep)
 
     # ----------------------------------------------------------------------- checkpoints
-
-    def save_checkpoint(self, model) -> Path:
-        """Save ``model`` (with its optimizer) as ``last.keras``, atomically."""
-        with atomic.atomic_path(self.checkpoint("last")) as tmp:
-            model.save(tmp)
-        return self.checkpoint("last")
 
     def promote_best(self, size: int | None = None) -> None:
         """Copy ``last.keras`` to ``best.keras`` or, with ``size``, to ``best-<size>px.keras``."""

@@ -130,7 +130,8 @@ def measure_affinity(run_dir, recipe, draws: int = 2, seed: int = 0, progress: b
     from tqdm.auto import tqdm
 
     from augmine.data.images import load_images
-    from augmine.train.evaluation import load_for_evaluation, resolve_checkpoint
+    from augmine.runs.checkpoints import resolve_checkpoint
+    from augmine.train.evaluation import load_for_evaluation
 
     if int(draws) < 1:
         raise AugmineError(f"--draws {draws}: use 1 or more draws per image")
