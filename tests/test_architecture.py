@@ -329,3 +329,68 @@ def test_every_package_imported_directly_is_declared_in_setup_cfg():
                 if dist not in declared and top not in OPTIONAL:
                     missing.setdefault(dist, name)
     assert not missing, f"imported but not in setup.cfg: {missing}"
+
+
+# --------------------------------------------------------------------------- one owner per concept
+
+def _imports_of(path: Path) -> set[str]:
+    """Every module name ``path`` imports (``import a.b``, ``from a.b import c``)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.add(node.module)
+    return out
+
+
+def _defined_functions(path: Path) -> set[str]:
+    return {n.name for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _string_constants(path: Path) -> set[str]:
+    return {n.value for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def _attribute_calls(path: Path) -> set[str]:
+    return {n.func.attr for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+
+
+# concept -> (how a module shows it does that job, the modules allowed to)
+OWNERS = {
+    "did-you-mean hints (difflib)": (lambda p: any(m.startswith("difflib") for m in _imports_of(p)),
+                                     {"augmine.core.naming"}),
+    "per-class metrics (sklearn.metrics)": (
+        lambda p: any(m.startswith("sklearn.metrics") for m in _imports_of(p)),
+        {"augmine.analysis.metrics"}),
+    "bootstrap resampling": (lambda p: any("bootstrap" in f for f in _defined_functions(p)),
+                             {"augmine.analysis.bootstrap"}),
+    "where the shipped recipes and app are": (
+        lambda p: bool({"augmine.builtin", "augmine.apps"} & _string_constants(p)),
+        {"augmine.core.shipped"}),
+    # a run's checkpoints (runs.checkpoints) and a user's own `.keras` model file (model.sources)
+    "loading Keras model files": (lambda p: "load_model" in _attribute_calls(p),
+                                  {"augmine.runs.checkpoints", "augmine.model.sources"}),
+}
+
+
+@pytest.mark.parametrize("concept", OWNERS)
+def test_each_concept_has_one_owner(concept):
+    shows, owners = OWNERS[concept]
+    doers = {m for m, path in module_files().items() if shows(path)}
+    assert doers <= owners, (f"{concept}: done in {sorted(doers - owners)} too; use the owner "
+                             f"{sorted(owners)} instead")
+    assert doers, f"{concept}: the owner {sorted(owners)} no longer does it; update OWNERS"
+
+
+def test_architecture_md_names_every_module():
+    """The layer table of ARCHITECTURE.md lists each module of the package (by its name in
+    backticks), so the map a new contributor reads is the tree that exists."""
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    missing = [m for m, path in module_files().items()
+               if path.name not in ("__init__.py", "_internal.py")
+               and f"`{m.rsplit('.', 1)[-1]}`" not in text]
+    assert not missing, f"modules ARCHITECTURE.md does not name: {missing}"
