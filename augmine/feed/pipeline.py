@@ -82,6 +82,7 @@ import numpy as np
 
 from augmine.core.errors import AugmineError
 from augmine.augment.recipes import reseed_compose
+from augmine.feed import shards
 
 log = logging.getLogger("augmine")
 
@@ -585,8 +586,9 @@ class _TrainFeed:
     """
 
     def __init__(self, job: _Job, factors, batch_size: int, seed, workers: int,
-                 first_epoch: int, num_batches: int):
+                 first_epoch: int, num_batches: int, shard=None):
         self.job, self.factors, self.batch_size, self.seed = job, factors, batch_size, seed
+        self.shard = shard
         self.workers = min(workers, max(1, num_batches)) if workers else 0
         self.ordered = seed is not None
         self.epoch = int(first_epoch)
@@ -603,10 +605,11 @@ class _TrainFeed:
         """``[(batch_no, indices, seed or None), ...]`` of ``epoch``, from ``(seed, epoch)``."""
         rng = np.random.default_rng(None if self.seed is None else [int(self.seed), int(epoch)])
         order = epoch_order(self.job.labels, self.factors, rng)
-        starts = range(0, len(order), self.batch_size)
-        seeds = (rng.integers(0, 2**62, len(starts)) if self.seed is not None
-                 else [None] * len(starts))
-        return [(k, order[s:s + self.batch_size], seeds[k]) for k, s in enumerate(starts)]
+        batches = shards.shard_batches(order, self.batch_size, self.shard)
+        seeds = (shards.shard_seeds(rng.integers(0, 2**62, -(-len(order) // self.batch_size)),
+                                    self.shard) if self.seed is not None
+                 else [None] * len(batches))
+        return [(k, idx, seeds[k]) for k, idx in enumerate(batches)]
 
     def _ensure_workers(self) -> None:
         if not self.workers or (self.group is not None and self.group.alive):
@@ -964,7 +967,7 @@ def _make_feed(core, size: int):
 
 def train_dataset(index, recipe, size: int, batch_size: int, plan=None, seed: int | None = None,
                   workers: int | None = None, cache=None, split: str = "train",
-                  first_epoch: int = 0, presize: bool = False):
+                  first_epoch: int = 0, presize: bool = False, shard=None):
     """The training feed: one shuffled, augmented epoch per iteration.
 
     ``index``: DatasetIndex; ``recipe``: Recipe, recipe path or name (``augmine.augment.recipes``), or
@@ -976,7 +979,9 @@ def train_dataset(index, recipe, size: int, batch_size: int, plan=None, seed: in
     ``first_epoch``: the epoch number the first iteration uses (order and seeds: exact
     resume); ``presize``: shrink every source image to ``size`` px (shorter side, INTER_AREA)
     once, before the recipe (in the cache when there is one), so small phases run the recipe
-    on small images: much cheaper, slightly different augmentation (crops lose detail).
+    on small images: much cheaper, slightly different augmentation (crops lose detail);
+    ``shard``: a :class:`~augmine.feed.shards.Shard`, this process's part of every epoch in a
+    multi-worker run (None: the whole epoch).
     Returns a ``tf.data.Dataset`` (TensorFlow backend) or a ``keras.utils.PyDataset``
     (JAX/PyTorch) of ``(images uint8 (B, size, size, 3), labels int32 (B,))``, last partial
     batch kept, ``ceil(epoch_length / batch_size)`` batches. Workers start on the first
@@ -1010,7 +1015,7 @@ def train_dataset(index, recipe, size: int, batch_size: int, plan=None, seed: in
                size=size, composes=composes, recipe_of_class=recipe_of_class,
                seeded=seed is not None, presize=bool(presize), first_override=first_override)
     core = _TrainFeed(job, factors, batch_size, seed, workers, first_epoch,
-                      -(-length // batch_size))
+                      shards.steps_per_epoch(length, batch_size, shard), shard)
     cache_path = _prepare_cache(cache, sp.paths, core, size if presize else None)
     if cache_path is not None:
         job.cache_path, job.presize = cache_path, False     # the cache holds presized images

@@ -34,7 +34,7 @@ SCHEDULE_KEYS = {"triangular": _CYCLIC_KEYS, "triangular2": _CYCLIC_KEYS,
                  "one_cycle": ("min_lr", "max_lr", "final_lr", "warmup_fraction",
                                "warmup_steps", "warmup_epochs", "anneal"),
                  "cosine": ("min_lr", "max_lr", "warmup_steps", "warmup_epochs")}
-STRATEGIES = ("auto", "mirrored", "default")
+STRATEGIES = ("auto", "mirrored", "default", "multi-worker")   # multi-worker: augmine.train.multiworker
 # auto: mixed_float16 when a GPU is present; true = mixed_float16; false = float32
 PRECISIONS = ("auto", "true", "false", "mixed_float16", "mixed_bfloat16", "float32")
 OPTIMIZER_ARGS = {
