@@ -18,9 +18,10 @@ from click.testing import CliRunner
 
 from augmine.cli import cli
 from augmine.core.errors import AugmineError
-from augmine.analysis.mining import (OversamplingPlan, confusion_partners, effect_note, effect_table,
-                            effect_warning, make_plan, pairs_plan, partner_classes,
-                            plan_partners, with_partners)
+from augmine.analysis.effects import effect_note, effect_table, effect_warning
+from augmine.analysis.pairs import confusion_partners
+from augmine.analysis.plans import (OversamplingPlan, make_plan, pairs_plan, partner_classes,
+                                    plan_partners, with_partners)
 from augmine.analysis.reports import write_stage_report
 from augmine.data.synth import confusable_pairs
 
@@ -142,7 +143,7 @@ def test_noisy_fall_on_real_tables_is_a_note_and_a_clear_one_warns():
 def test_mode_table_and_the_same_budget(synth_index):
     from augmine.rounds.arms import (COMPARE_MODES, MODE_TABLE, MODES, arm, arm_inputs, arm_length,
                               compare_length, describe_arm)
-    from augmine.feed.pipeline import epoch_length
+    from augmine.feed.sampling import epoch_length
 
     assert MODES == ("oversample", "class-weight", "pairs", "gentle")
     assert COMPARE_MODES == tuple(MODE_TABLE) and {"recipe", "pairs", "gentle"} <= \
@@ -179,7 +180,7 @@ def test_mode_table_and_the_same_budget(synth_index):
 def fake_run(tmp_path, synth_root, synth_index):
     """A run folder whose phase-1 val predictions confuse the planted pair's first class
     with its mate on the selection half and with another class on the measurement half."""
-    from augmine.analysis.mining import selection_split
+    from augmine.analysis.splits import selection_split
 
     run = tmp_path / "run"
     run.mkdir()

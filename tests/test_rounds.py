@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from support import MINING, TINY, copy_run, tiny_config
 
 from augmine.cli import cli
-from augmine.data.dataset import load_index
-from augmine.analysis.mining import OversamplingPlan, make_plan
-from augmine.analysis.reports import REPORT_FILES, list_stage_reports, write_stage_report
-from augmine.runs.rundir import RunDir
+from augmine.data.layouts import load_index
+from augmine.analysis.plans import OversamplingPlan, make_plan
+from augmine.analysis.reports import list_stage_reports, write_stage_report
+from augmine.runs.rundir import REPORT_FILES, RunDir
 from augmine.data.synth import confusable_pairs
 
 
@@ -139,20 +139,21 @@ def test_history_across_phases_and_rounds(fake_run, synth_root, synth_index):
 def test_plan_frequencies_over_a_pipeline_epoch(synth_index):
     """A plan's sampled class counts over one pipeline epoch match the plan: exactly
     floor(f) * n + round(frac(f) * n) per class (tolerance 0), every class present."""
-    from augmine.feed import pipeline
+    from augmine.feed.feeds import train_dataset
+    from augmine.feed.sampling import epoch_length
 
     f1 = np.linspace(0.1, 1.0, synth_index.num_classes)
     plan = make_plan(f1, synth_index.class_ids, synth_index.class_names, k=3, factor=4.0,
                      cap=3.5)                     # proportional: 3.5, 3.2, 2.8
     assert plan.factors[:3] == pytest.approx([3.5, 3.2, 2.8])
-    ds = pipeline.train_dataset(synth_index, "none", size=16, batch_size=128, plan=plan,
-                                seed=1, workers=0)
+    ds = train_dataset(synth_index, "none", size=16, batch_size=128, plan=plan, seed=1,
+                       workers=0)
     labels = np.concatenate([np.asarray(y) for _, y in ds])
     counts = np.bincount(labels, minlength=synth_index.num_classes)
     n = synth_index.class_counts("train")
     expected = np.floor(plan.factors) * n + np.round((plan.factors % 1) * n)
     assert counts.tolist() == expected.astype(int).tolist()
-    assert len(labels) == pipeline.epoch_length(synth_index, plan)
+    assert len(labels) == epoch_length(synth_index, plan)
     _, new_share = plan.expected_share(n)
     assert np.abs(counts / counts.sum() - new_share).max() < 0.005
 
@@ -268,7 +269,8 @@ def test_factor_one_round_has_no_effect_net_of_control(mining_run, tmp_path):
     """A plan whose classes get no extra samples trains exactly what the control trains:
     its effect net of control is zero (tolerance 0.02 on every metric; it is exactly 0 on
     the CPU, where the same seeds give the same batches and updates)."""
-    from augmine.rounds.rounds import describe_arm, run_round
+    from augmine.rounds.arms import describe_arm
+    from augmine.rounds.rounds import run_round
 
     run = copy_run(mining_run, tmp_path)
     res = run_round(run, progress=False, factor=1.0, epochs=1)
@@ -310,7 +312,7 @@ def test_holdout_selection_and_compare(synth_root, tmp_path):
     """``mining.holdout`` keeps a slice of train out of training from the first phase;
     weak classes are chosen on it, all of val measures, suspects are scored on it. Then
     `mine compare` trains every mode and a control beside the run and prints one table."""
-    from augmine.analysis.mining import apply_holdout
+    from augmine.analysis.splits import apply_holdout
     from augmine.rounds.rounds import load_run_index
     from augmine.train.phases import train_run
 
@@ -352,7 +354,7 @@ def test_holdout_selection_and_compare(synth_root, tmp_path):
 def test_round_effect_selection_and_measurement_never_overlap(synth_index):
     """The val-half selection and measurement images are disjoint, cover val, and split
     every class in two; the effect of a round is measured on the measurement half only."""
-    from augmine.analysis.mining import selection_split
+    from augmine.analysis.splits import selection_split
     from augmine.rounds.rounds import measure_round
 
     y = np.asarray(synth_index.val.labels)

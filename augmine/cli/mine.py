@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from augmine.rounds.arms import COMPARE_MODES, MODES
+from augmine.runs.rundir import RunDir
 
 _RUN = click.Path(path_type=Path, file_okay=False)
 
@@ -31,8 +32,7 @@ def _stage_report(run: Path, stage: str | None) -> dict:
 @click.option("--all-classes", is_flag=True, help="List every class, not only the weakest 20.")
 def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
     """The per-class table and the most confused pairs of RUN."""
-    from augmine.analysis.mining import describe_pair, describe_symmetric
-    from augmine.analysis.reports import stage_dir
+    from augmine.analysis.pairs import describe_pair, describe_symmetric
 
     rep = _stage_report(run, stage)
     size = f", {rep['size']} px" if rep.get("size") else ""
@@ -65,7 +65,7 @@ def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
     elif rep.get("changes"):
         click.echo(f"\nbefore ({rep['before']['stage']}) -> after:")
         _echo_changes(rep)
-    click.echo(f"\nreport: {stage_dir(run, rep['stage']) / 'report.md'}")
+    click.echo(f"\nreport: {RunDir(run).report_file(rep['stage'], 'report.md')}")
 
 
 def _echo_changes(rep: dict) -> None:
@@ -108,7 +108,7 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe, partne
 
     run = check_run_dir(run).check_writable("mine plan")
     if recipe is not None:
-        from augmine.augment.recipes import resolve_recipe
+        from augmine.core.shipped import resolve_recipe
 
         recipe = str(resolve_recipe(recipe))
     index = load_run_index(run)
@@ -160,7 +160,6 @@ def round_(run: Path, epochs, mode, partners, round_no, redo, no_control, select
     Uses plans/round-N.json (from `augmine mine plan`), or makes it from the config's
     mining settings. An interrupted round (or control) can simply be run again.
     """
-    from augmine.analysis.reports import stage_dir
     from augmine.rounds.arms import describe_arm, format_pairs
     from augmine.rounds.rounds import check_run_dir, format_effect, run_round
 
@@ -183,7 +182,7 @@ def round_(run: Path, epochs, mode, partners, round_no, redo, no_control, select
             click.echo(line)
     for line in format_effect(rep["effect"]):
         click.echo(line)
-    click.echo(f"report: {stage_dir(run, f'round-{res.round}') / 'report.md'}")
+    click.echo(f"report: {RunDir(run).report_file(f'round-{res.round}', 'report.md')}")
 
 
 @command.command("compare")

@@ -1,7 +1,7 @@
 """The arms of a mining round: how each mode spends the round's epochs, and its control.
 
 A mode is one entry of :data:`MODE_TABLE` (an :class:`Arm`): the extra samples it adds
-(``extra``: the plan -> an :class:`~augmine.analysis.mining.OversamplingPlan`, or None for plain
+(``extra``: the plan -> an :class:`~augmine.analysis.plans.OversamplingPlan`, or None for plain
 epochs), the rest of its :func:`~augmine.train.phases.train_extra_epochs` arguments (``inputs``),
 its description, whether ``mine round --mode`` offers it (every mode is in ``mine
 compare``) and whether its round measures the chosen classes' confusion partners. The
@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from augmine.core.errors import AugmineError
-from augmine.analysis.mining import OversamplingPlan, pairs_plan
+from augmine.analysis.plans import OversamplingPlan, pairs_plan
 
 # (plan, the arm's sampling plan or None, index, options) -> train_extra_epochs keywords
 Inputs = Callable[[OversamplingPlan, "OversamplingPlan | None", object, dict], dict]
@@ -116,7 +116,7 @@ def describe_arm(plan: OversamplingPlan, mode: str) -> str:
 
 def arm_length(mode: str, plan: OversamplingPlan, index) -> int:
     """Training images in one epoch of ``mode``'s own sampling (its extra samples, or plain)."""
-    from augmine.feed.pipeline import epoch_length
+    from augmine.feed.sampling import epoch_length
 
     spec = arm(mode)
     return epoch_length(index, spec.extra(plan) if spec.extra else None)
@@ -132,7 +132,7 @@ def stretched(base: OversamplingPlan | None, plan: OversamplingPlan, index, batc
     """``base``'s sampling (None: plain) with every factor times one r >= 1, so an epoch has
     as many batches of ``batch_size`` as ``length`` images make; ``base`` itself when it
     already has as many (or more). ``plan`` gives the classes of a plain ``base``."""
-    from augmine.feed.pipeline import epoch_length
+    from augmine.feed.sampling import epoch_length
 
     target = -(-int(length) // batch_size)
     n0 = epoch_length(index, base)

@@ -38,10 +38,12 @@ from augmine.core import atomic
 from augmine.rounds.arms import (COMPARE_MODES, MODES, arm, arm_inputs, arm_length, compare_length,  # noqa: F401
                    describe_arm, format_pairs)
 from augmine.core.errors import AugmineError
-from augmine.train.evaluation import evaluate_model, evaluation_settings
-from augmine.analysis.mining import (OversamplingPlan, apply_holdout, confusion_matrix, effect_note, effect_table,
-                     effect_warning, f1_losses, f1_scores, f1_vector, make_plan, partner_classes,
-                     selection_split, with_partners)
+from augmine.runs.checkpoints import evaluation_settings
+from augmine.train.evaluation import evaluate_model
+from augmine.analysis.effects import effect_note, effect_table, effect_warning, f1_losses
+from augmine.analysis.metrics import confusion_matrix, f1_scores, f1_vector
+from augmine.analysis.plans import OversamplingPlan, make_plan, partner_classes, with_partners
+from augmine.analysis.splits import apply_holdout, selection_split
 from augmine.analysis.reports import (latest_report, list_stage_reports, load_predictions, report_done,
                       stage_sort_key, write_stage_report)
 from augmine.runs.rundir import RunDir
@@ -82,7 +84,7 @@ def mining_settings(run_dir, **overrides) -> dict:
 def load_run_index(run_dir):
     """The run's dataset (``data:`` in its config) as a DatasetIndex; with ``mining.holdout``
     its held-out slice of train is the ``holdout`` split (never trained on)."""
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
 
     run = RunDir.of(run_dir)
     return apply_holdout(load_index(run.recorded_data()), run.config.mining.holdout,
@@ -119,7 +121,7 @@ def selection_report(run_dir, index, report: dict, selection: str) -> dict:
         sel, _ = selection_split(index.val.labels, run.config.seed)
         y, pred = y[sel], probs[sel].argmax(axis=1)
     else:
-        from augmine.train.fit import load_checkpoint
+        from augmine.runs.checkpoints import load_checkpoint
 
         size, batch_size = evaluation_settings(run.config)
         model = load_checkpoint(run.checkpoint("last"), compile=False)
@@ -138,7 +140,7 @@ def selected_plan(run_dir, index, report: dict, selection: str, settings: dict) 
     """The plan made from the selection images' F1 (see :func:`selection_report`); its
     ``policy`` records the selection, the chosen classes' selection support and their
     confusion partners on the selection images (``settings["partners"]`` each, default 1;
-    :func:`~augmine.analysis.mining.with_partners`; the ``pairs`` mode oversamples them too)."""
+    :func:`~augmine.analysis.plans.with_partners`; the ``pairs`` mode oversamples them too)."""
     sel = selection_report(run_dir, index, report, selection)
     plan = plan_from_report(sel, **settings).aligned_to(index.class_ids, index.class_names)
     plan.policy.update({"selection": selection, "selection_images": sel["images"],
@@ -291,7 +293,7 @@ def round_status(run_dir, round_no: int) -> str:
 def round_steps(index, inputs: dict, batch_size: int, epochs: int) -> int:
     """Optimizer steps of ``epochs`` epochs fed with ``inputs`` (see
     :func:`~augmine.rounds.arms.arm_inputs`)."""
-    from augmine.feed.pipeline import epoch_length
+    from augmine.feed.sampling import epoch_length
 
     return epochs * -(-epoch_length(index, inputs.get("plan")) // batch_size)
 
@@ -649,7 +651,7 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
         say("confusion partners on the selection images:")
         for line in format_pairs(plan):
             say(line)
-    from augmine.augment.recipes import resolve_recipe
+    from augmine.core.shipped import resolve_recipe
 
     strong = str(resolve_recipe(strong_recipe or settings.get("recipe") or DEFAULT_STRONG_RECIPE))
     cfg = run.config
@@ -720,8 +722,8 @@ def find_suspects(run_dir, per_class: int = 10, classes=None, in_sample: bool = 
     Images are checked first (bad ones left out with ``skip_bad``, or when the run left
     them out). Writes the latest stage's ``suspects.csv``; returns ``(csv path, rows)``; each row's
     ``split`` and ``scored`` say where and how it was scored."""
-    from augmine.analysis.mining import suspect_samples
-    from augmine.train.fit import load_checkpoint
+    from augmine.analysis.suspects import suspect_samples
+    from augmine.runs.checkpoints import load_checkpoint
 
     run = check_run_dir(run_dir)
     if not run.has_checkpoint("last"):
