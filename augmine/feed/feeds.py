@@ -38,6 +38,7 @@ from augmine.feed.batches import BatchJob, BatchMaker, add_class_composes, compo
 from augmine.feed.cache import prepare_cache
 from augmine.feed.sampling import epoch_length, plan_factors
 from augmine.feed.scheduler import EvalFeed, TrainFeed
+from augmine.feed.shards import steps_per_epoch
 from augmine.feed.workers import default_workers, install_sigint_hook
 
 
@@ -126,7 +127,7 @@ def _make_feed(core, size: int):
 
 def train_dataset(index, recipe, size: int, batch_size: int, plan=None, seed: int | None = None,
                   workers: int | None = None, cache=None, split: str = "train",
-                  first_epoch: int = 0, presize: bool = False):
+                  first_epoch: int = 0, presize: bool = False, shard=None):
     """The training feed: one shuffled, augmented epoch per iteration.
 
     ``index``: DatasetIndex; ``recipe``: Recipe, recipe path or name (``augmine.augment.recipes``), or
@@ -139,7 +140,9 @@ def train_dataset(index, recipe, size: int, batch_size: int, plan=None, seed: in
     ``first_epoch``: the epoch number the first iteration uses (order and seeds: exact
     resume); ``presize``: shrink every source image to ``size`` px (shorter side, INTER_AREA)
     once, before the recipe (in the cache when there is one), so small phases run the recipe
-    on small images: much cheaper, slightly different augmentation (crops lose detail).
+    on small images: much cheaper, slightly different augmentation (crops lose detail);
+    ``shard``: a :class:`~augmine.feed.shards.Shard`, this process's part of every epoch in a
+    multi-worker run (None: the whole epoch).
     Returns a ``tf.data.Dataset`` (TensorFlow backend) or a ``keras.utils.PyDataset``
     (JAX/PyTorch) of ``(images uint8 (B, size, size, 3), labels int32 (B,))``, last partial
     batch kept, ``ceil(epoch_length / batch_size)`` batches. Workers start on the first
@@ -173,7 +176,7 @@ def train_dataset(index, recipe, size: int, batch_size: int, plan=None, seed: in
                size=size, composes=composes, recipe_of_class=recipe_of_class,
                seeded=seed is not None, presize=bool(presize), first_override=first_override)
     core = TrainFeed(job, factors, batch_size, seed, workers, first_epoch,
-                      -(-length // batch_size))
+                     steps_per_epoch(length, batch_size, shard), shard)
     cache_path = prepare_cache(cache, sp.paths, core, size if presize else None)
     if cache_path is not None:
         job.cache_path, job.presize = cache_path, False     # the cache holds presized images

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from augmine.core.errors import AugmineError
+from augmine.feed import shards
 
 
 def plan_factors(plan: Any, num_classes: int) -> np.ndarray | None:
@@ -73,14 +74,17 @@ def epoch_length(index, plan=None, split: str = "train") -> int:
 
 
 def epoch_tasks(labels: np.ndarray, factors: np.ndarray | None, batch_size: int,
-                seed: int | None, epoch: int) -> list:
+                seed: int | None, epoch: int, shard=None) -> list:
     """``[(batch_no, indices (B,) int64, seed int or None), ...]``: one training epoch cut
     into batches, from ``(seed, epoch)`` (fresh randomness when ``seed`` is None).
 
-    ``labels`` (N,) int; ``factors`` (C,) float >= 1 or None, as :func:`epoch_order`.
+    ``labels`` (N,) int; ``factors`` (C,) float >= 1 or None, as :func:`epoch_order`;
+    ``shard``: a :class:`~augmine.feed.shards.Shard`, this process's part of every batch in a
+    multi-worker run (None: the whole batches).
     """
     rng = np.random.default_rng(None if seed is None else [int(seed), int(epoch)])
     order = epoch_order(labels, factors, rng)
-    starts = range(0, len(order), batch_size)
-    seeds = rng.integers(0, 2**62, len(starts)) if seed is not None else [None] * len(starts)
-    return [(k, order[s:s + batch_size], seeds[k]) for k, s in enumerate(starts)]
+    batches = shards.shard_batches(order, batch_size, shard)
+    seeds = (shards.shard_seeds(rng.integers(0, 2**62, -(-len(order) // batch_size)), shard)
+             if seed is not None else [None] * len(batches))
+    return [(k, idx, seeds[k]) for k, idx in enumerate(batches)]

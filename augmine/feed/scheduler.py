@@ -55,8 +55,9 @@ class TrainFeed:
     """
 
     def __init__(self, job: BatchJob, factors, batch_size: int, seed, workers: int,
-                 first_epoch: int, num_batches: int):
+                 first_epoch: int, num_batches: int, shard=None):
         self.job, self.factors, self.batch_size, self.seed = job, factors, batch_size, seed
+        self.shard = shard
         self.workers = min(workers, max(1, num_batches)) if workers else 0
         self.ordered = seed is not None
         self.epoch = int(first_epoch)
@@ -71,7 +72,8 @@ class TrainFeed:
 
     def tasks_for(self, epoch: int) -> list:
         """``[(batch_no, indices, seed or None), ...]`` of ``epoch``, from ``(seed, epoch)``."""
-        return epoch_tasks(self.job.labels, self.factors, self.batch_size, self.seed, epoch)
+        return epoch_tasks(self.job.labels, self.factors, self.batch_size, self.seed, epoch,
+                           self.shard)
 
     def _ensure_workers(self) -> None:
         if not self.workers or (self.group is not None and self.group.alive):

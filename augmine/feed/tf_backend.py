@@ -66,3 +66,63 @@ def mirrored_strategy(name: str = "auto"):
         return tf.distribute.get_strategy()
     cross = None if gpus else tf.distribute.ReductionToOneDevice()
     return tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross)
+
+
+# =========================================================================== multi-worker
+# The tf.distribute side of augmine.train.multiworker (MultiWorkerMirroredStrategy).
+
+_multi_worker = None
+
+
+def multi_worker_strategy():
+    """``tf.distribute.MultiWorkerMirroredStrategy`` over the cluster ``TF_CONFIG`` names,
+    created once per process (TensorFlow allows one, before any other op runs)."""
+    global _multi_worker
+    if _multi_worker is None:
+        tf = import_tensorflow()
+        _multi_worker = tf.distribute.MultiWorkerMirroredStrategy()
+        _fix_keras_for_multi_worker()
+    return _multi_worker
+
+
+def per_worker_dataset(strategy, dataset):
+    """``dataset`` (this worker's own batches) as the strategy's distributed dataset: each
+    worker reads its own, nothing is re-sharded or re-batched by tf.distribute."""
+    return strategy.distribute_datasets_from_function(lambda context: dataset)
+
+
+def all_workers_reached(strategy) -> None:
+    """Return once every worker got here (one all-reduce of a scalar)."""
+    tf = import_tensorflow()
+    strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
+
+def _fix_keras_for_multi_worker() -> None:
+    """Two workarounds for Keras 3's TensorFlow trainer under MultiWorkerMirroredStrategy
+    (keras-team/keras#20585), active only in multi-worker mode: ``fit`` no longer builds the
+    model from a first batch averaged across workers (``_maybe_symbolic_build`` cannot
+    reduce a batch tuple across workers; the model is built already, or builds when traced
+    as without a strategy), and a step's scalar logs are averaged across replicas with
+    ``axis=None`` (Keras asks for ``axis=0``, which scalars do not have)."""
+    from keras.src.backend.tensorflow import trainer
+
+    if getattr(trainer, "_augmine_fixed", False):
+        return
+    multi = trainer._collective_all_reduce_multi_worker
+    build, reduce = trainer.TensorFlowTrainer._maybe_symbolic_build, trainer.reduce_per_replica
+
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is not None and multi(self.distribute_strategy):
+            return None
+        return build(self, iterator=iterator, data_batch=data_batch)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and multi(strategy):
+            return trainer.tree.map_structure(
+                lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return reduce(values, strategy, reduction)
+
+    trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
+    trainer.reduce_per_replica = reduce_per_replica
+    trainer._augmine_fixed = True

@@ -23,7 +23,7 @@ from augmine.runs._internal import _choice, _object_in_context, _Section, _unkno
 from augmine.runs.sections import (MiningConfig, ModelConfig, OptimizerConfig, Phase,
                                    RegularizationConfig, ScheduleConfig)
 
-STRATEGIES = ("auto", "mirrored", "default")
+STRATEGIES = ("auto", "mirrored", "default", "multi-worker")   # multi-worker: train.multiworker
 # auto: mixed_float16 when a GPU is present; true = mixed_float16; false = float32
 PRECISIONS = ("auto", "true", "false", "mixed_float16", "mixed_bfloat16", "float32")
 

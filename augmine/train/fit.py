@@ -74,7 +74,14 @@ def distribution(name: str = "auto"):
     GPU, or every (logical) CPU device when there is no GPU; ``default``: one device.
     TensorFlow uses ``tf.distribute.MirroredStrategy`` (:mod:`augmine.feed.tf_backend`), JAX
     ``keras.distribution.DataParallel``; other backends train on one device.
+    ``multi-worker``: every device of every process (:mod:`augmine.train.multiworker`).
     """
+    if name == "multi-worker":
+        from augmine.train.multiworker import multi_worker_distribution
+
+        with multi_worker_distribution() as replicas:
+            yield replicas
+        return
     backend = keras_backend()
     if backend == "tensorflow":
         from augmine.feed.tf_backend import mirrored_strategy

@@ -34,6 +34,8 @@ from augmine.runs.rundir import RunDir
 from augmine.core.runtime import import_keras
 from augmine.train.fit import (build_model, distribution, dtype_policy, fit_stage, precision_policy,
                        restore_model, run_progress, show_bars, stage_callbacks)
+from augmine.train.multiworker import (process_feed, process_run, process_shard,
+                                       whole_predictions)
 
 log = logging.getLogger("augmine")
 
@@ -74,7 +76,8 @@ def _new_state(cfg: TrainConfig, index) -> dict:
 def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, state: dict):
     phase = cfg.phases[phase_no - 1]
     _, batch_size = evaluation_settings(cfg, phase.size)
-    y_true, probs = evaluate_model(model, index, phase.size, batch_size)
+    with whole_predictions(cfg.strategy):
+        y_true, probs = evaluate_model(model, index, phase.size, batch_size)
     meta = {"kind": "phase", "phase": phase_no, "size": phase.size, "epochs": phase.epochs,
             "epochs_done": state["epochs_done"], "step": state["step"],
             "recipe": phase.recipe}
@@ -87,8 +90,10 @@ def phase_steps(cfg: TrainConfig, index) -> list[tuple[int, int]]:
     """``(steps_per_epoch, epochs)`` of every phase of ``cfg`` on ``index`` (a
     DatasetIndex): ``ceil(epoch_length / batch_size)`` batches per epoch."""
     from augmine.feed.sampling import epoch_length
+    from augmine.feed.shards import steps_per_epoch
 
-    per_epoch = -(-epoch_length(index) // cfg.batch_size)
+    per_epoch = steps_per_epoch(epoch_length(index), cfg.batch_size,
+                                process_shard(cfg.strategy))
     return [(per_epoch, phase.epochs) for phase in cfg.phases]
 
 
@@ -117,15 +122,17 @@ def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: i
     from augmine.feed.feeds import eval_dataset, train_dataset
 
     _, eval_bs = evaluation_settings(cfg, size)
+    shard = process_shard(cfg.strategy)
     train_feed = train_dataset(index, recipe, size, cfg.batch_size, plan=plan, seed=seed,
-                               workers=cfg.workers, first_epoch=first_epoch, **(options or {}))
+                               workers=cfg.workers, first_epoch=first_epoch, shard=shard,
+                               **(options or {}))
     reg = cfg.regularization
     if reg.mixup or reg.cutmix:
         from augmine.train.regularization import batch_mixer, mix_feed
 
         train_feed = mix_feed(train_feed, batch_mixer(index.num_classes, reg.mixup,
                                                       reg.cutmix, seed=seed + first_epoch))
-    return train_feed, eval_dataset(index, size, eval_bs)
+    return process_feed(train_feed, shard), eval_dataset(index, size, eval_bs)
 
 
 def _phase_recipe(phase):
@@ -178,7 +185,6 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             raise AugmineError(f"{run}: nothing to resume (no state.json); run without "
                                "--resume to start it")
         state = run.read_state()
-        run.remove_partial_writes()
         cfg = run.config
         data_root = data_root or cfg.data
         if state.get("status") == "done":
@@ -192,6 +198,9 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
         if data_root is None:
             raise AugmineError("no dataset given; pass --data PATH")
         state = None
+    run = process_run(run, cfg.strategy, cfg.batch_size)   # multi-worker: process 0 writes
+    if resume:
+        run.remove_partial_writes()
     data_root = Path(data_root).expanduser().resolve()
     index, skips = run_index(data_root, state, skip_bad, progress)
     index = apply_holdout(index, cfg.mining.holdout, cfg.seed)  # never trained on
@@ -301,8 +310,9 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                            "whole number >= 1")
     epochs = int(epochs)
     state = run.read_state()
-    run.remove_partial_writes()
     cfg = run.config
+    run = process_run(run, cfg.strategy, cfg.batch_size)   # multi-worker: process 0 writes
+    run.remove_partial_writes()
     last = cfg.phases[-1]
     size = int(size or last.size)
     recipe = recipe or _phase_recipe(last)        # at the last phase's strength
