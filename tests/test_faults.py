@@ -228,7 +228,7 @@ def interrupt_round(run: Path, **kwargs) -> None:
     """Start the next mining round of ``run`` and stop it after its first epoch (Ctrl-C)."""
     import keras
 
-    from augmine.rounds.rounds import run_round
+    from augmine.rounds.runner import run_round
 
     class Stop(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -241,7 +241,7 @@ def interrupt_round(run: Path, **kwargs) -> None:
 @pytest.fixture(scope="module")
 def round_2_interrupted(round_run, tmp_path_factory) -> Path:
     """conftest.round_run (round 1 done) with round 2 interrupted after its first of 2 epochs."""
-    from augmine.rounds.rounds import round_status
+    from augmine.rounds.state import round_status
 
     run = copy_run(round_run.run, tmp_path_factory.mktemp("r2"))
     interrupt_round(run)
@@ -256,7 +256,7 @@ def round_epochs(run: Path, stage: str) -> list[int]:
 @pytest.mark.slow
 def test_plan_keeps_an_interrupted_rounds_plan_and_each_suggestion_works(round_2_interrupted,
                                                                           tmp_path):
-    from augmine.rounds.rounds import round_status
+    from augmine.rounds.state import round_status
 
     run = copy_run(round_2_interrupted, tmp_path)
     plan_before = (run / "plans" / "round-2.json").read_text()
@@ -290,7 +290,7 @@ def test_plan_keeps_an_interrupted_rounds_plan_and_each_suggestion_works(round_2
 
 @pytest.mark.slow
 def test_round_errors_suggest_commands_that_work(round_2_interrupted, tmp_path):
-    from augmine.rounds.rounds import round_status
+    from augmine.rounds.state import round_status
 
     run = copy_run(round_2_interrupted, tmp_path)
     # redoing round 1 while round 2 is in progress: --redo redoes the latest, round 2
@@ -373,7 +373,7 @@ if kind == "train":
     from augmine.train.phases import train_run
     train_run(sys.argv[5], sys.argv[6], run, progress=False, extra_callbacks=extra)
 else:
-    from augmine.rounds.rounds import run_round
+    from augmine.rounds.runner import run_round
     run_round(run, epochs=2, progress=False, extra_callbacks=extra)
 print("not killed")
 """
@@ -494,7 +494,7 @@ def test_sigkill_during_training_then_resume(synth_root, tmp_path, moment, nth):
 def test_sigkill_during_a_mining_round_then_resume(mining_run, tmp_path, moment, nth):
     """Killed in the round's 2nd epoch (560 images / 32 = 18 steps an epoch) or writing its
     report; the config asks for 1 round epoch, the interrupted attempt's 2 are kept."""
-    from augmine.rounds.rounds import round_status
+    from augmine.rounds.state import round_status
 
     run = copy_run(mining_run, tmp_path)
     start = RunDir(run).read_state()["epochs_done"]

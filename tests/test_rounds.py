@@ -209,7 +209,8 @@ def test_round_on_generated_data(round_run, synth_root, tmp_path):
 def test_interrupted_round_resumes_to_a_consistent_run(mining_run, tmp_path):
     import keras
 
-    from augmine.rounds.rounds import round_status, run_round
+    from augmine.rounds.runner import run_round
+    from augmine.rounds.state import round_status
 
     run = copy_run(mining_run, tmp_path)
     start_epochs = json.loads((run / "state.json").read_text())["epochs_done"]
@@ -268,7 +269,8 @@ def test_factor_one_round_has_no_effect_net_of_control(mining_run, tmp_path):
     """A plan whose classes get no extra samples trains exactly what the control trains:
     its effect net of control is zero (tolerance 0.02 on every metric; it is exactly 0 on
     the CPU, where the same seeds give the same batches and updates)."""
-    from augmine.rounds.rounds import describe_arm, run_round
+    from augmine.rounds.arms import describe_arm
+    from augmine.rounds.runner import run_round
 
     run = copy_run(mining_run, tmp_path)
     res = run_round(run, progress=False, factor=1.0, epochs=1)
@@ -311,7 +313,7 @@ def test_holdout_selection_and_compare(synth_root, tmp_path):
     weak classes are chosen on it, all of val measures, suspects are scored on it. Then
     `mine compare` trains every mode and a control beside the run and prints one table."""
     from augmine.analysis.mining import apply_holdout
-    from augmine.rounds.rounds import load_run_index
+    from augmine.rounds.plans import load_run_index
     from augmine.train.phases import train_run
 
     cfg = tiny_config(**MINING)
@@ -353,7 +355,7 @@ def test_round_effect_selection_and_measurement_never_overlap(synth_index):
     """The val-half selection and measurement images are disjoint, cover val, and split
     every class in two; the effect of a round is measured on the measurement half only."""
     from augmine.analysis.mining import selection_split
-    from augmine.rounds.rounds import measure_round
+    from augmine.rounds.measure import measure_round
 
     y = np.asarray(synth_index.val.labels)
     sel, meas = selection_split(y, seed=0)
@@ -386,7 +388,8 @@ def test_planted_weak_class_oversampling_helps_net_of_control(tmp_path):
     (about 30 s; with data seed 0 it held for training seeds 0, 1 and 2: +0.50, +0.28,
     +0.42, lower bounds +0.25, +0.08, +0.17; a factor-1 plan is exactly the control, see
     test_factor_one_round_has_no_effect_net_of_control)."""
-    from augmine.rounds.rounds import format_effect, run_round
+    from augmine.rounds.runner import run_round
+    from augmine.rounds.text import format_effect
     from augmine.data.synth import write_synthetic_dataset
     from augmine.train.phases import train_run
 
