@@ -32,7 +32,7 @@ _EXPORTS = {
     "AugmineError": "core.errors",
     "load_index": "data.dataset", "DatasetIndex": "data.dataset",
     "load_recipe": "augment.recipes",
-    "train_dataset": "feed.pipeline", "eval_dataset": "feed.pipeline", "close_feed": "feed.pipeline",
+    "train_dataset": "feed.feeds", "eval_dataset": "feed.feeds", "close_feed": "feed.feeds",
     "evaluate_model": "train.evaluation",
     "per_class_report": "analysis.mining", "confusion_matrix": "analysis.mining",
     "symmetric_pairs": "analysis.mining", "make_plan": "analysis.mining", "OversamplingPlan": "analysis.mining",

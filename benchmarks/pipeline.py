@@ -9,7 +9,7 @@ time of this process and all its descendants / wall time) for:
 
 - one Python process, plain loop (decode + recipe): the single-core reference, run in a
   fresh process (this long-lived one ran the same loop 4-21% slower);
-- augmine's feed (``augmine.feed.pipeline.train_dataset``, uint8 tf.data batches) with 1, 2 and
+- augmine's feed (``augmine.feed.feeds.train_dataset``, uint8 tf.data batches) with 1, 2 and
   all workers: the second epoch (persistent workers, the steady state training sees) and the
   first (which includes starting the workers). An epoch's time runs from its start until the
   workers go idle after it, since they make the next epoch's first batches in its tail;
@@ -147,7 +147,7 @@ def make_compose(size: int):
 def run_augmine(index, compose, size, batch, workers, epochs=2, **kwargs):
     """Meters of ``epochs`` consecutive epochs of one train_dataset (workers persist); each
     epoch ends when its workers go idle (:func:`wait_idle`)."""
-    from augmine.feed.pipeline import close_feed, train_dataset
+    from augmine.feed.feeds import close_feed, train_dataset
 
     ds = train_dataset(index, compose, size, batch, seed=0, workers=workers, **kwargs)
     meters = [measure_epoch(ds) for _ in range(epochs)]
@@ -172,7 +172,7 @@ def run_rounds(data, images, index, compose, size, batch, workers, repeats):
     ``workers`` fresh processes at once, one steady-state epoch of augmine with ``workers``),
     interleaved so that the three see the same load on the machine. Returns the list of
     ``(plain, plain x workers, augmine)`` meters."""
-    from augmine.feed.pipeline import close_feed, train_dataset
+    from augmine.feed.feeds import close_feed, train_dataset
 
     ds = train_dataset(index, compose, size, batch, seed=0, workers=workers)
     measure_epoch(ds)                     # epoch 0 starts the workers; not counted
@@ -186,7 +186,7 @@ def run_rounds(data, images, index, compose, size, batch, workers, repeats):
 def run_plain(paths, compose, size, presize=False):
     """Meter of the plain loop (read, recipe, store) over ``paths`` in this process."""
     from augmine.data.dataset import read_image
-    from augmine.feed.pipeline import presized
+    from augmine.feed.batches import presized
 
     with Meter() as m:
         out = np.empty((len(paths), size, size, 3), np.uint8)
@@ -389,7 +389,7 @@ def main(argv=None):
     import cv2
 
     from augmine.data.dataset import load_images
-    from augmine.feed.pipeline import default_workers
+    from augmine.feed.workers import default_workers
 
     cv2.setNumThreads(0)   # as in the workers; OpenCV's thread pool slows 64 px images
     cores = default_workers()

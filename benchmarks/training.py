@@ -5,7 +5,7 @@ as in a phased run) is measured three ways, side by side in one run:
 
 - **model**: ``model.fit`` on in-memory uint8 batches (no input pipeline); the first call at a
   size compiles (its time is reported as ``compile s``), the second is timed;
-- **feed**: one epoch of augmine's training feed (``augmine.feed.pipeline.train_dataset``: worker
+- **feed**: one epoch of augmine's training feed (``augmine.feed.feeds.train_dataset``: worker
   processes, the phase's recipe) iterated with no model; the first epoch (worker start) is a
   warm-up, the second is timed;
 - **end to end**: ``model.fit`` on that feed; the second epoch is timed.
@@ -109,7 +109,8 @@ def measure(args) -> dict:
 
     from augmine.data.dataset import load_index
     from augmine.model.densenet import build_densenet
-    from augmine.feed.pipeline import close_feed, epoch_length, pipeline_errors, train_dataset
+    from augmine.feed.feeds import close_feed, pipeline_errors, train_dataset
+    from augmine.feed.sampling import epoch_length
     from augmine.augment.recipes import resolve_recipe
     from augmine.core.runtime import import_keras
     from augmine.train.fit import gpu_present

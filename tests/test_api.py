@@ -193,7 +193,7 @@ def _app_page_text(run_dir: Path, data: Path) -> tuple[list, str]:
 @pytest.mark.slow
 def test_own_model_example_writes_a_run_that_mine_and_the_app_open(tmp_path, synth_root, capsys):
     from augmine.train.callbacks import PerClassReport, oversampled_feed
-    from augmine.feed.pipeline import epoch_length
+    from augmine.feed.sampling import epoch_length
 
     example = _load_example("own_model")
     run_dir = example.main(["--data", str(synth_root), "--epochs", "2", "--size", "16",

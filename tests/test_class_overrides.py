@@ -127,7 +127,7 @@ def old_way_epoch(index, recipe, size: int, batch_size: int, seed: int) -> np.nd
     made it before class overrides: one Compose for every image, reseeded per batch with
     ``2 * batch seed`` (the order and seeds from ``default_rng([seed, epoch])``)."""
     from augmine.data.dataset import read_image
-    from augmine.feed.pipeline import epoch_order
+    from augmine.feed.sampling import epoch_order
 
     sp = index.split("train")
     rng = np.random.default_rng([seed, 0])
@@ -144,7 +144,7 @@ def old_way_epoch(index, recipe, size: int, batch_size: int, seed: int) -> np.nd
 
 
 def test_other_classes_get_the_same_batches_as_without_overrides(tmp_path, synth_index):
-    from augmine.feed.pipeline import train_dataset
+    from augmine.feed.feeds import train_dataset
 
     plain = recipe_doc()
     expected = old_way_epoch(synth_index, parse_recipe(plain), 24, 64, seed=3)
@@ -161,7 +161,7 @@ def test_other_classes_get_the_same_batches_as_without_overrides(tmp_path, synth
 
 
 def test_without_switches_a_transform_off_for_that_class_only(synth_index):
-    from augmine.feed.pipeline import train_dataset
+    from augmine.feed.feeds import train_dataset
 
     recipe = parse_recipe({"name": "gray", "transforms": GRAY,
                            "classes": {"striped green square": {"without": ["ToGray"]}}})
@@ -172,7 +172,7 @@ def test_without_switches_a_transform_off_for_that_class_only(synth_index):
 
 
 def test_strength_zero_leaves_that_class_unaugmented(synth_index):
-    from augmine.feed.pipeline import train_dataset
+    from augmine.feed.feeds import train_dataset
 
     recipe = parse_recipe(recipe_doc({"blue triangle": {"strength": 0}}))
     x, y = epoch(train_dataset(synth_index, recipe, 24, 64, seed=1, workers=0))
@@ -184,7 +184,7 @@ def test_strength_zero_leaves_that_class_unaugmented(synth_index):
 
 def test_the_plans_recipe_wins_for_its_weak_classes(tmp_path, synth_index):
     from augmine.analysis.mining import OversamplingPlan
-    from augmine.feed.pipeline import train_dataset
+    from augmine.feed.feeds import train_dataset
 
     recipe = parse_recipe({"name": "gray", "transforms": GRAY, "classes": {
         "blue triangle": {"without": ["ToGray"]}, "striped green square": {"without": ["ToGray"]}}})

@@ -142,7 +142,7 @@ def test_noisy_fall_on_real_tables_is_a_note_and_a_clear_one_warns():
 def test_mode_table_and_the_same_budget(synth_index):
     from augmine.rounds.arms import (COMPARE_MODES, MODE_TABLE, MODES, arm, arm_inputs, arm_length,
                               compare_length, describe_arm)
-    from augmine.feed.pipeline import epoch_length
+    from augmine.feed.sampling import epoch_length
 
     assert MODES == ("oversample", "class-weight", "pairs", "gentle")
     assert COMPARE_MODES == tuple(MODE_TABLE) and {"recipe", "pairs", "gentle"} <= \

@@ -69,7 +69,8 @@ def _batches(ds):
 @pytest.mark.backend
 @pytest.mark.parametrize("size", [16, 32, 64])
 def test_train_and_eval_shapes_dtypes_ranges(synth_index, size):
-    from augmine.feed.pipeline import epoch_length, eval_dataset, train_dataset
+    from augmine.feed.feeds import eval_dataset, train_dataset
+    from augmine.feed.sampling import epoch_length
 
     ds = train_dataset(synth_index, _compose(size), size, 96, seed=0, workers=1)
     batches = _batches(ds)
@@ -92,7 +93,7 @@ def test_eval_keeps_file_order_and_pixels(synth_index):
     import cv2
 
     from augmine.data.dataset import read_image
-    from augmine.feed.pipeline import eval_dataset
+    from augmine.feed.feeds import eval_dataset
 
     batches = _batches(eval_dataset(synth_index, 32, 33))
     labels = np.concatenate([y for _, y in batches])
@@ -122,7 +123,7 @@ def gray_root(tmp_path):
 @pytest.mark.backend
 def test_grayscale_inputs_come_out_with_three_channels(gray_root):
     from augmine.data.dataset import load_index
-    from augmine.feed.pipeline import eval_dataset, train_dataset
+    from augmine.feed.feeds import eval_dataset, train_dataset
 
     index = load_index(gray_root)
     x, _ = next(iter(eval_dataset(index, 16, 8)))
@@ -137,7 +138,8 @@ def test_grayscale_inputs_come_out_with_three_channels(gray_root):
 def test_plan_triples_two_classes_and_uses_the_weak_recipe(synth_index):
     """Factor 3 for classes 0 and 1: exactly 3x their images (tolerance 0: the count per class
     is fixed by construction); a plan recipe applies to the weak classes only."""
-    from augmine.feed.pipeline import epoch_length, train_dataset
+    from augmine.feed.feeds import train_dataset
+    from augmine.feed.sampling import epoch_length
 
     factors = np.ones(synth_index.num_classes)
     factors[[0, 1]] = 3.0
@@ -159,7 +161,7 @@ def test_plan_triples_two_classes_and_uses_the_weak_recipe(synth_index):
 
 
 def test_fractional_factor_adds_extra_copies_without_dropping(synth_index):
-    from augmine.feed.pipeline import epoch_order
+    from augmine.feed.sampling import epoch_order
 
     labels = synth_index.train.labels
     factors = np.ones(10)
@@ -173,7 +175,7 @@ def test_fractional_factor_adds_extra_copies_without_dropping(synth_index):
 
 @pytest.mark.backend
 def test_same_seed_same_batches_any_worker_count(synth_index):
-    from augmine.feed.pipeline import train_dataset
+    from augmine.feed.feeds import train_dataset
 
     one = _batches(train_dataset(synth_index, _compose(32), 32, 128, seed=7, workers=1))
     two = _batches(train_dataset(synth_index, _compose(32), 32, 128, seed=7, workers=2))
@@ -188,7 +190,7 @@ def test_same_seed_same_batches_any_worker_count(synth_index):
 
 @pytest.mark.backend
 def test_epochs_differ_and_cache_gives_the_same_batches(synth_index, tmp_path):
-    from augmine.feed.pipeline import train_dataset
+    from augmine.feed.feeds import train_dataset
 
     ds = train_dataset(synth_index, _compose(16), 16, 400, seed=5, workers=1)
     first, second = _batches(ds), _batches(ds)
@@ -217,7 +219,7 @@ def corrupt_copy(synth_root, tmp_path):
 @pytest.mark.backend
 def test_failing_image_raises_augmine_error_naming_the_file(corrupt_copy):
     from augmine.data.dataset import load_index
-    from augmine.feed.pipeline import eval_dataset, pipeline_errors, train_dataset
+    from augmine.feed.feeds import eval_dataset, pipeline_errors, train_dataset
 
     root, bad_train, bad_val = corrupt_copy
     index = load_index(root)
@@ -234,7 +236,7 @@ def test_failing_image_raises_augmine_error_naming_the_file(corrupt_copy):
 
 @pytest.mark.backend
 def test_workers_persist_across_epochs_and_stop_on_close(synth_index):
-    from augmine.feed.pipeline import close_feed, train_dataset
+    from augmine.feed.feeds import close_feed, train_dataset
 
     ds = train_dataset(synth_index, _compose(16), 16, 50, seed=0, workers=2)
     _batches(ds)
@@ -262,7 +264,8 @@ def test_workers_make_the_next_epochs_first_batches_while_the_loop_is_away(synth
     import time
 
     from augmine.data.dataset import load_index
-    from augmine.feed.pipeline import WINDOW_PER_WORKER, close_feed, pipeline_errors, train_dataset
+    from augmine.feed.feeds import close_feed, pipeline_errors, train_dataset
+    from augmine.feed.workers import WINDOW_PER_WORKER
 
     root = tmp_path / "data"
     shutil.copytree(synth_root, root)
@@ -296,7 +299,7 @@ def test_workers_make_the_next_epochs_first_batches_while_the_loop_is_away(synth
 def test_break_mid_epoch_leaves_no_stale_batches_and_resume_is_exact(synth_index):
     """An epoch dropped half-way is replayed whole by the next iteration (nothing of the old
     one leaks into it), and first_epoch=k reproduces epoch k of an uninterrupted run."""
-    from augmine.feed.pipeline import close_feed, train_dataset
+    from augmine.feed.feeds import close_feed, train_dataset
 
     plain = train_dataset(synth_index, _compose(16), 16, 16, seed=4, workers=2)
     reference = [_batches(plain) for _ in range(2)]      # epochs 0 and 1
@@ -321,7 +324,7 @@ def test_break_mid_epoch_leaves_no_stale_batches_and_resume_is_exact(synth_index
 
 @pytest.mark.backend
 def test_no_workers_left_after_ctrl_c(synth_index):
-    from augmine.feed.pipeline import train_dataset
+    from augmine.feed.feeds import train_dataset
 
     ds = train_dataset(synth_index, _compose(16), 16, 8, seed=0, workers=2)
     with pytest.raises(KeyboardInterrupt):
@@ -341,7 +344,7 @@ def test_no_workers_left_after_ctrl_c(synth_index):
 def test_ctrl_c_between_epochs_then_the_next_epoch_is_whole_and_exact(synth_index):
     """Ctrl-C after an epoch, while the workers make the next epoch's first batches: the next
     loop starts new workers and yields that epoch whole, as an uninterrupted run does."""
-    from augmine.feed.pipeline import close_feed, train_dataset
+    from augmine.feed.feeds import close_feed, train_dataset
 
     reference = train_dataset(synth_index, _compose(16), 16, 50, seed=6, workers=2)
     expected = [_batches(reference) for _ in range(2)][1]
@@ -361,7 +364,8 @@ def test_ctrl_c_between_epochs_then_the_next_epoch_is_whole_and_exact(synth_inde
 
 @pytest.mark.backend
 def test_bad_arguments_are_one_line_errors(synth_index):
-    from augmine.feed.pipeline import epoch_length, train_dataset
+    from augmine.feed.feeds import train_dataset
+    from augmine.feed.sampling import epoch_length
 
     with pytest.raises(AugmineError, match="3 factors"):
         epoch_length(synth_index, SimpleNamespace(factors=[1, 2, 3], weak=[], recipe=None))
@@ -373,7 +377,7 @@ def test_bad_arguments_are_one_line_errors(synth_index):
 
 @pytest.mark.backend
 def test_recipe_by_name_goes_through_build_compose(synth_index):
-    from augmine.feed.pipeline import train_dataset
+    from augmine.feed.feeds import train_dataset
 
     x, _ = next(iter(train_dataset(synth_index, "light", 16, 32, seed=0, workers=1)))
     assert x.shape == (32, 16, 16, 3)
@@ -381,7 +385,7 @@ def test_recipe_by_name_goes_through_build_compose(synth_index):
 
 @pytest.mark.backend
 def test_memory_cache_matches_no_cache(synth_index):
-    from augmine.feed.pipeline import train_dataset
+    from augmine.feed.feeds import train_dataset
 
     plain = _batches(train_dataset(synth_index, _compose(16), 16, 400, seed=2, workers=0))
     cached = _batches(train_dataset(synth_index, _compose(16), 16, 400, seed=2, workers=1,
@@ -403,7 +407,7 @@ import os, multiprocessing as mp
 import albumentations as A
 from multiprocessing import forkserver
 from augmine.data.dataset import load_index
-from augmine.feed.pipeline import train_dataset
+from augmine.feed.feeds import train_dataset
 if __name__ == "__main__":
     ds = train_dataset(load_index({str(synth_root)!r}), A.Compose([A.HorizontalFlip()]), 16, 4,
                        seed=0, workers=2)
@@ -435,7 +439,7 @@ with open({marker!r}, "a") as fh:
 {heavy}
 import albumentations as A
 from augmine.data.dataset import load_index
-from augmine.feed.pipeline import close_feed, train_dataset
+from augmine.feed.feeds import close_feed, train_dataset
 
 {guard}
     ds = train_dataset(load_index({root!r}), A.Compose([A.HorizontalFlip(),
@@ -524,7 +528,7 @@ import numpy as np
 import albumentations as A
 from augmine.data.dataset import load_index
 from augmine.model.densenet import build_densenet
-from augmine.feed.pipeline import close_feed, eval_dataset, pipeline_errors, train_dataset
+from augmine.feed.feeds import close_feed, eval_dataset, pipeline_errors, train_dataset
 import keras
 assert keras.config.backend() == "jax"
 index = load_index({str(synth_root)!r})
@@ -557,11 +561,12 @@ print("JAX-OK", hist.history["loss"])
 @pytest.mark.backend
 def test_batches_through_a_pipe_equal_shared_memory_slots(synth_index, monkeypatch):
     """Where there is no memfd (not Linux), batches travel through the result pipe: same data."""
-    from augmine.feed import pipeline
+    from augmine.feed import workers
+    from augmine.feed.feeds import train_dataset
 
-    slots = _batches(pipeline.train_dataset(synth_index, _compose(16), 16, 48, seed=9, workers=2))
-    monkeypatch.setattr(pipeline, "_make_slots", lambda *args: None)
-    piped = _batches(pipeline.train_dataset(synth_index, _compose(16), 16, 48, seed=9, workers=2))
+    slots = _batches(train_dataset(synth_index, _compose(16), 16, 48, seed=9, workers=2))
+    monkeypatch.setattr(workers, "make_slots", lambda *args: None)
+    piped = _batches(train_dataset(synth_index, _compose(16), 16, 48, seed=9, workers=2))
     assert len(piped) == len(slots) == 9
     for (xa, ya), (xb, yb) in zip(slots, piped):
         np.testing.assert_array_equal(ya, yb)
@@ -575,7 +580,8 @@ def test_presize_runs_the_recipe_on_small_images_and_caches_them(synth_index, tm
     batches with or without the cache (which then holds 16 px images), and not the batches of
     the full-size path (the recipe saw other pixels)."""
     from augmine.data.dataset import read_image
-    from augmine.feed.pipeline import presized, train_dataset
+    from augmine.feed.batches import presized
+    from augmine.feed.feeds import train_dataset
 
     img = read_image(synth_index.train.paths[0])
     assert img.shape == (64, 64, 3) and presized(img, 16).shape == (16, 16, 3)
@@ -604,15 +610,15 @@ def test_spawn_workers_where_there_is_no_fork_server(synth_index, monkeypatch):
     give the same batches as in-process and stop on close_feed."""
     import multiprocessing as mp
 
-    from augmine.feed import pipeline
+    from augmine.feed import workers
+    from augmine.feed.feeds import close_feed, train_dataset
 
-    monkeypatch.setattr(pipeline, "_mp_context", lambda: mp.get_context("spawn"))
-    ds = pipeline.train_dataset(synth_index, _compose(16), 16, 100, seed=6, workers=1)
+    monkeypatch.setattr(workers, "_mp_context", lambda: mp.get_context("spawn"))
+    ds = train_dataset(synth_index, _compose(16), 16, 100, seed=6, workers=1)
     spawned = _batches(ds)
-    inproc = _batches(pipeline.train_dataset(synth_index, _compose(16), 16, 100, seed=6,
-                                             workers=0))
+    inproc = _batches(train_dataset(synth_index, _compose(16), 16, 100, seed=6, workers=0))
     for (xa, ya), (xb, yb) in zip(spawned, inproc):
         np.testing.assert_array_equal(ya, yb)
         np.testing.assert_array_equal(xa, xb)
-    pipeline.close_feed(ds)
+    close_feed(ds)
     _assert_no_workers()

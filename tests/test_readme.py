@@ -36,3 +36,14 @@ def test_the_built_ins_the_readme_lists_are_the_ones_that_ship():
     named = lambda text: set(re.findall(r"`([\w-]+)`", text))  # noqa: E731
     assert named(recipes) - {"augmine"} == set(available_recipes())
     assert named(configs.split("ship inside")[0]) == set(available_configs())
+
+
+def test_ci_runs_the_readmes_test_commands_verbatim():
+    """The README's test command and its JAX and PyTorch jobs are lines of .ci/run as written."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    blocks = re.findall(r"```bash\n(.*?)\n```", README, flags=re.S)
+    tests = [b for b in blocks if "pytest" in b]
+    assert len(tests) == 3, "the README shows the test command and the JAX and PyTorch jobs"
+    assert [b for b in tests if b not in ci] == []
+    assert any("KERAS_BACKEND=jax" in b for b in tests)
+    assert any("KERAS_BACKEND=torch" in b for b in tests)

@@ -353,7 +353,7 @@ def _epoch(feed) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_strength_zero_gives_the_same_batches_as_no_augmentation(synth_index):
-    from augmine.feed.pipeline import train_dataset
+    from augmine.feed.feeds import train_dataset
     from augmine.augment.recipes import scale_recipe
 
     zero = scale_recipe("tiny-imagenet-14", 0)
@@ -399,7 +399,7 @@ def test_strength_scales_probabilities_and_ranges_as_documented():
 
 
 def test_strength_changes_images_more_as_it_grows(synth_index):
-    from augmine.feed.pipeline import train_dataset
+    from augmine.feed.feeds import train_dataset
     from augmine.augment.recipes import scale_recipe
 
     xn, _ = _epoch(train_dataset(synth_index, "none", 32, 100, seed=2, workers=0))

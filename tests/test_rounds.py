@@ -139,20 +139,21 @@ def test_history_across_phases_and_rounds(fake_run, synth_root, synth_index):
 def test_plan_frequencies_over_a_pipeline_epoch(synth_index):
     """A plan's sampled class counts over one pipeline epoch match the plan: exactly
     floor(f) * n + round(frac(f) * n) per class (tolerance 0), every class present."""
-    from augmine.feed import pipeline
+    from augmine.feed.feeds import train_dataset
+    from augmine.feed.sampling import epoch_length
 
     f1 = np.linspace(0.1, 1.0, synth_index.num_classes)
     plan = make_plan(f1, synth_index.class_ids, synth_index.class_names, k=3, factor=4.0,
                      cap=3.5)                     # proportional: 3.5, 3.2, 2.8
     assert plan.factors[:3] == pytest.approx([3.5, 3.2, 2.8])
-    ds = pipeline.train_dataset(synth_index, "none", size=16, batch_size=128, plan=plan,
-                                seed=1, workers=0)
+    ds = train_dataset(synth_index, "none", size=16, batch_size=128, plan=plan, seed=1,
+                       workers=0)
     labels = np.concatenate([np.asarray(y) for _, y in ds])
     counts = np.bincount(labels, minlength=synth_index.num_classes)
     n = synth_index.class_counts("train")
     expected = np.floor(plan.factors) * n + np.round((plan.factors % 1) * n)
     assert counts.tolist() == expected.astype(int).tolist()
-    assert len(labels) == pipeline.epoch_length(synth_index, plan)
+    assert len(labels) == epoch_length(synth_index, plan)
     _, new_share = plan.expected_share(n)
     assert np.abs(counts / counts.sum() - new_share).max() < 0.005
 

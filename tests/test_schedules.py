@@ -365,7 +365,7 @@ def test_progress_lines_when_not_a_terminal():
 def test_lr_range_test_on_the_real_sample(real_index, tmp_path):
     """A tiny DenseNet on real images: the suggested max_lr lies where the loss falls."""
     from augmine.model.densenet import build_densenet
-    from augmine.feed.pipeline import train_dataset
+    from augmine.feed.feeds import train_dataset
     from augmine.core.runtime import import_keras
 
     import_keras().utils.set_random_seed(0)

@@ -80,8 +80,8 @@ def test_service_dataset_locally_real_images_and_seed(real_index):
     xa, ya = next(iter(a))
     assert xa.shape == (64, 32, 32, 3) and xa.dtype.name == "uint8" and ya.dtype.name == "int32"
     assert int(xa.numpy().max()) > 128 and xa.numpy().std() > 10   # real, varied pixels
-    # The same element spec as augmine.feed.pipeline's feed, so one model takes both.
-    from augmine.feed.pipeline import train_dataset
+    # The same element spec as augmine.feed.feeds' feed, so one model takes both.
+    from augmine.feed.feeds import train_dataset
 
     assert a.element_spec == train_dataset(real_index, "none", 32, 64, workers=0).element_spec
     xb, yb = next(iter(service_dataset(real_index, 32, 64, seed=3)))
@@ -112,7 +112,7 @@ def test_stop_leaves_no_processes_and_is_idempotent():
 @pytest.mark.slow
 def test_albumentations_pipeline_cannot_run_on_remote_workers(local_service, synth_index):
     """Documented limit: from_generator (Python code) cannot be shipped to worker processes."""
-    from augmine.feed.pipeline import train_dataset
+    from augmine.feed.feeds import train_dataset
     from augmine.core.runtime import import_tensorflow
     from augmine.feed.service import distribute
 

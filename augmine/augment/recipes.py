@@ -145,7 +145,8 @@ def resolve_recipe(name_or_path: str | os.PathLike) -> Path:
 
 def resolve_config(name_or_path: str | os.PathLike) -> Path:
     """A training config path from a path or a bare built-in name (``cpu-small``,
-    ``tiny-imagenet-densenet.yaml``), so ``augmine train cpu-small`` works from any folder.
+    ``tiny-imagenet-densenet.yaml``), so ``augmine train cpu-small --run-dir runs/small``
+    works from any folder.
 
     Existing files win over built-in names; raises a one-line :class:`AugmineError` listing
     close built-in config names when neither exists.
@@ -224,7 +225,8 @@ def sets_size(transform: str) -> bool:
 
 
 class _Where:
-    """Where an entry is, for error messages: ``recipes/x.yaml: transform 3 (GaussNoise)``."""
+    """Where an entry is, for error messages:
+    ``recipes/light.yaml: transform 3 (RandomBrightnessContrast)``."""
 
     def __init__(self, source: str, number: str, name: str | None = None):
         self.source, self.number, self.name = source, number, name

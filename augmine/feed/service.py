@@ -9,7 +9,7 @@ starts a dispatcher in this process and ``num_workers`` ``WorkerServer``s, each 
 
 What the service can run, and what it cannot (measured, see ``tests/test_service.py``):
 the service ships the dataset as a *serialized graph* to the workers. augmine's
-albumentations pipeline (:func:`augmine.feed.pipeline.train_dataset`) is a
+albumentations pipeline (:func:`augmine.feed.feeds.train_dataset`) is a
 ``Dataset.from_generator`` over Python worker processes; its graph holds only a token
 that names a Python function living in *this* process, so a worker in another process
 fails with ``could not find registered callback`` / ``PyFunc`` errors. No Python code
@@ -18,7 +18,7 @@ fails with ``could not find registered callback`` / ``PyFunc`` errors. No Python
 So the trade-off is:
 
 - albumentations recipes (all 14-transform recipes, oversampling plans, per-class
-  recipes, seeded batches) run through :mod:`augmine.feed.pipeline`'s worker processes: every
+  recipes, seeded batches) run through :mod:`augmine.feed.workers`' worker processes: every
   core of *one* machine;
 - the service path runs :func:`service_dataset`, a graph-only pipeline (``tf.io``
   read + JPEG decode, ``tf.image`` random crop, flip, brightness, contrast, resize,
@@ -280,14 +280,14 @@ def service_dataset(index, size: int, batch_size: int, seed: int | None = None,
     Returns a ``tf.data.Dataset`` of ``(images uint8 (B, size, size, 3), labels int32 (B,))``
     (augmentation runs in float32, the result is rounded back to uint8: the model scales raw
     pixels itself), last partial batch kept: the element spec of
-    :func:`augmine.feed.pipeline.train_dataset`. Locally, a ``seed`` makes the batches
+    :func:`augmine.feed.feeds.train_dataset`. Locally, a ``seed`` makes the batches
     reproducible (augmentation is keyed on the seed, the sample and its position in the
     epoch); through the service the split of work between workers is not reproducible.
     The source is ``from_tensor_slices`` over chunks of 32 sample ids (a fixed, seeded mix
     of classes), so ``distributed_epoch`` hands out 32 images per dispatcher request; each
     worker shuffles what it gets in a 1024-sample buffer.
     """
-    from augmine.feed.pipeline import check_batch_args
+    from augmine.feed.feeds import check_batch_args
     from augmine.core.runtime import import_tensorflow
 
     size, batch_size = check_batch_args(size, batch_size)

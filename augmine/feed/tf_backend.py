@@ -13,7 +13,7 @@ from augmine.core.errors import AugmineError
 from augmine.core.runtime import import_tensorflow
 
 # =========================================================================== data
-# The tf.data side of augmine.feed.pipeline: wrapping the worker feed in a tf.data.Dataset and
+# The tf.data side of augmine.feed.feeds: wrapping the worker feed in a tf.data.Dataset and
 # turning tf.data's wrapped errors back into AugmineError.
 
 

@@ -116,7 +116,7 @@ def describe_arm(plan: OversamplingPlan, mode: str) -> str:
 
 def arm_length(mode: str, plan: OversamplingPlan, index) -> int:
     """Training images in one epoch of ``mode``'s own sampling (its extra samples, or plain)."""
-    from augmine.feed.pipeline import epoch_length
+    from augmine.feed.sampling import epoch_length
 
     spec = arm(mode)
     return epoch_length(index, spec.extra(plan) if spec.extra else None)
@@ -132,7 +132,7 @@ def stretched(base: OversamplingPlan | None, plan: OversamplingPlan, index, batc
     """``base``'s sampling (None: plain) with every factor times one r >= 1, so an epoch has
     as many batches of ``batch_size`` as ``length`` images make; ``base`` itself when it
     already has as many (or more). ``plan`` gives the classes of a plain ``base``."""
-    from augmine.feed.pipeline import epoch_length
+    from augmine.feed.sampling import epoch_length
 
     target = -(-int(length) // batch_size)
     n0 = epoch_length(index, base)

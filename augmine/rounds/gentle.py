@@ -49,7 +49,8 @@ def gentle_overrides(plan: OversamplingPlan, index, affinity: dict | None,
         take = [rows.get(str(index.val.paths[i])) for i in selection_rows]
         if None in take or list(affinity["class_ids"]) != list(index.class_ids):
             raise AugmineError("gentle: the saved affinity was measured on other val images; "
-                               "measure it again with `augmine recipe affinity ... --force`")
+                               "measure it again with `augmine recipe affinity RECIPE --run "
+                               "RUN --force` (RECIPE: the last phase's recipe)")
         correct = np.asarray(affinity["correct"])[:, take]
         labels = np.asarray(affinity["labels"])[take]
         drops = per_image_drops(correct, labels, len(index.class_ids))

@@ -68,7 +68,7 @@ class RoundResult:
 def round_steps(index, inputs: dict, batch_size: int, epochs: int) -> int:
     """Optimizer steps of ``epochs`` epochs fed with ``inputs`` (see
     :func:`~augmine.rounds.arms.arm_inputs`)."""
-    from augmine.feed.pipeline import epoch_length
+    from augmine.feed.sampling import epoch_length
 
     return epochs * -(-epoch_length(index, inputs.get("plan")) // batch_size)
 

@@ -397,7 +397,7 @@ class Phase(_Section):
     presize: bool = False
 
     def feed_options(self) -> dict:
-        """The phase's keyword arguments for :func:`augmine.feed.pipeline.train_dataset`."""
+        """The phase's keyword arguments for :func:`augmine.feed.feeds.train_dataset`."""
         return {"presize": self.presize, "cache": "memory" if self.presize else None}
 
     @field_validator("size", mode="before")

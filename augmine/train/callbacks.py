@@ -146,16 +146,16 @@ def read_plan_file(plan_path, index):
 
 def oversampled_feed(index, recipe, size: int, batch_size: int, plan_path,
                      seed: int | None = 0, **options):
-    """The training feed of a plan file: :func:`augmine.feed.pipeline.train_dataset` with the
+    """The training feed of a plan file: :func:`augmine.feed.feeds.train_dataset` with the
     plan's per-class repeat factors (and its stronger recipe for the weak classes, if any).
 
     ``index``: DatasetIndex; ``recipe``: recipe path, built-in name or Recipe for every class;
     ``size``: px; ``plan_path``: the plan JSON; ``seed``: int for reproducible epochs or
-    None; ``options``: more :func:`~augmine.feed.pipeline.train_dataset` arguments (``workers``,
+    None; ``options``: more :func:`~augmine.feed.feeds.train_dataset` arguments (``workers``,
     ``cache``, ...). Yields ``(images uint8 (B, size, size, 3), labels int32 (B,))`` per
-    batch; close it with :func:`augmine.feed.pipeline.close_feed`.
+    batch; close it with :func:`augmine.feed.feeds.close_feed`.
     """
-    from augmine.feed.pipeline import train_dataset
+    from augmine.feed.feeds import train_dataset
 
     return train_dataset(index, recipe, size, batch_size, plan=read_plan_file(plan_path, index),
                          seed=seed, **options)

@@ -39,7 +39,7 @@ def evaluate_model(model, index, size: int, batch_size: int = DEFAULT_BATCH_SIZE
 
     Returns ``(y_true (N,) int64, probs (N, C) float32)`` in the index's file order.
     """
-    from augmine.feed.pipeline import eval_dataset, pipeline_errors
+    from augmine.feed.feeds import eval_dataset, pipeline_errors
 
     with pipeline_errors():
         probs = model.predict(eval_dataset(index, size, batch_size, split=split), verbose=0)

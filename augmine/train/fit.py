@@ -321,7 +321,7 @@ def fit_stage(model, train_feed, val_feed, epochs: int, initial_epoch: int, call
     validating on ``val_feed`` after every epoch, with ``callbacks``; pipeline errors come
     out as one-line AugmineErrors. ``progress``: Keras' bars when stdout is a terminal.
     The feeds shuffle themselves. Returns the Keras History."""
-    from augmine.feed.pipeline import pipeline_errors
+    from augmine.feed.feeds import pipeline_errors
 
     with pipeline_errors():
         return model.fit(train_feed, validation_data=val_feed, epochs=epochs,

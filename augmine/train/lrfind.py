@@ -29,7 +29,7 @@ def lr_find(config, data_root, out_dir, phase: int = 1, steps: int = 200,
     if isinstance(steps, bool) or int(steps) != steps or steps < 5:
         raise AugmineError(f"--steps {steps} is not a valid step count; use a whole number >= 5")
     from augmine.data.dataset import load_index
-    from augmine.feed.pipeline import pipeline_errors, train_dataset
+    from augmine.feed.feeds import pipeline_errors, train_dataset
     from augmine.core.runtime import import_keras
     from augmine.model.schedules import lr_range_test
 

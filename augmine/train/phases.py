@@ -83,7 +83,7 @@ def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, st
 def phase_steps(cfg: TrainConfig, index) -> list[tuple[int, int]]:
     """``(steps_per_epoch, epochs)`` of every phase of ``cfg`` on ``index`` (a
     DatasetIndex): ``ceil(epoch_length / batch_size)`` batches per epoch."""
-    from augmine.feed.pipeline import epoch_length
+    from augmine.feed.sampling import epoch_length
 
     per_epoch = -(-epoch_length(index) // cfg.batch_size)
     return [(per_epoch, phase.epochs) for phase in cfg.phases]
@@ -111,7 +111,7 @@ def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: i
            plan=None, options: dict | None = None):
     """``(train feed, val feed)``; ``options``: more train_dataset arguments (a phase's
     :meth:`~augmine.runs.config.Phase.feed_options`)."""
-    from augmine.feed.pipeline import eval_dataset, train_dataset
+    from augmine.feed.feeds import eval_dataset, train_dataset
 
     _, eval_bs = evaluation_settings(cfg, size)
     train_feed = train_dataset(index, recipe, size, cfg.batch_size, plan=plan, seed=seed,
@@ -136,7 +136,7 @@ def _phase_recipe(phase):
 
 def _fit_and_close(model, feeds, epochs: int, initial_epoch: int, callbacks, progress,
                    class_weight=None) -> None:
-    from augmine.feed.pipeline import close_feed
+    from augmine.feed.feeds import close_feed
 
     train_feed, val_feed = feeds
     try:

@@ -124,9 +124,9 @@ _MixedFeed = None
 
 
 def mix_feed(feed, mix: Callable):
-    """The training feed ``feed`` (from :func:`augmine.feed.pipeline.train_dataset`) with
+    """The training feed ``feed`` (from :func:`augmine.feed.feeds.train_dataset`) with
     ``mix`` (:func:`batch_mixer`) applied to every batch: yields ``(float32 images, soft
-    labels (B, C))``, same number of batches; :func:`augmine.feed.pipeline.close_feed` still
+    labels (B, C))``, same number of batches; :func:`augmine.feed.feeds.close_feed` still
     stops its workers."""
     global _MixedFeed
     core = feed._augmine_feed
