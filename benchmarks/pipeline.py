@@ -134,11 +134,12 @@ class Meter:
 def make_compose(size: int):
     import albumentations as A
 
-    recipe = Path(__file__).resolve().parents[1] / "augmine" / "builtin" / "tiny-imagenet-14.yaml"
-    if recipe.exists():
-        from augmine.augment.recipes import build_compose
+    from augmine.core.shipped import available_recipes
 
-        return build_compose(recipe, size), recipe.name
+    if "tiny-imagenet-14" in available_recipes():
+        from augmine.augment.compose import build_compose
+
+        return build_compose("tiny-imagenet-14", size), "tiny-imagenet-14.yaml"
     ts = [getattr(A, name)(**({"size": (size, size)} if name == "RandomResizedCrop" else {}), **kw)
           for name, kw in FALLBACK_14]
     return A.Compose(ts), "DESIGN.md 14-transform list (fallback)"
@@ -185,7 +186,7 @@ def run_rounds(data, images, index, compose, size, batch, workers, repeats):
 
 def run_plain(paths, compose, size, presize=False):
     """Meter of the plain loop (read, recipe, store) over ``paths`` in this process."""
-    from augmine.data.dataset import read_image
+    from augmine.data.images import read_image
     from augmine.feed.batches import presized
 
     with Meter() as m:
@@ -319,7 +320,8 @@ def transform_costs(compose, images, repeats=1):
 
 def load_subset(data, images):
     """The dataset's index with its train split cycled/cut to ``images`` (0 = as it is)."""
-    from augmine.data.dataset import Split, load_index
+    from augmine.data.dataset import Split
+    from augmine.data.layouts import load_index
 
     index = load_index(data)
     tr = index.train
@@ -388,7 +390,7 @@ def main(argv=None):
 
     import cv2
 
-    from augmine.data.dataset import load_images
+    from augmine.data.images import load_images
     from augmine.feed.workers import default_workers
 
     cv2.setNumThreads(0)   # as in the workers; OpenCV's thread pool slows 64 px images

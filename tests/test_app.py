@@ -54,7 +54,7 @@ def fabricate_run(run_dir: Path, index, seed: int = 0) -> Path:
     # suspects.csv as `augmine mine suspects` writes it, from fake train probabilities
     import csv
 
-    from augmine.analysis.mining import suspect_samples
+    from augmine.analysis.suspects import suspect_samples
 
     yt = index.train.labels
     probs = rng.dirichlet(np.ones(c), len(yt))
@@ -119,7 +119,7 @@ def no_exception(at) -> None:
 # --------------------------------------------------------------------------- pure helpers
 
 def test_upscale_nearest_keeps_pixels_square():
-    from augmine.app.data import upscale_nearest
+    from augmine.app.data.images import upscale_nearest
 
     img = np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3)
     big = upscale_nearest(img, 128)
@@ -130,7 +130,7 @@ def test_upscale_nearest_keeps_pixels_square():
 
 
 def test_pair_samples_put_mistakes_first():
-    from augmine.app.data import pair_samples, weakest_submatrix
+    from augmine.app.data.reports import pair_samples, weakest_submatrix
 
     y = np.array([0, 0, 1, 1, 2])
     probs = np.array([[.9, .1, 0], [.2, .7, .1], [.1, .8, .1], [.6, .4, 0], [0, 0, 1]])
@@ -312,7 +312,8 @@ def test_browser_edits_recipe_and_download_validates(synth_root, tmp_path):
     from click.testing import CliRunner
 
     from augmine.cli import cli
-    from augmine.augment.recipes import load_recipe, recipes_dir
+    from augmine.augment.recipes import load_recipe
+    from augmine.core.shipped import recipes_dir
 
     at = app_test(data=synth_root)
     no_exception(at)
@@ -428,7 +429,7 @@ def test_browser_defaults_to_generated_dataset(tmp_path, monkeypatch, synth_run)
     # the run's recorded dataset is used when no --data is given
     at = app_test(run=synth_run)
     no_exception(at)
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
 
     names = load_index(Path((synth_run / "config.yaml").read_text().split("data: ")[1].strip()))
     assert at.selectbox(key="cls").options == list(names.class_names)
@@ -446,7 +447,8 @@ def test_interactions_reuse_the_loaded_data(real_root, real_run, monkeypatch):
     """What keeps reruns fast: re-rolling the seed decodes no image again, and switching
     pages or stages neither re-indexes the dataset nor re-reads the run's reports (each
     happens once, then comes from Streamlit's caches)."""
-    import augmine.data.dataset
+    import augmine.data.images
+    import augmine.data.layouts
     import augmine.analysis.reports
 
     calls = {"index": 0, "decode": 0, "reports": 0}
@@ -457,8 +459,8 @@ def test_interactions_reuse_the_loaded_data(real_root, real_run, monkeypatch):
             return real(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(augmine.data.dataset, "load_index", counted("index", augmine.data.dataset.load_index))
-    monkeypatch.setattr(augmine.data.dataset, "read_image", counted("decode", augmine.data.dataset.read_image))
+    monkeypatch.setattr(augmine.data.layouts, "load_index", counted("index", augmine.data.layouts.load_index))
+    monkeypatch.setattr(augmine.data.images, "read_image", counted("decode", augmine.data.images.read_image))
     monkeypatch.setattr(augmine.analysis.reports, "list_stage_reports",
                         counted("reports", augmine.analysis.reports.list_stage_reports))
     at = app_test(data=real_root, run=real_run)

@@ -64,7 +64,7 @@ def no_exception(at) -> None:
 
 
 def synth_index(root):
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
 
     return load_index(root)
 
@@ -108,7 +108,7 @@ def recipe_labels(at) -> list[str]:
 
 def test_browser_lists_the_runs_the_working_folders_and_a_typed_recipe(synth_root, workdir,
                                                                        tmp_path):
-    from augmine.augment.recipes import recipes_dir
+    from augmine.core.shipped import recipes_dir
 
     own = tmp_path / "recipes" / "run-own.yaml"
     own.parent.mkdir()
@@ -153,7 +153,7 @@ def test_browser_lists_the_runs_the_working_folders_and_a_typed_recipe(synth_roo
 
 
 def test_recipe_with_class_overrides_previews_per_class_and_keeps_them(synth_root, workdir):
-    from augmine.app.data import load_recipe_text
+    from augmine.app.data.recipes import load_recipe_text
 
     names = synth_index(synth_root).class_names
     at = app_test(data=synth_root)
@@ -273,7 +273,7 @@ def test_pair_view_shows_the_pairs_cross_confusions_first(planted_run, synth_roo
 
 
 def test_suspects_caption_names_the_split_they_were_scored_on(planted_run, synth_root):
-    from augmine.app.data import suspects_caption
+    from augmine.app.data.reports import suspects_caption
 
     run, _ = planted_run
     at = app_test(data=synth_root, run=run, page="Confusion explorer")
@@ -293,7 +293,7 @@ def test_suspects_caption_names_the_split_they_were_scored_on(planted_run, synth
 def comparison(tmp_path, synth_root):
     """A finished two-arm comparison folder (no training): planted final/best predictions
     and one history row per arm."""
-    from augmine.experiments.compare import ComparisonDir
+    from augmine.experiments.compare_results import ComparisonDir
     from augmine.runs.rundir import RunDir
 
     folder = ComparisonDir(tmp_path / "cmp")
@@ -318,7 +318,7 @@ def comparison(tmp_path, synth_root):
 
 
 def test_comparison_page_is_a_table_with_the_curves(comparison):
-    from augmine.experiments.compare import load_results
+    from augmine.experiments.compare_results import load_results
 
     results = load_results(comparison)
     at = app_test(run=comparison, page="Recipe comparison")
@@ -381,7 +381,7 @@ def test_run_opened_with_another_dataset_warns_naming_the_class(synth_root, tmp_
 def test_typed_recipe_path_only_while_the_app_listens_on_this_machine(synth_root):
     import streamlit as st
 
-    from augmine.app.data import is_loopback
+    from augmine.app.data.recipes import is_loopback
 
     assert is_loopback(None) and is_loopback("127.0.0.1") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
@@ -398,8 +398,8 @@ def test_typed_recipe_path_only_while_the_app_listens_on_this_machine(synth_root
 
 
 def test_recipe_choices_name_each_role_of_the_runs_recipes(synth_root, tmp_path):
-    from augmine.app.data import recipe_choices
-    from augmine.augment.recipes import recipes_dir
+    from augmine.app.data.recipes import recipe_choices
+    from augmine.core.shipped import recipes_dir
 
     light = (recipes_dir() / "light.yaml").resolve()
     run = make_run(tmp_path / "run", synth_root, light)

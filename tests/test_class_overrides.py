@@ -9,8 +9,10 @@ import yaml
 from click.testing import CliRunner
 
 from augmine.core.errors import AugmineError
-from augmine.augment.recipes import (build_compose, class_overrides, dump_recipe, load_recipe,
-                             parse_recipe, recipe_for_class, reseed_compose, scale_recipe)
+from augmine.augment.compose import build_compose, reseed_compose
+from augmine.augment.overrides import class_overrides, recipe_for_class
+from augmine.augment.recipes import dump_recipe, load_recipe, parse_recipe
+from augmine.augment.strength import scale_recipe
 
 GRAY = [{"transform": "ToGray", "p": 1.0}]
 # the generated dataset's classes (augmine.data.synth): 2 = "striped green square", 4 = "blue triangle"
@@ -126,7 +128,7 @@ def old_way_epoch(index, recipe, size: int, batch_size: int, seed: int) -> np.nd
     """Epoch 0 of ``train_dataset(index, recipe, size, batch_size, seed=seed)`` as the feed
     made it before class overrides: one Compose for every image, reseeded per batch with
     ``2 * batch seed`` (the order and seeds from ``default_rng([seed, epoch])``)."""
-    from augmine.data.dataset import read_image
+    from augmine.data.images import read_image
     from augmine.feed.sampling import epoch_order
 
     sp = index.split("train")
@@ -183,7 +185,7 @@ def test_strength_zero_leaves_that_class_unaugmented(synth_index):
 
 
 def test_the_plans_recipe_wins_for_its_weak_classes(tmp_path, synth_index):
-    from augmine.analysis.mining import OversamplingPlan
+    from augmine.analysis.plans import OversamplingPlan
     from augmine.feed.feeds import train_dataset
 
     recipe = parse_recipe({"name": "gray", "transforms": GRAY, "classes": {
@@ -235,7 +237,7 @@ def test_values_albumentations_accepts_but_that_make_no_sense_are_rejected(entry
 
 def test_strength_clips_to_the_sanity_bounds():
     from augmine.augment.checks import SANITY_BOUNDS
-    from augmine.augment.recipes import STRENGTH_RULES
+    from augmine.augment.strength import STRENGTH_RULES
 
     bright = parse_recipe({"name": "b", "transforms": [
         {"transform": "RandomBrightnessContrast", "p": 0.5, "brightness_limit": 0.6}]})

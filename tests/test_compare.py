@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from support import ONE_PHASE, write_config
 
 from augmine.cli import cli
-from augmine.experiments.compare import (format_comparison, parse_strengths, plan_arms,
-                             run_comparison, score_comparison)
+from augmine.experiments.compare import parse_strengths, plan_arms, run_comparison
+from augmine.experiments.compare_results import format_comparison, score_comparison
 from augmine.core.errors import AugmineError
-from augmine.analysis.mining import paired_mean_bootstrap
+from augmine.analysis.bootstrap import mean_intervals
 from augmine.runs.rundir import RunDir
 
 # --------------------------------------------------------------------------- bootstrap
@@ -24,7 +24,7 @@ def test_paired_bootstrap_intervals_and_differences():
     a = (rng.random(400) < 0.5).astype(float)
     b = a.copy()
     b[np.flatnonzero(a == 0)[:40]] = 1            # b is right on 40 more images (+10 points)
-    out = paired_mean_bootstrap(np.stack([a, a, b]), samples=500, seed=1)
+    out = mean_intervals(np.stack([a, a, b]), reps=500, seed=1)
     assert out["mean"][0] == pytest.approx(a.mean())
     assert out["low"][0] < a.mean() < out["high"][0]
     assert 0.05 < out["high"][0] - out["low"][0] < 0.15     # ~ +-1.96 * sqrt(.25 / 400)
@@ -32,10 +32,10 @@ def test_paired_bootstrap_intervals_and_differences():
     assert out["diff"][2] == pytest.approx(0.1)
     # paired: b >= a on every image, so no resample can show b behind a
     assert 0 < out["diff_low"][2] <= 0.1 <= out["diff_high"][2]
-    again = paired_mean_bootstrap(np.stack([a, a, b]), samples=500, seed=1)
+    again = mean_intervals(np.stack([a, a, b]), reps=500, seed=1)
     np.testing.assert_array_equal(out["low"], again["low"])
     with pytest.raises(AugmineError, match="bootstrap"):
-        paired_mean_bootstrap(np.zeros((2, 0)))
+        mean_intervals(np.zeros((2, 0)))
 
 
 def test_arms_per_recipe_and_strength():

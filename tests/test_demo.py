@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from augmine.cli import cli
-from augmine.analysis.reports import REPORT_FILES
+from augmine.runs.rundir import REPORT_FILES
 from augmine.core.runtime import keras_backend
 from augmine.data.synth import confusable_pairs
 

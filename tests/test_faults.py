@@ -426,7 +426,7 @@ def assert_every_file_loads(run: Path) -> None:
 
     import numpy as np
 
-    from augmine.train.fit import load_checkpoint
+    from augmine.runs.checkpoints import load_checkpoint
 
     files = [p for p in run.rglob("*") if p.is_file()]
     assert not [p for p in files if p.name.startswith(".")], "leftover temporary files"
@@ -455,7 +455,7 @@ def test_sigkill_during_training_then_resume(synth_root, tmp_path, moment, nth):
     import numpy as np
 
     from augmine.train.phases import train_run
-    from augmine.train.fit import load_checkpoint
+    from augmine.runs.checkpoints import load_checkpoint
 
     cfg = write_config(tmp_path, workers=2, phases=FAULT_PHASES)
     run = tmp_path / "run"

@@ -136,7 +136,7 @@ def test_upscaled_copies_are_measured_and_suggested_like_the_originals(real_root
 
     import cv2
 
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
 
     big = tmp_path / "big"
     shutil.copytree(real_root, big, ignore=shutil.ignore_patterns("train"))
@@ -210,7 +210,8 @@ def test_write_report_files(handmade, tmp_path):
 
 
 def test_suggested_recipe_quotes_measurements_and_loads(real_index):
-    from augmine.augment.recipes import build_compose, parse_recipe
+    from augmine.augment.compose import build_compose
+    from augmine.augment.recipes import parse_recipe
 
     r = inspect_dataset(real_index, compare=None)
     rec = suggest_recipe(r, name="s")
@@ -226,6 +227,87 @@ def test_suggested_recipe_quotes_measurements_and_loads(real_index):
     assert quality["quality_range"][0] < 99  # the default would do nothing
     compose = build_compose(parse_recipe(rec), 32)
     assert compose(image=np.zeros((64, 64, 3), np.uint8))["image"].shape == (32, 32, 3)
+
+
+def _report(brightness, contrast, colourfulness, cast, sharpness, noise, jpeg, area, centre,
+            gray_share, boxes=True):
+    """An inspection report of 100 images whose statistics are evenly spread over the given
+    (low, high) ranges, as :func:`inspect_dataset` would summarise them."""
+    from augmine.augment.inspection.summary import summarize
+
+    def spread(lo_hi):
+        return summarize(np.linspace(*lo_hi, 101))
+
+    stats = {"brightness": spread(brightness), "contrast": spread(contrast),
+             "colourfulness": spread(colourfulness), "cast_rg": spread(cast),
+             "cast_yb": spread(cast), "sharpness": spread(sharpness), "noise": spread(noise),
+             "jpeg_quality": spread(jpeg)}
+    box = {"count": 0}
+    if boxes:
+        box = {"count": 100, "area": spread(area), "cx": spread(centre), "cy": spread(centre),
+               "touching_border_share": 0.4, "full_frame_share": 0.1, "left_share": 0.5,
+               "right_share": 0.5}
+    return {"root": "/data/x", "split": "val", "images": 100, "stats": stats, "boxes": box,
+            "grayscale": {"count": int(gray_share * 100), "share": gray_share}}
+
+
+# Two datasets that differ in every statistic the suggestion reads (each within the ranges
+# the rules keep values to, so a derived value must move).
+REPORT_A = dict(brightness=(60, 160), contrast=(20, 80), colourfulness=(10, 50), cast=(-20, 20),
+                sharpness=(100, 900), noise=(1, 5), jpeg=(70, 95), area=(0.3, 0.9),
+                centre=(0.35, 0.65), gray_share=0.05)
+REPORT_B = dict(brightness=(40, 200), contrast=(25, 65), colourfulness=(5, 75), cast=(-40, 40),
+                sharpness=(300, 3000), noise=(2, 10), jpeg=(60, 85), area=(0.5, 1.0),
+                centre=(0.3, 0.7), gray_share=0.1)
+# Arguments that say how to apply a transform, not how strongly.
+MECHANICS = ("transform", "p", "why", "border_mode", "area_for_downscale")
+
+
+def test_suggested_values_follow_the_measurements_or_say_they_are_defaults():
+    """Every value either moves when its statistic moves, or its why line says plainly that
+    it is a default; the probabilities are declared defaults in the description."""
+    a, b = suggest_recipe(_report(**REPORT_A)), suggest_recipe(_report(**REPORT_B))
+    assert [e["transform"] for e in a["transforms"]] == [e["transform"] for e in b["transforms"]]
+    derived, defaults = set(), set()
+    for ea, eb in zip(a["transforms"], b["transforms"]):
+        for arg in ea:
+            if arg in MECHANICS:
+                continue
+            if ea[arg] != eb[arg]:
+                derived.add(f"{ea['transform']}.{arg}")
+            else:
+                defaults.add(f"{ea['transform']}.{arg}")
+                assert "default, not measured" in ea["why"], (ea["transform"], arg, ea["why"])
+    assert derived == {
+        "RandomResizedCrop.scale", "Affine.translate_percent",
+        "RandomBrightnessContrast.brightness_limit", "RandomBrightnessContrast.contrast_limit",
+        "HueSaturationValue.sat_shift_limit", "RGBShift.r_shift_limit", "RGBShift.g_shift_limit",
+        "RGBShift.b_shift_limit", "CLAHE.clip_limit", "GaussNoise.std_range",
+        "ImageCompression.quality_range", "RandomGamma.gamma_limit"}
+    assert {"HueSaturationValue.hue_shift_limit", "GaussianBlur.sigma_limit", "Sharpen.alpha",
+            "CoarseDropout.hole_height_range", "Affine.rotate"} <= defaults
+    togray = [next(e["p"] for e in r["transforms"] if e["transform"] == "ToGray") for r in (a, b)]
+    assert togray == [0.1, 0.2]                     # twice the grayscale share
+    assert "every probability p is a default, not measured, except ToGray's" in a["description"]
+    plain = suggest_recipe(_report(**REPORT_A, boxes=False))
+    for entry in plain["transforms"][:2]:           # crop and flip, with no boxes to go by
+        assert entry["why"].startswith("default, not measured"), entry
+
+
+def test_clahe_and_gamma_values_are_the_ratios_their_why_lines_quote():
+    r = _report(**REPORT_A)
+    rec = {e["transform"]: e for e in suggest_recipe(r)["transforms"]}
+    contrast, bright = r["stats"]["contrast"], r["stats"]["brightness"]
+    assert rec["CLAHE"]["clip_limit"][1] == pytest.approx(contrast["median"] / contrast["p10"],
+                                                          abs=0.05)
+    assert f"clip limit (the most it raises local contrast) up to " \
+           f"{rec['CLAHE']['clip_limit'][1]:g}" in rec["CLAHE"]["why"]
+    lo, hi = (g / 100 for g in rec["RandomGamma"]["gamma_limit"])
+    median = bright["median"] / 255
+    # gamma g maps x to x**g: the range takes the median brightness to the quartiles
+    assert 255 * median ** hi == pytest.approx(bright["p25"], rel=0.02)
+    assert 255 * median ** lo == pytest.approx(bright["p75"], rel=0.02)
+    assert f"darker than {bright['p25']:.0f}/255" in rec["RandomGamma"]["why"]
 
 
 def test_tiny_imagenet_14_quotes_numbers_measured_on_the_sample(real_index):

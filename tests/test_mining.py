@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from augmine.core.errors import AugmineError
-from augmine.analysis.mining import (OversamplingPlan, below_threshold, below_zscore, bottom_k,
-                            confused_pairs, confusion_matrix, describe_pair, make_plan,
-                            per_class_report, select_weak, self_confidence, suspect_samples,
-                            symmetric_pairs, top_k_accuracy)
+from augmine.analysis.metrics import confusion_matrix, per_class_report, top_k_accuracy
+from augmine.analysis.pairs import confused_pairs, describe_pair, symmetric_pairs
+from augmine.analysis.plans import OversamplingPlan, make_plan
+from augmine.analysis.policies import below_threshold, below_zscore, bottom_k, select_weak
+from augmine.analysis.suspects import self_confidence, suspect_samples
 
 NAMES = ["Chihuahua", "teddy bear", "lemon"]
 IDS = ["n1", "n2", "n3"]
@@ -189,7 +190,7 @@ def test_suspect_samples_lowest_self_confidence_first():
 # --------------------------------------------------------------------------- round effect
 
 def test_stratified_split_is_seeded_disjoint_and_stratified():
-    from augmine.analysis.mining import selection_split, stratified_split
+    from augmine.analysis.splits import selection_split, stratified_split
 
     y = np.repeat(np.arange(4), [10, 6, 3, 1])
     a, b = selection_split(y, seed=3)
@@ -203,22 +204,43 @@ def test_stratified_split_is_seeded_disjoint_and_stratified():
         stratified_split(y, 1.0)
 
 
-def test_bootstrap_interval_on_arrays():
-    from augmine.analysis.mining import bootstrap_interval, paired_bootstrap
+def test_bootstrap_interval_and_paired_resamples(monkeypatch):
+    from augmine.analysis import bootstrap
+    from augmine.analysis.bootstrap import paired_bootstrap, percentile_interval
 
-    lo, hi = bootstrap_interval(np.arange(1001, dtype=float))
+    lo, hi = percentile_interval(np.arange(1001, dtype=float))
     assert (lo, hi) == pytest.approx((25.0, 975.0))
-    assert bootstrap_interval([np.nan, 2.0, 2.0]) == (2.0, 2.0)
+    assert percentile_interval([np.nan, 2.0, 2.0]) == (2.0, 2.0)
     y = np.arange(200) % 2
-    acc = lambda t, p: np.array([np.mean(t == p)])  # noqa: E731
-    boot = paired_bootstrap(y, {"a": y, "b": 1 - y}, acc, reps=200, seed=0)
-    assert boot["a"].shape == (200, 1) and np.all(boot["a"] == 1) and np.all(boot["b"] == 0)
-    again = paired_bootstrap(y, {"a": y}, acc, reps=200, seed=0)
-    assert np.array_equal(again["a"], boot["a"])
+    arms = np.stack([y, 1 - y])
+    acc = lambda idx: (arms[:, idx] == y[idx]).mean(axis=2).T  # noqa: E731  (m, arms)
+    boot = paired_bootstrap(acc, len(y), reps=200, seed=0)
+    assert boot.shape == (200, 2) and np.all(boot[:, 0] == 1) and np.all(boot[:, 1] == 0)
+    means = lambda idx: y[idx].mean(axis=1)  # noqa: E731
+    once = paired_bootstrap(means, len(y), reps=50, seed=0)
+    monkeypatch.setattr(bootstrap, "CHUNK_INDICES", 3 * len(y))   # 3 resamples per draw
+    assert np.array_equal(paired_bootstrap(means, len(y), reps=50, seed=0), once)
+    with pytest.raises(AugmineError, match="at least one image"):
+        paired_bootstrap(means, 0)
+
+
+def test_class_scores_agree_with_sklearn():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from augmine.analysis.metrics import class_scores
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 6, 300)
+    pred = np.where(rng.random(300) < 0.6, y, rng.integers(0, 5, 300))   # class 5 never predicted
+    got = class_scores(y, pred, 7)                                       # class 6 absent
+    want = precision_recall_fscore_support(y, pred, labels=np.arange(7), zero_division=0)
+    for key, ref in zip(("precision", "recall", "f1", "support"), want):
+        assert np.allclose(got[key], ref)
 
 
 def test_effect_table_nets_out_the_control():
-    from augmine.analysis.mining import effect_table, effect_warning, f1_losses, f1_scores
+    from augmine.analysis.effects import effect_table, effect_warning, f1_losses
+    from augmine.analysis.metrics import f1_scores
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(5), 200)

@@ -97,11 +97,12 @@ def outside(tmp_path) -> Path:
 def test_installed_package_is_the_wheel_and_finds_builtins(installed, outside):
     bin_dir, env = installed
     code = textwrap.dedent("""
-        import augmine, augmine.augment.recipes as r
+        import augmine
         from augmine.app import APP_FILE
+        from augmine.core.shipped import resolve_config
         print(augmine.__file__)
-        print(r.resolve_config("cpu-small"))
-        print(r.load_recipe("tiny-imagenet-14").path, APP_FILE.is_file())
+        print(resolve_config("cpu-small"))
+        print(augmine.load_recipe("tiny-imagenet-14").path, APP_FILE.is_file())
     """)
     out = _run([str(bin_dir / "python"), "-c", code], cwd=outside, env=env).stdout.split("\n")
     prefix = str(bin_dir.parent)

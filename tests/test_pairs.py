@@ -18,9 +18,10 @@ from click.testing import CliRunner
 
 from augmine.cli import cli
 from augmine.core.errors import AugmineError
-from augmine.analysis.mining import (OversamplingPlan, confusion_partners, effect_note, effect_table,
-                            effect_warning, make_plan, pairs_plan, partner_classes,
-                            plan_partners, with_partners)
+from augmine.analysis.effects import effect_note, effect_table, effect_warning
+from augmine.analysis.pairs import confusion_partners
+from augmine.analysis.plans import (OversamplingPlan, make_plan, pairs_plan, partner_classes,
+                                    plan_partners, with_partners)
 from augmine.analysis.reports import write_stage_report
 from augmine.data.synth import confusable_pairs
 
@@ -179,7 +180,7 @@ def test_mode_table_and_the_same_budget(synth_index):
 def fake_run(tmp_path, synth_root, synth_index):
     """A run folder whose phase-1 val predictions confuse the planted pair's first class
     with its mate on the selection half and with another class on the measurement half."""
-    from augmine.analysis.mining import selection_split
+    from augmine.analysis.splits import selection_split
 
     run = tmp_path / "run"
     run.mkdir()

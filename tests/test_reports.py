@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from augmine.core.errors import AugmineError
-from augmine.analysis.mining import OversamplingPlan
-from augmine.analysis.reports import (REPORT_FILES, history, list_stage_reports, load_predictions,
-                             load_stage_report, write_stage_report)
+from augmine.analysis.plans import OversamplingPlan
+from augmine.analysis.reports import (history, list_stage_reports, load_predictions,
+                                      load_stage_report, write_stage_report)
+from augmine.runs.rundir import REPORT_FILES
 
 IDS = ["n1", "n2", "n3", "n4"]
 NAMES = ["Chihuahua", "teddy bear", "lemon", "orange"]

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from support import MINING, TINY, copy_run, tiny_config
 
 from augmine.cli import cli
-from augmine.data.dataset import load_index
-from augmine.analysis.mining import OversamplingPlan, make_plan
-from augmine.analysis.reports import REPORT_FILES, list_stage_reports, write_stage_report
-from augmine.runs.rundir import RunDir
+from augmine.data.layouts import load_index
+from augmine.analysis.plans import OversamplingPlan, make_plan
+from augmine.analysis.reports import list_stage_reports, write_stage_report
+from augmine.runs.rundir import REPORT_FILES, RunDir
 from augmine.data.synth import confusable_pairs
 
 
@@ -313,7 +313,7 @@ def test_holdout_selection_and_compare(synth_root, tmp_path):
     """``mining.holdout`` keeps a slice of train out of training from the first phase;
     weak classes are chosen on it, all of val measures, suspects are scored on it. Then
     `mine compare` trains every mode and a control beside the run and prints one table."""
-    from augmine.analysis.mining import apply_holdout
+    from augmine.analysis.splits import apply_holdout
     from augmine.rounds.plans import load_run_index
     from augmine.train.phases import train_run
 
@@ -355,7 +355,7 @@ def test_holdout_selection_and_compare(synth_root, tmp_path):
 def test_round_effect_selection_and_measurement_never_overlap(synth_index):
     """The val-half selection and measurement images are disjoint, cover val, and split
     every class in two; the effect of a round is measured on the measurement half only."""
-    from augmine.analysis.mining import selection_split
+    from augmine.analysis.splits import selection_split
     from augmine.rounds.measure import measure_round
 
     y = np.asarray(synth_index.val.labels)

@@ -1,18 +1,31 @@
 """Schedules: cyclic values at hand-computed steps, phase-aligned cycles that end at the
-minimum, one-cycle and cosine, the factory, plots, serialisation; the LR range test and its
-suggestion on synthetic and real loss curves."""
+minimum, one-cycle and cosine, the config's schedule section and its factory, plots,
+serialisation; the LR range test and its suggestion on synthetic and real loss curves."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from augmine.model.schedules import (CyclicLR, PhaseCyclicLR, PiecewiseLinearLR, create_schedule,
-                               cyclic_lr_value, lr_range_test, lr_values, phase_cycle_segments,
-                               phase_cycles, plot_lr_schedule, print_progress, smooth_losses,
-                               suggest_lr_range)
+from augmine.core.errors import AugmineError
+from augmine.model.schedule_plots import lr_values, plot_lr_schedule
+from augmine.model.schedules import (CyclicLR, PhaseCyclicLR, PiecewiseLinearLR, cyclic_lr_value,
+                                     phase_cycle_segments, phase_cycles)
+from augmine.runs import factories
+from augmine.runs.config import load_config
+from augmine.runs.sections import SCHEDULE_KEYS, SCHEDULE_MODES, ScheduleConfig
+from augmine.train.lrfind import lr_range_test, print_progress, smooth_losses, suggest_lr_range
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def create_schedule(spec: dict, phases=None):
+    """The schedule a config's ``schedule:`` section ``spec`` gives for ``phases`` (step
+    counts or (steps_per_epoch, epochs) pairs), read as training reads it: validated by
+    :func:`load_config`, built by the factory."""
+    cfg = load_config({"phases": [{"size": 32, "epochs": 1}] * max(1, len(phases or ())),
+                       "schedule": spec}, check_recipes=False)
+    return factories.create_schedule(cfg.schedule, phases)
 
 # (mode, step, expected) for min 0.001, max 0.05, half_cycle 2000 (exp_range gamma 0.9999).
 # triangular: 0 -> min, 1000 -> halfway, 2000 -> max, 4000 -> min again.
@@ -243,35 +256,40 @@ def test_lr_schedule_plot(tmp_path):
 
 
 @pytest.mark.parametrize("spec,phases,match", [
-    ({"mode": "cosine_restarts"}, [10], "mode must be one of"),
-    ({"max_lr": 0.1, "half_cylce": 100}, None, "unknown schedule key.*half_cylce"),
-    ({"half_cycle": "auto"}, None, "needs the phases"),
-    ({"half_cycle": "2000"}, None, "half_cycle must be"),
+    # the schema (load_config), before anything trains
+    ({"mode": "cosine_restarts"}, [10], "schedule.mode: 'cosine_restarts' is unknown"),
+    ({"max_lr": 0.1, "half_cylce": 100}, None, "unknown key 'half_cylce'; did you mean"),
+    ({"half_cycle": "2000"}, None, "use a step count or 'auto'"),
     ({"half_cycle": 100, "cycles_per_phase": 2}, [10], "need half_cycle: auto"),
-    ({"half_cycle": "auto", "cycle_epochs": 2}, [100], "cycle_epochs needs"),
     ({"half_cycle": "auto", "cycles_per_phase": [1, 2]}, [100], "2 entries for 1 phases"),
+    ({"min_lr": 0.1, "max_lr": 0.01}, None, "min_lr 0.1 is above max_lr 0.01"),
+    ({"mode": "one_cycle", "anneal": "exp"}, [100], "schedule.anneal: 'exp' is unknown"),
+    ({"mode": "cosine", "gamma": 0.9}, [100], "'gamma' does not apply to mode 'cosine'"),
+    ({"max_lr": "fast"}, None, "schedule.max_lr: 'fast' is not valid"),
+    ({"half_cycle": "auto", "cycles_per_phase": "two"}, [100], "not a valid cycle count"),
+    ({"mode": "exp_range", "gamma": 1.5}, None, "gamma is in"),
+    ({"mode": "cosine", "warmup_steps": 2.5}, [100], "2.5 is not a valid step count"),
+    ({"mode": "one_cycle", "warmup_steps": 5, "warmup_fraction": 0.1}, [100], "not several"),
+    # the factory: the spec against the phases
+    ({"half_cycle": "auto"}, None, "needs the phases"),
+    ({"half_cycle": "auto", "cycle_epochs": 2}, [100], "cycle_epochs needs"),
     ({"half_cycle": "auto", "cycles_per_phase": 60}, [100], "cannot hold 60 cycles"),
-    ({"min_lr": 0.1, "max_lr": 0.01}, None, "min_lr <= max_lr"),
+    ({"min_lr": 0.1}, None, "min_lr <= max_lr, got 0.1, 0.05"),
     ({"mode": "one_cycle"}, None, "needs the phases"),
     ({"mode": "one_cycle", "min_lr": 0.01, "final_lr": 0.1}, [100], "final_lr <= min_lr"),
-    ({"mode": "one_cycle", "anneal": "exp"}, [100], "anneal must be"),
     ({"mode": "one_cycle", "warmup_steps": 100}, [100], "shorter than the run"),
+    ({"mode": "one_cycle", "anneal": "linear", "warmup_fraction": 0.6}, [100],
+     "linear one_cycle needs"),
     ({"mode": "cosine", "warmup_epochs": 1}, [100], "warmup_epochs needs"),
-    ({"mode": "cosine", "gamma": 0.9}, [100], "unknown schedule key"),
-    ({"max_lr": "fast"}, None, "max_lr must be a number, got 'fast'"),
-    ({"half_cycle": "auto", "cycles_per_phase": "two"}, [100], "cycles_per_phase must be"),
-    ({"half_cycle": "auto", "cycle_epochs": None}, [(10, 4)], "cycle_epochs must be a number"),
-    ({"mode": "exp_range", "gamma": 1.5}, None, "gamma must be in"),
-    ({"mode": "cosine", "warmup_steps": 2.5}, [100], "warmup_steps must be a whole number"),
 ])
-def test_bad_specs_are_one_line_value_errors(spec, phases, match):
-    with pytest.raises(ValueError, match=match) as info:
+def test_bad_specs_are_one_line_errors(spec, phases, match):
+    with pytest.raises(AugmineError, match=match) as info:
         create_schedule(spec, phases)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and str(info.value).startswith("config: schedule")
 
 
 def test_default_spec_is_the_reference_run():
-    sched = create_schedule({})
+    sched = factories.create_schedule(ScheduleConfig())
     assert isinstance(sched, CyclicLR)
     assert sched.get_config() == CyclicLR().get_config()
     # today's config schedule dicts (CyclicLR(**cfg.schedule)) give the same schedule
@@ -400,17 +418,44 @@ def test_schedules_work_inside_fit(spec):
                                                                  rel=1e-6)
 
 
-def test_config_schedule_keys_match_create_schedule():
-    """augmine.runs.config repeats the modes and keys (no Keras import there): they must agree."""
-    from augmine.model import schedules
-    from augmine.runs.config import SCHEDULE_KEYS, SCHEDULE_MODES
+# A value per key that differs from its default, and the phases they are tried on.
+KEY_VALUES = {"min_lr": 0.003, "max_lr": 0.04, "half_cycle": 7, "cycles_per_phase": 2,
+              "cycle_epochs": 1, "gamma": 0.9, "final_lr": 1e-6, "warmup_fraction": 0.1,
+              "warmup_steps": 5, "warmup_epochs": 1, "anneal": "linear"}
+KEY_PHASES = [(10, 4)]
 
-    assert SCHEDULE_MODES == schedules.SCHEDULE_MODES
-    for mode, keys in SCHEDULE_KEYS.items():
-        for key in keys:        # a known key may fail on its value, never as unknown
-            try:
-                create_schedule({"mode": mode, key: "x"}, [(10, 2)])
-            except ValueError as exc:
-                assert "unknown schedule key" not in str(exc), (mode, key)
-        with pytest.raises(ValueError, match="unknown schedule key"):
-            create_schedule({"mode": mode, "nope": 1}, [(10, 2)])
+
+@pytest.mark.parametrize("mode", SCHEDULE_MODES)
+def test_every_schedule_key_is_validated_and_used(mode):
+    """The config's schedule schema is the only one: for every mode, a key of another mode (or
+    none) is a config error naming the mode, and every key the mode takes changes the
+    schedule the factory builds (exp_range's gamma only there: the other cyclic modes accept
+    and ignore it, as CyclicLR does)."""
+    assert set(KEY_VALUES) == set(ScheduleConfig.model_fields) - {"mode"}
+    for key in sorted(set(KEY_VALUES) - set(SCHEDULE_KEYS[mode])) + ["nope"]:
+        with pytest.raises(AugmineError, match=f"schedule: .*{key}"):
+            create_schedule({"mode": mode, key: KEY_VALUES.get(key, 1)}, KEY_PHASES)
+    for key in SCHEDULE_KEYS[mode]:
+        base = {"mode": mode}
+        if key in ("cycles_per_phase", "cycle_epochs"):
+            base["half_cycle"] = "auto"
+        plain = lr_values(create_schedule(base, KEY_PHASES), 41)
+        changed = lr_values(create_schedule({**base, key: KEY_VALUES[key]}, KEY_PHASES), 41)
+        if key == "gamma" and mode != "exp_range":
+            np.testing.assert_allclose(changed, plain)
+        else:
+            assert not np.allclose(changed, plain), (mode, key)
+
+
+@pytest.mark.slow
+def test_config_and_schedule_modules_import_no_keras():
+    """Reading configs and cycle arithmetic need no Keras; the schedule classes bring it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import augmine.model.schedules, augmine.runs.factories, "
+            "augmine.runs.checkpoints; print('keras' in sys.modules, end=' '); "
+            "from augmine.model.schedules import CyclicLR; print('keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["False", "True"]

@@ -16,10 +16,10 @@ from support import TINY, copy_run, subprocess_env, write_config
 
 from augmine.cli import cli
 from augmine.core.errors import AugmineError
+from augmine.runs.checkpoints import load_checkpoint
 from augmine.runs.config import load_config
 from augmine.runs.rundir import HISTORY_COLUMNS, RunDir
 from augmine.train.phases import train_extra_epochs, train_run
-from augmine.train.fit import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,8 +97,8 @@ def test_shipped_configs_are_valid():
     assert fast.model == ref.model and [p.size for p in fast.phases] == [16, 32, 64]
     assert fast.total_epochs <= 60 and fast.schedule.half_cycle == "auto"
     # at Tiny-ImageNet's 100k images / 320 a phase-aligned schedule ends every phase at min
-    from augmine.runs.config import create_schedule
-    from augmine.model.schedules import lr_values
+    from augmine.model.schedule_plots import lr_values
+    from augmine.runs.factories import create_schedule
 
     steps = [(313, p.epochs) for p in fast.phases]
     lrs = lr_values(create_schedule(fast.schedule, steps), 313 * 60 + 1)
@@ -224,7 +224,7 @@ def test_evaluate_defaults_to_the_last_phases_best_at_its_size(trained_run):
 @pytest.mark.slow
 @pytest.mark.backend
 def test_extra_epochs_continue_the_schedule_and_history(trained_run, synth_index, tmp_path):
-    from augmine.analysis.mining import OversamplingPlan
+    from augmine.analysis.plans import OversamplingPlan
 
     run = copy_run(trained_run.run_dir, tmp_path)
     plan = OversamplingPlan(np.r_[3.0, np.ones(9)], [0], list(synth_index.class_ids),
@@ -259,7 +259,7 @@ def test_lr_find_cli_shows_progress_and_its_suggestion_lands_where_the_loss_fall
     r = json.loads((tmp_path / "lr" / "lr_find.json").read_text())
     assert 0 < r["min_lr"] < r["max_lr"] <= r["lr_at_min_loss"] and r["warning"] is None
     # where the suggested max_lr sits, the smoothed loss (as the plot shows it) is falling
-    from augmine.model.schedules import smooth_losses
+    from augmine.train.lrfind import smooth_losses
 
     lrs, smooth = np.array(r["lrs"]), smooth_losses(r["losses"])
     i = int(np.argmin(abs(np.log(lrs) - np.log(r["max_lr"]))))
@@ -422,7 +422,7 @@ def test_weight_decay_is_decoupled(tmp_path):
     L2 would go through Adam's normalisation and move w by about lr instead)."""
     import keras
 
-    from augmine.runs.config import create_optimizer
+    from augmine.runs.factories import create_optimizer
 
     cfg = load_config(write_config(tmp_path, optimizer={"name": "adamw", "weight_decay": 0.5}))
     opt = create_optimizer(cfg.optimizer, 0.1)
@@ -435,7 +435,7 @@ def test_weight_decay_is_decoupled(tmp_path):
 
 @pytest.mark.backend
 def test_label_smoothing_raises_the_least_loss_and_takes_sparse_or_soft_labels():
-    from augmine.train.regularization import SoftTargetCrossentropy, soft_target_accuracy
+    from augmine.model.losses import SoftTargetCrossentropy, soft_target_accuracy
 
     labels = np.array([0, 2, 1])
     onehot = np.eye(4, dtype="float32")[labels]

@@ -4,7 +4,7 @@ Affinity (Gontijo-Lopes et al., ICLR 2021) is the clean model's accuracy on augm
 validation images. Per class and per transform, the *drop* is clean accuracy minus
 augmented accuracy; :func:`affinity_table` gives it with bootstrap 95% intervals
 (val images resampled within the class, paired across clean and augmented, by
-:func:`augmine.analysis.mining.paired_mean_bootstrap`).
+:func:`augmine.analysis.bootstrap.mean_intervals`).
 
 The tailor rule (:func:`tailor_overrides`), per class ``c`` and column ``t`` (a top-level
 transform of the recipe, or the whole recipe):
@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from augmine.core.errors import AugmineError
-from augmine.analysis.mining import paired_mean_bootstrap
+from augmine.analysis.bootstrap import mean_intervals
 
 WHOLE = "whole recipe"     # the name of the last column: the recipe as written
 DEFAULT_MARGIN = 0.10
@@ -60,12 +60,12 @@ def affinity_table(correct, labels, num_classes: int, samples: int = 2000,
         mask = labels == c
         if not mask.any():
             continue
-        b = paired_mean_bootstrap(correct[:, mask], samples=samples, seed=seed + c)
+        b = mean_intervals(correct[:, mask], reps=samples, seed=seed + c)
         out["acc"][c] = b["mean"]
         out["drop"][c] = -b["diff"][1:]
         out["low"][c], out["high"][c] = -b["diff_high"][1:], -b["diff_low"][1:]
     out["clean"] = out["acc"][:, 0]
-    b = paired_mean_bootstrap(correct, samples=samples, seed=seed)
+    b = mean_intervals(correct, reps=samples, seed=seed)
     out["overall_clean"] = np.float64(b["mean"][0])
     out["overall_drop"] = -b["diff"][1:]
     out["overall_low"], out["overall_high"] = -b["diff_high"][1:], -b["diff_low"][1:]
@@ -117,10 +117,10 @@ def tailor_overrides(drops: Sequence[np.ndarray], class_ids: Sequence[str],
             continue
         pool = np.concatenate(others)                            # (n_others, K)
         other_mean = pool.mean(axis=0)
-        excess = paired_mean_bootstrap((drops[c] - other_mean).T, samples=samples,
+        excess = mean_intervals((drops[c] - other_mean).T, reps=samples,
                                        seed=seed + c)
-        own = paired_mean_bootstrap(drops[c].T, samples=samples, seed=seed + c)
-        rest = paired_mean_bootstrap(pool.T, samples=samples, seed=seed)
+        own = mean_intervals(drops[c].T, reps=samples, seed=seed + c)
+        rest = mean_intervals(pool.T, reps=samples, seed=seed)
         hit = (excess["low"] > 0) & (excess["mean"] >= margin)
         if not hit.any():
             continue

@@ -7,17 +7,17 @@ when a recipe is loaded; pure functions over the entries as written).
   the argument and the range to use.
 - Class overrides (``classes:``): their structure, and that every transform ``without:``
   names is in the recipe. Which dataset class a key means is only known with a dataset
-  (:func:`augmine.augment.recipes.class_overrides`).
+  (:func:`augmine.augment.overrides.class_overrides`).
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import numbers
 from typing import Any, Iterator, Mapping, Sequence
 
 from augmine.core.errors import AugmineError
+from augmine.core.naming import did_you_mean
 
 # Arguments (by name: each is used by one albumentations transform, except p) whose values
 # outside [lowest, highest] albumentations 2.0 accepts although they make no sense for uint8
@@ -102,9 +102,7 @@ def check_class_overrides(classes: Any, names: Sequence[str], source: str) -> di
                                f"why:, e.g. {{strength: 0.3}}; got {override!r}")
         for k in override:
             if k not in OVERRIDE_KEYS:
-                close = difflib.get_close_matches(str(k), OVERRIDE_KEYS, n=1)
-                hint = (f"did you mean {close[0]!r}?" if close
-                        else f"allowed: {', '.join(OVERRIDE_KEYS)}")
+                hint = did_you_mean(k, OVERRIDE_KEYS) or f"allowed: {', '.join(OVERRIDE_KEYS)}"
                 raise AugmineError(f"{where}: unknown key {k!r}; {hint}")
         strength = override.get("strength", 1.0)
         if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or \
@@ -117,9 +115,8 @@ def check_class_overrides(classes: Any, names: Sequence[str], source: str) -> di
                                f"without: [RandomResizedCrop]; got {without!r}")
         for name in without:
             if name not in names:
-                close = difflib.get_close_matches(name, sorted(set(names)), n=1, cutoff=0.5)
-                hint = (f"did you mean {close[0]!r}?" if close else
-                        f"the recipe's transforms: {', '.join(dict.fromkeys(names)) or 'none'}")
+                hint = did_you_mean(name, sorted(set(names)), cutoff=0.5) or \
+                    f"the recipe's transforms: {', '.join(dict.fromkeys(names)) or 'none'}"
                 raise AugmineError(f"{where}: without: {name!r} is not in the recipe; {hint}")
         if "why" in override and not isinstance(override["why"], str):
             raise AugmineError(f"{where}: 'why:' must be a sentence (text), got "

@@ -27,7 +27,9 @@ def check(path: Path, skip_bad: bool) -> None:
 
     import numpy as np
 
-    from augmine.data.dataset import drop_bad_files, scan_dataset, trainable_problems, verify_index
+    from augmine.data.dataset import drop_bad_files, trainable_problems
+    from augmine.data.layouts import scan_dataset
+    from augmine.data.images import verify_index
     from augmine.core.errors import AugmineError
 
     structure: list[str] = []

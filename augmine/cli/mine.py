@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from augmine.rounds.arms import COMPARE_MODES, MODES
+from augmine.runs.rundir import RunDir
 
 _RUN = click.Path(path_type=Path, file_okay=False)
 
@@ -19,7 +20,6 @@ def command() -> None:
 def _stage_report(run: Path, stage: str | None) -> dict:
     from augmine.analysis.reports import load_stage_report
     from augmine.rounds.state import RoundState
-    from augmine.runs.rundir import RunDir
 
     if stage:
         return load_stage_report(RunDir.of(run).check(), stage)
@@ -33,8 +33,7 @@ def _stage_report(run: Path, stage: str | None) -> dict:
 @click.option("--all-classes", is_flag=True, help="List every class, not only the weakest 20.")
 def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
     """The per-class table and the most confused pairs of RUN."""
-    from augmine.analysis.mining import describe_pair, describe_symmetric
-    from augmine.analysis.reports import stage_dir
+    from augmine.analysis.pairs import describe_pair, describe_symmetric
     from augmine.rounds.text import format_round_outcome
 
     rep = _stage_report(run, stage)
@@ -65,7 +64,7 @@ def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
                    f"\nbefore ({rep['before']['stage']}) -> after:")
         for line in outcome:
             click.echo(line)
-    click.echo(f"\nreport: {stage_dir(run, rep['stage']) / 'report.md'}")
+    click.echo(f"\nreport: {RunDir(run).report_file(rep['stage'], 'report.md')}")
 
 
 _POLICY = click.Choice(["bottom-k", "threshold", "zscore"])
@@ -100,7 +99,7 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe, partne
     state = RoundState.read(run)
     run = state.run.check_writable("mine plan")
     if recipe is not None:
-        from augmine.augment.recipes import resolve_recipe
+        from augmine.core.shipped import resolve_recipe
 
         recipe = str(resolve_recipe(recipe))
     index = load_run_index(run)
@@ -152,7 +151,6 @@ def round_(run: Path, epochs, mode, partners, round_no, redo, no_control, select
     Uses plans/round-N.json (from `augmine mine plan`), or makes it from the config's
     mining settings. An interrupted round (or control) can simply be run again.
     """
-    from augmine.analysis.reports import stage_dir
     from augmine.rounds.runner import run_round
     from augmine.rounds.state import RoundState
     from augmine.rounds.text import format_round
@@ -165,7 +163,7 @@ def round_(run: Path, epochs, mode, partners, round_no, redo, no_control, select
                     echo=click.echo)
     for line in format_round(res):
         click.echo(line)
-    click.echo(f"report: {stage_dir(run, f'round-{res.round}') / 'report.md'}")
+    click.echo(f"report: {state.run.report_file(f'round-{res.round}', 'report.md')}")
 
 
 @command.command("compare")
@@ -206,7 +204,6 @@ def compare(run: Path, epochs, recipe, modes, partners, selection, no_progress) 
 def history_(run: Path, classes) -> None:
     """F1 of chosen classes and overall accuracy across the phases and rounds of RUN."""
     from augmine.analysis.reports import history
-    from augmine.runs.rundir import RunDir
 
     h = history(RunDir.of(run).check(), list(classes) or None)
     names = h["classes"]

@@ -19,7 +19,9 @@ def validate(recipe: str) -> None:
     """Check RECIPE (a file, or a built-in name such as light) with albumentations' own
     parameter checks, augmine's sanity bounds and its class overrides; prints one line per
     problem-free recipe, an Error line otherwise."""
-    from augmine.augment.recipes import build_compose, load_recipe, recipe_for_class
+    from augmine.augment.compose import build_compose
+    from augmine.augment.recipes import load_recipe
+    from augmine.augment.overrides import recipe_for_class
 
     r = load_recipe(recipe)
     variants = [r] + [recipe_for_class(r, o) for o in r.classes.values()]
@@ -101,7 +103,7 @@ def preview(recipe: str, data: Path | None, class_key: str | None, n: int, per_i
             size: int, seed: int, split: str, out: Path) -> None:
     """Write a PNG grid of originals and RECIPE's augmented samples, labels drawn in (a class
     the recipe overrides under its own recipe)."""
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
     from augmine.augment.preview import preview_grid, write_preview
     from augmine.augment.recipes import load_recipe
 
@@ -128,7 +130,8 @@ def preview(recipe: str, data: Path | None, class_key: str | None, n: int, per_i
               help="Output file; .yaml/.yml writes YAML, anything else JSON.")
 def export(recipe: str, fmt: str, size: int, out: Path) -> None:
     """Export RECIPE at --size for use outside augmine: albumentations.load(OUT)."""
-    from augmine.augment.recipes import export_recipe, load_recipe
+    from augmine.augment.compose import export_recipe
+    from augmine.augment.recipes import load_recipe
 
     r = load_recipe(recipe)
     path = export_recipe(r, out, size=size)
@@ -169,8 +172,8 @@ def compare(recipes: tuple[str, ...], data: Path, config: str, epochs: int | Non
     `none tiny-imagenet-14@0.5 trivial-augment@1`: each recipe at its own strength). Runs
     are ordinary run folders: run the command again to resume a killed comparison or to
     reprint a finished one."""
-    from augmine.experiments.compare import default_out, format_comparison, parse_strengths, plan_arms, \
-        run_comparison
+    from augmine.experiments.compare import default_out, parse_strengths, plan_arms, run_comparison
+    from augmine.experiments.compare_results import format_comparison
 
     levels = parse_strengths(strengths)
     out = out or default_out(plan_arms(recipes, levels))

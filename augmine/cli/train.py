@@ -47,7 +47,7 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
     RunDir(run_dir).check_writable("train --resume" if resume else "train")
     result = train_run(config, data, run_dir, resume=resume, progress=not no_progress,
                        skip_bad=skip_bad, echo=click.echo)
-    from augmine.train.evaluation import best_summary, format_best
+    from augmine.runs.checkpoints import best_summary, format_best
 
     st = result.state
     click.echo(f"run       {result.run_dir}")

@@ -1,1 +1,1 @@
-"""Data layer: dataset folders -> `DatasetIndex` and bad-image checks (`dataset`), the generated default dataset (`synth`), the Tiny-ImageNet download (`download`)."""
+"""Data layer: the `DatasetIndex` and checks on it (`dataset`), dataset folders -> `DatasetIndex` (`layouts`), decoding images and finding bad ones (`images`), the generated default dataset (`synth`), the Tiny-ImageNet download (`download`)."""

@@ -48,9 +48,8 @@ def demo_config(epochs: int | None = None, round_epochs: int | None = None):
     (a smaller budget for tests).
     """
     from augmine.runs.config import load_config
-    from augmine.augment.recipes import resolve_recipe
 
-    raw = load_config(resolve_recipe(DEMO_CONFIG)).to_dict()
+    raw = load_config(DEMO_CONFIG).to_dict()
     if epochs is not None:
         for phase in raw["phases"]:
             phase["epochs"] = int(epochs)
@@ -66,9 +65,9 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
     """Run (or resume) the demo into ``out`` (a path or RunDir); ``echo`` receives one line
     per step; ``skip_bad`` leaves out images that do not decode (each logged) instead of
     failing. Returns a :class:`DemoSummary`."""
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
     from augmine.augment.inspection import inspect_dataset, write_report
-    from augmine.augment.recipes import recipes_dir
+    from augmine.core.shipped import resolve_config
     from augmine.rounds.runner import run_round
     from augmine.rounds.state import RoundState
     from augmine.data.synth import ensure_default_dataset
@@ -95,7 +94,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
         echo(f"    resuming the demo in {run} (status: {recorded.get('status')})")
 
     inspection_dir = run.inspection_dir
-    if not (inspection_dir / "inspection.json").is_file():
+    if not run.inspection_file.is_file():
         echo("2/5 inspecting the val set (brightness, contrast, blur, boxes, grayscale)")
         report = inspect_dataset(index, split="val", compare="train", progress=progress)
         write_report(report, inspection_dir)
@@ -105,7 +104,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
     else:
         echo(f"2/5 inspection already in {inspection_dir}")
 
-    echo(f"3/5 training a small DenseNet at 16, 32 and 64 px ({recipes_dir() / DEMO_CONFIG})")
+    echo(f"3/5 training a small DenseNet at 16, 32 and 64 px ({resolve_config(DEMO_CONFIG)})")
     train_run(demo_config(epochs, round_epochs), data_root=data, run_dir=run, resume=resume,
               progress=progress, skip_bad=skip_bad)
 
@@ -131,7 +130,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
 
 def format_summary(s: DemoSummary) -> list[str]:
     """The demo's closing summary as lines of text."""
-    from augmine.analysis.mining import describe_symmetric
+    from augmine.analysis.pairs import describe_symmetric
     from augmine.rounds.text import format_round_outcome
 
     lines = ["", f"{'stage':<10}{'size':>6}{'epochs':>8}{'total':>7}{'accuracy':>10}"

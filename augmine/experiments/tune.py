@@ -6,11 +6,11 @@ trains one run per strength with :func:`augmine.experiments.compare.run_comparis
 data and budget; an ordinary comparison folder, resumable), then:
 
 - **chooses** the strength with the best final top-1 on the *selection* half of val (a
-  seeded, stratified half: :func:`augmine.analysis.mining.selection_split`); ties go to the milder
+  seeded, stratified half: :func:`augmine.analysis.splits.selection_split`); ties go to the milder
   strength;
 - **measures** it on the other half, which did not choose it: its top-1 and the paired
   difference against every other strength with 95% bootstrap intervals
-  (:func:`augmine.analysis.mining.paired_mean_bootstrap`), so a winner by noise shows an interval
+  (:func:`augmine.analysis.bootstrap.mean_intervals`), so a winner by noise shows an interval
   across zero;
 - **writes** the config that was measured: the base config with every phase on the recipe
   at the chosen strength (what the comparison trained, :func:`augmine.experiments.compare.arm_config`).
@@ -28,9 +28,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from augmine.core import atomic
-from augmine.experiments.compare import (Arm, ComparisonDir, arm_config, run_comparison, split_strength)
+from augmine.experiments.compare import Arm, arm_config, run_comparison, split_strength
+from augmine.experiments.compare_results import ComparisonDir
 from augmine.core.errors import AugmineError
-from augmine.analysis.mining import paired_mean_bootstrap, selection_split
+from augmine.analysis.bootstrap import mean_intervals
+from augmine.analysis.splits import selection_split
 
 DEFAULT_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -53,7 +55,7 @@ def choose_strength(y_true, hits, strengths: Sequence[float], seed: int = 0,
     order = sorted(range(len(strengths)), key=lambda a: (-sel_top1[a], strengths[a]))
     chosen = order[0]
     arms = [chosen] + [a for a in range(len(strengths)) if a != chosen]
-    boot = paired_mean_bootstrap(hits[arms][:, meas], samples=samples, seed=seed)
+    boot = mean_intervals(hits[arms][:, meas], reps=samples, seed=seed)
     back = np.argsort(arms)                 # boot rows back in strength order
     return {"chosen": int(chosen), "strength": strengths[chosen],
             "selection": {"images": int(len(sel)), "top1": sel_top1.tolist()},
@@ -75,7 +77,8 @@ def tune_strength(recipe: str, data, config, strengths: Sequence[float] = DEFAUL
     (path written or None)}``.
     """
     from augmine.runs.config import load_config
-    from augmine.augment.recipes import load_recipe, resolve_config
+    from augmine.augment.recipes import load_recipe
+    from augmine.core.shipped import resolve_config
 
     name, fixed = split_strength(recipe)
     if fixed is not None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from augmine.core.errors import AugmineError
-from augmine.augment.recipes import reseed_compose
+from augmine.augment.compose import reseed_compose
 
 
 def _to_size(img: np.ndarray, size: int) -> np.ndarray:
@@ -93,7 +93,7 @@ class BatchMaker:
                  out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(images uint8 (B, size, size, 3), labels int32 (B,))`` for sample indices ``idx``
         (B,); ``out``: where to write the images (a shared-memory slot), else a new array."""
-        from augmine.data.dataset import read_image
+        from augmine.data.images import read_image
 
         job = self.job
         if seed is not None:
@@ -128,7 +128,7 @@ def compose_for(recipe, size: int):
 
     if isinstance(recipe, BaseCompose):
         return recipe
-    from augmine.augment.recipes import build_compose
+    from augmine.augment.compose import build_compose
 
     return build_compose(recipe, size)
 
@@ -139,7 +139,8 @@ def add_class_composes(index, recipe, size: int, composes: list,
     ``composes`` and point its classes at it in ``recipe_of_class`` (C,); classes already on
     another compose (the plan's weak classes) keep it. Returns the first override's index
     (None when no class has an effective override)."""
-    from augmine.augment.recipes import build_compose, class_overrides, recipe_for_class
+    from augmine.augment.compose import build_compose
+    from augmine.augment.overrides import class_overrides, recipe_for_class
 
     first = len(composes)
     by_override: dict[tuple, int] = {}

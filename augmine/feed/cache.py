@@ -27,7 +27,7 @@ def _paths_digest(paths: Sequence[str]) -> str:
 
 def _write_cache(target: Path, paths: Sequence[str], presize: int | None = None) -> None:
     from augmine.core import atomic
-    from augmine.data.dataset import load_images, read_image
+    from augmine.data.images import load_images, read_image
 
     def prepared(img):
         return presized(img, presize) if presize else img
@@ -65,7 +65,7 @@ def prepare_cache(cache, paths: Sequence[str], owner, presize: int | None = None
     if cache is None or cache is False:
         return None
     if cache is True or cache == "memory":
-        from augmine.data.dataset import read_image
+        from augmine.data.images import read_image
 
         first = read_image(paths[0])
         need = len(paths) * (presized(first, presize) if presize else first).nbytes * 1.1

@@ -1,1 +1,1 @@
-"""Model layer: the reference DenseNet (`densenet`), any other Keras model a config names (`sources`), learning-rate schedules (`schedules`)."""
+"""Model layer: the reference DenseNet (`densenet`), any other Keras model a config names (`sources`), learning-rate schedules (`schedules`) and their values and plots (`schedule_plots`), the soft-target loss and accuracy (`losses`)."""

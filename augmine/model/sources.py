@@ -18,10 +18,10 @@ precision); ``args: {input_shape: [S, S, 3]}`` builds Keras' own top at that fix
 
 from __future__ import annotations
 
-from difflib import get_close_matches
 from pathlib import Path
 
 from augmine.core.errors import AugmineError
+from augmine.core.naming import did_you_mean
 from augmine.core.runtime import import_keras, load_object
 
 RESCALE_LAYER = "augmine_rescale"
@@ -67,8 +67,7 @@ def _application(name: str, num_classes: int, args: dict, where: str):
 
     known = sorted(n for n in dir(keras.applications) if n[:1].isupper())
     if name.removeprefix("keras.applications.") not in known:
-        close = get_close_matches(name, known, n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known[:12])}, ..."
+        hint = did_you_mean(name, known, cutoff=0.5) or f"known: {', '.join(known[:12])}, ..."
         raise AugmineError(f"{where}: model.application: {name!r} is not a keras.applications "
                            f"model; {hint}")
     build = getattr(keras.applications, name.removeprefix("keras.applications."))
@@ -124,7 +123,7 @@ def _from_file(path: str, where: str):
 
 
 def build_any(cfg, num_classes: int, where: str = "config"):
-    """The uncompiled model a :class:`~augmine.runs.config.ModelConfig` with ``builder``,
+    """The uncompiled model a :class:`~augmine.runs.sections.ModelConfig` with ``builder``,
     ``application`` or ``file`` describes, wrapped in ``Rescaling(1/255)`` when it does not
     scale its input (``rescale`` None = detect, True = always, False = never).
 

@@ -1,7 +1,7 @@
 """The arms of a mining round: how each mode spends the round's epochs, and its control.
 
 A mode is one entry of :data:`MODE_TABLE` (an :class:`Arm`): the extra samples it adds
-(``extra``: the plan -> an :class:`~augmine.analysis.mining.OversamplingPlan`, or None for plain
+(``extra``: the plan -> an :class:`~augmine.analysis.plans.OversamplingPlan`, or None for plain
 epochs), the rest of its :func:`~augmine.train.phases.train_extra_epochs` arguments (``inputs``),
 its description, whether ``mine round --mode`` offers it (every mode is in ``mine
 compare``) and whether its round measures the chosen classes' confusion partners. The
@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from augmine.core.errors import AugmineError
-from augmine.analysis.mining import OversamplingPlan, pairs_plan
+from augmine.analysis.plans import OversamplingPlan, pairs_plan
 
 # (plan, the arm's sampling plan or None, index, options) -> train_extra_epochs keywords
 Inputs = Callable[[OversamplingPlan, "OversamplingPlan | None", object, dict], dict]

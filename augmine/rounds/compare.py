@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from augmine.analysis.mining import OversamplingPlan, partner_classes
+from augmine.analysis.plans import OversamplingPlan, partner_classes
 from augmine.core.errors import AugmineError
 from augmine.rounds.arms import COMPARE_MODES, arm, arm_inputs, compare_length, format_pairs
 from augmine.rounds.measure import measure_round
@@ -51,7 +51,7 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
         say("confusion partners on the selection images:")
         for line in format_pairs(plan):
             say(line)
-    from augmine.augment.recipes import resolve_recipe
+    from augmine.core.shipped import resolve_recipe
 
     strong = str(resolve_recipe(strong_recipe or settings.get("recipe") or DEFAULT_STRONG_RECIPE))
     cfg = run.config

@@ -29,8 +29,10 @@ import numpy as np
 from augmine.core import atomic
 from augmine.analysis.affinity_stats import TAILORED_STRENGTH, per_image_drops, tailor_overrides
 from augmine.core.errors import AugmineError
-from augmine.analysis.mining import OversamplingPlan, selection_split
-from augmine.augment.recipes import dump_recipe, load_recipe, parse_recipe, scale_recipe
+from augmine.analysis.plans import OversamplingPlan
+from augmine.analysis.splits import selection_split
+from augmine.augment.recipes import dump_recipe, load_recipe, parse_recipe
+from augmine.augment.strength import scale_recipe
 from augmine.runs.rundir import RunDir
 
 

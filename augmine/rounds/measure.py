@@ -1,13 +1,14 @@
 """A round's effect against its start and its control, on the measurement images only
 (the other half of val for ``val-half``, all of val for ``holdout``), with bootstrap
-intervals; the statistics themselves are pure numpy in :mod:`augmine.analysis.mining`."""
+intervals; the statistics themselves are pure numpy in :mod:`augmine.analysis.effects`."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from augmine.analysis.mining import (effect_note, effect_table, effect_warning, f1_losses,
-                                     f1_scores, selection_split)
+from augmine.analysis.effects import effect_note, effect_table, effect_warning, f1_losses
+from augmine.analysis.metrics import f1_scores
+from augmine.analysis.splits import selection_split
 
 BOOTSTRAP_REPS = 1000
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from augmine.analysis.mining import (OversamplingPlan, apply_holdout, confusion_matrix, f1_scores,
-                                     f1_vector, make_plan, selection_split, with_partners)
+from augmine.analysis.metrics import confusion_matrix, f1_scores, f1_vector
+from augmine.analysis.plans import OversamplingPlan, make_plan, with_partners
+from augmine.analysis.splits import apply_holdout, selection_split
 from augmine.core.errors import AugmineError
 from augmine.rounds.state import RoundState
 from augmine.runs.rundir import RunDir
@@ -36,7 +37,7 @@ def mining_settings(run_dir, **overrides) -> dict:
 def load_run_index(run_dir):
     """The run's dataset (``data:`` in its config) as a DatasetIndex; with ``mining.holdout``
     its held-out slice of train is the ``holdout`` split (never trained on)."""
-    from augmine.data.dataset import load_index
+    from augmine.data.layouts import load_index
 
     run = RunDir.of(run_dir)
     return apply_holdout(load_index(run.recorded_data()), run.config.mining.holdout,
@@ -104,7 +105,7 @@ def selected_plan(state: RoundState, index, report: dict, selection: str,
     """The plan made from the selection images' F1 (see :func:`selection_report`); its
     ``policy`` records the selection, the chosen classes' selection support and their
     confusion partners on the selection images (``settings["partners"]`` each, default 1;
-    :func:`~augmine.analysis.mining.with_partners`; the ``pairs`` mode oversamples them too)."""
+    :func:`~augmine.analysis.plans.with_partners`; the ``pairs`` mode oversamples them too)."""
     sel = selection_report(state, index, report, selection)
     plan = plan_from_report(sel, **settings).aligned_to(index.class_ids, index.class_names)
     plan.policy.update({"selection": selection, "selection_images": sel["images"],

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augmine.analysis.mining import OversamplingPlan, partner_classes, with_partners
+from augmine.analysis.plans import OversamplingPlan, partner_classes, with_partners
 from augmine.analysis.reports import write_stage_report
 from augmine.core.errors import AugmineError
 from augmine.rounds.arms import MODES, arm, arm_inputs, arm_length

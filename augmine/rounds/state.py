@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from augmine.analysis.mining import OversamplingPlan
+from augmine.analysis.plans import OversamplingPlan
 from augmine.analysis.reports import list_stage_reports, load_predictions, stage_sort_key
 from augmine.core.errors import AugmineError
 from augmine.runs.rundir import RunDir

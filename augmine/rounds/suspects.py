@@ -20,7 +20,7 @@ def find_suspects(run_dir, per_class: int = 10, classes=None, in_sample: bool = 
     them out). Writes the latest stage's ``suspects.csv``
     (:meth:`~augmine.runs.rundir.RunDir.write_suspects`); returns ``(csv path, rows)``; each
     row's ``split`` and ``scored`` say where and how it was scored."""
-    from augmine.analysis.mining import suspect_samples
+    from augmine.analysis.suspects import suspect_samples
     from augmine.train.fit import load_checkpoint
 
     state = RoundState.of(run_dir)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from augmine.analysis.mining import OversamplingPlan
+from augmine.analysis.plans import OversamplingPlan
 from augmine.rounds.arms import describe_arm, format_pairs
 
 if TYPE_CHECKING:

@@ -1,1 +1,1 @@
-"""Run layer: the training config, the only YAML reader of configs (`config`), and the run folder, the only owner of its layout (`rundir`)."""
+"""Run layer: the training config, the only YAML reader of configs (`config`, its sections in `sections`), the objects it describes (`factories`), the run folder, the only owner of its layout (`rundir`), and a run's Keras checkpoints: saving, loading, choosing (`checkpoints`)."""

@@ -19,8 +19,9 @@ Layout (every file written atomically, see :mod:`augmine.core.atomic`)::
     RUN/affinity/<recipe>/             ``augmine recipe affinity``: affinity.json (full
                                        results), affinity.csv (table), affinity.png (heatmap)
 
-Other modules ask a ``RunDir`` for paths and file contents and never build them. No Keras,
-TensorFlow or numpy is imported here.
+Other modules ask a ``RunDir`` for paths and file contents and never build them. The Keras
+checkpoint files are written, loaded and chosen by :mod:`augmine.runs.checkpoints` (at the
+paths :meth:`RunDir.checkpoint` gives); no Keras, TensorFlow or numpy is imported here.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ HISTORY_COLUMNS = ("stage", "phase", "size", "epoch", "lr", "loss", "accuracy",
 SUSPECT_COLUMNS = ("name", "path", "split", "scored", "self_confidence", "predicted_name",
                    "predicted_prob")
 _SNAPSHOT = ("last", "best", "state")
+# The files of a stage report, reports/<stage>/ (written by augmine.analysis.reports).
+REPORT_FILES = ("report.json", "per_class.csv", "confusion.npy", "report.md", "f1.png",
+                "confusion.png", "predictions.npz")
 
 
 class RunDir:
@@ -91,6 +95,11 @@ class RunDir:
         return self.path / "inspection"
 
     @property
+    def inspection_file(self) -> Path:
+        """``inspection/inspection.json``: the dataset inspection's results (demo)."""
+        return self.inspection_dir / "inspection.json"
+
+    @property
     def reports_dir(self) -> Path:
         return self.path / "reports"
 
@@ -109,6 +118,12 @@ class RunDir:
     def report_dir(self, stage: str) -> Path:
         """``reports/<stage>/`` (a report's files live in it; see :mod:`augmine.analysis.reports`)."""
         return self.reports_dir / stage
+
+    def report_file(self, stage: str, name: str) -> Path:
+        """``reports/<stage>/<name>``: one of a stage report's ``REPORT_FILES``."""
+        if name not in REPORT_FILES:
+            raise ValueError(f"{name!r} is not a report file; one of {', '.join(REPORT_FILES)}")
+        return self.report_dir(stage) / name
 
     def suspects_path(self, stage: str) -> Path:
         """``reports/<stage>/suspects.csv`` (written by ``augmine mine suspects``)."""
@@ -362,12 +377,6 @@ class RunDir:
             self._write_history(keep)
 
     # ----------------------------------------------------------------------- checkpoints
-
-    def save_checkpoint(self, model) -> Path:
-        """Save ``model`` (with its optimizer) as ``last.keras``, atomically."""
-        with atomic.atomic_path(self.checkpoint("last")) as tmp:
-            model.save(tmp)
-        return self.checkpoint("last")
 
     def promote_best(self, size: int | None = None) -> None:
         """Copy ``last.keras`` to ``best.keras`` or, with ``size``, to ``best-<size>px.keras``."""

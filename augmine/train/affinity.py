@@ -30,7 +30,10 @@ import numpy as np
 from augmine.analysis import affinity_stats as stats
 from augmine.core import atomic
 from augmine.core.errors import AugmineError
-from augmine.augment.recipes import Recipe, as_recipe, build_compose, dump_recipe, resolve_recipe, sets_size
+from augmine.core.shipped import resolve_recipe
+from augmine.augment.compose import build_compose
+from augmine.augment.recipes import Recipe, as_recipe, dump_recipe
+from augmine.augment.transforms import sets_size
 from augmine.runs.rundir import RunDir
 
 VERSION = 1
@@ -126,8 +129,9 @@ def measure_affinity(run_dir, recipe, draws: int = 2, seed: int = 0, progress: b
     """
     from tqdm.auto import tqdm
 
-    from augmine.data.dataset import load_images
-    from augmine.train.evaluation import load_for_evaluation, resolve_checkpoint
+    from augmine.data.images import load_images
+    from augmine.runs.checkpoints import resolve_checkpoint
+    from augmine.train.evaluation import load_for_evaluation
 
     if int(draws) < 1:
         raise AugmineError(f"--draws {draws}: use 1 or more draws per image")

@@ -127,9 +127,9 @@ class PerClassReport(_base_callback()):
 
 
 def read_plan_file(plan_path, index):
-    """The :class:`~augmine.analysis.mining.OversamplingPlan` in a plan JSON file (``augmine mine
+    """The :class:`~augmine.analysis.plans.OversamplingPlan` in a plan JSON file (``augmine mine
     plan`` writes ``RUN/plans/round-N.json``), reordered to ``index``'s classes."""
-    from augmine.analysis.mining import OversamplingPlan
+    from augmine.analysis.plans import OversamplingPlan
 
     path = Path(plan_path)
     try:

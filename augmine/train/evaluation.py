@@ -1,8 +1,7 @@
 """Evaluation of a model, a checkpoint or a run on a dataset split.
 
-:func:`evaluation_settings` is the one rule for the image size and batch size a run is
-evaluated at; :func:`resolve_checkpoint` the one rule for which checkpoint (the last
-phase's best at the last phase's size, by default).
+Which checkpoint of a run is scored, and at which image and batch size, is decided by
+:mod:`augmine.runs.checkpoints` (``resolve_checkpoint``, ``evaluation_settings``).
 """
 
 from __future__ import annotations
@@ -12,25 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from augmine.core.errors import AugmineError
-from augmine.runs.rundir import RunDir
-
-DEFAULT_SIZE = 64          # a bare .keras file with no run folder around it
-DEFAULT_BATCH_SIZE = 256
-
-
-def evaluation_settings(cfg=None, size: int | None = None,
-                        batch_size: int | None = None) -> tuple[int, int]:
-    """``(size, batch size)`` for evaluating a run whose config is ``cfg`` (a TrainConfig,
-    or None for a bare checkpoint). Given values win; else the last phase's size and the
-    config's ``eval_batch_size`` (else ``batch_size``); with no config 64 px and 256."""
-    if size is None:
-        size = cfg.phases[-1].size if cfg is not None else DEFAULT_SIZE
-    if batch_size is None:
-        batch_size = (cfg.eval_batch_size or cfg.batch_size) if cfg is not None else \
-            DEFAULT_BATCH_SIZE
-    if int(size) < 1 or int(batch_size) < 1:
-        raise AugmineError(f"size {size} and batch size {batch_size} must both be >= 1")
-    return int(size), int(batch_size)
+from augmine.runs.checkpoints import (DEFAULT_BATCH_SIZE, evaluation_settings, load_checkpoint,
+                                      resolve_checkpoint)
 
 
 def evaluate_model(model, index, size: int, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -53,7 +35,7 @@ def evaluate_model(model, index, size: int, batch_size: int = DEFAULT_BATCH_SIZE
 
 def accuracy_summary(y_true, probs) -> dict[str, float]:
     """``{"top1", "top5", "loss", "num_samples"}`` from labels (N,) and probabilities (N, C)."""
-    from augmine.analysis.mining import top_k_accuracy
+    from augmine.analysis.metrics import top_k_accuracy
 
     y_true = np.asarray(y_true, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
@@ -64,87 +46,18 @@ def accuracy_summary(y_true, probs) -> dict[str, float]:
             "num_samples": int(len(y_true))}
 
 
-def resolve_checkpoint(run_or_checkpoint, which: str = "best", size: int | None = None):
-    """``(checkpoint path, RunDir or None, size)`` to evaluate.
-
-    A run folder: ``which="best"`` picks the best checkpoint at the evaluation size (the
-    last phase's unless ``size`` is given) when the run kept one, else ``best.keras``, else
-    ``last.keras``; ``which="last"`` picks ``last.keras``. A ``.keras`` file is used as is
-    (with its run folder's config when it sits in one). ``size`` is the evaluation size.
-    """
-    path = Path(run_or_checkpoint).expanduser()
-    if path.is_dir():
-        run = RunDir(path)
-        cfg = run.config if run.config_path.is_file() else None
-        size, _ = evaluation_settings(cfg, size)
-        if which == "best":
-            options = [run.checkpoint("best", size), run.checkpoint("best"),
-                       run.checkpoint("last")]
-        else:
-            options = [run.checkpoint(which)]
-        found = [p for p in options if p.is_file()]
-        if not found:
-            raise AugmineError(f"{path}: no {options[0].name}; is this a run folder that "
-                               "finished at least one epoch?")
-        return found[0], run, size
-    if not path.is_file():
-        raise AugmineError(f"{path}: neither a run folder nor a .keras checkpoint")
-    run = RunDir(path.parent.parent)
-    if run.checkpoint("last").parent != path.parent or not run.config_path.is_file():
-        run = None
-    size, _ = evaluation_settings(run.config if run else None, size)
-    return path, run, size
-
-
-def best_summary(run_dir) -> dict | None:
-    """What "best" means for a run, once: the checkpoint ``augmine evaluate RUN`` scores (the
-    best epoch at the evaluation size, the last phase's) with its epoch and val top-1, and
-    the best epoch at any size when that one differs. ``{"checkpoint", "epoch", "size",
-    "val_accuracy", "overall": {"epoch", "size", "val_accuracy", "checkpoint"} or None}``;
-    None before the first epoch."""
-    run = RunDir.of(run_dir)
-    state = run.read_state()
-    size, _ = evaluation_settings(run.config)
-    here = (state.get("best_by_size") or {}).get(str(size))
-    if here is None:
-        return None
-    sizes = {int(r["epoch"]): int(r["size"]) for r in run.read_history() if r.get("epoch")}
-    overall = None
-    if state.get("best_epoch") is not None and int(state["best_epoch"]) != int(here["epoch"]):
-        epoch = int(state["best_epoch"])
-        overall = {"epoch": epoch, "size": sizes.get(epoch),
-                   "val_accuracy": float(state["best_val_accuracy"]),
-                   "checkpoint": str(run.checkpoint("best"))}
-    return {"checkpoint": str(run.checkpoint("best", size)), "epoch": int(here["epoch"]),
-            "size": size, "val_accuracy": float(here["val_accuracy"]), "overall": overall}
-
-
-def format_best(best: dict, run) -> list[str]:
-    """Lines for ``augmine train``'s summary: the checkpoint ``evaluate`` scores, and the
-    best epoch at another size when there is one."""
-    lines = [f"best val  {best['val_accuracy']:.2%} at epoch {best['epoch']} ({best['size']} "
-             f"px): {best['checkpoint']}, what `augmine evaluate {run}` scores"]
-    o = best["overall"]
-    if o is not None:
-        lines.append(f"          (epoch {o['epoch']} at {o['size']} px had {o['val_accuracy']:.2%} "
-                     f"at its own size; it is in {o['checkpoint']}, and scored at "
-                     f"{best['size']} px it differs)")
-    return lines
-
-
 def load_for_evaluation(run_or_checkpoint, data_root=None, size: int | None = None,
                         batch_size: int | None = None, which: str = "best",
                         skip_bad: bool = False, splits=("val",)):
     """``(model, index, info)`` for evaluating a run's checkpoint (or a ``.keras`` file).
 
     ``size``/``batch_size``/``data_root`` default to the run's (see
-    :func:`evaluation_settings`, :func:`resolve_checkpoint`). The ``splits`` are decoded
-    first: bad images are left out (each logged) with ``skip_bad``, or when the run left them
-    out, else one error suggests ``--skip-bad``. ``info``: ``{"checkpoint", "size",
+    :func:`augmine.runs.checkpoints.evaluation_settings` and ``resolve_checkpoint``). The
+    ``splits`` are decoded first: bad images are left out (each logged) with ``skip_bad``,
+    or when the run left them out, else one error suggests ``--skip-bad``. ``info``: ``{"checkpoint", "size",
     "batch_size", "data"}``; ``model`` is loaded without its optimizer.
     """
-    from augmine.data.dataset import load_checked_index
-    from augmine.train.fit import load_checkpoint
+    from augmine.data.layouts import load_checked_index
 
     ckpt, run, size = resolve_checkpoint(run_or_checkpoint, which, size)
     cfg = run.config if run is not None else None

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 import time
-from pathlib import Path
 
-from augmine.core.errors import AugmineError
-from augmine.runs.rundir import RunDir
 from augmine.core.runtime import import_keras, keras_backend
+from augmine.runs.checkpoints import load_checkpoint, save_checkpoint
+from augmine.runs.rundir import RunDir
 
 log = logging.getLogger("augmine")
 
@@ -107,34 +105,19 @@ def build_model(cfg, num_classes: int, phase_steps=None):
     optimizer and schedule, sparse cross-entropy and accuracy (``cfg``: a
     :class:`~augmine.runs.config.TrainConfig`; ``phase_steps``: ``(steps_per_epoch, epochs)``
     per phase, for phase-aligned schedules)."""
-    from augmine.runs.config import create_model, create_optimizer, create_schedule
+    from augmine.runs.factories import create_model, create_optimizer, create_schedule
 
     model = create_model(cfg.model, num_classes, where=cfg.path or "config")
     schedule = create_schedule(cfg.schedule, phase_steps, where=cfg.path or "config")
     loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
     reg = getattr(cfg, "regularization", None)
     if reg is not None and reg.soft_targets:
-        from augmine.train.regularization import SoftTargetCrossentropy, accuracy_metric
+        from augmine.model.losses import SoftTargetCrossentropy, accuracy_metric
 
         loss, metrics = SoftTargetCrossentropy(reg.label_smoothing), [accuracy_metric()]
     model.compile(optimizer=create_optimizer(cfg.optimizer, schedule), loss=loss,
                   metrics=metrics)
     return model
-
-
-def load_checkpoint(path: str | os.PathLike, compile: bool = True):
-    """Load a ``.keras`` checkpoint written by the trainer (with its optimizer state)."""
-    path = Path(path)
-    if not path.is_file():
-        raise AugmineError(f"{path}: checkpoint not found; train first or check the run folder")
-    keras = import_keras()
-    from augmine.train import regularization
-    from augmine.model import schedules  # noqa: F401  (register custom objects)
-
-    try:
-        return keras.saving.load_model(path, compile=compile)
-    except (ValueError, OSError) as exc:
-        raise AugmineError(f"{path}: cannot load this checkpoint ({str(exc).splitlines()[0]})")
 
 
 def model_step(model) -> int:
@@ -182,7 +165,7 @@ def epoch_recorder(run: RunDir, state: dict, stage: str, phase: int | None, size
                    "epoch": state["epochs_done"], "lr": current_lr(self.model)}
             for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
                 row[key] = logs.get(key)
-            run.save_checkpoint(self.model)
+            save_checkpoint(run, self.model)
             val_acc = logs.get("val_accuracy")
             if val_acc is not None:
                 val_acc = float(val_acc)

@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from augmine.runs.config import TrainConfig, create_callbacks, load_config
-from augmine.data.dataset import load_checked_index, skipped_paths
+from augmine.runs.checkpoints import evaluation_settings
+from augmine.runs.config import TrainConfig, load_config
+from augmine.runs.factories import create_callbacks
+from augmine.data.layouts import load_checked_index
+from augmine.data.dataset import skipped_paths
 from augmine.core.errors import AugmineError
-from augmine.train.evaluation import evaluate_model, evaluation_settings
-from augmine.analysis.mining import apply_holdout
+from augmine.train.evaluation import evaluate_model
+from augmine.analysis.splits import apply_holdout
 from augmine.model.sources import check_phase_sizes, rescaled
 from augmine.analysis.reports import write_stage_report
 from augmine.runs.rundir import RunDir
@@ -92,8 +95,8 @@ def phase_steps(cfg: TrainConfig, index) -> list[tuple[int, int]]:
 def plot_run_schedule(run: RunDir, cfg: TrainConfig, steps: list[tuple[int, int]]) -> Path:
     """Write the learning rate of every step of the run (phase boundaries dashed) to
     ``run.lr_schedule_path``; ``steps``: :func:`phase_steps`. Returns the path."""
-    from augmine.runs.config import create_schedule
-    from augmine.model.schedules import lr_values, plot_lr_schedule
+    from augmine.model.schedule_plots import lr_values, plot_lr_schedule
+    from augmine.runs.factories import create_schedule
 
     schedule = create_schedule(cfg.schedule, steps, where=cfg.path or "config")
     ends = [spe * epochs for spe, epochs in steps]
@@ -110,7 +113,7 @@ def _seed_keras(seed: int) -> None:
 def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: int,
            plan=None, options: dict | None = None):
     """``(train feed, val feed)``; ``options``: more train_dataset arguments (a phase's
-    :meth:`~augmine.runs.config.Phase.feed_options`)."""
+    :meth:`~augmine.runs.sections.Phase.feed_options`)."""
     from augmine.feed.feeds import eval_dataset, train_dataset
 
     _, eval_bs = evaluation_settings(cfg, size)
@@ -129,7 +132,7 @@ def _phase_recipe(phase):
     """The phase's recipe path, or the recipe scaled to the phase's ``strength`` when set."""
     if phase.strength is None or phase.strength == 1:
         return phase.recipe
-    from augmine.augment.recipes import scale_recipe
+    from augmine.augment.strength import scale_recipe
 
     return scale_recipe(phase.recipe, phase.strength)
 
@@ -194,7 +197,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
     index = apply_holdout(index, cfg.mining.holdout, cfg.seed)  # never trained on
     steps = phase_steps(cfg, index)
     if state is None:
-        from augmine.runs.config import create_schedule
+        from augmine.runs.factories import create_schedule
 
         create_schedule(cfg.schedule, steps, where=cfg.path or "config")  # fail before writing
     else:
@@ -337,7 +340,7 @@ def run_index(data_root, state: dict | None = None, skip_bad: bool = False,
     ``state``: the run's state dict (None for a new run): the files it left out before stay
     out and its ``--skip-bad`` carries on, so a resumed run sees the same index. Bad images
     are left out (each logged) with ``skip_bad``, else one :class:`AugmineError` names them
-    and suggests ``--skip-bad`` (see :func:`~augmine.data.dataset.load_checked_index`). Returns
+    and suggests ``--skip-bad`` (see :func:`~augmine.data.layouts.load_checked_index`). Returns
     ``(index, record)``; ``record`` (``{"skip_bad": bool, "skipped": [relative paths]}``)
     belongs in the run's state.
     """

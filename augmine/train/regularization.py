@@ -9,8 +9,8 @@ and Keras' ``MixUp``/``CutMix`` layers mix one-hot labels, while augmine's feed 
 ``(uint8 images, int labels)``. So when any of these is on, the training feed is wrapped
 (:func:`mix_feed`: a ``tf.data`` ``map`` on TensorFlow, a ``PyDataset`` on JAX/PyTorch)
 to apply Keras' own layers to ``(images, one_hot(labels))``, and the model is compiled
-with :class:`SoftTargetCrossentropy`, which takes sparse labels (validation) and soft ones
-(mixed training batches) alike, and an accuracy that does too. With everything off the
+with :class:`augmine.model.losses.SoftTargetCrossentropy`, which takes sparse labels
+(validation) and soft ones (mixed training batches) alike, and an accuracy that does too. With everything off the
 model keeps plain sparse cross-entropy and the feed is not touched.
 
 The mixing layers draw from their own seed generator (seeded per stage), so a run with
@@ -24,51 +24,6 @@ from typing import Callable
 from augmine.core.runtime import import_keras, keras_backend
 
 keras = import_keras()
-
-
-def _soft_targets(y_true, num_classes: int):
-    """``y_true`` as (B, C) float32: int labels (B,) or (B, 1) one-hot, soft labels as is."""
-    from keras import ops
-
-    if len(y_true.shape) == 1 or y_true.shape[-1] == 1 and num_classes != 1:
-        return ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), num_classes)
-    return ops.cast(y_true, "float32")
-
-
-@keras.saving.register_keras_serializable(package="augmine", name="SoftTargetCrossentropy")
-class SoftTargetCrossentropy(keras.losses.Loss):
-    """Cross-entropy of softmax outputs (B, C) against int labels (B,) or soft labels (B, C)
-    (MixUp/CutMix), with ``label_smoothing`` e: targets ``(1 - e) * y + e / C``
-    (Keras' ``categorical_crossentropy``). The loss of a perfect prediction is then the
-    entropy of the smoothed target, not 0."""
-
-    def __init__(self, label_smoothing: float = 0.0, name: str = "soft_target_crossentropy",
-                 **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.label_smoothing = float(label_smoothing)
-
-    def call(self, y_true, y_pred):
-        y = _soft_targets(y_true, y_pred.shape[-1])
-        return keras.losses.categorical_crossentropy(
-            y, keras.ops.cast(y_pred, "float32"), label_smoothing=self.label_smoothing)
-
-    def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
-
-
-@keras.saving.register_keras_serializable(package="augmine", name="soft_target_accuracy")
-def soft_target_accuracy(y_true, y_pred):
-    """Per-sample 1.0/0.0: the predicted class is the label (int labels) or the label's
-    largest share (soft labels, i.e. the dominant image of a mixed one)."""
-    from keras import ops
-
-    y = _soft_targets(y_true, y_pred.shape[-1])
-    return ops.cast(ops.equal(ops.argmax(y, axis=-1), ops.argmax(y_pred, axis=-1)), "float32")
-
-
-def accuracy_metric():
-    """The ``accuracy`` metric (history key ``accuracy``/``val_accuracy``) for soft targets."""
-    return keras.metrics.MeanMetricWrapper(soft_target_accuracy, name="accuracy")
 
 
 def batch_mixer(num_classes: int, mixup: float = 0.0, cutmix: float = 0.0,

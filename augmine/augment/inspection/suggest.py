@@ -1,8 +1,10 @@
 """The recipe suggestion: an augmentation recipe derived from an inspection report, every
-``why:`` line quoting the numbers it was set from."""
+``why:`` line quoting the numbers it was set from, and naming as "default, not measured"
+each value no measurement sets."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +13,26 @@ def _r(x: float, nd: int = 2) -> float:
     return float(round(float(x), nd))
 
 
+def _unit(brightness: float) -> float:
+    """A brightness (0-255) as a fraction kept inside (0, 1), so its log is finite and < 0."""
+    return min(max(float(brightness), 1.0), 254.0) / 255.0
+
+
 def suggest_recipe(stats: dict[str, Any], name: str = "suggested") -> dict[str, Any]:
     """A recipe dict (``name``, ``description``, ``transforms``) derived from an
     :func:`inspect_dataset` report; every ``why:`` quotes the numbers it was set from.
 
     Rules (each a plain heuristic, the numbers are in the why lines):
-    crop scale from the box areas, flip from the left/right balance of box centres,
-    translation from the spread of the centres, brightness/contrast limits from the spread
-    of per-image brightness and contrast (relative to 255 and to the median contrast),
-    hue/saturation from colourfulness spread, RGB shift from colour-cast spread, ToGray
-    probability = grayscale share, blur/sharpen from the sharpness spread, noise from the
-    measured noise level, JPEG quality range from the measured qualities.
+    crop scale from the box areas, translation from the spread of the box centres,
+    brightness/contrast limits from the spread of per-image brightness and contrast
+    (relative to 255 and to the median contrast), saturation from the colourfulness spread,
+    RGB shift from the colour-cast spread, ToGray probability from the grayscale share,
+    CLAHE's clip limit from the median / p10 contrast ratio, noise from the measured noise
+    level, JPEG quality range from the measured qualities, gamma range from the brightness
+    quartiles. Values no statistic sets (hue and value shifts, rotation and zoom, blur,
+    sharpening, dropout holes, crops without boxes) are fixed defaults, and their why lines
+    say "default, not measured"; so are the probabilities ``p`` (the description says so),
+    except ToGray's.
     """
     s = stats["stats"]
     n = stats["images"]
@@ -44,20 +55,23 @@ def suggest_recipe(stats: dict[str, Any], name: str = "suggested") -> dict[str, 
         t.append({"transform": "HorizontalFlip", "p": 0.5,
                   "why": f"box centres sit {b['left_share']:.0%} left / {b['right_share']:.0%} "
                          f"right of the middle (mean x {b['cx']['mean']:.2f}): mirrored "
-                         "scenes are as likely as the originals"})
+                         "scenes are as likely as the originals, so flips are safe"})
         tx = _r(min(max(b["cx"]["sd"], b["cy"]["sd"]), 0.2))
         t.append({"transform": "Affine", "p": 0.5,
                   "why": f"box centres spread sd {b['cx']['sd']:.2f} (x) / {b['cy']['sd']:.2f} "
-                         f"(y) of the frame: shifts of up to {tx:.0%} and small turns keep "
-                         "objects where val puts them",
+                         f"(y) of the frame: shifts of up to {tx:.0%} keep objects where val "
+                         "puts them; rotation +-10 deg and zoom 0.9-1.1: default, not "
+                         "measured",
                   "translate_percent": [-tx, tx], "rotate": [-10, 10], "scale": [0.9, 1.1],
                   "border_mode": 1})
     else:
         t.append({"transform": "RandomResizedCrop", "p": 1.0,
-                  "why": f"no boxes in the annotations ({n} images): moderate crops of 50-100% "
-                         "of the area", "scale": [0.5, 1.0], "area_for_downscale": "image"})
+                  "why": f"default, not measured: no boxes in the annotations ({n} images) to "
+                         "size crops by, so moderate crops of 50-100% of the area",
+                  "scale": [0.5, 1.0], "area_for_downscale": "image"})
         t.append({"transform": "HorizontalFlip", "p": 0.5,
-                  "why": "no boxes to measure left/right balance; flip is safe for natural images"})
+                  "why": "default, not measured: no boxes to measure the left/right balance; "
+                         "flips are safe for most natural images"})
     bl = _r(min(max(bright["sd"] / 255.0, 0.05), 0.4))
     rel = contr["sd"] / max(contr["median"], 1e-6)
     cl = _r(min(max(rel, 0.05), 0.5))
@@ -71,7 +85,8 @@ def suggest_recipe(stats: dict[str, Any], name: str = "suggested") -> dict[str, 
     t.append({"transform": "HueSaturationValue", "p": 0.5,
               "why": f"colourfulness median {colour['median']:.0f} sd {colour['sd']:.0f} "
                      f"(p5 {colour['p5']:.0f}, p95 {colour['p95']:.0f}): saturation +-{sat} "
-                     "and small hue shifts cover it",
+                     "covers that spread; hue +-8 and value +-10: default, not measured "
+                     "(no hue statistic is taken)",
               "hue_shift_limit": [-8, 8], "sat_shift_limit": [-sat, sat],
               "val_shift_limit": [-10, 10]})
     rg, yb = s["cast_rg"], s["cast_yb"]
@@ -86,18 +101,24 @@ def suggest_recipe(stats: dict[str, Any], name: str = "suggested") -> dict[str, 
               "why": f"{stats['grayscale']['count']} of {n} images ({gray:.1%}) are grayscale: "
                      f"p {pg} (about twice that share) teaches colour-free shapes"})
     low_c = contr["p10"]
+    gain = contr["median"] / max(low_c, 1e-6)
+    clip = _r(min(max(gain, 1.5), 4.0), 1)
     t.append({"transform": "CLAHE", "p": 0.2,
-              "why": f"the lowest-contrast tenth has RMS contrast below {low_c:.0f}/255 (median "
-                     f"{contr['median']:.0f}): local equalisation mimics the flat ones "
-                     "made readable and vice versa", "clip_limit": [1.0, 3.0]})
+              "why": f"the lowest-contrast tenth has RMS contrast below {low_c:.0f}/255, "
+                     f"{gain:.1f}x less than the median {contr['median']:.0f}: local "
+                     f"equalisation with clip limit (the most it raises local contrast) up to "
+                     f"{clip:g} (that ratio, kept within 1.5-4) lifts flat images toward the "
+                     "median", "clip_limit": [1.0, clip]})
     ratio = sharp["p90"] / max(sharp["p10"], 1e-6)
     t.append({"transform": "GaussianBlur", "p": 0.2,
               "why": f"sharpness (Laplacian variance) spans {sharp['p10']:.0f}-{sharp['p90']:.0f} "
-                     f"(p10-p90, {ratio:.0f}x): a light blur moves sharp images toward the "
-                     "soft tenth", "blur_limit": [3, 3], "sigma_limit": [0.3, 1.0]})
+                     f"(p10-p90, {ratio:.0f}x), so soft images occur; the blur itself (kernel "
+                     "3, sigma 0.3-1.0): default, not measured",
+              "blur_limit": [3, 3], "sigma_limit": [0.3, 1.0]})
     t.append({"transform": "Sharpen", "p": 0.2,
-              "why": f"the same {ratio:.0f}x sharpness spread the other way: median "
-                     f"{sharp['median']:.0f}, p90 {sharp['p90']:.0f}",
+              "why": f"the same {ratio:.0f}x sharpness spread the other way (median "
+                     f"{sharp['median']:.0f}, p90 {sharp['p90']:.0f}); alpha 0.05-0.15 and "
+                     "lightness 0.9-1.1: default, not measured",
               "alpha": [0.05, 0.15], "lightness": [0.9, 1.1]})
     # Immerkaer's estimate also counts fine texture, so the median (not p90) caps the noise
     sd_hi = _r(min(max(noise["median"] / 255.0, 0.01), 0.05), 3)
@@ -119,19 +140,25 @@ def suggest_recipe(stats: dict[str, Any], name: str = "suggested") -> dict[str, 
         edge = b["touching_border_share"]
         t.append({"transform": "CoarseDropout", "p": 0.3,
                   "why": f"{edge:.0%} of boxes are cut by the frame and {b['full_frame_share']:.0%} "
-                         "fill it, so objects are often partly visible: 1-2 holes of 10-25% "
-                         "of the side teach partial views",
+                         "fill it, so objects are often partly visible and holes teach partial "
+                         "views; 1-2 holes of 10-25% of the side: default, not measured",
                   "num_holes_range": [1, 2], "hole_height_range": [0.1, 0.25],
                   "hole_width_range": [0.1, 0.25]})
-    dark = bright["p10"]
-    brightp = bright["p90"]
+    # albumentations' gamma g maps x (0-1) to x**g: the gamma that takes the median
+    # brightness to a quartile's is log(quartile) / log(median)
+    mid = _unit(bright["median"])
+    g_lo = _r(min(max(math.log(_unit(bright["p75"])) / math.log(mid), 0.5), 1.0))
+    g_hi = _r(min(max(math.log(_unit(bright["p25"])) / math.log(mid), 1.0), 2.0))
     t.append({"transform": "RandomGamma", "p": 0.2,
-              "why": f"a tenth of the images are darker than {dark:.0f}/255 and a tenth brighter "
-                     f"than {brightp:.0f}/255: gamma 0.8-1.2 reshapes mid-tones like those "
-                     "exposures", "gamma_limit": [80, 120]})
+              "why": f"a quarter of the images are darker than {bright['p25']:.0f}/255 and a "
+                     f"quarter brighter than {bright['p75']:.0f}/255 (median "
+                     f"{bright['median']:.0f}): gamma {g_lo:g}-{g_hi:g} takes median mid-tones "
+                     "to those exposures (kept within 0.5-2)",
+              "gamma_limit": [int(round(g_lo * 100)), int(round(g_hi * 100))]})
     return {"name": name,
             "description": f"Suggested by augmine inspect from {n} {stats['split']} images of "
-                           f"{Path(stats['root']).name}; review the why lines and previews.",
+                           f"{Path(stats['root']).name}; every probability p is a default, not "
+                           "measured, except ToGray's; review the why lines and previews.",
             "transforms": t}
 
 

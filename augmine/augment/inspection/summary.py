@@ -175,7 +175,8 @@ def inspect_dataset(data, split: str = "val", compare: str | None = "train",
     key ``"_images"``: per-image arrays (``paths``, ``labels``, each of :data:`COLUMNS`,
     box ``area``/``cx``/``cy``/``touches``) for :func:`write_report` and plots.
     """
-    from augmine.data.dataset import DatasetIndex, load_index
+    from augmine.data.dataset import DatasetIndex
+    from augmine.data.layouts import load_index
 
     index = data if isinstance(data, DatasetIndex) else load_index(data)
     sp = index.split(split)

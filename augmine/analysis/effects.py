@@ -1,0 +1,142 @@
+"""What a mining round changed: before/after/control on the measurement images.
+
+:func:`round_metrics` scores one prediction vector (chosen-class F1, partner F1, other F1,
+top-1, macro F1); :func:`effect_table` gives before, after, control and their differences
+with paired bootstrap intervals (:mod:`augmine.analysis.bootstrap`); :func:`effect_warning`
+and :func:`effect_note` put a fall of the overall numbers into one line;
+:func:`f1_losses` lists the classes that lost most.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from augmine.analysis._internal import labels_1d
+from augmine.analysis.bootstrap import paired_bootstrap, percentile_interval
+from augmine.analysis.metrics import f1_scores
+
+ROUND_METRICS = ("chosen F1", "other F1", "top-1", "macro F1")
+PARTNER_METRIC = "partner F1"     # after "chosen F1" when a round measures partner classes
+
+
+def round_metric_names(partners: Sequence[int] = ()) -> tuple[str, ...]:
+    """The metrics of :func:`round_metrics`: ``ROUND_METRICS``, with ``"partner F1"``
+    second when ``partners`` is not empty."""
+    if not len(partners):
+        return ROUND_METRICS
+    return ROUND_METRICS[:1] + (PARTNER_METRIC,) + ROUND_METRICS[1:]
+
+
+def round_metrics(y_true, y_pred, num_classes: int, chosen: Sequence[int],
+                  partners: Sequence[int] = ()) -> np.ndarray:
+    """(4,) or (5,) values of :func:`round_metric_names`: mean F1 of the ``chosen``
+    classes, of the ``partners`` (only when given; partners that are chosen count as
+    chosen), of the other classes (neither), top-1 accuracy and macro F1 (means over the
+    classes present in ``y_true``)."""
+    y_true = labels_1d(y_true, "y_true")
+    f1 = f1_scores(y_true, y_pred, num_classes)
+    present = np.bincount(y_true, minlength=num_classes) > 0
+    mask = np.zeros(num_classes, bool)
+    mask[list(chosen)] = True
+    partner = np.zeros(num_classes, bool)
+    partner[list(partners)] = True
+    partner &= ~mask
+    mean = lambda m: float(f1[m].mean()) if m.any() else float("nan")  # noqa: E731
+    values = [mean(mask & present)]
+    if len(partners):
+        values.append(mean(partner & present))
+    return np.array(values + [mean(~mask & ~partner & present),
+                              float(np.mean(y_true == np.asarray(y_pred))) if len(y_true) else 0.0,
+                              mean(present)])
+
+
+def effect_table(y_true, before, after, control=None, *, num_classes: int,
+                 chosen: Sequence[int], reps: int = 1000, seed: int = 0,
+                 level: float = 0.95, partners: Sequence[int] = ()) -> dict:
+    """Before/after/control and their differences, each with a bootstrap interval.
+
+    ``y_true`` (N,) labels of the measurement images; ``before``/``after``/``control`` (N,)
+    predicted labels of the start model, the round's model and the control's (None: no
+    control). Returns ``{metric: {"before", "after", "control", "change", "effect"}}`` for
+    each of :func:`round_metric_names` (``partners``: classes measured apart as "partner
+    F1", for pairs rounds), each entry ``{"value", "lo", "hi"}`` (``level`` interval over
+    ``reps`` seeded, paired resamples); ``change`` = after - before, ``effect`` = after -
+    control (the round's effect net of control; None without one).
+    """
+    y_true = labels_1d(y_true, "y_true")
+    preds = {"before": before, "after": after}
+    if control is not None:
+        preds["control"] = control
+    preds = {k: np.asarray(v) for k, v in preds.items()}
+    chosen = [int(c) for c in chosen]
+    partners = [int(p) for p in partners if int(p) not in chosen]
+    stat = lambda t, p: round_metrics(t, p, num_classes, chosen, partners)  # noqa: E731
+    point = {k: stat(y_true, v) for k, v in preds.items()}
+    arms = np.stack(list(preds.values()))                                   # (A, N)
+    resampled = paired_bootstrap(
+        lambda idx: [[stat(y_true[i], p[i]) for p in arms] for i in idx], len(y_true), reps,
+        seed)                                                               # (reps, A, K)
+    boot = {k: resampled[:, a] for a, k in enumerate(preds)}
+    point["change"], boot["change"] = point["after"] - point["before"], boot["after"] - boot["before"]
+    if control is not None:
+        point["effect"] = point["after"] - point["control"]
+        boot["effect"] = boot["after"] - boot["control"]
+    table = {}
+    for j, metric in enumerate(round_metric_names(partners)):
+        row = {}
+        for k in ("before", "after", "control", "change", "effect"):
+            if k not in point:
+                row[k] = None
+                continue
+            lo, hi = percentile_interval(boot[k][:, j], level)
+            row[k] = {"value": float(point[k][j]), "lo": float(lo), "hi": float(hi)}
+        table[metric] = row
+    return table
+
+
+def f1_losses(names: Sequence[str], support, f1_ref, f1_after, top: int = 5) -> list[dict]:
+    """The classes whose F1 fell most from ``f1_ref`` (C,) to ``f1_after`` (C,), worst
+    first, only those that fell: ``[{index, name, support, ref, after, delta}]``."""
+    f1_ref, f1_after = np.asarray(f1_ref, np.float64), np.asarray(f1_after, np.float64)
+    delta = f1_after - f1_ref
+    order = [int(i) for i in np.lexsort((np.arange(len(delta)), delta)) if delta[i] < 0][:top]
+    return [{"index": i, "name": names[i], "support": int(np.asarray(support)[i]),
+             "ref": float(f1_ref[i]), "after": float(f1_after[i]), "delta": float(delta[i])}
+            for i in order]
+
+
+def _fell(table: dict, has_control: bool, harmful: bool) -> tuple[list[str], str]:
+    """Top-1 / macro F1 cells below zero against the control (or the start without one):
+    those whose 95% interval lies below zero (``harmful``) or only the point estimate."""
+    key, what = ("effect", "the control") if has_control else ("change", "the start")
+    out = []
+    for m in ("top-1", "macro F1"):
+        cell = table[m][key]
+        if not cell or not cell["value"] < 0 or (cell["hi"] < 0) != harmful:
+            continue
+        k, d, unit = (100, 1, " pt") if m == "top-1" else (1, 3, "")
+        out.append(f"{m} {cell['value'] * k:+.{d}f}{unit} [{cell['lo'] * k:+.{d}f}, "
+                   f"{cell['hi'] * k:+.{d}f}]")
+    return out, what
+
+
+def effect_warning(table: dict, has_control: bool) -> str | None:
+    """One line when overall top-1 or macro F1 fell against the control (or against the
+    start without a control) with the whole 95% interval below zero; None otherwise (a fall
+    whose interval includes zero is :func:`effect_note`'s)."""
+    fell, what = _fell(table, has_control, harmful=True)
+    if not fell:
+        return None
+    return f"WARNING: the round lowered {' and '.join(fell)} against {what}"
+
+
+def effect_note(table: dict, has_control: bool) -> str | None:
+    """One neutral line when top-1 or macro F1 is below zero against the control (or the
+    start) but its 95% interval includes zero: no measurable change; None otherwise."""
+    fell, what = _fell(table, has_control, harmful=False)
+    if not fell:
+        return None
+    return (f"no measurable change: {' and '.join(fell)} against {what} (the 95% interval "
+            "includes zero)")

@@ -1,0 +1,104 @@
+"""Per-class scores, confusion matrices and top-k accuracy: the one F1 and the one top-k.
+
+Pure numpy over label vectors ``y_true``/``y_pred`` (N,) int and class probabilities
+``probs`` (N, C). F1, precision and recall come from one count of true positives per class
+(:func:`class_scores`), hand-written because the bootstrap calls it thousands of times per
+round (scikit-learn's ``precision_recall_fscore_support`` gives the same numbers, ~100x
+slower); top-k follows scikit-learn's ``top_k_accuracy_score`` (ties: the higher class index
+ranks first) but keeps the per-image hits the paired bootstrap needs.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from augmine.analysis._internal import labels_1d
+from augmine.core.errors import AugmineError
+
+
+def class_scores(y_true, y_pred, num_classes: int) -> dict[str, np.ndarray]:
+    """``{"precision", "recall", "f1", "support"}``, each (C,): per-class scores, 0 where a
+    class has no predicted (precision), no true (recall) or neither (F1) sample (as
+    scikit-learn's ``zero_division=0``); labels outside ``0..C-1`` are ignored."""
+    y_true, y_pred = labels_1d(y_true, "y_true"), labels_1d(y_pred, "y_pred")
+    if len(y_true) != len(y_pred):
+        raise AugmineError(f"y_true has {len(y_true)} labels but y_pred {len(y_pred)}")
+    count = lambda y: np.bincount(y, minlength=num_classes)[:num_classes]  # noqa: E731
+    tp = count(y_true[y_true == y_pred]).astype(np.float64)
+    true, pred = count(y_true), count(y_pred)
+    ratio = lambda a, b: np.where(b > 0, a / np.maximum(b, 1), 0.0)  # noqa: E731
+    return {"precision": ratio(tp, pred), "recall": ratio(tp, true),
+            "f1": ratio(2.0 * tp, true + pred), "support": true}
+
+
+def f1_scores(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """(C,) F1 per class (0 where a class has no true and no predicted sample)."""
+    return class_scores(y_true, y_pred, num_classes)["f1"]
+
+
+def per_class_report(y_true, y_pred, class_names: Sequence[str], probs=None,
+                     class_ids: Sequence[str] | None = None) -> dict:
+    """Per-class precision, recall, F1 and support plus the overall numbers.
+
+    ``y_true``, ``y_pred``: (N,) int class indices; ``class_names``: C names in label order;
+    ``probs``: optional (N, C) class probabilities (for top-5). Classes absent from both
+    vectors get 0 for every score (``zero_division=0``).
+
+    Returns ``{"num_samples", "accuracy", "top5_accuracy" (None without probs),
+    "macro": {precision, recall, f1}, "weighted": {...}, "macro_f1",
+    "per_class": [{index, class_id, name, precision, recall, f1, support}, ...]}``.
+    """
+    y_true, y_pred = labels_1d(y_true, "y_true"), labels_1d(y_pred, "y_pred")
+    num = len(class_names)
+    ids = list(class_ids) if class_ids is not None else list(class_names)
+    scores = class_scores(y_true, y_pred, num)
+    p, r, f, s = (scores[k] for k in ("precision", "recall", "f1", "support"))
+    avgs = {"macro": {k: float(np.mean(scores[k])) if num else 0.0
+                      for k in ("precision", "recall", "f1")},
+            "weighted": {k: float(np.average(scores[k], weights=s)) if s.sum() else 0.0
+                         for k in ("precision", "recall", "f1")}}
+    top5 = None
+    if probs is not None:
+        probs = np.asarray(probs)
+        if probs.shape != (len(y_true), num):
+            raise AugmineError(f"probs has shape {probs.shape}; expected ({len(y_true)}, {num})")
+        top5 = top_k_accuracy(y_true, probs, k=5)
+    per_class = [{"index": i, "class_id": ids[i], "name": class_names[i],
+                  "precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                  "support": int(s[i])} for i in range(num)]
+    return {"num_samples": int(len(y_true)),
+            "accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else 0.0,
+            "top5_accuracy": top5, "macro": avgs["macro"], "weighted": avgs["weighted"],
+            "macro_f1": avgs["macro"]["f1"], "per_class": per_class}
+
+
+def top_k_hits(y_true, probs, k: int = 5) -> np.ndarray:
+    """(N,) float64: 1 where the true class is among the ``k`` most probable of ``probs``
+    (N, C), else 0 (every sample hits when ``k >= C``)."""
+    y_true = labels_1d(y_true, "y_true")
+    probs = np.asarray(probs, dtype=np.float64)
+    if k >= probs.shape[1]:
+        return np.ones(len(y_true))
+    top = np.argsort(probs, axis=1, kind="mergesort")[:, ::-1][:, :k]
+    return (top == y_true[:, None]).any(axis=1).astype(np.float64)
+
+
+def top_k_accuracy(y_true, probs, k: int = 5) -> float:
+    """Share of samples whose true class is among the ``k`` most probable ((N,), (N, C) -> float)."""
+    hits = top_k_hits(y_true, probs, k)
+    return float(hits.mean()) if len(hits) else 0.0
+
+
+def f1_vector(report: dict) -> np.ndarray:
+    """(C,) F1 per class from a :func:`per_class_report` (or a stage report) dict."""
+    return np.array([c["f1"] for c in report["per_class"]], dtype=np.float64)
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """(C, C) int64 counts: row = true class, column = predicted class."""
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    return sk_confusion_matrix(labels_1d(y_true, "y_true"), labels_1d(y_pred, "y_pred"),
+                               labels=np.arange(num_classes)).astype(np.int64)

@@ -1,0 +1,205 @@
+"""The recipes of the augmentation browser: which files it offers, a typed path checked,
+edited entries back to recipe YAML, the arguments a transform takes, and the recipe one
+class trains under."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from augmine.core.errors import AugmineError
+from augmine.runs.rundir import RunDir
+
+
+def recipe_yaml(name: str, description: str, transforms: Sequence[dict],
+                classes: dict | None = None) -> str:
+    """Recipe YAML text (the format ``augmine recipe validate`` reads) from edited entries.
+
+    ``transforms``: dicts ``{transform, p, why, <args>}``; tuples become YAML lists.
+    ``classes``: the recipe's per-class overrides, kept; a ``without:`` name whose
+    transform was switched off is dropped (there is nothing left to leave out).
+    """
+    from augmine.augment.checks import transform_names
+    from augmine.augment.recipes import dump_recipe
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        if isinstance(v, np.generic):
+            return v.item()
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    entries = [plain(dict(t)) for t in transforms]
+    present = set(transform_names(entries))
+    kept = {}
+    for key, override in (classes or {}).items():
+        override = plain(dict(override))
+        if "without" in override:
+            override["without"] = [w for w in override["without"] if w in present]
+            if not override["without"]:
+                del override["without"]
+        kept[str(key)] = override
+    return dump_recipe({"name": name, "description": description, "transforms": entries,
+                        "classes": kept})
+
+
+def load_recipe_text(text: str, name: str = "edited"):
+    """Validate recipe YAML ``text`` like a recipe file named ``<name>.yaml``; returns the Recipe.
+
+    Raises a one-line AugmineError (as :func:`augmine.augment.recipes.load_recipe` does).
+    """
+    import yaml
+
+    from augmine.augment.recipes import parse_recipe
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise AugmineError(f"{name}.yaml: YAML error: {' '.join(str(exc).split())}") from None
+    return parse_recipe(data, f"{name}.yaml")
+
+
+def transform_defaults(name: str) -> dict[str, Any]:
+    """The constructor arguments of albumentations transform ``name`` with their defaults.
+
+    Shown in the app as a reminder of what can be added; {} when the name is unknown.
+    """
+    import albumentations as A
+
+    cls = getattr(A, name, None)
+    if cls is None:
+        return {}
+    out = {}
+    for pname, par in inspect.signature(cls.__init__).parameters.items():
+        if pname in ("self", "args", "kwargs", "p", "always_apply", "strict") or \
+                par.kind in (par.VAR_POSITIONAL, par.VAR_KEYWORD):
+            continue
+        out[pname] = None if par.default is inspect.Parameter.empty else par.default
+    return out
+
+
+def param_kind(value: Any) -> str:
+    """How the app edits one recipe argument: bool, int, float, pair, text or yaml."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    if isinstance(value, (list, tuple)) and len(value) == 2 and \
+            all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return "pair"
+    if isinstance(value, str):
+        return "text"
+    return "yaml"
+
+
+def recipe_choices(run_dir=None, folder: str | os.PathLike | None = None
+                   ) -> tuple[dict[str, str], str | None]:
+    """The recipes the browser offers: ``({path: label}, default path)``.
+
+    In order: the run's own (its config's phases and mining recipe, its gentle rounds'
+    tailored recipes), the recipe files (``*.yaml``/``*.yml`` with ``transforms:``) in
+    ``folder`` (the working folder), then the built-ins. A file listed twice keeps one
+    entry whose label names every role (``run phase 1 (16 px), run phase 2 (32 px):
+    light.yaml``). The default is the run's last phase's recipe, else the built-in
+    ``tiny-imagenet-14.yaml``, else the first.
+    """
+    from augmine.core.shipped import available_recipes, is_recipe_file, recipes_dir, resolve_recipe
+
+    roles: dict[str, list[str]] = {}
+    default = None
+
+    def add(path, role: str) -> str | None:
+        try:
+            key = str(Path(resolve_recipe(path)).resolve())
+        except AugmineError:
+            return None
+        roles.setdefault(key, []).append(role)
+        return key
+
+    if run_dir:
+        run = RunDir.of(run_dir)
+        try:
+            cfg = run.config
+        except AugmineError:
+            cfg = None
+        if cfg is not None:
+            for i, phase in enumerate(cfg.phases, 1):
+                default = add(phase.recipe, f"run phase {i} ({phase.size} px)") or default
+            if cfg.mining is not None and cfg.mining.recipe:
+                add(cfg.mining.recipe, "run mining")
+        for stage, path in run.gentle_recipes().items():
+            add(path, f"run {stage} gentle")
+    if folder and Path(folder).is_dir():
+        for path in sorted(Path(folder).glob("*.y*ml")):
+            if is_recipe_file(path):
+                add(path, "here")
+    for name in available_recipes():
+        key = add(recipes_dir() / f"{name}.yaml", "built-in")
+        if name == "tiny-imagenet-14":
+            default = default or key
+    labels = {path: f"{', '.join(dict.fromkeys(rs))}: {Path(path).name}"
+              for path, rs in roles.items()}
+    return labels, default or next(iter(labels), None)
+
+
+def check_recipe_path(text: str) -> str:
+    """The absolute path of the recipe file typed as ``text`` (``~`` expanded), checked
+    by loading it; a one-line AugmineError when it is missing or not a valid recipe."""
+    from augmine.augment.recipes import load_recipe
+
+    path = Path(text.strip().strip("'\"")).expanduser()
+    if not path.is_file():
+        raise AugmineError(f"{path}: no such recipe file; type the path of a .yaml recipe "
+                           "(`augmine recipe validate FILE` checks one)")
+    load_recipe(path)
+    return str(path.resolve())
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether a server bound to ``address`` is reachable from this machine only (unset
+    counts as loopback: ``augmine app`` binds 127.0.0.1 unless told otherwise)."""
+    import ipaddress
+
+    if not address or address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def class_preview(recipe, class_ids: Sequence[str], class_names: Sequence[str],
+                  label: int) -> tuple[Any, str | None, str | None]:
+    """``(the recipe class `label` trains under, note, warning)``.
+
+    A recipe with ``classes:`` overrides gives the class's own recipe
+    (:func:`augmine.augment.overrides.recipe_for_class`) and a note naming the override; overrides
+    that do not match this dataset's classes give the recipe unchanged and the one-line
+    problem as the warning. ``class_ids``/``class_names``: the dataset's, in label order.
+    """
+    from augmine.augment.overrides import class_overrides, recipe_for_class
+
+    if not recipe.classes:
+        return recipe, None, None
+    try:
+        overrides = class_overrides(recipe, class_ids, class_names)
+    except AugmineError as exc:
+        return recipe, None, f"{exc}; previewed without the class overrides"
+    override = overrides.get(int(label))
+    name = class_names[int(label)]
+    if override is None:
+        return recipe, (f"{name} has no override of its own ({len(overrides)} other "
+                        "classes have one): previewed as the recipe"), None
+    said = [f"strength {override['strength']:g}"] if "strength" in override else []
+    said += [f"without {', '.join(override['without'])}"] if override.get("without") else []
+    return recipe_for_class(recipe, override), (
+        f"{name} trains under its own override ({'; '.join(said) or 'as the recipe'}): "
+        "previewed as it trains"), None

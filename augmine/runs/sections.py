@@ -1,0 +1,321 @@
+"""The sections of a training config, one pydantic model each: ``model``
+(:class:`ModelConfig`), ``optimizer``, ``schedule`` (the only schema of the schedule keys;
+:func:`augmine.runs.factories.create_schedule` builds from it), ``regularization``,
+``mining`` and one of ``phases`` (:class:`Phase`). :class:`augmine.runs.config.TrainConfig`
+holds them; :func:`augmine.runs.config.load_config` is the only YAML reader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from pydantic import ValidationInfo, field_validator, model_validator
+
+from augmine.core.naming import did_you_mean
+from augmine.model.schedules import MODES as CYCLIC_MODES  # plain Python: no Keras import
+from augmine.runs._internal import (_choice, _Number, _object_in_context, _recipe_in_context,
+                                    _Section, _unknown_key, _Whole, _whole)
+
+SCHEDULE_MODES = CYCLIC_MODES + ("one_cycle", "cosine")
+# The keys each schedule mode takes (gamma: used by exp_range, accepted and ignored by the
+# other cyclic modes, as CyclicLR does).
+_CYCLIC_KEYS = ("min_lr", "max_lr", "half_cycle", "cycles_per_phase", "cycle_epochs", "gamma")
+SCHEDULE_KEYS = {**{mode: _CYCLIC_KEYS for mode in CYCLIC_MODES},
+                 "one_cycle": ("min_lr", "max_lr", "final_lr", "warmup_fraction",
+                               "warmup_steps", "warmup_epochs", "anneal"),
+                 "cosine": ("min_lr", "max_lr", "warmup_steps", "warmup_epochs")}
+OPTIMIZER_ARGS = {
+    "sgd": ("momentum", "nesterov", "weight_decay", "clipnorm", "global_clipnorm"),
+    "adam": ("beta_1", "beta_2", "epsilon", "amsgrad", "weight_decay", "clipnorm",
+             "global_clipnorm"),
+    "adamw": ("beta_1", "beta_2", "epsilon", "amsgrad", "weight_decay", "clipnorm",
+              "global_clipnorm"),
+    "rmsprop": ("rho", "momentum", "epsilon", "centered", "weight_decay", "clipnorm",
+                "global_clipnorm"),
+}
+
+
+DENSENET_KEYS = ("width", "growth_rate", "blocks", "layers_per_block", "compression",
+                 "dropout", "weight_decay")
+MODEL_SOURCES = ("builder", "application", "file")
+
+
+class ModelConfig(_Section):
+    """The model: the reference DenseNet (its hyper-parameters, see
+    :func:`augmine.model.densenet.build_densenet`; None = its default) or one of ``builder``
+    (``"package.module:function"``, called as ``function(num_classes=..., **args)``),
+    ``application`` (a ``keras.applications`` name, from scratch, ``args`` passed on) or
+    ``file`` (a saved ``.keras`` model). ``rescale``: put ``Rescaling(1/255)`` in front of a
+    builder/application/file model (None = when it has no scaling layer of its own; the run
+    records what was done). See :mod:`augmine.model.sources`."""
+
+    width: Optional[_Whole(1, "width")] = None
+    growth_rate: Optional[_Whole(1, "growth_rate")] = None
+    blocks: Optional[_Whole(1, "block count")] = None
+    layers_per_block: Optional[_Whole(1, "layers_per_block")] = None
+    compression: Optional[_Number(0.0, strict=True)] = None
+    dropout: Optional[_Number(0.0, below=1.0)] = None
+    weight_decay: Optional[_Number(0.0)] = None
+    builder: Optional[str] = None
+    application: Optional[str] = None
+    file: Optional[str] = None
+    args: Optional[dict[str, Any]] = None
+    rescale: Optional[bool] = None
+
+    _builder = field_validator("builder")(_object_in_context)
+
+    @field_validator("compression")
+    @classmethod
+    def _compression(cls, v):
+        if v is not None and not 0 < v <= 1:
+            raise ValueError("must be in (0, 1]")
+        return v
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, v, info: ValidationInfo):
+        ctx = info.context or {}
+        if v is None or not ctx.get("check_recipes", True):
+            return v
+        path = Path(v).expanduser()
+        if not path.is_absolute() and ctx.get("base_dir") is not None:
+            path = Path(ctx["base_dir"]) / path
+        if not path.is_file():
+            raise ValueError(f"{v} does not exist; fix the path (relative paths start at the "
+                             "config's folder)")
+        return str(path.resolve())
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        sources = [k for k in MODEL_SOURCES if getattr(self, k) is not None]
+        if len(sources) > 1:
+            raise ValueError(f"give one of {', '.join(sources)}, not several")
+        dense = [k for k in DENSENET_KEYS if getattr(self, k) is not None]
+        if sources and dense:
+            keys = "is a DenseNet key that does" if len(dense) == 1 else \
+                "are DenseNet keys that do"
+            raise ValueError(f"{', '.join(dense)} {keys} not apply to a model from "
+                             f"{sources[0]}; remove {'it' if len(dense) == 1 else 'them'} "
+                             f"or the {sources[0]}")
+        if self.args is not None and not (self.builder or self.application):
+            raise ValueError("'args' goes with a builder or an application; remove it")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``densenet``, ``builder``, ``application`` or ``file``."""
+        return next((k for k in MODEL_SOURCES if getattr(self, k) is not None), "densenet")
+
+    @property
+    def min_size(self) -> int:
+        """Smallest image size (px) this DenseNet accepts (1 for other models: they are
+        checked when built)."""
+        return 2 ** ((self.blocks or 5) - 1) if self.kind == "densenet" else 1
+
+
+class OptimizerConfig(_Section):
+    """``name`` (sgd, adam, adamw, rmsprop) and that optimizer's Keras arguments."""
+
+    name: str = "sgd"
+    momentum: Optional[float] = None
+    nesterov: Optional[bool] = None
+    beta_1: Optional[float] = None
+    beta_2: Optional[float] = None
+    epsilon: Optional[float] = None
+    amsgrad: Optional[bool] = None
+    rho: Optional[float] = None
+    centered: Optional[bool] = None
+    weight_decay: Optional[float] = None
+    clipnorm: Optional[float] = None
+    global_clipnorm: Optional[float] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_of_this_optimizer(cls, raw):
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        name = str(raw.get("name", "sgd")).lower()
+        if name not in OPTIMIZER_ARGS:
+            hint = did_you_mean(name, OPTIMIZER_ARGS) or \
+                f"choose one of {', '.join(OPTIMIZER_ARGS)}"
+            raise ValueError(f"name {name!r} is not supported; {hint}")
+        for key in raw:
+            if key != "name" and key not in OPTIMIZER_ARGS[name]:
+                raise ValueError(f"({name}) {_unknown_key(key, OPTIMIZER_ARGS[name])}")
+        if name == "sgd":
+            raw.setdefault("momentum", 0.9)
+            raw.setdefault("nesterov", True)
+        raw["name"] = name
+        return raw
+
+    def kwargs(self) -> dict:
+        """Keyword arguments of the Keras optimizer (everything set except ``name``)."""
+        return {k: v for k, v in self.options().items() if k != "name"}
+
+
+class ScheduleConfig(_Section):
+    """The learning-rate schedule, stepped per batch
+    (:func:`augmine.runs.factories.create_schedule` builds it; unset keys take the defaults
+    below). ``mode`` (default ``triangular``) and the keys it takes (:data:`SCHEDULE_KEYS`):
+
+    - ``triangular`` / ``triangular2`` / ``exp_range`` (cyclic, Smith 2017): ``min_lr``
+      (0.001), ``max_lr`` (0.05), ``gamma`` (used by ``exp_range`` only, 0.99994) and
+      ``half_cycle``: a step count (2000, the reference run) gives ``CyclicLR``, which
+      ignores phases; ``auto`` gives ``PhaseCyclicLR`` with cycles aligned to the phases
+      (``cycles_per_phase``, int or one per phase, default 1, or ``cycle_epochs``), so every
+      phase and the run end at ``min_lr``.
+    - ``one_cycle`` (Smith & Topin 2018): the rate rises linearly from ``min_lr`` (default
+      ``max_lr / 25``) to ``max_lr`` over the warm-up (``warmup_fraction``, default 0.3 of
+      the run, or ``warmup_steps`` / ``warmup_epochs``), then anneals to ``final_lr``
+      (default ``min_lr / 1000``) at the run's end. ``anneal: cos`` (default) is Keras'
+      ``CosineDecay``; ``linear`` (Smith & Topin's form) comes down linearly to ``min_lr``
+      over as many steps as the warm-up took, then to ``final_lr`` at the end.
+    - ``cosine``: Keras' ``CosineDecay``: linear warm-up from ``min_lr`` to ``max_lr`` over
+      ``warmup_steps`` / ``warmup_epochs`` (default none: starts at ``max_lr``), then cosine
+      decay to ``min_lr`` (default ``max_lr / 100``) at the run's end.
+    """
+
+    mode: str = "triangular"
+    min_lr: Optional[_Number(0.0, strict=True)] = None
+    max_lr: Optional[_Number(0.0, strict=True)] = None
+    half_cycle: Optional[Union[int, str]] = None
+    cycles_per_phase: Optional[Union[int, list[int]]] = None
+    cycle_epochs: Optional[_Number(0.0, strict=True)] = None
+    gamma: Optional[_Number(0.0, strict=True)] = None
+    final_lr: Optional[_Number(0.0, strict=True)] = None
+    warmup_fraction: Optional[_Number(0.0, below=1.0)] = None
+    warmup_steps: Optional[_Whole(0, "step count")] = None
+    warmup_epochs: Optional[_Number(0.0)] = None
+    anneal: Optional[str] = None
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, v):
+        return _choice(v, SCHEDULE_MODES)
+
+    @field_validator("half_cycle", mode="before")
+    @classmethod
+    def _half_cycle(cls, v):
+        if v is None or (isinstance(v, str) and v.lower() == "auto"):
+            return None if v is None else "auto"
+        if isinstance(v, str):
+            raise ValueError(f"{v!r} is not valid; use a step count or 'auto'")
+        return _whole(v, 1, "step count")
+
+    @field_validator("cycles_per_phase", mode="before")
+    @classmethod
+    def _cycles(cls, v):
+        if isinstance(v, list):
+            return [_whole(c, 1, "cycle count") for c in v]
+        return None if v is None else _whole(v, 1, "cycle count")
+
+    @field_validator("gamma")
+    @classmethod
+    def _gamma(cls, v):
+        if v is not None and v > 1:
+            raise ValueError(f"{v} is not valid; gamma is in (0, 1]")
+        return v
+
+    @field_validator("anneal", mode="before")
+    @classmethod
+    def _anneal(cls, v):
+        return None if v is None else _choice(v, ("cos", "linear"))
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        allowed = SCHEDULE_KEYS[self.mode]
+        for key in self.options():
+            if key != "mode" and key not in allowed:
+                raise ValueError(f"{key!r} does not apply to mode {self.mode!r}; it takes "
+                                 f"{', '.join(allowed)}")
+        if self.min_lr is not None and self.max_lr is not None and self.min_lr > self.max_lr:
+            raise ValueError(f"min_lr {self.min_lr} is above max_lr {self.max_lr}; swap them")
+        if (self.cycles_per_phase is not None or self.cycle_epochs is not None) and \
+                self.half_cycle != "auto":
+            raise ValueError("cycles_per_phase and cycle_epochs need half_cycle: auto")
+        if self.cycles_per_phase is not None and self.cycle_epochs is not None:
+            raise ValueError("give cycles_per_phase or cycle_epochs, not both")
+        warm = [k for k in ("warmup_fraction", "warmup_steps", "warmup_epochs")
+                if getattr(self, k) is not None]
+        if len(warm) > 1:
+            raise ValueError(f"give one of {', '.join(warm)}, not several")
+        return self
+
+
+class RegularizationConfig(_Section):
+    """Off by default (0): ``label_smoothing`` e (targets ``(1 - e) * y + e / C``),
+    ``mixup`` (Keras ``MixUp`` alpha) and ``cutmix`` (Keras ``CutMix`` factor) on training
+    batches (both on: alternate batches); see :mod:`augmine.train.regularization`. Weight decay
+    is the optimizer's ``weight_decay`` (decoupled)."""
+
+    label_smoothing: _Number(0.0, below=1.0) = 0.0
+    mixup: _Number(0.0) = 0.0
+    cutmix: _Number(0.0) = 0.0
+
+    @field_validator("cutmix")
+    @classmethod
+    def _factor(cls, v):
+        if v > 1:
+            raise ValueError(f"{v} is not valid; CutMix's factor is in [0, 1]")
+        return v
+
+    @property
+    def soft_targets(self) -> bool:
+        """Whether the loss must take soft targets (anything on)."""
+        return bool(self.label_smoothing or self.mixup or self.cutmix)
+
+
+class MiningConfig(_Section):
+    """Defaults of ``augmine mine plan``/``round`` (see :mod:`augmine.rounds.plans`)."""
+
+    policy: Optional[str] = None
+    k: Optional[_Whole(1, "class count")] = None
+    threshold: Optional[float] = None
+    z: Optional[float] = None
+    factor: Optional[_Number(0.0, strict=True)] = None
+    cap: Optional[_Number(0.0, strict=True)] = None
+    epochs: Optional[_Whole(1, "epoch count")] = None
+    recipe: Optional[str] = None
+    scheme: Optional[str] = None
+    class_weight: Optional[bool] = None
+    partners: Optional[_Whole(1, "partner count")] = None   # confusion partners per class (pairs)
+    # selection apart from measurement (rounds.plans), the control and the round's own LR
+    # (rounds.runner)
+    holdout: Optional[_Number(0.0, below=1.0)] = None
+    selection: Optional[str] = None
+    control: Optional[bool] = None
+    min_lr: Optional[_Number(0.0, strict=True)] = None
+    max_lr: Optional[_Number(0.0, strict=True)] = None
+
+    _recipe = field_validator("recipe")(_recipe_in_context)
+
+
+class Phase(_Section):
+    """One training phase: image ``size`` (px), ``epochs``, the ``recipe`` (absolute path),
+    its ``strength`` (None = 1, as written; see :func:`augmine.augment.strength.scale_recipe`) and
+    ``presize``: shrink every image to ``size`` once and keep the shrunk images decoded in
+    memory, so the recipe runs on small images (a cheaper small phase; crops then come from
+    the shrunk image, not the same augmentation)."""
+
+    size: int
+    epochs: _Whole(1, "epoch count")
+    recipe: str = "none"
+    strength: Optional[_Number(0.0)] = None
+    presize: bool = False
+
+    def feed_options(self) -> dict:
+        """The phase's keyword arguments for :func:`augmine.feed.feeds.train_dataset`."""
+        return {"presize": self.presize, "cache": "memory" if self.presize else None}
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+            raise ValueError(f"{v!r} is not a valid image size; use a whole number of pixels")
+        if v > 2048:
+            raise ValueError(f"{v} px is too large; use at most 2048")
+        return int(v)
+
+    _recipe = field_validator("recipe", mode="before")(_recipe_in_context)
