@@ -295,7 +295,8 @@ def test_interrupted_pairs_round_resumes_with_its_partners(trained_pairs_run, tm
     them; other partners (or another mode) ask for --redo instead of mixing two plans."""
     import keras
 
-    from augmine.rounds.rounds import round_status, run_round
+    from augmine.rounds.runner import run_round
+    from augmine.rounds.state import round_status
 
     run = tmp_path / "run"
     shutil.copytree(trained_pairs_run, run)

@@ -233,7 +233,7 @@ def test_factor_one_round_has_no_effect_net_of_control(mining_run, tmp_path):
     its effect net of control is zero (tolerance 0.02 on every metric; it is exactly 0 on
     the CPU, where the same seeds give the same batches and updates)."""
     from augmine.rounds.arms import describe_arm
-    from augmine.rounds.rounds import run_round
+    from augmine.rounds.runner import run_round
 
     run = copy_run(mining_run, tmp_path)
     res = run_round(run, progress=False, factor=1.0, epochs=1)
@@ -274,7 +274,7 @@ def test_holdout_selection_and_compare(synth_root, tmp_path):
     weak classes are chosen on it, all of val measures, suspects are scored on it. Then
     `mine compare` trains every mode and a control beside the run and prints one table."""
     from augmine.analysis.splits import apply_holdout
-    from augmine.rounds.rounds import load_run_index
+    from augmine.rounds.plans import load_run_index
     from augmine.train.phases import train_run
 
     cfg = tiny_config(**MINING)
@@ -316,7 +316,7 @@ def test_round_effect_selection_and_measurement_never_overlap(synth_index):
     """The val-half selection and measurement images are disjoint, cover val, and split
     every class in two; the effect of a round is measured on the measurement half only."""
     from augmine.analysis.splits import selection_split
-    from augmine.rounds.rounds import measure_round
+    from augmine.rounds.measure import measure_round
 
     y = np.asarray(synth_index.val.labels)
     sel, meas = selection_split(y, seed=0)
@@ -349,7 +349,8 @@ def test_planted_weak_class_oversampling_helps_net_of_control(tmp_path):
     (about 30 s; with data seed 0 it held for training seeds 0, 1 and 2: +0.50, +0.28,
     +0.42, lower bounds +0.25, +0.08, +0.17; a factor-1 plan is exactly the control, see
     test_factor_one_round_has_no_effect_net_of_control)."""
-    from augmine.rounds.rounds import format_effect, run_round
+    from augmine.rounds.runner import run_round
+    from augmine.rounds.text import format_effect
     from augmine.data.synth import write_synthetic_dataset
     from augmine.train.phases import train_run
 

@@ -92,7 +92,7 @@ def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[s
     stage the round started from; the F1 of the plan's chosen classes is compared.
     ``val_paths`` (N,): the val images' paths (kept in ``predictions.npz`` for the app);
     empty strings when not given. ``run_dir``: a path or :class:`RunDir`. ``effect``: a
-    round's measurement (:func:`augmine.rounds.rounds.measure_round`: before/after/control on the
+    round's measurement (:func:`augmine.rounds.measure.measure_round`: before/after/control on the
     measurement images, with intervals); when given, ``before``/``after``/``changes`` come
     from it (measurement images only) and ``report.md`` shows it.
     """

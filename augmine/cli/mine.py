@@ -18,11 +18,12 @@ def command() -> None:
 
 
 def _stage_report(run: Path, stage: str | None) -> dict:
-    from augmine.analysis.reports import latest_report, load_stage_report
-    from augmine.rounds.rounds import check_run_dir
+    from augmine.analysis.reports import load_stage_report
+    from augmine.rounds.state import RoundState
 
-    run = check_run_dir(run)
-    return load_stage_report(run, stage) if stage else latest_report(run)
+    if stage:
+        return load_stage_report(RunDir.of(run).check(), stage)
+    return RoundState.read(run).latest_report
 
 
 @command.command("analyze")
@@ -33,6 +34,7 @@ def _stage_report(run: Path, stage: str | None) -> dict:
 def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
     """The per-class table and the most confused pairs of RUN."""
     from augmine.analysis.pairs import describe_pair, describe_symmetric
+    from augmine.rounds.text import format_round_outcome
 
     rep = _stage_report(run, stage)
     size = f", {rep['size']} px" if rep.get("size") else ""
@@ -56,27 +58,13 @@ def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
     click.echo("both directions:")
     for p in rep["symmetric_pairs"][:top]:
         click.echo(f"  {describe_symmetric(p)}")
-    if rep.get("effect"):
-        from augmine.rounds.rounds import format_effect
-
-        click.echo(f"\nround effect (from {rep['before']['stage']}):")
-        for line in format_effect(rep["effect"]):
-            click.echo(f"  {line}")
-    elif rep.get("changes"):
-        click.echo(f"\nbefore ({rep['before']['stage']}) -> after:")
-        _echo_changes(rep)
+    outcome = format_round_outcome(rep)
+    if outcome:
+        click.echo(f"\nround effect (from {rep['before']['stage']}):" if rep.get("effect") else
+                   f"\nbefore ({rep['before']['stage']}) -> after:")
+        for line in outcome:
+            click.echo(line)
     click.echo(f"\nreport: {RunDir(run).report_file(rep['stage'], 'report.md')}")
-
-
-def _echo_changes(rep: dict) -> None:
-    b, a = rep["before"], rep["after"]
-    click.echo(f"  {'accuracy':<30} {b['accuracy']:.1%} -> {a['accuracy']:.1%} "
-               f"({(a['accuracy'] - b['accuracy']) * 100:+.1f} pt)")
-    click.echo(f"  {'macro F1':<30} {b['macro_f1']:.3f} -> {a['macro_f1']:.3f}")
-    for ch in rep["changes"]:
-        before = "-" if ch["before"] is None else f"{ch['before']:.3f}"
-        delta = "" if ch["delta"] is None else f" ({ch['delta']:+.3f})"
-        click.echo(f"  F1 {ch['name'][:27]:<27} {before} -> {ch['after']:.3f}{delta}")
 
 
 _POLICY = click.Choice(["bottom-k", "threshold", "zscore"])
@@ -104,23 +92,26 @@ _POLICY = click.Choice(["bottom-k", "threshold", "zscore"])
 def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe, partners,
          force) -> None:
     """Write the next round's oversampling plan for RUN and print what it would do."""
-    from augmine.rounds.rounds import check_run_dir, format_plan, load_run_index, plan_round, round_status
+    from augmine.rounds.plans import load_run_index, plan_round
+    from augmine.rounds.state import RoundState
+    from augmine.rounds.text import format_plan
 
-    run = check_run_dir(run).check_writable("mine plan")
+    state = RoundState.read(run)
+    run = state.run.check_writable("mine plan")
     if recipe is not None:
         from augmine.core.shipped import resolve_recipe
 
         recipe = str(resolve_recipe(recipe))
     index = load_run_index(run)
-    round_no, p, src = plan_round(run, force=force, policy=policy, k=k, threshold=threshold, z=z,
-                                  factor=factor, cap=cap, scheme=scheme, recipe=recipe,
-                                  partners=partners)
+    round_no, p, src = plan_round(state, index=index, force=force, policy=policy, k=k,
+                                  threshold=threshold, z=z, factor=factor, cap=cap, scheme=scheme,
+                                  recipe=recipe, partners=partners)
     p.aligned_to(index.class_ids, index.class_names)      # a plan must fit the run's dataset
     click.echo(f"round {round_no} plan from {src['stage']} (policy {p.policy['policy']}, "
                f"{p.policy['scheme']} factors):")
     for line in format_plan(p, index.class_counts("train")):
         click.echo(line)
-    redo = " --redo" if round_status(run, round_no) == "interrupted" else ""
+    redo = " --redo" if state.status(round_no) == "interrupted" else ""
     how = f"`augmine mine round {run}{redo}`" if run.has_checkpoint("last") else \
         "your own fit on augmine.oversampled_feed(index, recipe, size, batch_size, PLAN)"
     click.echo(f"wrote {run.plan_path(round_no)}; run it with {how}")
@@ -160,29 +151,19 @@ def round_(run: Path, epochs, mode, partners, round_no, redo, no_control, select
     Uses plans/round-N.json (from `augmine mine plan`), or makes it from the config's
     mining settings. An interrupted round (or control) can simply be run again.
     """
-    from augmine.rounds.arms import describe_arm, format_pairs
-    from augmine.rounds.rounds import check_run_dir, format_effect, run_round
+    from augmine.rounds.runner import run_round
+    from augmine.rounds.state import RoundState
+    from augmine.rounds.text import format_round
 
-    check_run_dir(run).check_writable("mine round")
-    res = run_round(run, epochs=epochs, mode=mode, round_no=round_no, redo=redo,
+    state = RoundState.read(run)
+    state.run.check_writable("mine round")
+    res = run_round(state, epochs=epochs, mode=mode, round_no=round_no, redo=redo,
                     progress=not no_progress, control=False if no_control else None,
                     selection=selection, skip_bad=skip_bad, partners=partners,
                     echo=click.echo)
-    rep = res.report
-    resumed = ", resumed after an interruption" if res.resumed else ""
-    lo, hi = rep["meta"].get("lr") or (None, None)
-    lr = f", LR {lo:g} -> {hi:g} -> {lo:g}" if lo is not None else ""
-    click.echo(f"round {res.round} ({describe_arm(res.plan, res.mode)}; "
-               f"{rep['meta'].get('epochs')} epochs{lr}{resumed}) chose "
-               f"{len(res.plan.weak)} classes: {', '.join(res.plan.weak_names)}")
-    if res.mode == "pairs":
-        click.echo("pairs (each chosen class with its confusion partners on the selection "
-                   "images):")
-        for line in format_pairs(res.plan):
-            click.echo(line)
-    for line in format_effect(rep["effect"]):
+    for line in format_round(res):
         click.echo(line)
-    click.echo(f"report: {RunDir(run).report_file(f'round-{res.round}', 'report.md')}")
+    click.echo(f"report: {state.run.report_file(f'round-{res.round}', 'report.md')}")
 
 
 @command.command("compare")
@@ -205,7 +186,8 @@ def compare(run: Path, epochs, recipe, modes, partners, selection, no_progress) 
     seeds, in branches beside the run (the run itself is unchanged); prints each mode's
     effect net of control.
     """
-    from augmine.rounds.rounds import compare_modes, format_compare
+    from augmine.rounds.compare import compare_modes
+    from augmine.rounds.text import format_compare
 
     res = compare_modes(run, epochs=epochs, modes=tuple(modes) or COMPARE_MODES,
                         strong_recipe=recipe, progress=not no_progress, selection=selection,
@@ -222,9 +204,8 @@ def compare(run: Path, epochs, recipe, modes, partners, selection, no_progress) 
 def history_(run: Path, classes) -> None:
     """F1 of chosen classes and overall accuracy across the phases and rounds of RUN."""
     from augmine.analysis.reports import history
-    from augmine.rounds.rounds import check_run_dir
 
-    h = history(check_run_dir(run), list(classes) or None)
+    h = history(RunDir.of(run).check(), list(classes) or None)
     names = h["classes"]
     head = f"{'stage':<10} {'size':>5} {'accuracy':>9} {'macro F1':>9}"
     click.echo(head + "".join(f" {n[:14]:>14}" for n in names))
@@ -247,10 +228,12 @@ def history_(run: Path, classes) -> None:
 def suspects(run: Path, per_class: int, classes, in_sample: bool, skip_bad: bool) -> None:
     """Images of the weak classes the model believes least (possible label errors), scored
     out of sample: the held-out slice of train when the run has one, else val."""
-    from augmine.rounds.rounds import check_run_dir, find_suspects
+    from augmine.rounds.state import RoundState
+    from augmine.rounds.suspects import find_suspects
 
-    check_run_dir(run).check_writable("mine suspects")
-    out, rows = find_suspects(run, per_class=per_class, classes=list(classes) or None,
+    state = RoundState.read(run)
+    state.run.check_writable("mine suspects")
+    out, rows = find_suspects(state, per_class=per_class, classes=list(classes) or None,
                               in_sample=in_sample, skip_bad=skip_bad)
     if rows:
         click.echo(f"scored on {rows[0]['split']} images, {rows[0]['scored']}")

@@ -72,8 +72,8 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
     from augmine.data.layouts import load_index
     from augmine.augment.inspection import inspect_dataset, write_report
     from augmine.core.shipped import resolve_config
-    from augmine.analysis.reports import list_stage_reports
-    from augmine.rounds.rounds import done_rounds, run_round
+    from augmine.rounds.runner import run_round
+    from augmine.rounds.state import RoundState
     from augmine.data.synth import ensure_default_dataset
     from augmine.train.phases import train_run
 
@@ -118,14 +118,16 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
     train_run(cfg, data_root=data, run_dir=run, resume=resume, progress=progress,
               skip_bad=skip_bad)
 
-    if not done_rounds(run):
+    rounds = RoundState.read(run)
+    if not rounds.done:
         echo("4/5 mining round 1: oversampling the weakest classes for extra epochs, and a "
              "control round with plain sampling")
-        run_round(run, progress=progress, skip_bad=skip_bad)
+        run_round(rounds, progress=progress, skip_bad=skip_bad)
+        rounds = RoundState.read(run)
     else:
         echo("4/5 mining round 1 already done")
 
-    reports = list_stage_reports(run)
+    reports = rounds.reports
     summary = DemoSummary(data=data, run_dir=run.path, inspection_dir=inspection_dir,
                           phases=[r for r in reports if r.get("kind") == "phase"],
                           round=next((r for r in reports if r.get("kind") == "round"), None),
@@ -139,6 +141,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
 def format_summary(s: DemoSummary) -> list[str]:
     """The demo's closing summary as lines of text."""
     from augmine.analysis.pairs import describe_symmetric
+    from augmine.rounds.text import format_round_outcome
 
     lines = ["", f"{'stage':<10}{'size':>6}{'epochs':>8}{'total':>7}{'accuracy':>10}"
                  f"{'top-5':>8}{'macro F1':>10}"]
@@ -150,14 +153,8 @@ def format_summary(s: DemoSummary) -> list[str]:
     if s.round:
         r = s.round
         mode = (r.get("meta") or {}).get("mode", "oversample")
-        lines += ["", f"mining round 1 ({mode}, from {r['before']['stage']}) against its control:"]
-        if r.get("effect"):
-            from augmine.rounds.rounds import format_effect
-
-            lines += [f"  {line}" for line in format_effect(r["effect"])]
-        else:                                    # a round report from before controls
-            lines += [f"  {ch['name']:<28}  {ch['before']:.3f} -> {ch['after']:.3f}"
-                      for ch in r.get("changes") or []]
+        lines += ["", f"mining round 1 ({mode}, from {r['before']['stage']}) against its control:",
+                  *format_round_outcome(r)]
     last = s.round or (s.phases[-1] if s.phases else None)
     if last:
         lines += ["", f"top confused pairs ({last['stage']}, val):"]

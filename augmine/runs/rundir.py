@@ -38,6 +38,8 @@ from augmine.core.errors import AugmineError
 
 HISTORY_COLUMNS = ("stage", "phase", "size", "epoch", "lr", "loss", "accuracy",
                    "val_loss", "val_accuracy")
+SUSPECT_COLUMNS = ("name", "path", "split", "scored", "self_confidence", "predicted_name",
+                   "predicted_prob")
 _SNAPSHOT = ("last", "best", "state")
 # The files of a stage report, reports/<stage>/ (written by augmine.analysis.reports).
 REPORT_FILES = ("report.json", "per_class.csv", "confusion.npy", "report.md", "f1.png",
@@ -356,12 +358,7 @@ class RunDir:
             return list(csv.DictReader(fh))
 
     def _write_history(self, rows: list[dict]) -> None:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore",
-                                lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic.write_text(self.history_path, buf.getvalue())
+        _write_csv(self.history_path, HISTORY_COLUMNS, rows)
 
     def append_history(self, row: dict) -> None:
         """Add one epoch's row (values formatted: floats to 6 significant digits)."""
@@ -384,6 +381,13 @@ class RunDir:
     def promote_best(self, size: int | None = None) -> None:
         """Copy ``last.keras`` to ``best.keras`` or, with ``size``, to ``best-<size>px.keras``."""
         _copy_atomic(self.checkpoint("last"), self.checkpoint("best", size))
+
+    # ----------------------------------------------------------------------- suspects
+
+    def write_suspects(self, stage: str, rows: list[dict]) -> Path:
+        """Write ``rows`` (their SUSPECT_COLUMNS, values as given) as the stage's
+        ``suspects.csv``, atomically; its path."""
+        return _write_csv(self.suspects_path(stage), SUSPECT_COLUMNS, rows)
 
     # ----------------------------------------------------------------------- plans
 
@@ -441,6 +445,15 @@ def _why_not_writable(folder: Path) -> str:
     except (OSError, AttributeError):
         pass
     return "permission denied"
+
+
+def _write_csv(path: Path, columns, rows: list[dict]) -> Path:
+    """Write ``rows``' ``columns`` (a header, then one line each) to ``path`` atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic.write_text(path, buf.getvalue())
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:

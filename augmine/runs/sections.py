@@ -268,7 +268,7 @@ class RegularizationConfig(_Section):
 
 
 class MiningConfig(_Section):
-    """Defaults of ``augmine mine plan``/``round`` (see :mod:`augmine.rounds.rounds`)."""
+    """Defaults of ``augmine mine plan``/``round`` (see :mod:`augmine.rounds.plans`)."""
 
     policy: Optional[str] = None
     k: Optional[_Whole(1, "class count")] = None
@@ -281,7 +281,8 @@ class MiningConfig(_Section):
     scheme: Optional[str] = None
     class_weight: Optional[bool] = None
     partners: Optional[_Whole(1, "partner count")] = None   # confusion partners per class (pairs)
-    # selection apart from measurement, the control and the round's own LR (augmine.rounds.rounds)
+    # selection apart from measurement (rounds.plans), the control and the round's own LR
+    # (rounds.runner)
     holdout: Optional[_Number(0.0, below=1.0)] = None
     selection: Optional[str] = None
     control: Optional[bool] = None

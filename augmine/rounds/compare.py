@@ -1,0 +1,84 @@
+"""``mine compare``: every round mode and a control trained side by side from the run's
+checkpoint, in branches beside the run (the run itself is not changed)."""
+
+from __future__ import annotations
+
+import logging
+
+from augmine.analysis.plans import OversamplingPlan, partner_classes
+from augmine.core.errors import AugmineError
+from augmine.rounds.arms import COMPARE_MODES, arm, arm_inputs, compare_length, format_pairs
+from augmine.rounds.measure import measure_round
+from augmine.rounds.plans import load_run_index, mining_settings, selected_plan, selection_method
+from augmine.rounds.runner import (checked_epochs, round_lr_range, round_schedule, round_steps,
+                                   train_arm)
+from augmine.rounds.state import RoundState
+
+log = logging.getLogger("augmine")
+
+DEFAULT_STRONG_RECIPE = "tiny-imagenet-14.yaml"   # compare's recipe mode, unless set
+
+
+def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
+                  strong_recipe: str | None = None, progress: bool = True, echo=None,
+                  **plan_settings) -> dict:
+    """Train ``modes`` (of :data:`~augmine.rounds.arms.COMPARE_MODES`) and a control from the
+    run's current checkpoint, each in its own branch (``branches/compare-step-S/<mode>``;
+    the run itself is not changed), the same plan, epochs, steps (every arm's epoch
+    stretched to :func:`~augmine.rounds.arms.compare_length`), LR and seeds; returns ``{"plan",
+    "selection", "epochs", "steps", "recipe", "effects": {mode: measure_round dict},
+    "group"}``. ``run_dir``: a path, RunDir or :class:`~augmine.rounds.state.RoundState`.
+    With ``pairs`` among the modes every mode's effect also has the partner classes' row.
+    ``echo`` gets a header before each arm trains (default: the log). Running it again
+    resumes unfinished branches and re-measures.
+    """
+    say = echo or log.info
+    state = RoundState.of(run_dir)
+    run = state.run
+    if not run.has_checkpoint("last"):
+        raise AugmineError(f"{run.checkpoint('last')} is missing; train the run first")
+    settings = mining_settings(run, **plan_settings)
+    epochs = checked_epochs(epochs, settings)
+    for m in modes:
+        arm(m)
+    index = load_run_index(run)
+    start = state.latest_report
+    selection = selection_method(run, settings.get("selection"))
+    plan = selected_plan(state, index, start, selection, settings)
+    plan = OversamplingPlan(plan.factors, plan.weak, plan.class_ids, plan.class_names, None,
+                            plan.policy)
+    if any(arm(m).partners for m in modes):
+        say("confusion partners on the selection images:")
+        for line in format_pairs(plan):
+            say(line)
+    from augmine.core.shipped import resolve_recipe
+
+    strong = str(resolve_recipe(strong_recipe or settings.get("recipe") or DEFAULT_STRONG_RECIPE))
+    cfg = run.config
+    start_step = int(run.read_state().get("step", 0))
+    group = f"compare-step-{start_step}"
+    stage = f"round-{state.next}"
+    batch_size = cfg.batch_size
+    length = compare_length(plan, index)
+    options = {"strong_recipe": strong}
+    if "gentle" in modes:
+        from augmine.rounds.gentle import gentle_recipe
+
+        options["gentle_recipe"] = gentle_recipe(run, index, plan, selection, group,
+                                                 resume=True, progress=progress)
+    arms = {m: arm_inputs(m, plan, index, batch_size, length, **options)
+            for m in (*modes, "control")}
+    steps = round_steps(index, arms["control"], batch_size, epochs)
+    schedule = round_schedule(*round_lr_range(cfg, settings), start_step, steps)
+    before_probs = state.probs(start["stage"], index)
+    probs = {}
+    for i, (m, inputs) in enumerate(arms.items(), 1):
+        say(f"compare: {'mode ' if m != 'control' else ''}{m} ({i}/{len(arms)}), {epochs} "
+            f"epoch{'s' if epochs != 1 else ''}, {steps} steps")
+        _, probs[m] = train_arm(run.branch(group, m), index, epochs, stage, inputs, schedule,
+                                progress, label=f"compare {m}")
+    partners = partner_classes(plan) if any(arm(m).partners for m in modes) else []
+    effects = {m: measure_round(index, selection, cfg.seed, plan.weak, before_probs, probs[m],
+                                probs["control"], partners=partners) for m in modes}
+    return {"plan": plan, "selection": selection, "epochs": epochs, "steps": steps,
+            "recipe": strong, "effects": effects, "group": str(run.branch_dir(group, ""))}

@@ -1,0 +1,146 @@
+"""A round's plan: the mining settings, where weak classes are chosen (the selection
+images, never the ones that measure the round) and the plan made from them.
+
+``mine plan`` writes the plan of the next round (:func:`plan_round`); ``mine round`` and
+``mine compare`` make it the same way when no plan was written (:func:`selected_plan`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from augmine.analysis.metrics import confusion_matrix, f1_scores, f1_vector
+from augmine.analysis.plans import OversamplingPlan, make_plan, with_partners
+from augmine.analysis.splits import apply_holdout, selection_split
+from augmine.core.errors import AugmineError
+from augmine.rounds.state import RoundState
+from augmine.runs.rundir import RunDir
+from augmine.train.evaluation import evaluate_model, evaluation_settings
+
+SELECTIONS = ("val-half", "holdout")
+# mining defaults when the run's config has no ``mining:`` section
+MINING_DEFAULTS = {"policy": "bottom-k", "k": 20, "threshold": None, "z": None, "factor": 3.0,
+                   "cap": None, "epochs": 5, "recipe": None, "selection": None,
+                   "control": True, "min_lr": None, "max_lr": None, "partners": 1}
+
+
+def mining_settings(run_dir, **overrides) -> dict:
+    """Mining settings: defaults < the config's ``mining:`` section < ``overrides`` (not None)."""
+    run = RunDir.of(run_dir)
+    settings = dict(MINING_DEFAULTS)
+    if run.config_path.is_file():
+        settings.update(run.config.mining.options())
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return settings
+
+
+def load_run_index(run_dir):
+    """The run's dataset (``data:`` in its config) as a DatasetIndex; with ``mining.holdout``
+    its held-out slice of train is the ``holdout`` split (never trained on)."""
+    from augmine.data.layouts import load_index
+
+    run = RunDir.of(run_dir)
+    return apply_holdout(load_index(run.recorded_data()), run.config.mining.holdout,
+                         run.config.seed)
+
+
+def selection_method(run_dir, selection: str | None = None) -> str:
+    """Where weak classes are chosen: ``val-half`` (a seeded, stratified half of val; the
+    other half measures the round) or ``holdout`` (the held-out slice of train, set by
+    ``mining.holdout`` before training; all of val measures). Default: holdout when the
+    run has one, else val-half."""
+    run = RunDir.of(run_dir)
+    held = run.config.mining.holdout
+    selection = selection or ("holdout" if held else "val-half")
+    if selection not in SELECTIONS:
+        raise AugmineError(f"selection {selection!r}: choose one of {', '.join(SELECTIONS)}")
+    if selection == "holdout" and not held:
+        raise AugmineError(f"{run.config_path}: selection 'holdout' needs `mining: {{holdout: "
+                           "0.1}}` in the training config before training; use val-half")
+    return selection
+
+
+def selection_report(state: RoundState, index, report: dict, selection: str) -> dict:
+    """Per-class F1 (with support) on the selection images, for choosing weak classes.
+
+    ``val-half``: ``report``'s saved val predictions on the selection half; ``holdout``:
+    the run's last checkpoint on the held-out slice of train. Returns a report-like dict
+    ``{stage, selection, images, per_class: [{class_id, name, f1, support}], confusion}``
+    (``confusion``: (C, C) counts on the selection images, row = true class, as lists)."""
+    run = state.run
+    if selection == "val-half":
+        y = np.asarray(index.val.labels, np.int64)
+        probs = state.probs(report["stage"], index)
+        sel, _ = selection_split(index.val.labels, run.config.seed)
+        y, pred = y[sel], probs[sel].argmax(axis=1)
+    else:
+        from augmine.train.fit import load_checkpoint
+
+        size, batch_size = evaluation_settings(run.config)
+        model = load_checkpoint(run.checkpoint("last"), compile=False)
+        y, probs = evaluate_model(model, index, size, batch_size, split="holdout")
+        pred = probs.argmax(axis=1)
+    f1 = f1_scores(y, pred, index.num_classes)
+    support = np.bincount(y, minlength=index.num_classes)
+    return {"stage": report["stage"], "selection": selection, "images": int(len(y)),
+            "per_class": [{"class_id": cid, "name": name, "f1": float(f1[i]),
+                           "support": int(support[i])}
+                          for i, (cid, name) in enumerate(zip(index.class_ids, index.class_names))],
+            "confusion": confusion_matrix(y, pred, index.num_classes).tolist()}
+
+
+def plan_from_report(report: dict, **settings) -> OversamplingPlan:
+    """An OversamplingPlan from a stage report's per-class F1 and mining ``settings``
+    (policy, k, threshold, z, factor, cap, scheme, recipe)."""
+    keys = ("policy", "k", "threshold", "z", "factor", "cap", "scheme", "recipe")
+    kw = {k: settings.get(k) for k in keys if settings.get(k) is not None}
+    if "factor" in kw:
+        kw["factor"] = float(kw["factor"])
+    return make_plan(f1_vector(report), [c["class_id"] for c in report["per_class"]],
+                     [c["name"] for c in report["per_class"]], source=report["stage"], **kw)
+
+
+def selected_plan(state: RoundState, index, report: dict, selection: str,
+                  settings: dict) -> OversamplingPlan:
+    """The plan made from the selection images' F1 (see :func:`selection_report`); its
+    ``policy`` records the selection, the chosen classes' selection support and their
+    confusion partners on the selection images (``settings["partners"]`` each, default 1;
+    :func:`~augmine.analysis.plans.with_partners`; the ``pairs`` mode oversamples them too)."""
+    sel = selection_report(state, index, report, selection)
+    plan = plan_from_report(sel, **settings).aligned_to(index.class_ids, index.class_names)
+    plan.policy.update({"selection": selection, "selection_images": sel["images"],
+                        "support": {sel["per_class"][i]["name"]: sel["per_class"][i]["support"]
+                                    for i in plan.weak}})
+    return with_partners(plan, np.asarray(sel["confusion"]), settings.get("partners") or 1)
+
+
+def plan_round(run_dir, round_no: int | None = None, force: bool = False, index=None,
+               **settings) -> tuple[int, OversamplingPlan, dict]:
+    """Make and write the plan of the next round (or ``round_no``) from the latest report.
+
+    ``run_dir``: a path, RunDir or :class:`RoundState`; ``index``: the run's dataset
+    (default :func:`load_run_index`). ``settings`` override the config's ``mining:``
+    section. The plan of an interrupted round is in use and is replaced only with ``force``
+    (the round must then be redone). Returns ``(round_no, plan, source_report)``.
+    """
+    state = RoundState.of(run_dir)
+    run = state.run
+    report = state.latest_report
+    nxt = state.next
+    round_no = nxt if round_no is None else int(round_no)
+    if round_no in state.done:
+        raise AugmineError(f"round {round_no} of {run} is already done; plan round {nxt} "
+                           "instead (omit --round)")
+    if not force and state.status(round_no) == "interrupted":
+        raise AugmineError(
+            f"round {round_no} of {run} was interrupted and its plan "
+            f"{run.plan_path(round_no)} is in use; resume the round with `augmine mine "
+            f"round {run}`, or replace its plan with `augmine mine plan {run} --force` "
+            "(plus your plan options) and then restart the round with "
+            f"`augmine mine round {run} --redo`")
+    opts = mining_settings(run, **settings)
+    index = load_run_index(run) if index is None else index
+    plan = selected_plan(state, index, report, selection_method(run, opts.get("selection")),
+                         opts)
+    state.write_plan(round_no, plan)
+    return round_no, plan, report

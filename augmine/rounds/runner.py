@@ -1,0 +1,292 @@
+"""Mining rounds on a run folder: plan -> extra epochs on the weak classes -> report.
+
+A round N uses the run's saved plan of round N (written by ``mine plan``,
+:func:`augmine.rounds.plans.plan_round`, or made from the latest report and the config's
+``mining:`` defaults when absent), trains extra epochs from the run's last checkpoint
+through the trainer (:func:`augmine.train.phases.train_extra_epochs`) on the round's own
+learning rate, trains a control from the same start (plain sampling, the same steps, LR
+and seeds), re-evaluates and writes the ``round-N`` report with the effect against the
+start and the control (:func:`augmine.rounds.measure.measure_round`). The files live
+where :class:`~augmine.runs.rundir.RunDir` puts them.
+
+Safe to repeat (how a round stays consistent when interrupted):
+
+- when round N first starts, the last and best checkpoints and the state are copied
+  (atomically) to the round's start snapshot (:meth:`RunDir.snapshot`); its metadata,
+  written last, records the plan and mode and marks the round as started;
+- the trainer commits every epoch (checkpoint, history row, then state), so running an
+  interrupted round again resumes it from its last committed epoch (same plan and mode
+  required; a different one asks for ``redo``);
+- the round's report is written last; its completion is what makes the round done.
+  Running a done round again is a one-line error unless ``redo=True``, which puts the
+  start snapshot back (the trainer then drops the later history rows), deletes the
+  round's report and trains it again (latest round only).
+
+Keras is imported only when a round trains.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from augmine.analysis.plans import OversamplingPlan, partner_classes, with_partners
+from augmine.analysis.reports import write_stage_report
+from augmine.core.errors import AugmineError
+from augmine.rounds.arms import MODES, arm, arm_inputs, arm_length
+from augmine.rounds.measure import measure_round
+from augmine.rounds.plans import mining_settings, selected_plan, selection_method, selection_report
+from augmine.rounds.state import RoundState
+from augmine.runs.rundir import RunDir
+from augmine.train.evaluation import evaluate_model, evaluation_settings
+from augmine.train.phases import checked_run_index, train_extra_epochs
+
+log = logging.getLogger("augmine")
+
+# the round's own LR: a triangle from the phase's min_lr up to this share of the way to its
+# max_lr and back, over the round's steps (mining.min_lr / mining.max_lr override)
+ROUND_LR_SHARE = 0.1
+
+
+@dataclass
+class RoundResult:
+    """Outcome of :func:`run_round`: round number, plan, mode, the report dict (its
+    ``effect`` holds before/after/control with intervals), and ``resumed`` (an
+    interrupted attempt was continued)."""
+
+    round: int
+    plan: OversamplingPlan
+    report: dict
+    mode: str
+    resumed: bool = False
+
+
+# --------------------------------------------------------------------------- schedule
+
+def round_steps(index, inputs: dict, batch_size: int, epochs: int) -> int:
+    """Optimizer steps of ``epochs`` epochs fed with ``inputs`` (see
+    :func:`~augmine.rounds.arms.arm_inputs`)."""
+    from augmine.feed.sampling import epoch_length
+
+    return epochs * -(-epoch_length(index, inputs.get("plan")) // batch_size)
+
+
+def round_lr_range(cfg, settings: dict) -> tuple[float, float]:
+    """``(min_lr, max_lr)`` of a round's triangle: ``mining.min_lr`` else the schedule's
+    ``min_lr``; ``mining.max_lr`` else ``ROUND_LR_SHARE`` of the way up to its ``max_lr``."""
+    sched = cfg.schedule   # unset keys mean create_schedule's defaults: 0.001 and 0.05
+    lo = float(settings.get("min_lr") or getattr(sched, "min_lr", None) or 0.001)
+    top = float(getattr(sched, "max_lr", None) or max(lo, 0.05))
+    hi = float(settings.get("max_lr") or lo + ROUND_LR_SHARE * max(0.0, top - lo))
+    if hi < lo:
+        raise AugmineError(f"mining max_lr {hi} is below min_lr {lo}; raise max_lr")
+    return lo, hi
+
+
+def round_schedule(min_lr: float, max_lr: float, start_step: int, steps: int):
+    """The round's own learning rate: one triangular cycle ``min_lr -> max_lr -> min_lr``
+    over ``steps`` optimizer steps from ``start_step`` (a Keras schedule)."""
+    from augmine.model.schedules import PhaseCyclicLR
+
+    return PhaseCyclicLR([{"start": int(start_step), "length": max(1, int(steps)),
+                           "min_lr": float(min_lr), "max_lr": float(max_lr)}], name="RoundLR")
+
+
+def schedule_callback(schedule):
+    """A Keras callback that gives the optimizer ``schedule`` when the fit begins."""
+    from augmine.core.runtime import import_keras
+
+    keras = import_keras()
+
+    class UseSchedule(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.model.optimizer.learning_rate = schedule
+
+    return UseSchedule()
+
+
+def train_arm(run: RunDir, index, epochs: int, stage: str, inputs: dict, schedule,
+              progress: bool, extra_callbacks=(), label: str | None = None):
+    """Train one arm (round, control or ``mine compare`` mode) in ``run`` on ``schedule``;
+    returns its val ``(y_true (N_val,), probs (N_val, C))``. ``label`` starts each printed
+    epoch line (which arm it is)."""
+    model = train_extra_epochs(run, index, epochs, stage=stage, progress=progress,
+                               extra_callbacks=[schedule_callback(schedule), *extra_callbacks],
+                               label=label, **inputs)
+    size, batch_size = evaluation_settings(run.config)
+    return evaluate_model(model, index, size, batch_size)
+
+
+def checked_epochs(epochs: int | None, settings: dict) -> int:
+    """``epochs``, else ``mining.epochs``, else 5; a one-line error below 1."""
+    epochs = int(epochs if epochs is not None else settings.get("epochs") or 5)
+    if epochs < 1:
+        raise AugmineError(f"--epochs {epochs}: train at least 1 epoch")
+    return epochs
+
+
+# --------------------------------------------------------------------------- a round
+
+def _pick_round(state: RoundState, round_no: int | None, redo: bool) -> tuple[int, str, bool]:
+    """``(round_no, status, redo)`` of the round to run; one-line errors when it cannot run."""
+    run, nxt, latest = state.run, state.next, state.latest
+    if round_no is None:
+        round_no = latest if redo and latest else nxt
+    status = state.status(round_no)
+    cmd = f"augmine mine round {run}"
+    if status == "done" and not redo:
+        again = (f", or train it again from its start with `{cmd} --redo`"
+                 if round_no == latest else "")
+        raise AugmineError(f"round {round_no} of {run} is already done (report "
+                           f"round-{round_no}); run round {nxt} with `{cmd}`{again}")
+    if status == "new" and round_no != nxt:
+        raise AugmineError(f"round {round_no}: the next round of {run} is {nxt}; rounds run "
+                           f"in order: run it with `{cmd}`")
+    if redo and latest and round_no < latest:
+        raise AugmineError(f"round {round_no} of {run} is followed by round {latest}; only the "
+                           f"latest round can be redone: `{cmd} --redo` redoes round {latest}")
+    return round_no, status, redo and status != "new"   # redo of a new round: a first attempt
+
+
+def _round_plan(state: RoundState, round_no: int, index, before: dict, selection: str,
+                settings: dict, partners_asked, spec) -> OversamplingPlan:
+    """The round's saved plan (aligned to ``index``; partners found when the mode needs
+    them and the plan lacks them), else the plan made from the selection images."""
+    if not state.has_plan(round_no):
+        return selected_plan(state, index, before, selection, settings)
+    plan = state.read_plan(round_no, index)
+    if spec.partners and ("partners" not in plan.policy or
+                          partners_asked not in (None, plan.policy.get("partners_per_class"))):
+        # a plan from before partners (or other --partners): found on the same images
+        sel = selection_report(state, index, before, plan.policy.get("selection") or selection)
+        plan = with_partners(plan, np.asarray(sel["confusion"]), settings["partners"])
+    return plan
+
+
+def _begin(run: RunDir, round_no: int, status: str, redo: bool, meta: dict) -> tuple[bool, int]:
+    """Resume an interrupted round (same mode and plan) or start it afresh from its start
+    snapshot (a redo puts the snapshot back first). Returns ``(resumed, start_step)``."""
+    stage = f"round-{round_no}"
+    cmd = f"augmine mine round {run}"
+    if status == "interrupted" and not redo:
+        started = run.snapshot_meta(round_no) or {}
+        mode = meta["mode"]
+        if started.get("mode") != mode:
+            was = started.get("mode")
+            raise AugmineError(f"round {round_no} of {run} was interrupted in {was} mode; "
+                               f"resume it with `{cmd} --mode {was}`, or "
+                               f"restart it in {mode} mode with `{cmd} --mode {mode} --redo`")
+        if started.get("plan") != meta["plan"]:
+            raise AugmineError(f"round {round_no} of {run} was interrupted with another plan "
+                               f"than {run.plan_path(round_no)} holds now; restart it from its "
+                               f"start with this plan: `{cmd} --redo`")
+        log.info("round %d: resuming the interrupted attempt", round_no)
+        return True, int(started.get("start_step", 0))
+    if status != "new":                        # redo of a done or interrupted round
+        run.restore(round_no)
+    run.remove_report(stage)                   # the old report, or stray partial files
+    run.remove_branches(stage)                 # the old control
+    start_step = int(run.read_state().get("step", 0))
+    run.snapshot(round_no, {**meta, "start_step": start_step})
+    return False, start_step
+
+
+def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
+              round_no: int | None = None, redo: bool = False, progress: bool = True,
+              extra_callbacks=(), control: bool | None = None, skip_bad: bool = False,
+              echo=None, **plan_settings) -> RoundResult:
+    """Run mining round ``round_no`` (default: the next one) on ``run_dir`` (path, RunDir
+    or :class:`~augmine.rounds.state.RoundState`).
+
+    Uses the round's saved plan when it exists, else makes and saves it from the selection
+    images of the previous report (see :func:`~augmine.rounds.plans.selection_method`;
+    ``plan_settings`` override the config's ``mining:`` section). ``mode``: ``oversample``
+    (the plan's factors feed the pipeline), ``class-weight`` (the same emphasis as Keras
+    loss weights) or ``pairs`` (each chosen class and its confusion partners on the
+    selection images, recorded in the plan, oversampled alike; the partners' F1 is measured
+    apart); default the config's ``mining.class_weight``, else oversample (see
+    :mod:`augmine.rounds.arms`). Trains ``epochs`` extra epochs (default ``mining.epochs``,
+    else 5) from the last checkpoint on the round's own LR (:func:`round_schedule`;
+    ``extra_callbacks`` join the fit; every image is checked first, bad ones left out with
+    ``skip_bad``) and, unless ``control`` is False (default ``mining.control``, else True),
+    a control from the same start with the same steps, LR and seeds and plain sampling
+    (``branches/round-N/control``). Evaluates on val and writes the ``round-N`` report; its
+    ``effect`` (:func:`~augmine.rounds.measure.measure_round`) compares before, after and
+    control on the measurement images with bootstrap intervals.
+
+    An interrupted round (or control) is resumed by calling this again (same plan and
+    mode; its epochs unless ``epochs`` is given). A done round raises unless ``redo``, which
+    puts the run back to the round's start and trains it (and its control) again (the latest
+    round started only: :attr:`RoundState.latest`). ``echo`` gets a header line before each
+    arm trains (default: the log); each epoch line names its arm (``round-N``, ``round-N
+    control``).
+    """
+    say = echo or log.info
+    state = RoundState.of(run_dir)
+    run = state.run
+    if not run.has_checkpoint("last"):
+        raise AugmineError(f"{run.checkpoint('last')} is missing: {run} has no checkpoint to "
+                           "continue from; train the run first (`augmine train`)")
+    settings = mining_settings(run, **plan_settings)
+    if mode is None:
+        mode = "class-weight" if settings.get("class_weight") else "oversample"
+    spec = arm(mode, MODES)
+    control = bool(settings.get("control", True)) if control is None else bool(control)
+    asked_epochs = epochs
+    epochs = checked_epochs(epochs, settings)
+    round_no, status, redo = _pick_round(state, round_no, redo)
+    stage = f"round-{round_no}"
+    if status == "interrupted" and not redo and asked_epochs is None:
+        # resume with the epochs the interrupted attempt was started with
+        epochs = int(run.read_state().get("rounds", {}).get(stage, {}).get("epochs") or epochs)
+
+    index = checked_run_index(run, skip_bad, progress)
+    before = state.before(round_no)
+    selection = selection_method(run, settings.get("selection"))
+    plan = _round_plan(state, round_no, index, before, selection, settings,
+                       plan_settings.get("partners"), spec)
+    selection = (plan.policy or {}).get("selection") or selection
+    meta = {"round": round_no, "mode": mode, "plan": plan.to_dict(), "start_stage": before["stage"]}
+    resumed, start_step = _begin(run, round_no, status, redo, meta)
+    state.write_plan(round_no, plan)
+
+    cfg = run.config
+    batch_size = cfg.batch_size
+    options = {}
+    if mode == "gentle":
+        from augmine.rounds.gentle import gentle_recipe
+
+        options["gentle_recipe"] = gentle_recipe(run, index, plan, selection, stage,
+                                                 resume=resumed, progress=progress)
+    inputs = arm_inputs(mode, plan, index, batch_size, **options)
+    steps = round_steps(index, inputs, batch_size, epochs)
+    lr = round_lr_range(cfg, settings)
+    schedule = round_schedule(*lr, start_step, steps)
+    before_probs = state.probs(before["stage"], index)
+    head = f"round {round_no} ({mode})"
+    say(f"{head}: training the round arm, {epochs} epoch{'s' if epochs != 1 else ''} "
+        f"({steps} steps)")
+    y_true, probs = train_arm(run, index, epochs, stage, inputs, schedule, progress,
+                              extra_callbacks, label=stage)
+    control_probs = None
+    if control:
+        say(f"{head}: training the control (plain sampling, the same {steps} steps)")
+        _, control_probs = train_arm(
+            run.branch(stage, "control", round_no), index, epochs, stage,
+            arm_inputs("control", plan, index, batch_size, length=arm_length(mode, plan, index)),
+            schedule, progress, label=f"{stage} control")
+    partners = partner_classes(plan) if spec.partners else []
+    effect = measure_round(index, selection, cfg.seed, plan.weak, before_probs, probs,
+                           control_probs, partners=partners)
+    final = run.read_state()
+    report = write_stage_report(
+        run, stage, y_true, probs, list(index.class_ids), list(index.class_names),
+        meta={"kind": "round", "round": round_no, "mode": mode, "size": evaluation_settings(cfg)[0],
+              "epochs": epochs, "epochs_done": final.get("epochs_done"),
+              "step": final.get("step"), "steps": steps, "lr": list(lr),
+              "start_stage": before["stage"], "resumed": resumed,
+              **({"partners": plan.policy.get("partners")} if spec.partners else {})},
+        plan=plan, effect=effect, before=before, val_paths=index.val.paths)
+    return RoundResult(round_no, plan, report, mode, resumed)
