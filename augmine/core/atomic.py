@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -117,3 +118,10 @@ def read_json(path: str | os.PathLike, fix: str) -> Any:
     except json.JSONDecodeError as exc:
         raise AugmineError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); "
                            f"{fix}") from None
+
+
+def copy_file(src, dst) -> Path:
+    """Copy file ``src`` to ``dst`` atomically (a temporary file beside ``dst``, renamed)."""
+    with atomic_path(Path(dst)) as tmp:
+        shutil.copyfile(src, tmp)
+    return Path(dst)

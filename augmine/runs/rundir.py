@@ -35,6 +35,8 @@ from pathlib import Path
 
 from augmine.core import atomic
 from augmine.core.errors import AugmineError
+from augmine.runs.affinity_files import AffinityFiles
+from augmine.runs.branches import RoundCopies
 
 HISTORY_COLUMNS = ("stage", "phase", "size", "epoch", "lr", "loss", "accuracy",
                    "val_loss", "val_accuracy")
@@ -46,7 +48,7 @@ REPORT_FILES = ("report.json", "per_class.csv", "confusion.npy", "report.md", "f
                 "confusion.png", "predictions.npz")
 
 
-class RunDir:
+class RunDir(RoundCopies, AffinityFiles):
     """A run folder. ``RunDir(path)`` creates nothing; writes create folders as needed."""
 
     def __init__(self, path: str | os.PathLike):
@@ -143,80 +145,6 @@ class RunDir:
         if not folder.is_dir():
             return {}
         return {p.name[:-len("-gentle.yaml")]: p for p in sorted(folder.glob("*-gentle.yaml"))}
-
-    def snapshot_dir(self, round_no: int) -> Path:
-        """``checkpoints/round-N-start/``: the run as it was when round N first started."""
-        return self.checkpoints_dir / f"round-{int(round_no)}-start"
-
-    def branch_dir(self, group: str, name: str) -> Path:
-        """``branches/<group>/<name>/``: a run folder trained beside this one."""
-        return self.path / "branches" / group / name
-
-    def branch(self, group: str, name: str, round_no: int | None = None) -> "RunDir":
-        """A run folder ``branches/<group>/<name>/`` that starts where this run is now
-        (``round_no`` None) or where round N started (its snapshot): config, history,
-        last/best checkpoints and state are copied once (state last: the commit point);
-        later calls return it as it is, so a branch resumes like a run."""
-        dst = RunDir(self.branch_dir(group, name))
-        if dst.has_state():
-            return dst
-        if round_no is None:
-            files = ((self.checkpoint("last"), dst.checkpoint("last")),
-                     (self.checkpoint("best"), dst.checkpoint("best")),
-                     (self.state_path, dst.state_path))
-        else:
-            files = [(src, dst_) for (_, src), dst_ in zip(
-                self._snapshot_files(round_no),
-                (dst.checkpoint("last"), dst.checkpoint("best"), dst.state_path))]
-        for src, target in ((self.config_path, dst.config_path),
-                            (self.history_path, dst.history_path), *files):
-            if src.is_file():
-                _copy_atomic(src, target)
-        if not dst.has_state():
-            raise AugmineError(f"{self.path}: no state.json to start {dst.path} from; train "
-                               "the run first")
-        return dst
-
-    def remove_branches(self, group: str) -> None:
-        """Delete ``branches/<group>/`` (a round about to be trained again)."""
-        shutil.rmtree(self.path / "branches" / group, ignore_errors=True)
-
-    @property
-    def affinity_root(self) -> Path:
-        return self.path / "affinity"
-
-    def affinity_dir(self, recipe_stem: str) -> Path:
-        """``affinity/<recipe_stem>/``: one recipe's affinity measurement on this run."""
-        stem = str(recipe_stem)
-        if not stem or stem in (".", "..") or "/" in stem or "\\" in stem:
-            raise AugmineError(f"recipe name {stem!r} cannot name a folder; rename the recipe "
-                               "file")
-        return self.affinity_root / stem
-
-    def affinity_path(self, recipe_stem: str, kind: str = "json") -> Path:
-        """``affinity/<recipe_stem>/affinity.<kind>``: ``json`` (full results), ``csv``
-        (table) or ``png`` (heatmap)."""
-        if kind not in ("json", "csv", "png"):
-            raise AugmineError(f"affinity file kind {kind!r}: choose json, csv or png")
-        return self.affinity_dir(recipe_stem) / f"affinity.{kind}"
-
-    def affinity_recipes(self) -> list[str]:
-        """Recipe stems with a saved affinity result (``affinity.json``), sorted."""
-        if not self.affinity_root.is_dir():
-            return []
-        return sorted(p.name for p in self.affinity_root.iterdir()
-                      if (p / "affinity.json").is_file())
-
-    def read_affinity(self, recipe_stem: str) -> dict | None:
-        """The saved affinity result of ``recipe_stem``, or None when there is none."""
-        return atomic.read_json(self.affinity_path(recipe_stem),
-                                f"remake it with `augmine recipe affinity {recipe_stem} "
-                                f"--run {self.path} --force`")
-
-    def write_affinity(self, recipe_stem: str, result: dict, table_csv: str) -> Path:
-        """Write ``affinity.csv`` then ``affinity.json`` (the commit point) atomically."""
-        atomic.write_text(self.affinity_path(recipe_stem, "csv"), table_csv)
-        return atomic.write_json(self.affinity_path(recipe_stem), result)
 
     # ----------------------------------------------------------------------- what it is
 
@@ -380,7 +308,7 @@ class RunDir:
 
     def promote_best(self, size: int | None = None) -> None:
         """Copy ``last.keras`` to ``best.keras`` or, with ``size``, to ``best-<size>px.keras``."""
-        _copy_atomic(self.checkpoint("last"), self.checkpoint("best", size))
+        atomic.copy_file(self.checkpoint("last"), self.checkpoint("best", size))
 
     # ----------------------------------------------------------------------- suspects
 
@@ -407,36 +335,6 @@ class RunDir:
             raise AugmineError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); fix it "
                                f"or remake it with `augmine mine plan {self.path}`")
 
-    # ----------------------------------------------------------------------- snapshots
-
-    def _snapshot_files(self, round_no: int):
-        snap = self.snapshot_dir(round_no)
-        return ((self.checkpoint("last"), snap / "last.keras"),
-                (self.checkpoint("best"), snap / "best.keras"),
-                (self.state_path, snap / "state.json"))
-
-    def snapshot(self, round_no: int, meta: dict) -> None:
-        """Copy last.keras, best.keras and state.json to ``round-N-start/``; ``round.json``
-        (``meta``, written last) marks the snapshot complete."""
-        for src, dst in self._snapshot_files(round_no):
-            if src.is_file():
-                _copy_atomic(src, dst)
-        atomic.write_json(self.snapshot_dir(round_no) / "round.json", meta)
-
-    def snapshot_meta(self, round_no: int) -> dict | None:
-        """The ``meta`` of round N's complete start snapshot, or None when there is none."""
-        return atomic.read_json(self.snapshot_dir(round_no) / "round.json",
-                                "restart the round from its start with "
-                                f"`augmine mine round {self.path} --redo`")
-
-    def restore(self, round_no: int) -> None:
-        """Put checkpoints and state back as they were when round N started (later history
-        rows are dropped by the trainer on its next load)."""
-        for dst, src in self._snapshot_files(round_no):
-            if src.is_file():
-                _copy_atomic(src, dst)
-        self._config = None
-
 
 def _why_not_writable(folder: Path) -> str:
     try:
@@ -455,7 +353,3 @@ def _write_csv(path: Path, columns, rows: list[dict]) -> Path:
     writer.writerows(rows)
     return atomic.write_text(path, buf.getvalue())
 
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    with atomic.atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
