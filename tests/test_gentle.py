@@ -17,7 +17,7 @@ from augmine.analysis.plans import OversamplingPlan
 from augmine.augment.overrides import class_overrides
 from augmine.augment.recipes import load_recipe
 from augmine.runs.rundir import RunDir
-from test_affinity import COLOUR_RECIPE, COLOURS, TINY, write_colour_dataset
+from test_affinity import COLOUR_RECIPE, TINY, write_colour_dataset
 
 
 def fake_affinity(index, planted: int, rows):

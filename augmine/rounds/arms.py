@@ -133,10 +133,11 @@ def stretched(base: OversamplingPlan | None, plan: OversamplingPlan, index, batc
     as many batches of ``batch_size`` as ``length`` images make; ``base`` itself when it
     already has as many (or more). ``plan`` gives the classes of a plain ``base``."""
     from augmine.feed.sampling import epoch_length
+    from augmine.feed.shards import steps_per_epoch
 
-    target = -(-int(length) // batch_size)
+    target = steps_per_epoch(length, batch_size)
     n0 = epoch_length(index, base)
-    if -(-n0 // batch_size) >= target:
+    if steps_per_epoch(n0, batch_size) >= target:
         return base
     factors = np.ones(plan.num_classes) if base is None else base.factors
 
@@ -148,7 +149,7 @@ def stretched(base: OversamplingPlan | None, plan: OversamplingPlan, index, batc
                                 base.recipe, {**base.policy, "stretched": float(r)})
 
     def batches(r: float) -> int:
-        return -(-epoch_length(index, make(r)) // batch_size)
+        return steps_per_epoch(epoch_length(index, make(r)), batch_size)
 
     r = length / n0                     # the usual hit; else bisect (batches grow with r)
     if batches(r) == target:

@@ -15,7 +15,8 @@ from augmine.analysis.splits import apply_holdout, selection_split
 from augmine.core.errors import AugmineError
 from augmine.rounds.state import RoundState
 from augmine.runs.rundir import RunDir
-from augmine.train.evaluation import evaluate_model, evaluation_settings
+from augmine.runs.checkpoints import evaluation_settings
+from augmine.train.evaluation import evaluate_model
 
 SELECTIONS = ("val-half", "holdout")
 # mining defaults when the run's config has no ``mining:`` section
@@ -74,7 +75,7 @@ def selection_report(state: RoundState, index, report: dict, selection: str) -> 
         sel, _ = selection_split(index.val.labels, run.config.seed)
         y, pred = y[sel], probs[sel].argmax(axis=1)
     else:
-        from augmine.train.fit import load_checkpoint
+        from augmine.runs.checkpoints import load_checkpoint
 
         size, batch_size = evaluation_settings(run.config)
         model = load_checkpoint(run.checkpoint("last"), compile=False)

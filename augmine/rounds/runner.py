@@ -40,7 +40,8 @@ from augmine.rounds.measure import measure_round
 from augmine.rounds.plans import mining_settings, selected_plan, selection_method, selection_report
 from augmine.rounds.state import RoundState
 from augmine.runs.rundir import RunDir
-from augmine.train.evaluation import evaluate_model, evaluation_settings
+from augmine.runs.checkpoints import evaluation_settings
+from augmine.train.evaluation import evaluate_model
 from augmine.train.phases import checked_run_index, train_extra_epochs
 
 log = logging.getLogger("augmine")
@@ -69,8 +70,9 @@ def round_steps(index, inputs: dict, batch_size: int, epochs: int) -> int:
     """Optimizer steps of ``epochs`` epochs fed with ``inputs`` (see
     :func:`~augmine.rounds.arms.arm_inputs`)."""
     from augmine.feed.sampling import epoch_length
+    from augmine.feed.shards import steps_per_epoch
 
-    return epochs * -(-epoch_length(index, inputs.get("plan")) // batch_size)
+    return epochs * steps_per_epoch(epoch_length(index, inputs.get("plan")), batch_size)
 
 
 def round_lr_range(cfg, settings: dict) -> tuple[float, float]:

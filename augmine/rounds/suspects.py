@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from augmine.core.errors import AugmineError
 from augmine.rounds.state import RoundState
-from augmine.train.evaluation import evaluate_model, evaluation_settings
+from augmine.runs.checkpoints import evaluation_settings
+from augmine.train.evaluation import evaluate_model
 from augmine.train.phases import checked_run_index
 
 
@@ -21,7 +22,7 @@ def find_suspects(run_dir, per_class: int = 10, classes=None, in_sample: bool = 
     (:meth:`~augmine.runs.rundir.RunDir.write_suspects`); returns ``(csv path, rows)``; each
     row's ``split`` and ``scored`` say where and how it was scored."""
     from augmine.analysis.suspects import suspect_samples
-    from augmine.train.fit import load_checkpoint
+    from augmine.runs.checkpoints import load_checkpoint
 
     state = RoundState.of(run_dir)
     run = state.run

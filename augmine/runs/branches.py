@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from augmine.core import atomic
 from augmine.core.errors import AugmineError
+
+if TYPE_CHECKING:
+    from augmine.runs.rundir import RunDir
 
 
 class RoundCopies:
