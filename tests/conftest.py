@@ -48,16 +48,41 @@ if BLOCK_TF:
     assert "tensorflow" not in sys.modules, "tensorflow was imported before conftest"
 
 
+# The README runs the suite in two processes (pytest-xdist ``-n 2``; ``--dist loadgroup`` in
+# setup.cfg). A test that uses one of these session runs, or any module-scoped fixture, is
+# put in that run's (or module's) xdist group, so the run is trained in one process only;
+# xdist starts the largest groups first.
+SHARED_RUNS = {"mining_run": "mining-run", "trained_run": "trained-run", "demo_run": "demo-run"}
+
+
+def _xdist_group(item) -> str | None:
+    for fixture, group in SHARED_RUNS.items():
+        if fixture in item.fixturenames:
+            return group
+    # pytest has no public way to ask a fixture's scope at collection time.
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    if any(d.scope == "module" for name in item.fixturenames for d in defs.get(name, ())):
+        return item.module.__name__
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)      # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Skip tests marked ``tensorflow`` when the Keras backend is not TensorFlow."""
+    """Group tests that share an expensive fixture (above); skip tests marked
+    ``tensorflow`` unless the Keras backend is TensorFlow, and ``jax`` unless it is JAX."""
     from augmine.core.runtime import keras_backend
 
-    if keras_backend() == "tensorflow" and not BLOCK_TF:
-        return
-    skip = pytest.mark.skip(reason=f"needs the TensorFlow backend (backend: {keras_backend()})")
     for item in items:
-        if "tensorflow" in item.keywords:
-            item.add_marker(skip)
+        group = _xdist_group(item)
+        if group and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    backend = "blocked" if BLOCK_TF and keras_backend() == "tensorflow" else keras_backend()
+    for needs in ("tensorflow", "jax"):
+        if backend != needs:
+            skip = pytest.mark.skip(reason=f"needs the {needs} backend (backend: {backend})")
+            for item in items:
+                if item.get_closest_marker(needs) is not None:
+                    item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -209,7 +209,9 @@ def test_two_processes_on_tensorflow(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.backend
+@pytest.mark.jax
 def test_two_processes_on_jax(tmp_path):
-    """jax.distributed (keras.distribution.initialize) on localhost CPU, gloo collectives."""
-    pytest.importorskip("jax")
+    """jax.distributed (keras.distribution.initialize) on localhost CPU, gloo collectives
+    (in the JAX job)."""
     _two_process_run("jax", tmp_path)

@@ -354,6 +354,8 @@ def test_resume_mid_phase_continues_with_the_same_numbers(tmp_path, synth_root):
 # --------------------------------------------------------------------------- JAX, no TensorFlow
 
 @pytest.mark.slow
+@pytest.mark.backend
+@pytest.mark.jax
 def test_jax_backend_trains_and_evaluates_through_the_cli_without_tensorflow(tmp_path,
                                                                             synth_root):
     """Under KERAS_BACKEND=jax with `import tensorflow` made to fail, and two CPU devices:
