@@ -322,8 +322,17 @@ def test_break_mid_epoch_leaves_no_stale_batches_and_resume_is_exact(synth_index
     _assert_no_workers()
 
 
+@pytest.fixture
+def python_ctrl_c():
+    """Ctrl-C handled as a plain Python process does (KeyboardInterrupt), whatever an earlier
+    test in this process left; the handler before is put back afterwards."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.mark.backend
-def test_no_workers_left_after_ctrl_c(synth_index):
+def test_no_workers_left_after_ctrl_c(synth_index, python_ctrl_c):
     from augmine.feed.feeds import train_dataset
 
     ds = train_dataset(synth_index, _compose(16), 16, 8, seed=0, workers=2)
@@ -341,7 +350,8 @@ def test_no_workers_left_after_ctrl_c(synth_index):
 
 
 @pytest.mark.backend
-def test_ctrl_c_between_epochs_then_the_next_epoch_is_whole_and_exact(synth_index):
+def test_ctrl_c_between_epochs_then_the_next_epoch_is_whole_and_exact(synth_index,
+                                                                      python_ctrl_c):
     """Ctrl-C after an epoch, while the workers make the next epoch's first batches: the next
     loop starts new workers and yields that epoch whole, as an uninterrupted run does."""
     from augmine.feed.feeds import close_feed, train_dataset

@@ -169,13 +169,14 @@ def _on_sigint(signum, frame):
 
 
 def install_sigint_hook() -> None:
-    """Route Ctrl-C through :func:`_on_sigint` (main thread only; once; keeps the old handler)."""
-    if _sigint_chain or threading.current_thread() is not threading.main_thread():
+    """Route Ctrl-C through :func:`_on_sigint` (main thread only), which then calls the handler
+    in place now; again when another handler replaced it since the last feed started."""
+    if threading.current_thread() is not threading.main_thread():
         return
     previous = signal.getsignal(signal.SIGINT)
-    if previous == signal.SIG_IGN or previous is None:
-        return            # Ctrl-C is ignored (or handled outside Python): leave it alone
-    _sigint_chain.append(previous)
+    if previous is _on_sigint or previous == signal.SIG_IGN or previous is None:
+        return            # already routed, or Ctrl-C ignored / handled outside Python
+    _sigint_chain[:] = [previous]
     signal.signal(signal.SIGINT, _on_sigint)
 
 
