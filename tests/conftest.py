@@ -48,7 +48,7 @@ if BLOCK_TF:
     assert "tensorflow" not in sys.modules, "tensorflow was imported before conftest"
 
 
-# The README runs the suite in two processes (pytest-xdist ``-n 2``; ``--dist loadgroup`` in
+# The README runs the suite in three processes (pytest-xdist ``-n 3``; ``--dist loadgroup`` in
 # setup.cfg). A test that uses one of these session runs, or any module-scoped fixture, is
 # put in that run's (or module's) xdist group, so the run is trained in one process only;
 # xdist starts the largest groups first.
