@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 from augmine.core import atomic
 from augmine.core.errors import AugmineError
 
-if TYPE_CHECKING:
-    from augmine.runs.rundir import RunDir
+_Run = TypeVar("_Run", bound="RoundCopies")    # the class this is mixed into (RunDir)
 
 
 class RoundCopies:
@@ -31,7 +30,7 @@ class RoundCopies:
         """``branches/<group>/<name>/``: a run folder trained beside this one."""
         return self.path / "branches" / group / name
 
-    def branch(self, group: str, name: str, round_no: int | None = None) -> "RunDir":
+    def branch(self: _Run, group: str, name: str, round_no: int | None = None) -> _Run:
         """A run folder ``branches/<group>/<name>/`` that starts where this run is now
         (``round_no`` None) or where round N started (its snapshot): config, history,
         last/best checkpoints and state are copied once (state last: the commit point);
