@@ -473,3 +473,21 @@ def test_suggest_naming_a_folder_is_one_line(handmade, tmp_path):
     assert res.exit_code == 1
     assert res.output.strip() == (f"Error: {tmp_path} is a folder; --suggest takes a file name "
                                   f"(e.g. {tmp_path / 'suggested.yaml'})")
+
+
+def test_a_class_without_val_images_trains_without_the_held_togray(tmp_path):
+    """Class e has train images only: it gets no ToGray either, though nothing was measured."""
+    rng = np.random.default_rng(0)
+    for split, classes in (("train", "abcde"), ("val", "abcd")):
+        for c in classes:
+            for i in range(4):
+                img = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+                _save(tmp_path / split / c / f"{i}.png",
+                      np.repeat(img[..., :1], 3, axis=2) if c == "a" else img)
+    report = inspect_dataset(tmp_path, compare=None, size=None)
+    assert report["unmeasured_classes"] == [["e", "e"]]
+    assert [h["class_id"] for h in report["concentrated"]["grayscale"]["holders"]] == ["a"]
+    classes = suggest_recipe(report)["classes"]
+    assert sorted(classes) == ["b", "c", "d", "e"]
+    assert classes["e"] == {"without": ["ToGray"], "why": "e: no images measured; ToGray is for "
+                            "a, which hold 100% of the grayscale images"}

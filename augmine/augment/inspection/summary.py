@@ -67,8 +67,9 @@ def split_summary(values: dict[str, np.ndarray], boxes: dict[str, np.ndarray]) -
 
 def per_class(values: dict[str, np.ndarray], boxes: dict[str, np.ndarray], labels: np.ndarray,
               class_ids: Sequence[str], class_names: Sequence[str]) -> list[dict]:
-    """One row per class with images: count, grayscale count and share, mean of every :data:`STATS`
-    entry (None without finite values), median box area and share of boxes at the border.
+    """One row per class with images: count, grayscale count and share, mean of every
+    :data:`STATS` entry (None without finite values), median box area and share of boxes at
+    the border.
     ``labels``: (N,) class indices into ``class_ids``/``class_names``."""
     rows = []
     for c, (cid, name) in enumerate(zip(class_ids, class_names)):
