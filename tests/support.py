@@ -1,14 +1,17 @@
 """Shared by the tests (imported as ``support``; fixtures live in conftest.py): the one tiny
-training config, the TensorFlow blocker, run-folder and CLI helpers."""
+training config, the TensorFlow blocker, run-folder and CLI helpers, read-only folders."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,3 +121,29 @@ def spoil(root: Path) -> tuple[str, str]:
     val = sorted((root / "val" / "images").glob("*.JPEG"))[1]
     val.write_bytes(b"<html>not an image</html>")
     return str(train.relative_to(root)), str(val.relative_to(root))
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """``folder`` read-only for the block: a read-only bind mount as root (root ignores
+    permission bits), else ``chmod -R a-w``. Skips the test where neither works. Yields
+    the reason the OS gives ("read-only file system" or "permission denied")."""
+    if os.geteuid() != 0:
+        subprocess.run(["chmod", "-R", "a-w", str(folder)], check=True)
+        try:
+            yield "permission denied"
+        finally:
+            subprocess.run(["chmod", "-R", "u+w", str(folder)], check=True)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)],
+                             capture_output=True).returncode == 0
+    if mounted and subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)],
+                                  capture_output=True).returncode != 0:
+        subprocess.run(["umount", str(folder)], check=True)
+        mounted = False
+    if not mounted:
+        pytest.skip("cannot make a read-only folder here (root without mount rights)")
+    try:
+        yield "read-only file system"
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

@@ -61,3 +61,29 @@ def test_failed_write_leaves_target_and_no_temp_file(tmp_path, umask):
             raise RuntimeError("killed")
     assert target.read_text() == "old" and mode(target) == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_a_refused_write_names_the_target_not_the_temporary_file(tmp_path, synth_root):
+    from click.testing import CliRunner
+    from support import read_only
+
+    from augmine.cli import cli
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    target = folder / "g.png"
+    with read_only(folder):
+        with pytest.raises(OSError) as caught:
+            write_text(target, "x")
+        assert caught.value.filename == str(target) and ".g.png." not in str(caught.value)
+        with pytest.raises(OSError) as caught:
+            with atomic_path(folder / "sub" / "a.npy") as tmp:
+                tmp.write_bytes(b"never")
+        assert caught.value.filename == str(folder / "sub" / "a.npy")
+        res = CliRunner().invoke(cli, ["recipe", "preview", "light", "--data", str(synth_root),
+                                       "-n", "2", "-o", str(target)])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert res.output.startswith(f"Error: cannot write {target}: ") and ".g.png." not in res.output
+    assert "make its folder writable" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert list(folder.iterdir()) == []

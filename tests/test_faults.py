@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from support import ONE_PHASE, copy_run, spoil, write_config
+from support import ONE_PHASE, copy_run, read_only, spoil, write_config
 
 from augmine.cli import cli
 from augmine.runs.rundir import RunDir
@@ -144,31 +144,6 @@ def test_demo_skip_bad(demo_run):
 def trained(trained_run) -> Path:
     """The session's tiny run (conftest.trained_run): checkpoints and phase reports."""
     return trained_run.run_dir
-
-
-@contextlib.contextmanager
-def read_only(folder: Path):
-    """``folder`` read-only for the block: a read-only bind mount as root (root ignores
-    permission bits), else ``chmod -R a-w``. Skips the test where neither works."""
-    if os.geteuid() != 0:
-        subprocess.run(["chmod", "-R", "a-w", str(folder)], check=True)
-        try:
-            yield "permission denied"
-        finally:
-            subprocess.run(["chmod", "-R", "u+w", str(folder)], check=True)
-        return
-    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)],
-                             capture_output=True).returncode == 0
-    if mounted and subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)],
-                                  capture_output=True).returncode != 0:
-        subprocess.run(["umount", str(folder)], check=True)
-        mounted = False
-    if not mounted:
-        pytest.skip("cannot make a read-only folder here (root without mount rights)")
-    try:
-        yield "read-only file system"
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 @pytest.mark.slow

@@ -346,3 +346,148 @@ def test_cli_inspect_bad_path_is_one_line(tmp_path):
     res = CliRunner().invoke(cli, ["inspect", str(tmp_path / "nope")])
     assert res.exit_code != 0 and res.output.startswith("Error:")
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- per-class signals
+
+@pytest.mark.parametrize("counts, images, holders", [
+    ([10, 2, 0, 1, 0, 0, 0, 0, 0, 0], [10] * 10, [0]),     # one class gray, a few strays
+    ([10, 10, 0, 0, 0, 0, 0, 0, 0, 0], [10] * 10, [0, 1]),  # two classes, both gray
+    ([10, 10, 10, 0, 0, 0, 0, 0, 0, 0], [10] * 10, []),     # three of ten: more than a quarter
+    ([1] * 10, [10] * 10, []),                             # spread evenly
+    ([50] + [0] * 199, [50] * 200, [0]),                   # one class of 200
+    ([0, 0, 3], [10, 10, 10], [2]),
+    ([2, 1], [2, 2], []),                                  # 100% against 50%: not far apart
+    ([2, 0, 0, 0], [50, 50, 50, 50], []),                  # too few images to mean anything
+    ([4, 0, 0, 0], [50, 50, 50, 50], []),                  # 8% of its class: below 10%
+])
+def test_concentrated_classes_rule(counts, images, holders):
+    from augmine.augment.inspection.summary import concentrated_classes
+
+    assert concentrated_classes(np.array(counts), np.array(images)) == holders
+
+
+@pytest.fixture(scope="module")
+def gray_class_root(synth_root, tmp_path_factory) -> tuple[Path, int]:
+    """The generated dataset with every image of class 3 (train and val) stored grayscale."""
+    import shutil
+
+    import cv2
+
+    from augmine.data.layouts import load_index
+
+    root = tmp_path_factory.mktemp("grayclass") / "data"
+    shutil.copytree(synth_root, root)
+    index = load_index(root)
+    for split in ("train", "val"):
+        sp = index.split(split)
+        for path in np.asarray(sp.paths)[sp.labels == 3]:
+            cv2.imwrite(str(path), cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2GRAY))
+    return root, 3
+
+
+def test_inspect_suggest_gives_togray_to_the_class_that_holds_the_grayscale_images(
+        gray_class_root, tmp_path):
+    from augmine.augment.overrides import class_overrides, recipe_for_class
+    from augmine.augment.recipes import load_recipe
+    from augmine.cli import cli
+    from augmine.data.layouts import load_index
+
+    root, gray = gray_class_root
+    index = load_index(root)
+    name, cid = index.class_names[gray], index.class_ids[gray]
+    out = tmp_path / "out.yaml"
+    res = CliRunner().invoke(cli, ["inspect", str(root), "--out", str(tmp_path / "report"),
+                                   "--suggest", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "report" / "inspection.json").read_text())
+    held = report["concentrated"]["grayscale"]
+    assert [h["class_id"] for h in held["holders"]] == [cid]
+    rest = held["rest"]
+    said = (f"grayscale is concentrated, held by 1 of 10 classes ({name} 10 of 10 images, "
+            f"100%), which hold 10 of the {held['count']} grayscale images "
+            f"({10 / held['count']:.0%}); the other 9 classes: {rest['count']} of 90 "
+            f"({rest['count'] / 90:.1%})")
+    assert said in res.output and "transforms and 9 class overrides (classes:)" in res.output
+    recipe = load_recipe(out)
+    togray = next(t for t in recipe.transforms if t["transform"] == "ToGray")
+    assert togray["p"] == 1.0
+    assert f"{name} 10 of 10 images, 100%" in togray["why"] and f"for {name} only" in togray["why"]
+    overall = report["grayscale"]["share"]
+    assert f"({overall:.1%}) are grayscale: p {round(min(max(overall * 2, 0.02), 0.3), 2)}" \
+        in togray["why"]
+    # every other class trains without ToGray, each override quoting its own count
+    assert set(recipe.classes) == set(index.class_ids) - {cid}
+    for row in report["per_class"]:
+        if row["class_id"] != cid:
+            override = recipe.classes[row["class_id"]]
+            assert override["without"] == ["ToGray"]
+            assert override["why"].startswith(
+                f"{row['name']}: {row['grayscale_count']} of {row['images']} images grayscale")
+    labels = class_overrides(recipe, index.class_ids, index.class_names)
+    assert sorted(labels) == [c for c in range(10) if c != gray]
+    assert all("ToGray" not in str(recipe_for_class(recipe, o).transforms)
+               for o in labels.values())
+    res = CliRunner().invoke(cli, ["recipe", "validate", str(out)])
+    assert res.exit_code == 0 and "9 class overrides" in res.output, res.output
+
+
+def test_spread_grayscale_keeps_one_global_togray(handmade):
+    report = inspect_dataset(handmade, compare=None, size=None)
+    assert report["concentrated"] == {}
+    recipe = suggest_recipe(report)
+    assert "classes" not in recipe
+    assert "for " not in next(t for t in recipe["transforms"] if t["transform"] == "ToGray")["why"]
+    assert "concentrated" not in format_report(report)
+
+
+@pytest.mark.parametrize("option", ["--suggest", "--out"])
+def test_unwritable_output_fails_before_measuring(handmade, tmp_path, monkeypatch, option):
+    from support import read_only
+
+    from augmine.augment.inspection import summary
+    from augmine.cli import cli
+
+    measured = []
+    monkeypatch.setattr(summary, "measure_paths", lambda *a, **k: measured.append(a))
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    target = folder / ("s.yaml" if option == "--suggest" else "report")
+    args = ["inspect", str(handmade), option, str(target)]
+    if option == "--suggest":
+        args += ["--out", str(tmp_path / "report")]
+    with read_only(folder) as why:
+        res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert res.output.strip() == (
+        f"Error: cannot write {target} ({option}): {folder} is not writable ({why}); choose a "
+        f"writable place or make {folder} writable, then run `augmine inspect` again (nothing "
+        "was measured)")
+    assert measured == [] and not (tmp_path / "report").exists() and list(folder.iterdir()) == []
+
+
+def test_suggest_naming_a_folder_is_one_line(handmade, tmp_path):
+    from augmine.cli import cli
+
+    res = CliRunner().invoke(cli, ["inspect", str(handmade), "--suggest", str(tmp_path)])
+    assert res.exit_code == 1
+    assert res.output.strip() == (f"Error: {tmp_path} is a folder; --suggest takes a file name "
+                                  f"(e.g. {tmp_path / 'suggested.yaml'})")
+
+
+def test_a_class_without_val_images_trains_without_the_held_togray(tmp_path):
+    """Class e has train images only: it gets no ToGray either, though nothing was measured."""
+    rng = np.random.default_rng(0)
+    for split, classes in (("train", "abcde"), ("val", "abcd")):
+        for c in classes:
+            for i in range(4):
+                img = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+                _save(tmp_path / split / c / f"{i}.png",
+                      np.repeat(img[..., :1], 3, axis=2) if c == "a" else img)
+    report = inspect_dataset(tmp_path, compare=None, size=None)
+    assert report["unmeasured_classes"] == [["e", "e"]]
+    assert [h["class_id"] for h in report["concentrated"]["grayscale"]["holders"]] == ["a"]
+    classes = suggest_recipe(report)["classes"]
+    assert sorted(classes) == ["b", "c", "d", "e"]
+    assert classes["e"] == {"without": ["ToGray"], "why": "e: no images measured; ToGray is for "
+                            "a, which hold 100% of the grayscale images"}

@@ -33,16 +33,18 @@ def command(path: Path, split: str, compare: bool, out_dir: Path | None,
 
     from augmine.core import atomic
     from augmine.data.layouts import load_index
-    from augmine.augment.inspection import format_report, inspect_dataset, suggest_recipe, write_report
+    from augmine.augment.inspection import (check_writable, format_report, inspect_dataset,
+                                            suggest_recipe, write_report)
     from augmine.augment.inspection.suggest import comparison_plan
     from augmine.augment.recipes import dump_recipe, parse_recipe
 
     index = load_index(path)
+    out_dir = out_dir or Path(f"inspect-{index.root.name}")
+    check_writable({"--out": out_dir}, {"--suggest": suggest} if suggest is not None else {})
     other = "train" if split == "val" else "val"
     report = inspect_dataset(index, split=split, compare=other if compare else None,
                              workers=workers, progress=True, size=size or None)
     click.echo(format_report(report))
-    out_dir = out_dir or Path(f"inspect-{index.root.name}")
     files = write_report(report, out_dir)
     click.echo("")
     click.echo(f"wrote {files['json']}, {files['csv'].name}, {files['png'].name}")
@@ -51,8 +53,10 @@ def command(path: Path, split: str, compare: bool, out_dir: Path | None,
         text = dump_recipe(recipe)
         parse_recipe(recipe, str(suggest))  # what we write must load
         atomic.write_text(suggest, text)
-        click.echo(f"wrote {suggest}: {len(recipe['transforms'])} transforms; check it with "
-                   f"`augmine recipe preview {suggest} --data {path}`")
+        overrides = (f" and {len(recipe['classes'])} class overrides (classes:)"
+                     if recipe.get("classes") else "")
+        click.echo(f"wrote {suggest}: {len(recipe['transforms'])} transforms{overrides}; check "
+                   f"it with `augmine recipe preview {suggest} --data {path}`")
         plan = comparison_plan(suggest, path)
         plan_path = suggest.with_name(f"{suggest.stem}-compare.yaml")
         atomic.write_text(plan_path, yaml.safe_dump(plan, sort_keys=False, width=100))

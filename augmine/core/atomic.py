@@ -6,7 +6,8 @@ Windows. A run killed mid-write leaves the previous version intact.
 
 Files get the mode an ordinary ``open(path, "w")`` would give them (``0o666`` less the
 umask: ``0o644`` with the usual umask 0022), or keep the mode of the file they replace;
-the temporary file's private ``0o600`` never reaches the target.
+the temporary file's private ``0o600`` never reaches the target. A refused write (read-only
+folder, full disk) is an :class:`OSError` naming the target, never the temporary file.
 """
 
 from __future__ import annotations
@@ -53,10 +54,13 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     choose the format from it.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=target.suffix if suffix is None else suffix,
-        dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=target.suffix if suffix is None else suffix,
+            dir=target.parent)
+    except OSError as exc:
+        raise _naming_target(exc, target) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -66,9 +70,19 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         # mkstemp makes the file 0600; give it the mode a plain write would have
         os.chmod(tmp_path, new_file_mode(target))
         os.replace(tmp_path, target)
+    except OSError as exc:
+        if str(exc.filename) != str(tmp_path):
+            raise
+        raise _naming_target(exc, target) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _naming_target(exc: OSError, target: Path) -> OSError:
+    """``exc`` (same errno, same type) naming ``target`` instead of the temporary file or
+    folder it met: a person knows the file they asked for, not ``.name.x8k2_q1a``."""
+    return OSError(exc.errno, exc.strerror, str(target))
 
 
 # the temporary files atomic_path makes: ".<target name>.<8 random chars><suffix>"

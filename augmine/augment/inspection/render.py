@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from augmine.augment.inspection.measure import COLUMNS
-from augmine.augment.inspection.summary import STATS
+from augmine.augment.inspection.suggest import CONCENTRATED_TRANSFORMS
+from augmine.augment.inspection.summary import STATS, concentration_text
 
 
 def write_report(report: dict[str, Any], out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -40,6 +41,38 @@ def write_report(report: dict[str, Any], out_dir: str | os.PathLike) -> dict[str
     paths["csv"] = atomic.write_text(out_dir / "images.csv", buf.getvalue())
     paths["png"] = plot_histograms(report, out_dir / "histograms.png")
     return paths
+
+
+def check_writable(folders: dict[str, Path], files: dict[str, Path],
+                   command: str = "inspect") -> None:
+    """A one-line :class:`~augmine.core.errors.AugmineError` naming the first output place
+    that cannot be written, for a command to call before any work: ``folders`` and
+    ``files`` map an option (``--out``) to the folder written into or the file written. A
+    folder that does not exist yet is checked where it would be made."""
+    import tempfile
+
+    from augmine.core.errors import AugmineError
+
+    places = [(option, Path(p), Path(p)) for option, p in folders.items()]
+    for option, path in files.items():
+        path = Path(path)
+        if path.is_dir():
+            raise AugmineError(f"{path} is a folder; {option} takes a file name (e.g. "
+                               f"{path / 'suggested.yaml'})")
+        places.append((option, path, path.parent))
+    for option, path, folder in places:
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+        if not existing.is_dir():
+            raise AugmineError(f"{existing} is a file, so `augmine {command}` cannot write "
+                               f"{path} ({option}); choose another place")
+        try:
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+        except OSError as exc:
+            raise AugmineError(f"cannot write {path} ({option}): {existing} is not writable "
+                               f"({(exc.strerror or str(exc)).lower()}); choose a writable "
+                               f"place or make {existing} writable, then run `augmine {command}` "
+                               "again (nothing was measured)") from None
 
 
 def plot_histograms(report: dict[str, Any], out: str | os.PathLike) -> Path:
@@ -169,6 +202,11 @@ def format_report(report: dict[str, Any], max_classes: int = 30) -> str:
                    else f"{'-':>6}"))
         if len(rows) > max_classes:
             lines.append(f"... {len(rows) - max_classes} more classes (see inspection.json)")
+    for held in (report.get("concentrated") or {}).values():
+        lines.append("")
+        lines.append(f"{held['stat']} is concentrated, {concentration_text(held)}; --suggest "
+                     f"writes {CONCENTRATED_TRANSFORMS[held['stat']]} for those classes only "
+                     "(classes: switches it off for the others)")
     outl = report["outliers"]["classes"]
     if outl:
         lines.append("")

@@ -8,6 +8,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+from augmine.augment.inspection.summary import concentration_text
+
+# The transform a statistic held by a few classes (the report's ``concentrated``) is given
+# to those classes only.
+CONCENTRATED_TRANSFORMS = {"grayscale": "ToGray"}
+
 
 def _r(x: float, nd: int = 2) -> float:
     return float(round(float(x), nd))
@@ -26,7 +32,10 @@ def suggest_recipe(stats: dict[str, Any], name: str = "suggested") -> dict[str, 
     crop scale from the box areas, translation from the spread of the box centres,
     brightness/contrast limits from the spread of per-image brightness and contrast
     (relative to 255 and to the median contrast), saturation from the colourfulness spread,
-    RGB shift from the colour-cast spread, ToGray probability from the grayscale share,
+    RGB shift from the colour-cast spread, ToGray probability from the grayscale share
+    (when a few classes hold the grayscale images, the report's ``concentrated``: ToGray for
+    those classes at about twice their own share, and ``classes:`` overrides switching it off
+    for every other class, including classes without images in the split),
     CLAHE's clip limit from the median / p10 contrast ratio, noise from the measured noise
     level, JPEG quality range from the measured qualities, gamma range from the brightness
     quartiles. Values no statistic sets (hue and value shifts, rotation and zoom, blur,
@@ -97,9 +106,16 @@ def suggest_recipe(stats: dict[str, Any], name: str = "suggested") -> dict[str, 
               "r_shift_limit": [-shift, shift], "g_shift_limit": [-shift, shift],
               "b_shift_limit": [-shift, shift]})
     pg = _r(min(max(gray * 2, 0.02), 0.3))
-    t.append({"transform": "ToGray", "p": pg,
-              "why": f"{stats['grayscale']['count']} of {n} images ({gray:.1%}) are grayscale: "
-                     f"p {pg} (about twice that share) teaches colour-free shapes"})
+    gray_why = (f"{stats['grayscale']['count']} of {n} images ({gray:.1%}) are grayscale: "
+                f"p {pg} (about twice that share) teaches colour-free shapes")
+    held = (stats.get("concentrated") or {}).get("grayscale")
+    classes: dict[str, dict[str, Any]] = {}
+    if held:
+        gray_entry, classes = _gray_for_holders(held, stats["per_class"],
+                                                stats.get("unmeasured_classes") or [], gray_why)
+        t.append(gray_entry)
+    else:
+        t.append({"transform": "ToGray", "p": pg, "why": gray_why})
     low_c = contr["p10"]
     gain = contr["median"] / max(low_c, 1e-6)
     clip = _r(min(max(gain, 1.5), 4.0), 1)
@@ -155,11 +171,44 @@ def suggest_recipe(stats: dict[str, Any], name: str = "suggested") -> dict[str, 
                      f"{bright['median']:.0f}): gamma {g_lo:g}-{g_hi:g} takes median mid-tones "
                      "to those exposures (kept within 0.5-2)",
               "gamma_limit": [int(round(g_lo * 100)), int(round(g_hi * 100))]})
-    return {"name": name,
-            "description": f"Suggested by augmine inspect from {n} {stats['split']} images of "
-                           f"{Path(stats['root']).name}; every probability p is a default, not "
-                           "measured, except ToGray's; review the why lines and previews.",
-            "transforms": t}
+    recipe = {"name": name,
+              "description": f"Suggested by augmine inspect from {n} {stats['split']} images "
+                             f"of {Path(stats['root']).name}; every probability p is a default, "
+                             "not measured, except ToGray's; review the why lines and previews.",
+              "transforms": t}
+    if classes:
+        recipe["classes"] = classes
+    return recipe
+
+
+def _gray_for_holders(held: dict[str, Any], rows: list[dict], unmeasured: list[list[str]],
+                      global_why: str) -> tuple[dict, dict[str, dict]]:
+    """ToGray for the few classes that hold the grayscale images (``held``: the report's
+    ``concentrated.grayscale``) and the ``classes:`` overrides switching it off for every
+    other class (``rows``: the report's ``per_class``; ``unmeasured``: its ``[class id,
+    name]`` of classes without images), keyed by class id. p is about twice
+    the holders' own grayscale share (up to 1)."""
+    holders = held["holders"]
+    share = sum(h["count"] for h in holders) / sum(h["images"] for h in holders)
+    p = _r(min(max(share * 2, 0.02), 1.0))
+    names = ", ".join(h["name"] for h in holders)
+    entry = {"transform": "ToGray", "p": p,
+             "why": f"grayscale is {concentration_text(held)}. So ToGray is for {names} only, "
+                    f"at p {p} (about twice their {share:.0%}, at most 1), and every other "
+                    f"class trains without it (classes:), instead of the overall rule "
+                    f"({global_why})"}
+    holder_ids = {h["class_id"] for h in holders}
+    classes = {r["class_id"]: {"without": ["ToGray"],
+                               "why": f"{r['name']}: {r['grayscale_count']} of {r['images']} "
+                                      f"images grayscale ({r['grayscale_share']:.0%}); ToGray "
+                                      f"is for {names}, which hold {held['held_share']:.0%} "
+                                      "of the grayscale images"}
+               for r in rows if r["class_id"] not in holder_ids}
+    for cid, name in unmeasured:
+        classes[cid] = {"without": ["ToGray"],
+                        "why": f"{name}: no images measured; ToGray is for {names}, which "
+                               f"hold {held['held_share']:.0%} of the grayscale images"}
+    return entry, classes
 
 
 def comparison_plan(recipe_path: str | Path, data: str | Path, config: str = "cpu-small",

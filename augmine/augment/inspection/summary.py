@@ -67,16 +67,18 @@ def split_summary(values: dict[str, np.ndarray], boxes: dict[str, np.ndarray]) -
 
 def per_class(values: dict[str, np.ndarray], boxes: dict[str, np.ndarray], labels: np.ndarray,
               class_ids: Sequence[str], class_names: Sequence[str]) -> list[dict]:
-    """One row per class with images: count, grayscale share, mean of every :data:`STATS`
-    entry (None without finite values), median box area and share of boxes at the border.
+    """One row per class with images: count, grayscale count and share, mean of every
+    :data:`STATS` entry (None without finite values), median box area and share of boxes at
+    the border.
     ``labels``: (N,) class indices into ``class_ids``/``class_names``."""
     rows = []
     for c, (cid, name) in enumerate(zip(class_ids, class_names)):
         m = labels == c
         if not m.any():
             continue
+        gray = values["grayscale"][m]
         row = {"class_id": cid, "name": name, "images": int(m.sum()),
-               "grayscale_share": float(values["grayscale"][m].mean())}
+               "grayscale_count": int(np.nansum(gray)), "grayscale_share": float(gray.mean())}
         for k in STATS:
             v = values[k][m]
             row[k] = float(np.nanmean(v)) if np.isfinite(v).any() else None
@@ -86,6 +88,74 @@ def per_class(values: dict[str, np.ndarray], boxes: dict[str, np.ndarray], label
         row["touching_border_share"] = float(np.nanmean(t)) if np.isfinite(t).any() else None
         rows.append(row)
     return rows
+
+
+# When a per-class count (e.g. grayscale images) counts as held by a few classes: order the
+# classes by their own share (count / images) and cut the top quarter (at least one class)
+# at its largest drop between consecutive shares; those top classes are the holders when
+# their pooled share is at least CONCENTRATION_MIN_SHARE and CONCENTRATION_RATIO times the
+# share of every other class, and the signal counts at least CONCENTRATION_MIN_COUNT images.
+CONCENTRATION_MAX_FRACTION = 0.25
+CONCENTRATION_MIN_SHARE = 0.1
+CONCENTRATION_RATIO = 4.0
+CONCENTRATION_MIN_COUNT = 3
+
+
+def concentrated_classes(counts: np.ndarray, images: np.ndarray) -> list[int]:
+    """Indices of the few classes that hold a per-class count (e.g. grayscale images) by the
+    rule above, highest share first; [] when it is spread over the classes.
+
+    ``counts``, ``images``: (C,) per class, the signal's images and all its images.
+    """
+    counts = np.asarray(counts, np.float64)
+    images = np.asarray(images, np.float64)
+    if counts.sum() < CONCENTRATION_MIN_COUNT or len(counts) < 2:
+        return []
+    shares = counts / np.maximum(images, 1)
+    order = np.argsort(-shares, kind="stable")
+    most = max(1, int(CONCENTRATION_MAX_FRACTION * len(counts)))
+    drops = shares[order][:most] - shares[order][1:most + 1]
+    cut = int(np.argmax(drops)) + 1
+    top = order[:cut]
+    held = counts[top].sum() / images[top].sum()
+    if held < CONCENTRATION_MIN_SHARE or held < CONCENTRATION_RATIO * shares[order[cut]]:
+        return []
+    return [int(i) for i in top]
+
+
+def concentration(rows: list[dict], stat: str = "grayscale") -> dict | None:
+    """Where ``stat``'s images (the rows' ``<stat>_count``) sit when a few classes hold them
+    (:func:`concentrated_classes`), else None: ``{"stat", "count", "classes", "holders":
+    [{class_id, name, count, images, share}], "held", "held_share", "rest": {"classes",
+    "count", "images", "share"}}``; ``held_share`` is the holders' part of ``count``."""
+    counts = np.array([r[f"{stat}_count"] for r in rows], np.float64)
+    images = np.array([r["images"] for r in rows], np.float64)
+    top = concentrated_classes(counts, images)
+    if not top:
+        return None
+    rest = [i for i in range(len(rows)) if i not in top]
+    held, rest_images = int(counts[top].sum()), int(images[rest].sum())
+    return {"stat": stat, "count": int(counts.sum()), "classes": len(rows),
+            "holders": [{"class_id": rows[i]["class_id"], "name": rows[i]["name"],
+                         "count": int(counts[i]), "images": int(images[i]),
+                         "share": float(counts[i] / images[i])} for i in top],
+            "held": held, "held_share": held / float(counts.sum()),
+            "rest": {"classes": len(rest), "count": int(counts[rest].sum()),
+                     "images": rest_images,
+                     "share": float(counts[rest].sum() / rest_images) if rest_images else 0.0}}
+
+
+def concentration_text(held: dict) -> str:
+    """:func:`concentration`'s result in words, e.g. ``held by 1 of 10 classes (zebra 10 of
+    10 images, 100%), which hold 10 of the 12 grayscale images (83%); the other 9 classes: 2
+    of 90 (2.2%)``."""
+    rest = held["rest"]
+    holders = "; ".join(f"{h['name']} {h['count']} of {h['images']} images, {h['share']:.0%}"
+                        for h in held["holders"])
+    return (f"held by {len(held['holders'])} of {held['classes']} classes ({holders}), which "
+            f"hold {held['held']} of the {held['count']} {held['stat']} images "
+            f"({held['held_share']:.0%}); the other {rest['classes']} classes: {rest['count']} "
+            f"of {rest['images']} ({rest['share']:.1%})")
 
 
 def class_outliers(rows: list[dict], z: float = 2.0) -> list[dict]:
@@ -171,7 +241,9 @@ def inspect_dataset(data, split: str = "val", compare: str | None = "train",
     pixel statistics and the ranges suggested from them fit the training size.
 
     ``data``: a dataset folder or a :class:`~augmine.data.dataset.DatasetIndex`. Returns a
-    JSON-safe report dict (summary, boxes, per-class rows, outliers, comparison) plus the
+    JSON-safe report dict (summary, boxes, per-class rows, ``[class id, name]`` of the classes
+    without images in the split, the statistics a few classes hold
+    (``concentrated``: :func:`concentration`), outliers, comparison) plus the
     key ``"_images"``: per-image arrays (``paths``, ``labels``, each of :data:`COLUMNS`,
     box ``area``/``cx``/``cy``/``touches``) for :func:`write_report` and plots.
     """
@@ -189,6 +261,11 @@ def inspect_dataset(data, split: str = "val", compare: str | None = "train",
         "measured_size": size,
         **split_summary(vals, bx)}
     report["per_class"] = per_class(vals, bx, sp.labels, index.class_ids, index.class_names)
+    measured = {r["class_id"] for r in report["per_class"]}
+    report["unmeasured_classes"] = [[c, n] for c, n in zip(index.class_ids, index.class_names)
+                                    if c not in measured]
+    gray = concentration(report["per_class"], "grayscale")
+    report["concentrated"] = {"grayscale": gray} if gray else {}
     report["outliers"] = {"classes": class_outliers(report["per_class"]),
                           "images": image_outliers(vals, sp.paths, index.root)}
     images = {"paths": [_rel(p, index.root) for p in sp.paths], "labels": sp.labels,
