@@ -224,6 +224,61 @@ def test_bootstrap_interval_and_paired_resamples(monkeypatch):
         paired_bootstrap(means, 0)
 
 
+def _seed_scores(shifts, n=200, seed=0):
+    """Per seed: (arm, control) per-image 0/1 scores on n images, the arm right with
+    probability 0.5 + shift, the control with 0.5."""
+    rng = np.random.default_rng(seed)
+    return [((rng.random(n) < 0.5 + s).astype(float), (rng.random(n) < 0.5).astype(float))
+            for s in shifts]
+
+
+def test_two_stage_bootstrap_widens_when_seeds_disagree():
+    from augmine.analysis.bootstrap import mean_intervals, seed_effect
+
+    def images_only(samples):            # today's paired bootstrap over all images pooled
+        arm, control = (np.concatenate([s[k] for s in samples]) for k in (0, 1))
+        t = mean_intervals(np.stack([control, arm]), reps=2000)
+        return t["diff_low"][1], t["diff_high"][1]
+
+    # seeds that disagree (true effects -0.2 .. +0.2): a much wider interval, the same mean
+    disagree = _seed_scores([0.2, -0.2, 0.1, -0.1, 0.0])
+    e = seed_effect(disagree, reps=2000)
+    lo, hi = images_only(disagree)
+    assert e["hi"] - e["lo"] > 2 * (hi - lo)
+    assert e["value"] == pytest.approx(np.mean([a.mean() - c.mean() for a, c in disagree]))
+    assert e["per_seed"].shape == (5,) and np.ptp(e["per_seed"]) > 0.3
+    # seeds that agree (each seed the same images' scores in another order): about equal
+    one = _seed_scores([0.1])[0]
+    rng = np.random.default_rng(1)
+    agree = [tuple(x[p] for x in one) for p in (rng.permutation(200) for _ in range(4))]
+    e = seed_effect(agree, reps=2000)
+    lo, hi = images_only(agree)
+    assert e["hi"] - e["lo"] == pytest.approx(hi - lo, rel=0.15)
+    assert e["value"] == pytest.approx(one[0].mean() - one[1].mean())
+
+
+def test_two_stage_bootstrap_with_one_seed_is_the_image_bootstrap():
+    from augmine.analysis.bootstrap import mean_intervals, seed_effect
+
+    arm, control = _seed_scores([0.1])[0]
+    e = seed_effect([(arm, control)], reps=500, seed=3)
+    t = mean_intervals(np.stack([control, arm]), reps=500, seed=3)
+    assert (e["lo"], e["hi"]) == pytest.approx((t["diff_low"][1], t["diff_high"][1]))
+    # any statistic of (y_true, arm_pred, control_pred), vector-valued: F1 of class 0, top-1
+    from augmine.analysis.metrics import f1_scores
+
+    y = np.repeat([0, 1], 50)
+    stat = lambda t, a, c: np.array([f1_scores(t, a, 2)[0] - f1_scores(t, c, 2)[0],  # noqa: E731
+                                     (a == t).mean() - (c == t).mean()])
+    e = seed_effect([(y, y, 1 - y), (y, y, y)], stat, reps=200)
+    assert e["per_seed"].tolist() == [[1.0, 1.0], [0.0, 0.0]]
+    assert e["value"].tolist() == [0.5, 0.5] and e["lo"].shape == (2,)
+    with pytest.raises(AugmineError, match="different numbers of images"):
+        seed_effect([(y, y[:10])])
+    with pytest.raises(AugmineError, match="at least one training seed"):
+        seed_effect([])
+
+
 def test_class_scores_agree_with_sklearn():
     from sklearn.metrics import precision_recall_fscore_support
 
