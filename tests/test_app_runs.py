@@ -35,7 +35,7 @@ def cpu20_run(folder, data, last_recipe=None):
     return folder
 
 
-# --------------------------------------------------------------------------- each phase as it trains
+# ------------------------------------------------------------------ each phase as it trains
 
 def test_each_phase_maps_to_its_size_and_strength(synth_root, tmp_path):
     from augmine.app.data.recipes import (class_preview, phase_setting, preview_settings,
@@ -49,7 +49,8 @@ def test_each_phase_maps_to_its_size_and_strength(synth_root, tmp_path):
     first, second = phase_setting(1, phases[0]), phase_setting(2, phases[1])
     assert (first.size, first.strength, second.size, second.strength) == (16, 1.0, 32, 0.5)
     assert second.label == "run phase 2 (32 px, strength 0.5)"
-    assert second.caption() == "Previewed as run phase 2 trains it: 32 px, strength 0.5."
+    assert second.caption() == ("Previewed as run phase 2 trains it: 32 px, strength 0.5 (the "
+                                "probabilities and ranges listed, scaled to 0.5).")
 
     ti14 = str((recipes_dir() / "tiny-imagenet-14.yaml").resolve())
     labels, default = recipe_choices(run, tmp_path / "empty")
@@ -102,7 +103,8 @@ def test_browser_previews_the_runs_phase_at_its_size_and_strength(synth_root, tm
     assert path == str(rec.resolve())
     preview_as = at.selectbox(key=f"as:{path}")
     assert preview_as.options[0] == "run phase 2 (32 px, strength 0.5)"
-    assert "Previewed as run phase 2 trains it: 32 px, strength 0.5." in texts(at)
+    assert ("Previewed as run phase 2 trains it: 32 px, strength 0.5 (the probabilities and "
+            "ranges listed, scaled to 0.5).") in texts(at)
     assert all(c.endswith("(32 px)") for c in at.image[1].captions)
     at.selectbox(key="cls").set_value(names[1]).run()
     phase_grid = list(at.image[1].value)
@@ -148,8 +150,8 @@ def test_rounds_table_holds_the_reports_numbers(synth_root):
         assert r["net of control 95% CI"] == \
             f"{cell['effect']['lo']:+.3f} to {cell['effect']['hi']:+.3f}"
     by = {r["metric"]: r for r in rows}
-    assert by["other F1"]["measured"] == "lower (interval below zero)"
-    assert by["chosen F1"]["measured"] == "no measurable change"
+    assert by["other F1"]["verdict"] == "lower (interval below zero)"
+    assert by["chosen F1"]["verdict"] == "no measurable change"
     names = synth_index(synth_root).class_names
     assert [r["class"] for r in class_rows(effect)] == [names[0], names[1]]
     lost = loser_rows(effect)
@@ -158,7 +160,7 @@ def test_rounds_table_holds_the_reports_numbers(synth_root):
     # without a control: no net column values, the verdict is against the start
     rows = effect_rows(fake_effect(synth_root, control=False))
     assert all(r["net of control"] is None for r in rows)
-    assert {r["metric"]: r["measured"] for r in rows}["other F1"] == \
+    assert {r["metric"]: r["verdict"] for r in rows}["other F1"] == \
         "lower (interval below zero)"
 
 

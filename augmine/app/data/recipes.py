@@ -132,8 +132,8 @@ class PreviewSetting:
         """One sentence naming the size and strength the grid is made at."""
         how = (f"as {self.role} trains it: " if self.role else "at ") + \
             f"{self.size} px, strength {self.strength:g}"
-        if self.strength == 1:
-            how += " (the recipe as written)"
+        how += " (the recipe as written)" if self.strength == 1 else \
+            f" (the probabilities and ranges listed, scaled to {self.strength:g})"
         if self.presize:
             how += f"; each image shrunk to {self.size} px before the recipe (presize)"
         if not self.overrides:

@@ -58,8 +58,8 @@ def _verdict(cell) -> str:
 def effect_rows(effect: dict) -> list[dict]:
     """One row per metric of a round's effect table (fractions: top-1 0.452 = 45.2%):
     before, after, control, after - before and the effect net of control, each difference
-    with its 95% interval as text and what the interval says (against the control, else
-    against the start)."""
+    with its 95% interval as text, and the verdict: whether the interval of the effect net
+    of control (after - before without a control) lies below or above zero."""
     rows = []
     for metric, row in effect["table"].items():
         value = lambda k: None if row[k] is None else row[k]["value"]  # noqa: E731
@@ -69,7 +69,7 @@ def effect_rows(effect: dict) -> list[dict]:
                      "after - before 95% CI": _interval(row["change"]),
                      "net of control": value("effect"),
                      "net of control 95% CI": _interval(row["effect"]),
-                     "measured": _verdict(row[ref])})
+                     "verdict": _verdict(row[ref])})
     return rows
 
 

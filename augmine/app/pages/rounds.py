@@ -50,7 +50,9 @@ def render(run_path: str) -> None:
         st.caption(measurement_line(effect))
         table(effect_rows(effect), f"{stage}:effect")
         st.caption("Values are fractions (top-1 0.452 = 45.2%). Net of control = after - "
-                   "control: what the round did beyond the same training without it.")
+                   "control: what the round did beyond the same training without it. Verdict: "
+                   "where the 95% interval of the net effect (after - before without a "
+                   "control) lies against zero.")
         if effect.get("warning"):
             st.warning(effect["warning"])
         if effect.get("note"):
