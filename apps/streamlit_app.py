@@ -1,5 +1,6 @@
-"""augmine's Streamlit app: an augmentation browser, a confusion explorer, recipe comparisons
-and the affinity of a recipe per class and transform.
+"""augmine's Streamlit app: an augmentation browser, a confusion explorer, a run's mining
+rounds against their control, recipe comparisons and the affinity of a recipe per class and
+transform.
 
 Start it with ``augmine app [RUN_DIR] --data PATH`` (or
 ``streamlit run apps/streamlit_app.py -- [RUN_DIR] --data PATH``). This script is the entry
@@ -21,8 +22,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augmine.app import frame
-from augmine.app.data.navigation import PAGES
-from augmine.app.pages import affinity, browser, comparison, confusion
+from augmine.app.pages import affinity, browser, comparison, confusion, rounds
 
 
 def cli_args() -> argparse.Namespace:
@@ -49,11 +49,13 @@ def main() -> None:
         st.warning(bad_page)
     try:
         frame.mismatch_warning(run_path, data_path)
-        if page == PAGES[0]:
+        if page == "Augmentation browser":
             browser.render(frame.dataset_root(data_path), run_path)
-        elif page == PAGES[2]:
+        elif page == "Rounds":
+            rounds.render(run_path)
+        elif page == "Recipe comparison":
             comparison.render(run_path)
-        elif page == PAGES[3]:
+        elif page == "Affinity":
             affinity.render(run_path, data_path or None)
         else:
             confusion.render(run_path, data_path or None)

@@ -286,9 +286,13 @@ def test_browser_shows_augmented_grid_and_rerolls(synth_root):
     no_exception(at)
     assert at.number_input(key="seed").value == 1
     assert at.image[1].value != before                     # new samples for the new seed
-    at.radio(key="size").set_value(16).run()
+    preview_as = at.selectbox(key=f"as:{at.selectbox(key='recipe_file').value}")
+    assert preview_as.options == ["16 px, as written", "32 px, as written", "64 px, as written"]
+    assert "Previewed at 64 px, strength 1 (the recipe as written)." in texts(at)
+    preview_as.select_index(0).run()
     no_exception(at)
     assert all(c.endswith("(16 px)") for c in at.image[1].captions)
+    assert at.image[1].value[0] != before[0]               # another size, other pictures
     at.slider(key="n_samples").set_value(8).run()
     assert len(at.image[1].value) == 8
 

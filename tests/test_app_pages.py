@@ -409,7 +409,7 @@ def test_recipe_choices_name_each_role_of_the_runs_recipes(synth_root, tmp_path)
                       "classes:\n  x: {strength: 0.5}\n")
     labels, default = recipe_choices(run, tmp_path / "empty-folder")
     assert labels[str(light)] == "run phase 1 (16 px), run phase 2 (32 px), built-in: light.yaml"
-    assert labels[str(gentle.resolve())] == "run round-1 gentle: round-1-gentle.yaml"
+    assert labels[str(gentle.resolve())] == "run round-1 gentle (32 px): round-1-gentle.yaml"
     assert list(labels)[:2] == [str(light), str(gentle.resolve())] and default == str(light)
     labels, default = recipe_choices(None, None)
     assert default == str((recipes_dir() / "tiny-imagenet-14.yaml").resolve())

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Sequence
 
 # the pages in sidebar order
-PAGES = ("Augmentation browser", "Confusion explorer", "Recipe comparison", "Affinity")
+PAGES = ("Augmentation browser", "Confusion explorer", "Rounds", "Recipe comparison", "Affinity")
 PAGE_SLUGS = {"Augmentation browser": "browser", "Confusion explorer": "confusion",
-              "Recipe comparison": "comparison", "Affinity": "affinity"}
+              "Rounds": "rounds", "Recipe comparison": "comparison", "Affinity": "affinity"}
 
 
 def page_slug(page: str) -> str:

@@ -10,12 +10,11 @@ import streamlit as st
 
 from augmine.app.cached import GAP, THUMB, display_image, load_index, read_image
 from augmine.app.data.images import augment_samples, pad, png_bytes, upscale_nearest
-from augmine.app.data.recipes import (check_recipe_path, class_preview, is_loopback,
-                                      load_recipe_text, param_kind, recipe_choices, recipe_yaml,
-                                      transform_defaults)
+from augmine.app.data.recipes import (PreviewSetting, check_recipe_path, class_preview,
+                                      is_loopback, load_recipe_text, param_kind,
+                                      preview_settings, recipe_choices, recipe_yaml,
+                                      run_recipe_uses, transform_defaults)
 from augmine.core.errors import AugmineError
-
-SIZES = (16, 32, 64)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -24,6 +23,12 @@ def recipe_files(run_dir: str, folder: str) -> tuple[dict[str, str], str | None]
     the built-ins (:func:`augmine.app.data.recipes.recipe_choices`); re-read every 10 s, so a file
     just written appears."""
     return recipe_choices(run_dir or None, folder or None)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def recipe_uses(run_dir: str) -> dict[str, list[PreviewSetting]]:
+    """How the run trains each of its recipes (:func:`augmine.app.data.recipes.run_recipe_uses`)."""
+    return run_recipe_uses(run_dir or None)
 
 
 @st.cache_data(show_spinner=False)
@@ -42,19 +47,26 @@ def recipe_from_text(text: str):
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def class_recipe(text: str, class_ids: tuple, class_names: tuple, label: int):
+def class_recipe(text: str, setting: PreviewSetting, class_ids: tuple, class_names: tuple,
+                 label: int):
     """``(recipe, note, warning)``: the edited recipe as class ``label`` trains under it
-    (:func:`augmine.app.data.recipes.class_preview`)."""
-    return class_preview(recipe_from_text(text), class_ids, class_names, label)
+    at ``setting``'s strength (:func:`augmine.app.data.recipes.class_preview`)."""
+    return class_preview(recipe_from_text(text), class_ids, class_names, label, setting)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def augmented_grid(text: str, path: str, size: int, n: int, seed: int, class_ids: tuple,
-                   class_names: tuple, label: int) -> list[bytes]:
+def augmented_grid(text: str, path: str, setting: PreviewSetting, n: int, seed: int,
+                   class_ids: tuple, class_names: tuple, label: int) -> list[bytes]:
     """PNG bytes of ``n`` augmented samples of an image of class ``label``, under the
-    class's own recipe, enlarged to >= THUMB px with nearest neighbour."""
-    recipe = class_recipe(text, class_ids, class_names, label)[0]
-    samples = augment_samples(read_image(path), recipe, size, n, seed)
+    class's own recipe at ``setting``'s size and strength (shrunk first when the phase
+    presizes, as the feed does), enlarged to >= THUMB px with nearest neighbour."""
+    from augmine.feed.batches import presized
+
+    recipe = class_recipe(text, setting, class_ids, class_names, label)[0]
+    image = read_image(path)
+    if setting.presize:
+        image = presized(image, setting.size)
+    samples = augment_samples(image, recipe, setting.size, n, seed)
     # a white margin separates neighbouring samples in st.image's gap-less row
     return [png_bytes(pad(upscale_nearest(s, THUMB), GAP))
             for s in samples]
@@ -207,7 +219,13 @@ def render(data_root: str, run_path: str = "") -> None:
         rec_path = recipe_picker(run_path)
     if rec_path is None:
         return
-    size = c_size.radio("Size (px)", SIZES, index=2, key="size", horizontal=True)
+    options, default = preview_settings(recipe_uses(run_path).get(rec_path, []))
+    setting = c_size.selectbox(
+        "Preview as", options, index=default, key=f"as:{rec_path}",
+        format_func=lambda o: o.label,
+        help="Each use of this recipe in the run at its own image size and strength (as "
+             "training builds it), or a size with the recipe as written.")
+    size = setting.size
     n = c_n.slider("Samples", 4, 48, 16, 4, key="n_samples")
     ss.setdefault("seed", 0)
     with c_seed:
@@ -238,7 +256,7 @@ def render(data_root: str, run_path: str = "") -> None:
     with right:
         st.subheader(f"{cls_name} - {Path(path).name} ({split} image)")
         try:
-            recipe, note, warning = class_recipe(text, tuple(index.class_ids),
+            recipe, note, warning = class_recipe(text, setting, tuple(index.class_ids),
                                                  tuple(index.class_names), int(label))
         except AugmineError as exc:
             st.error(f"The edited recipe is not valid: {exc}")
@@ -251,8 +269,9 @@ def render(data_root: str, run_path: str = "") -> None:
         # overflowed its narrow column onto the first augmented samples
         st.image(display_image(path, 192), output_format="PNG",
                  caption=f"original ({split} image, {read_image(path).shape[1]} px)")
-        grid = augmented_grid(text, path, int(size), int(n), int(ss["seed"]),
+        grid = augmented_grid(text, path, setting, int(n), int(ss["seed"]),
                               tuple(index.class_ids), tuple(index.class_names), int(label))
+        st.caption(setting.caption())
         st.image(grid, width=THUMB + 2 * GAP, output_format="PNG",
                  caption=[f"#{k} ({size} px)" for k in range(len(grid))])
         st.caption(f"{len(edited)} of {len(entries['transforms'])} transforms on; "
