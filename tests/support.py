@@ -110,6 +110,16 @@ def subprocess_env(*, block_tensorflow: bool = False, **changes: str) -> dict:
     return env
 
 
+def augmine_command() -> list[str]:
+    """The ``augmine`` console script installed beside this interpreter, as a command line for
+    a fresh process (run it with :func:`subprocess_env`)."""
+    import sys
+
+    script = Path(sys.executable).parent / "augmine"
+    return [str(script)] if script.is_file() else \
+        [sys.executable, "-c", "from augmine.cli import main; main()"]
+
+
 def spoil(root: Path) -> tuple[str, str]:
     """Truncate one train JPEG and turn one val JPEG into HTML; their paths under ``root``."""
     root = Path(root)

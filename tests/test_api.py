@@ -22,7 +22,7 @@ from augmine.runs.factories import create_model
 from augmine.runs.sections import ModelConfig
 from augmine.core.errors import AugmineError
 from augmine.runs.rundir import RunDir
-from support import subprocess_env
+from support import augmine_command, subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -173,14 +173,6 @@ def small_cnn(num_classes, filters=4):
 # lines TensorFlow prints while it starts (C++ before absl is set up, then absl's)
 TF_START_UP = re.compile(r"absl::InitializeLog|oneDNN|cuda|cuInit|cpu_feature_guard|"
                          r"TensorFlow binary|^[IWEF]\d{4} ", re.M)
-
-
-def augmine_command() -> list[str]:
-    """The installed ``augmine`` console script of this interpreter (a fresh process that
-    has only the checkout on PYTHONPATH)."""
-    script = Path(sys.executable).parent / "augmine"
-    return [str(script)] if script.is_file() else \
-        [sys.executable, "-c", "from augmine.cli import main; main()"]
 
 
 @pytest.mark.slow

@@ -374,6 +374,10 @@ OWNERS = {
     # a run's checkpoints (runs.checkpoints) and a user's own `.keras` model file (model.sources)
     "loading Keras model files": (lambda p: "load_model" in _attribute_calls(p),
                                   {"augmine.runs.checkpoints", "augmine.model.sources"}),
+    # bars drawn only on a terminal (core.runtime.progress_bar) and the run's epoch counter
+    # that is drawn nowhere (train.fit.run_progress)
+    "progress bars (tqdm)": (lambda p: any(m.startswith("tqdm") for m in _imports_of(p)),
+                             {"augmine.core.runtime", "augmine.train.fit"}),
 }
 
 

@@ -83,6 +83,27 @@ def import_tensorflow():
     return tf
 
 
+def progress_bar(iterable=None, *, progress: bool = True, desc: str, unit: str = "it",
+                 total=None, line: str | None = None, **tqdm_args):
+    """A tqdm bar (used as tqdm is: iterated, ``update``d, in a ``with``) drawn on stderr only
+    when ``progress`` and stderr is a terminal. In a pipe or a log file, where a bar's
+    carriage returns are noise, it draws nothing and prints one ``line`` instead (default
+    ``"<desc>: <total> <unit>"``); nothing at all when not ``progress``."""
+    from tqdm.auto import tqdm
+
+    terminal = bool(progress) and sys.stderr.isatty()
+    if progress and not terminal:
+        if total is None and hasattr(iterable, "__len__"):
+            total = len(iterable)
+        if line is None:
+            amount = "" if total is None else f" {total} {unit}" if not tqdm_args.get(
+                "unit_scale") else " " + tqdm.format_sizeof(
+                    total, unit, tqdm_args.get("unit_divisor", 1000))
+            line = f"{desc}:{amount}" if amount else desc
+        print(line, file=sys.stderr, flush=True)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not terminal, **tqdm_args)
+
+
 def keras_backend() -> str:
     """The Keras backend this process will use, without importing Keras.
 
