@@ -161,6 +161,18 @@ def round_run(tmp_path_factory, mining_run):
     return SimpleNamespace(run=run, output=res.output)
 
 
+@pytest.fixture
+def augmine_on_path(monkeypatch):
+    """This installation's ``augmine`` script first on PATH, as in an activated environment:
+    the commands augmine prints then start with plain ``augmine``."""
+    from support import augmine_command
+
+    script = Path(augmine_command()[0])
+    if script.name == "augmine":
+        monkeypatch.setenv("PATH", os.pathsep.join([str(script.parent),
+                                                    os.environ.get("PATH", "")]))
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
     """``augmine demo --config DEMO`` (support.DEMO: the tiny model, 1 epoch a phase and a
