@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from support import BLOCKER, MINING, blocker_site, copy_run, write_config
+from support import BLOCKER, MINING, blocker_site, copy_run, fixture_definitions, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 # The real sample lives in ../shared beside the checkout; AUGMINE_SAMPLE overrides.
@@ -59,8 +59,7 @@ def _xdist_group(item) -> str | None:
     for fixture, group in SHARED_RUNS.items():
         if fixture in item.fixturenames:
             return group
-    # pytest has no public way to ask a fixture's scope at collection time.
-    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    defs = fixture_definitions(item)    # pytest's private fixture info, version-checked
     if any(d.scope == "module" for name in item.fixturenames for d in defs.get(name, ())):
         return item.module.__name__
     return None

@@ -120,6 +120,24 @@ def augmine_command() -> list[str]:
         [sys.executable, "-c", "from augmine.cli import main; main()"]
 
 
+# pytest has no public way to ask a fixture's scope at collection time; the one private name
+# the tests read, guarded as augmine/core/compat.py guards augmine's patches.
+PYTEST_PRIVATE = ">=8,<9.2"
+
+
+def fixture_definitions(item, version: str | None = None) -> dict:
+    """``{fixture name: [FixtureDef, ...]}`` of a collected test ``item`` (pytest's private
+    ``item._fixtureinfo``); a one-line error when pytest (``version``, default the installed
+    one) is outside :data:`PYTEST_PRIVATE`, the versions this was written for."""
+    import pytest
+
+    from augmine.core.compat import check_version
+
+    check_version("pytest", version or pytest.__version__, PYTEST_PRIVATE,
+                  "pytest's private item._fixtureinfo")
+    return getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+
+
 def spoil(root: Path) -> tuple[str, str]:
     """Truncate one train JPEG and turn one val JPEG into HTML; their paths under ``root``."""
     root = Path(root)
