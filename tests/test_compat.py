@@ -19,7 +19,7 @@ from support import PYTEST_PRIVATE, fixture_definitions, subprocess_env
 @pytest.mark.parametrize("name,version", [
     ("keras-multi-worker", "3.16.0"), ("keras-multi-worker", "3.14.2"),
     ("spawn-without-main", "3.14.0"), ("forkserver-started", "3.9.18"),
-    ("tf-data-service-private", "2.22.0"),
+    ("tf-data-service-private", "2.22.0"), ("albumentations-without-torch", "2.0.9"),
 ])
 def test_each_patch_refuses_a_version_outside_its_range(name, version):
     patch = compat.PATCHES[name]
@@ -119,3 +119,22 @@ def test_pytest_private_fixture_info_is_read_inside_its_range_only(request, tmp_
     assert fixture_definitions(request.node)["tmp_path"][-1].scope == "function"
     with pytest.raises(AugmineError, match=r"^pytest 9\.2\.0 is outside " + PYTEST_PRIVATE):
         fixture_definitions(request.node, "9.2.0")
+
+
+def test_feed_workers_load_albumentations_without_its_pytorch_part():
+    """The fork server's first import refuses `albumentations.pytorch` (which would import
+    torch), so albumentations loads without it; `allow_torch` lifts the refusal."""
+    out = _run("import importlib, sys\n"
+               "import augmine.feed.worker_boot\n"
+               "import albumentations\n"
+               "print('albumentations.pytorch' in sys.modules)\n"
+               "try:\n"
+               "    importlib.import_module('albumentations.pytorch')\n"
+               "except ImportError as exc:\n"
+               "    print(exc)\n"
+               "from augmine.core.compat import allow_torch\n"
+               "allow_torch(); allow_torch()\n"
+               "print(any('Albumentations' in type(f).__name__ for f in sys.meta_path))\n")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == [
+        "False", "albumentations.pytorch is not loaded in augmine pipeline workers", "False"]

@@ -42,6 +42,9 @@ PATCHES = {
     "forkserver-started": Patch(
         "python", ">=3.10,<3.14",
         "multiprocessing.forkserver's private _forkserver_pid"),
+    "albumentations-without-torch": Patch(
+        "albumentations", "==2.0.8",
+        "albumentations' optional albumentations.pytorch import (refused in feed workers)"),
     "tf-data-service-private": Patch(
         "tensorflow", ">=2.16,<2.22",
         "tf.data service's private WorkerServer._address and DispatchServer._num_workers()"),
@@ -188,3 +191,42 @@ def registered_workers(dispatcher) -> int:
     """How many workers a ``tf.data.experimental.service.DispatchServer`` has seen."""
     require("tf-data-service-private")
     return int(dispatcher._num_workers())
+
+
+# --------------------------------------------------------------------------- albumentations-without-torch
+
+TORCH_PART = "albumentations.pytorch"
+
+
+class _RefuseAlbumentationsPytorch:
+    """A ``sys.meta_path`` finder that refuses ``albumentations.pytorch`` and its submodules."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == TORCH_PART or name.startswith(TORCH_PART + "."):
+            raise ModuleNotFoundError(f"{name} is not loaded in augmine pipeline workers",
+                                      name=name)
+        return None
+
+
+def keep_torch_out_of_albumentations() -> None:
+    """Make ``albumentations.pytorch`` fail to import in this process (idempotent).
+
+    albumentations 2.0.8 runs ``from .pytorch import *`` (under ``suppress(ImportError)``) in
+    its ``__init__``, which imports ``torch`` whenever it is installed: about 12 s per fresh
+    process on a GPU machine, for a ``ToTensorV2`` the feed never uses. Installed by the fork
+    server before it imports albumentations (:mod:`augmine.feed.worker_boot`); the version is
+    checked in the main process before workers start (``require``), since an error in the
+    fork server's preload would stop it without a word."""
+    import sys
+
+    if not any(type(f).__name__ == _RefuseAlbumentationsPytorch.__name__ for f in sys.meta_path):
+        sys.meta_path.insert(0, _RefuseAlbumentationsPytorch())
+
+
+def allow_torch() -> None:
+    """Undo :func:`keep_torch_out_of_albumentations` (idempotent): a worker calls it once
+    albumentations is loaded, so a recipe that does hold a ``ToTensorV2`` still unpickles."""
+    import sys
+
+    sys.meta_path[:] = [f for f in sys.meta_path
+                        if type(f).__name__ != _RefuseAlbumentationsPytorch.__name__]

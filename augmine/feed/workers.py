@@ -31,7 +31,7 @@ import weakref
 
 import numpy as np
 
-from augmine.core.compat import forkserver_started, start_without_main
+from augmine.core.compat import allow_torch, forkserver_started, require, start_without_main
 from augmine.core.errors import AugmineError
 from augmine.feed.batches import BatchMaker
 from augmine.feed.slots import make_slots
@@ -57,10 +57,10 @@ def _worker_main(job_bytes: bytes, tasks, results, slots=None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # the parent stops us on Ctrl-C
     parent = mp.parent_process()   # the main process (also under the fork server)
     try:
-        from augmine.feed import worker_boot   # already loaded by the fork server; under spawn: now
+        from augmine.feed import worker_boot  # noqa: F401 - loaded by the fork server; under spawn: now
 
         import albumentations  # noqa: F401 - loaded with the hook in place: no PyTorch
-        worker_boot.allow_torch()
+        allow_torch()
         import cv2
 
         cv2.setNumThreads(0)   # OpenCV's own thread pool slows 64 px work (DESIGN.md)
@@ -162,6 +162,7 @@ class WorkerGroup:
 
     def __init__(self, job_bytes: bytes, workers: int, hide_main: bool = True,
                  slot_shape: tuple[int, int] | None = None):
+        require("albumentations-without-torch")   # here: the fork server's preload cannot say
         ctx = _mp_context()
         self.tasks, self.results = ctx.Queue(), ctx.Queue()
         # Slots for the window of every worker plus one batch each, so that tasks of an
