@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from augmine.core.commands import command_line
-
 
 @click.command("inspect")
 @click.argument("path", type=click.Path(path_type=Path))
@@ -54,7 +52,7 @@ def command(path: Path, split: str, compare: bool, out_dir: Path | None,
         parse_recipe(recipe, str(suggest))  # what we write must load
         atomic.write_text(suggest, text)
         click.echo(f"wrote {suggest}: {len(recipe['transforms'])} transforms; check it with "
-                   f"{command_line('recipe', 'preview', suggest, '--data', path)}")
+                   f"`augmine recipe preview {suggest} --data {path}`")
         plan = comparison_plan(suggest, path)
         plan_path = suggest.with_name(f"{suggest.stem}-compare.yaml")
         atomic.write_text(plan_path, yaml.safe_dump(plan, sort_keys=False, width=100))
