@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from support import BLOCKER, MINING, blocker_site, copy_run, write_config
+from support import BLOCKER, MINING, blocker_site, copy_run, fixture_definitions, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 # The real sample lives in ../shared beside the checkout; AUGMINE_SAMPLE overrides.
@@ -59,8 +59,7 @@ def _xdist_group(item) -> str | None:
     for fixture, group in SHARED_RUNS.items():
         if fixture in item.fixturenames:
             return group
-    # pytest has no public way to ask a fixture's scope at collection time.
-    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    defs = fixture_definitions(item)    # pytest's private fixture info, version-checked
     if any(d.scope == "module" for name in item.fixturenames for d in defs.get(name, ())):
         return item.module.__name__
     return None
@@ -159,6 +158,18 @@ def round_run(tmp_path_factory, mining_run):
     res = CliRunner().invoke(cli, ["mine", "round", str(run), "--no-progress"])
     assert res.exit_code == 0, res.output
     return SimpleNamespace(run=run, output=res.output)
+
+
+@pytest.fixture
+def augmine_on_path(monkeypatch):
+    """This installation's ``augmine`` script first on PATH, as in an activated environment:
+    the commands augmine prints then start with plain ``augmine``."""
+    from support import augmine_command
+
+    script = Path(augmine_command()[0])
+    if script.name == "augmine":
+        monkeypatch.setenv("PATH", os.pathsep.join([str(script.parent),
+                                                    os.environ.get("PATH", "")]))
 
 
 @pytest.fixture(scope="session")

@@ -113,6 +113,34 @@ def subprocess_env(*, block_tensorflow: bool = False, **changes: str) -> dict:
     return env
 
 
+def augmine_command() -> list[str]:
+    """The ``augmine`` console script installed beside this interpreter, as a command line for
+    a fresh process (run it with :func:`subprocess_env`)."""
+    import sys
+
+    script = Path(sys.executable).parent / "augmine"
+    return [str(script)] if script.is_file() else \
+        [sys.executable, "-c", "from augmine.cli import main; main()"]
+
+
+# pytest has no public way to ask a fixture's scope at collection time; the one private name
+# the tests read, guarded as augmine/core/compat.py guards augmine's patches.
+PYTEST_PRIVATE = ">=8,<9.2"
+
+
+def fixture_definitions(item, version: str | None = None) -> dict:
+    """``{fixture name: [FixtureDef, ...]}`` of a collected test ``item`` (pytest's private
+    ``item._fixtureinfo``); a one-line error when pytest (``version``, default the installed
+    one) is outside :data:`PYTEST_PRIVATE`, the versions this was written for."""
+    import pytest
+
+    from augmine.core.compat import check_version
+
+    check_version("pytest", version or pytest.__version__, PYTEST_PRIVATE,
+                  "pytest's private item._fixtureinfo")
+    return getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+
+
 def spoil(root: Path) -> tuple[str, str]:
     """Truncate one train JPEG and turn one val JPEG into HTML; their paths under ``root``."""
     root = Path(root)

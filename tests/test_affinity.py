@@ -212,6 +212,25 @@ def test_affinity_finds_the_colour_classes_and_tailor_spares_them(colour_run, tm
     assert load_recipe(out).classes == doc["classes"]          # the tailored recipe loads
 
 
+@pytest.mark.slow
+def test_affinity_in_a_pipe_prints_a_line_per_stage_and_no_bars(colour_run, tmp_path):
+    """`recipe affinity` with its default --progress, stdout and stderr piped (a log)."""
+    import subprocess
+
+    from support import augmine_command, copy_run, subprocess_env
+
+    run, recipe = colour_run
+    run = copy_run(run, tmp_path)
+    out = subprocess.run([*augmine_command(), "recipe", "affinity", str(recipe), "--run",
+                          str(run), "--draws", "1", "--force"], capture_output=True, text=True,
+                         env=subprocess_env(), timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "\r" not in out.stderr and "\r" not in out.stdout
+    assert "affinity: 5 passes (4 columns x 1 draws, and clean) over 150 val images at 16 px" \
+        in out.stderr.splitlines()
+    assert "hurts most: " in out.stdout
+
+
 def test_affinity_without_a_run_is_one_line(tmp_path):
     res = run_cli("recipe", "affinity", "light", "--run", tmp_path / "nope", "--no-progress")
     assert res.exit_code == 1 and res.output.startswith("Error: ") and \

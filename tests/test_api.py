@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from augmine.runs.factories import create_model
 from augmine.runs.sections import ModelConfig
 from augmine.core.errors import AugmineError
 from augmine.runs.rundir import RunDir
+from support import augmine_command, subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -154,6 +156,57 @@ def test_builder_model_trains_through_the_cli_and_resumes(tmp_path, synth_root, 
     assert [layer.name for layer in model.layers][:2] == ["image", "augmine_rescale"]
     assert run.read_state()["epochs_done"] == 2
     assert len((tmp_path / "user_log.csv").read_text().splitlines()) == 3   # rounds too
+
+
+# a user's builder module as people write it: Keras imported at its top
+OWN_BUILDER = """\
+import keras
+from keras import layers
+
+
+def small_cnn(num_classes, filters=4):
+    inputs = keras.Input(shape=(None, None, 3))
+    x = layers.Conv2D(filters, 3, padding="same", activation="relu")(inputs)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
+"""
+# lines TensorFlow prints while it starts (C++ before absl is set up, then absl's)
+TF_START_UP = re.compile(r"absl::InitializeLog|oneDNN|cuda|cuInit|cpu_feature_guard|"
+                         r"TensorFlow binary|^[IWEF]\d{4} ", re.M)
+
+
+@pytest.mark.slow
+@pytest.mark.backend
+def test_a_builder_beside_the_config_trains_from_another_folder_without_start_up_noise(
+        tmp_path, synth_root):
+    """`builder: "own_models_beside:small_cnn"` and own_models_beside.py in the config's
+    folder; `augmine train` run from another folder, no PYTHONPATH pointing there."""
+    folder, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    (folder / "own_models_beside.py").write_text(OWN_BUILDER)
+    cfg = write_config(folder, model={"builder": "own_models_beside:small_cnn"})
+    out = subprocess.run([*augmine_command(), "train", str(cfg), "--data", str(synth_root),
+                          "--run-dir", str(tmp_path / "run"), "--no-progress"],
+                         cwd=elsewhere, env=subprocess_env(), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert str(folder) not in subprocess_env()["PYTHONPATH"]
+    assert "epoch 1/1: " in out.stdout
+    assert RunDir(tmp_path / "run").read_state()["status"] == "done"
+    assert not TF_START_UP.search(out.stderr), out.stderr
+    assert [ln for ln in out.stderr.splitlines() if ln.strip()] == [
+        ln for ln in out.stderr.splitlines() if ln.startswith("warning: model (builder)")]
+
+
+def test_a_builder_found_nowhere_names_the_folders_looked_in(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AugmineError) as err:
+        load_config(write_config(folder, model={"builder": "absent_models:build"}))
+    assert f"looked in {folder}, {tmp_path}" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.slow

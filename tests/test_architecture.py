@@ -359,6 +359,33 @@ def _attribute_calls(path: Path) -> set[str]:
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
 
 
+def _patches_other_packages(path: Path) -> bool:
+    """Whether a module imports Keras' private ``keras.src`` or assigns an attribute of a
+    name it imported from another package (``spawn.get_preparation_data = ...``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {(a.asname or a.name).split(".")[0] for a in node.names
+                         if a.name.split(".")[0] != "augmine"}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module and \
+                node.module.split(".")[0] not in ("augmine", "__future__"):
+            if node.module.startswith("keras.src"):
+                return True
+            imported |= {a.asname or a.name for a in node.names}
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        for target in targets:
+            root = target
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(target, ast.Attribute) and isinstance(root, ast.Name) and \
+                    root.id in imported:
+                return True
+    return False
+
+
 # concept -> (how a module shows it does that job, the modules allowed to)
 OWNERS = {
     "did-you-mean hints (difflib)": (lambda p: any(m.startswith("difflib") for m in _imports_of(p)),
@@ -374,6 +401,12 @@ OWNERS = {
     # a run's checkpoints (runs.checkpoints) and a user's own `.keras` model file (model.sources)
     "loading Keras model files": (lambda p: "load_model" in _attribute_calls(p),
                                   {"augmine.runs.checkpoints", "augmine.model.sources"}),
+    # bars drawn only on a terminal (core.runtime.progress_bar) and the run's epoch counter
+    # that is drawn nowhere (train.fit.run_progress)
+    "progress bars (tqdm)": (lambda p: any(m.startswith("tqdm") for m in _imports_of(p)),
+                             {"augmine.core.runtime", "augmine.train.fit"}),
+    # every patch of another package, with the versions it was written for and its guard
+    "patching another package": (_patches_other_packages, {"augmine.core.compat"}),
 }
 
 

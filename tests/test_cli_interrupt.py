@@ -8,7 +8,7 @@ import augmine.train.phases
 from augmine.cli import cli, continue_command
 
 
-def test_continue_command_for_each_resumable_command():
+def test_continue_command_for_each_resumable_command(augmine_on_path):
     assert continue_command(["train", "cpu-small", "--data", "d", "--run-dir", "runs/a b",
                              "--no-progress"]) == \
         "augmine train --run-dir 'runs/a b' --resume --no-progress"
@@ -22,7 +22,8 @@ def test_continue_command_for_each_resumable_command():
     assert continue_command(["recipe", "show", "light"]) is None
 
 
-def test_ctrl_c_during_train_prints_the_resume_command(monkeypatch, tmp_path, synth_root):
+def test_ctrl_c_during_train_prints_the_resume_command(monkeypatch, tmp_path, synth_root,
+                                                     augmine_on_path):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 

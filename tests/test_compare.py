@@ -172,7 +172,8 @@ def test_app_shows_the_comparison_curves_side_by_side(compared):
 
 
 def test_inspect_suggest_writes_a_comparison_plan_with_the_exact_command(synth_root,
-                                                                          tmp_path):
+                                                                          tmp_path,
+                                                                          augmine_on_path):
     import shlex
 
     from augmine.cli.recipe import command as recipe_group

@@ -312,3 +312,46 @@ def test_bad_command_line_values_are_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["data", "check", str(tmp_path), "--skipbad"])
     assert result.exit_code == 2 and "No such option '--skipbad'. Did you mean '--skip-bad'?" in result.output
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["pipe", "terminal"])
+def test_data_check_draws_its_bar_only_on_a_terminal(synth_root, terminal):
+    """In a pipe (a log file, CI) `data check` prints one line for the stage and no bar's
+    carriage returns; on a terminal it draws tqdm's bar."""
+    import os
+    import subprocess
+
+    from support import augmine_command, subprocess_env
+
+    reader, writer = os.openpty() if terminal else (None, subprocess.PIPE)
+    if terminal:                              # a terminal 80 columns wide, as tqdm sizes bars
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen([*augmine_command(), "data", "check", str(synth_root)],
+                            stdout=subprocess.PIPE, stderr=writer, env=subprocess_env())
+    if terminal:
+        os.close(writer)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(reader, 65536)
+            except OSError:                    # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            err += chunk
+        os.close(reader)
+        out = proc.communicate(timeout=120)[0]
+    else:
+        out, err = proc.communicate(timeout=120)
+    err = err.decode()
+    assert proc.returncode == 0, err
+    assert "problems  none" in out.decode()
+    if terminal:
+        assert "\r" in err and "checking images" in err
+    else:
+        assert "\r" not in err and "\r" not in out.decode()
+        assert err.splitlines() == ["checking images: 500 img"]

@@ -5,6 +5,7 @@ test_faults.py::test_demo_skip_bad), and the demo's default config."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -72,3 +73,38 @@ def test_demo_config_is_cpu_small_unless_another_is_given(tmp_path):
     assert [p.recipe for p in own.phases] == [str(recipes_dir() / n) for n in
                                               ("light.yaml", "light.yaml", "tiny-imagenet-14.yaml")]
     assert demo_config(config="cpu-small").to_dict() == small.to_dict()
+
+
+def test_the_demos_closing_commands_run_as_printed_outside_an_activated_environment(
+        tmp_path, monkeypatch):
+    """`open the app: ...` and Ctrl-C's `continue with: ...` with this installation's
+    augmine off PATH (a venv that is not activated) start with its script's path, which
+    runs; with it on PATH they start with plain `augmine`."""
+    import os
+    import shlex
+    import subprocess
+
+    from augmine.cli import continue_command
+    from augmine.experiments.demo import DemoSummary, format_summary
+    from support import augmine_command, subprocess_env
+
+    script = augmine_command()[0]
+    if Path(script).name != "augmine":
+        pytest.skip("no augmine console script beside this interpreter")
+    bare = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                           if p and Path(p, "augmine") != Path(script))
+    monkeypatch.setenv("PATH", bare)
+    run, data = tmp_path / "runs dir" / "demo", tmp_path / "data"
+    hint = format_summary(DemoSummary(data=data, run_dir=run, inspection_dir=tmp_path))[-1]
+    assert hint.startswith("open the app: ")
+    argv = shlex.split(hint.removeprefix("open the app: "))
+    assert argv == [script, "app", str(run), "--data", str(data)]
+    assert continue_command(["demo", "--out", str(run)]) == shlex.join([script, "demo", "--out",
+                                                                      str(run)])
+    help_text = subprocess.run([argv[0], "app", "--help"], capture_output=True, text=True,
+                               env={**subprocess_env(), "PATH": bare}, timeout=120)
+    assert help_text.returncode == 0 and "Usage: augmine app" in help_text.stdout
+
+    monkeypatch.setenv("PATH", os.pathsep.join([str(Path(script).parent), bare]))
+    hint = format_summary(DemoSummary(data=data, run_dir=run, inspection_dir=tmp_path))[-1]
+    assert shlex.split(hint.removeprefix("open the app: "))[0] == "augmine"

@@ -26,7 +26,7 @@ def test_the_main_set_up_command_installs_what_the_demo_tells_the_user_to_run():
     assert wanted and "app" in wanted.group(1).split(",")
     assert "streamlit" in extras()["app"]
     demo = (ROOT / "augmine" / "experiments" / "demo.py").read_text(encoding="utf-8")
-    assert "open the app: augmine app" in demo
+    assert "open the app: {command_line('app'" in demo
 
 
 def test_the_built_ins_the_readme_lists_are_the_ones_that_ship():

@@ -10,12 +10,12 @@ from __future__ import annotations
 import errno
 import importlib
 import logging
-import shlex
 import sys
 
 import click
 
 from augmine import __version__
+from augmine.core.commands import command_line
 from augmine.core.errors import AugmineError
 
 # Each module defines one click command or group named ``command`` (or a list ``commands``).
@@ -77,8 +77,8 @@ def continue_command(argv: list[str]) -> str | None:
         if run is None:
             return None
         keep = [a for a in ("--no-progress", "--skip-bad") if a in argv]
-        return shlex.join(["augmine", "train", "--run-dir", run, "--resume", *keep])
-    return shlex.join(["augmine", *argv])
+        return command_line("train", "--run-dir", run, "--resume", *keep)
+    return command_line(*argv)
 
 
 # the environment refused a write: one line, not a traceback

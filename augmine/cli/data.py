@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from augmine.core.commands import command_line
+
 
 @click.group("data")
 def command() -> None:
@@ -126,4 +128,4 @@ def download(dest: Path, url: str | None, md5: str | None, no_extract: bool) -> 
     out = download_archive(dest, archive, progress=True, extract=not no_extract)
     click.echo(f"ready: {out}")
     if not no_extract:
-        click.echo(f"next: augmine data check {out}")
+        click.echo(f"next: {command_line('data', 'check', out)}")

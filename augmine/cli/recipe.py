@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from augmine.core.commands import command_line
+
 
 @click.group("recipe")
 def command() -> None:
@@ -181,7 +183,8 @@ def compare(recipes: tuple[str, ...], data: Path, config: str, epochs: int | Non
                              strengths=levels, progress=progress, echo=click.echo)
     click.echo("")
     click.echo(format_comparison(results))
-    click.echo(f"\nwrote {out}/ (one run folder per arm; `augmine app` shows the curves)")
+    click.echo(f"\nwrote {out}/ (one run folder per arm); see the curves: "
+               f"{command_line('app', out)}")
 
 
 @command.command("tune")
@@ -219,7 +222,8 @@ def tune(recipe: str, data: Path, config: str, strengths: str, epochs: int | Non
     for line in format_tune(result):
         click.echo(line)
     if write is not None:
-        click.echo(f"train it: augmine train {write} --data {data} --run-dir runs/tuned")
+        train = command_line("train", write, "--data", data, "--run-dir", "runs/tuned")
+        click.echo(f"train it: {train}")
 
 
 @command.command("affinity")
@@ -247,8 +251,8 @@ def affinity(recipe: str, run: Path, draws: int, seed: int, top: int, force: boo
                               force=force)
     click.echo(format_affinity(result, top=top))
     folder = RunDir(run).affinity_dir(recipe_stem(recipe))
-    click.echo(f"\nwrote {folder}/ (affinity.json, affinity.csv, affinity.png); "
-               f"`augmine app {run}` shows it on the Affinity page")
+    click.echo(f"\nwrote {folder}/ (affinity.json, affinity.csv, affinity.png); the app's "
+               f"Affinity page shows it: {command_line('app', run)}")
 
 
 @command.command("tailor")

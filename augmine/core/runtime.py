@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import tempfile
+from pathlib import Path
 
 _verbose = False
 _tf_ready = False
@@ -82,6 +83,27 @@ def import_tensorflow():
     return tf
 
 
+def progress_bar(iterable=None, *, progress: bool = True, desc: str, unit: str = "it",
+                 total=None, line: str | None = None, **tqdm_args):
+    """A tqdm bar (used as tqdm is: iterated, ``update``d, in a ``with``) drawn on stderr only
+    when ``progress`` and stderr is a terminal. In a pipe or a log file, where a bar's
+    carriage returns are noise, it draws nothing and prints one ``line`` instead (default
+    ``"<desc>: <total> <unit>"``); nothing at all when not ``progress``."""
+    from tqdm.auto import tqdm
+
+    terminal = bool(progress) and sys.stderr.isatty()
+    if progress and not terminal:
+        if total is None and hasattr(iterable, "__len__"):
+            total = len(iterable)
+        if line is None:
+            amount = "" if total is None else f" {total} {unit}" if not tqdm_args.get(
+                "unit_scale") else " " + tqdm.format_sizeof(
+                    total, unit, tqdm_args.get("unit_divisor", 1000))
+            line = f"{desc}:{amount}" if amount else desc
+        print(line, file=sys.stderr, flush=True)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not terminal, **tqdm_args)
+
+
 def keras_backend() -> str:
     """The Keras backend this process will use, without importing Keras.
 
@@ -116,9 +138,24 @@ def import_keras():
     return keras
 
 
-def find_object(spec):
+def import_folders(base_dir=None) -> list[str]:
+    """Where a ``"module:function"`` a config names is looked for, before ``sys.path``: the
+    config's folder ``base_dir`` (when given), then the current folder (a console script
+    such as ``augmine`` does not have it on ``sys.path``)."""
+    folders = [Path(base_dir).expanduser().resolve()] if base_dir is not None else []
+    folders.append(Path.cwd())
+    return list(dict.fromkeys(str(f) for f in folders if f.is_dir()))
+
+
+def find_object(spec, base_dir=None):
     """The callable a ``"package.module:name"`` string names, imported now; a ValueError
-    saying what is wrong (and the fix) otherwise."""
+    saying what is wrong (and the fix) otherwise.
+
+    The module is looked for in :func:`import_folders` (``base_dir``: the config's folder,
+    then the current folder) before ``sys.path``; those folders are on ``sys.path`` only
+    while it is imported, so the imports at its top find its neighbours. Keras is imported
+    first (quietly, :func:`import_keras`): a builder or callback module is Keras code, and a
+    module importing Keras at its top would otherwise print TensorFlow's start-up log."""
     import importlib
     import re
 
@@ -127,11 +164,19 @@ def find_object(spec):
         raise ValueError(f"{spec!r} is not a 'package.module:function' name; write it like "
                          "mypkg.models:build")
     module_name, _, attr = text.partition(":")
+    folders = import_folders(base_dir)
+    if module_name not in sys.modules:
+        import_keras()
+    saved = list(sys.path)
+    sys.path[:0] = folders
     try:
         obj = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"cannot import {module_name!r} ({exc}); install it or put its "
-                         "folder on PYTHONPATH") from None
+        raise ValueError(f"cannot import {module_name!r} ({exc}); put it in the config's "
+                         f"folder or the current folder (looked in {', '.join(folders)}), "
+                         "or install it") from None
+    finally:
+        sys.path[:] = saved
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ValueError(f"{module_name} has no {attr!r}; check the name after the ':'")
@@ -142,12 +187,12 @@ def find_object(spec):
     return obj
 
 
-def load_object(spec, what: str = "object", where: str = "config"):
+def load_object(spec, what: str = "object", where: str = "config", base_dir=None):
     """:func:`find_object`, its problem a one-line :class:`~augmine.core.errors.AugmineError`
     ``"<where>: <what>: <problem and fix>"``."""
     from augmine.core.errors import AugmineError
 
     try:
-        return find_object(spec)
+        return find_object(spec, base_dir)
     except ValueError as exc:
         raise AugmineError(f"{where}: {what}: {exc}") from None

@@ -51,7 +51,7 @@ def _md5(path: Path) -> str:
 
 def _fetch(archive: Archive, part: Path, progress: bool, timeout: float) -> None:
     """Append the missing bytes of ``archive`` to ``part`` (a range request when it has some)."""
-    from tqdm.auto import tqdm
+    from augmine.core.runtime import progress_bar
 
     have = part.stat().st_size if part.exists() else 0
     if archive.size is not None and have >= archive.size:
@@ -75,9 +75,9 @@ def _fetch(archive: Archive, part: Path, progress: bool, timeout: float) -> None
             have = 0
         length = resp.headers.get("Content-Length")
         total = have + int(length) if length else archive.size
-        with open(part, "ab" if have else "wb") as fh, tqdm(
+        with open(part, "ab" if have else "wb") as fh, progress_bar(
                 total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=archive.filename, disable=not progress) as bar:
+                desc=archive.filename, progress=progress) as bar:
             try:
                 for block in iter(lambda: resp.read(CHUNK), b""):
                     fh.write(block)

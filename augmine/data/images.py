@@ -99,15 +99,16 @@ def verify_index(index: DatasetIndex, workers: int | None = None,
 
     Returns counts of grayscale images and image sizes per split, and the bad files.
     """
-    from tqdm.auto import tqdm
+    from augmine.core.runtime import progress_bar
 
     jobs = [(name, p) for name, s in index.splits.items() for p in s.paths]
     workers = workers or os.cpu_count() or 1
     gray, sizes, bad, gray_paths = Counter(), {}, [], []
     with ThreadPoolExecutor(workers) as pool:
         results = pool.map(check_image, (p for _, p in jobs), chunksize=256)
-        for (split, _), res in tqdm(zip(jobs, results), total=len(jobs), disable=not progress,
-                                    desc="checking images", unit="img"):
+        for (split, _), res in progress_bar(zip(jobs, results), total=len(jobs),
+                                            progress=progress, desc="checking images",
+                                            unit="img"):
             if res.reason:
                 bad.append(BadFile(res.path, res.reason))
                 continue

@@ -177,7 +177,8 @@ def write_synthetic_dataset(dest: str | os.PathLike, num_classes: int = 10,
     ``val/val_annotations.txt``, plus ``synth.json`` naming the confusable pairs.
     """
     import cv2
-    from tqdm.auto import tqdm
+
+    from augmine.core.runtime import progress_bar
 
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
@@ -190,7 +191,7 @@ def write_synthetic_dataset(dest: str | os.PathLike, num_classes: int = 10,
     root_seq = np.random.SeedSequence(seed)
     class_seqs = root_seq.spawn(len(classes))
     total = len(classes) * (train_per_class + val_per_class)
-    bar = tqdm(total=total, disable=not progress, desc="generating", unit="img")
+    bar = progress_bar(total=total, progress=progress, desc="generating", unit="img")
 
     def save(path: Path, img: np.ndarray, rng: np.random.Generator) -> None:
         if rng.random() < grayscale_share:

@@ -140,6 +140,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
 
 def format_summary(s: DemoSummary) -> list[str]:
     """The demo's closing summary as lines of text."""
+    from augmine.core.commands import command_line
     from augmine.analysis.pairs import describe_symmetric
     from augmine.rounds.text import format_round_outcome
 
@@ -161,6 +162,6 @@ def format_summary(s: DemoSummary) -> list[str]:
         for p in last["symmetric_pairs"][:3]:
             lines.append(f"  {describe_symmetric(p)}")
     lines += ["", f"run folder: {s.run_dir}  ({s.seconds:.0f} s)",
-              f"open the app: augmine app {s.run_dir} --data {s.data}"]
+              f"open the app: {command_line('app', s.run_dir, '--data', s.data)}"]
     return lines
 

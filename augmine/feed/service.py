@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from augmine.core.compat import registered_workers, worker_address
 from augmine.core.errors import AugmineError
 
 log = logging.getLogger("augmine")
@@ -74,7 +75,7 @@ def _worker_main(dispatcher_address: str, number: int, ready, stop) -> None:
         config = tf.data.experimental.service.WorkerConfig(
             dispatcher_address=dispatcher_address, worker_address=f"{HOST}:%port%", port=0)
         worker = tf.data.experimental.service.WorkerServer(config)
-        ready.put((number, True, worker._address))
+        ready.put((number, True, worker_address(worker)))
     except BaseException as exc:  # noqa: BLE001 - report anything to the parent
         ready.put((number, False, f"{type(exc).__name__}: {exc}"))
         return
@@ -177,7 +178,7 @@ def start_local_service(num_workers: int = 2, port: int = 0,
         raise AugmineError(f"start_local_service: cannot start the dispatcher on port {port} "
                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                            "use port=0 or a free port") from None
-    real_port = int(dispatcher._address.rsplit(":", 1)[1])
+    real_port = int(dispatcher.target.rsplit(":", 1)[1])     # grpc://localhost:PORT
     ctx = mp.get_context("spawn")    # never fork after TensorFlow is imported
     ready, stop_event = ctx.Queue(), ctx.Event()
     procs = [ctx.Process(target=_worker_main, name=f"augmine-tfdata-worker-{i}",
@@ -208,9 +209,9 @@ def start_local_service(num_workers: int = 2, port: int = 0,
         service.worker_addresses[:] = [addresses[i] for i in sorted(addresses)]
         # Wait until the dispatcher has seen every worker's first heartbeat, so that work is
         # spread over all of them from the first element.
-        while dispatcher._num_workers() < len(procs):
+        while registered_workers(dispatcher) < len(procs):
             if time.monotonic() > deadline:
-                raise AugmineError(f"tf.data service: only {dispatcher._num_workers()} of "
+                raise AugmineError(f"tf.data service: only {registered_workers(dispatcher)} of "
                                    f"{len(procs)} workers registered within {timeout:.0f} s")
             time.sleep(0.05)
     except BaseException:

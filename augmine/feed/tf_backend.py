@@ -81,7 +81,9 @@ def multi_worker_strategy():
     if _multi_worker is None:
         tf = import_tensorflow()
         _multi_worker = tf.distribute.MultiWorkerMirroredStrategy()
-        _fix_keras_for_multi_worker()
+        from augmine.core.compat import fix_keras_multi_worker
+
+        fix_keras_multi_worker()
     return _multi_worker
 
 
@@ -95,34 +97,3 @@ def all_workers_reached(strategy) -> None:
     """Return once every worker got here (one all-reduce of a scalar)."""
     tf = import_tensorflow()
     strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
-
-
-
-def _fix_keras_for_multi_worker() -> None:
-    """Two workarounds for Keras 3's TensorFlow trainer under MultiWorkerMirroredStrategy
-    (keras-team/keras#20585), active only in multi-worker mode: ``fit`` no longer builds the
-    model from a first batch averaged across workers (``_maybe_symbolic_build`` cannot
-    reduce a batch tuple across workers; the model is built already, or builds when traced
-    as without a strategy), and a step's scalar logs are averaged across replicas with
-    ``axis=None`` (Keras asks for ``axis=0``, which scalars do not have)."""
-    from keras.src.backend.tensorflow import trainer
-
-    if getattr(trainer, "_augmine_fixed", False):
-        return
-    multi = trainer._collective_all_reduce_multi_worker
-    build, reduce = trainer.TensorFlowTrainer._maybe_symbolic_build, trainer.reduce_per_replica
-
-    def maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is not None and multi(self.distribute_strategy):
-            return None
-        return build(self, iterator=iterator, data_batch=data_batch)
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and multi(strategy):
-            return trainer.tree.map_structure(
-                lambda v: strategy.reduce("MEAN", v, axis=None), values)
-        return reduce(values, strategy, reduction)
-
-    trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
-    trainer.reduce_per_replica = reduce_per_replica
-    trainer._augmine_fixed = True

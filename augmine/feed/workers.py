@@ -31,6 +31,7 @@ import weakref
 
 import numpy as np
 
+from augmine.core.compat import allow_torch, forkserver_started, require, start_without_main
 from augmine.core.errors import AugmineError
 from augmine.feed.batches import BatchMaker
 from augmine.feed.slots import make_slots
@@ -56,10 +57,10 @@ def _worker_main(job_bytes: bytes, tasks, results, slots=None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # the parent stops us on Ctrl-C
     parent = mp.parent_process()   # the main process (also under the fork server)
     try:
-        from augmine.feed import worker_boot   # already loaded by the fork server; under spawn: now
+        from augmine.feed import worker_boot  # noqa: F401 - loaded by the fork server; under spawn: now
 
         import albumentations  # noqa: F401 - loaded with the hook in place: no PyTorch
-        worker_boot.allow_torch()
+        allow_torch()
         import cv2
 
         cv2.setNumThreads(0)   # OpenCV's own thread pool slows 64 px work (DESIGN.md)
@@ -100,42 +101,6 @@ def _worker_main(job_bytes: bytes, tasks, results, slots=None) -> None:
 # comes first: it keeps albumentations from importing PyTorch.
 FORKSERVER_PRELOAD = ["augmine.feed.worker_boot", "augmine.feed.workers", "augmine.data.images",
                       "albumentations", "cv2"]
-_MAIN_KEYS = ("init_main_from_path", "init_main_from_name")
-_launching = threading.local()
-
-
-def _preparation_data_without_main(name):
-    """multiprocessing's ``spawn.get_preparation_data``, minus the main module while this
-    thread starts augmine workers (other starts, other threads: unchanged)."""
-    from multiprocessing import spawn
-
-    data = spawn._augmine_original_get_preparation_data(name)
-    if getattr(_launching, "hide_main", False):
-        for key in _MAIN_KEYS:
-            data.pop(key, None)
-    return data
-
-
-def _start_without_main(procs) -> None:
-    """Start ``procs`` so that the children never import the main script.
-
-    multiprocessing's forkserver and spawn children re-run the parent's ``__main__`` (as
-    ``__mp_main__``) before their target: a script importing Keras at its top paid that in
-    every worker, and a script without a main guard failed. The preparation data that makes
-    them do it comes from ``spawn.get_preparation_data``; it is wrapped once, and drops the
-    main module only for starts made inside this function.
-    """
-    from multiprocessing import spawn
-
-    if not hasattr(spawn, "_augmine_original_get_preparation_data"):
-        spawn._augmine_original_get_preparation_data = spawn.get_preparation_data
-        spawn.get_preparation_data = _preparation_data_without_main
-    _launching.hide_main = True
-    try:
-        for p in procs:
-            p.start()
-    finally:
-        _launching.hide_main = False
 
 
 def _mp_context():
@@ -146,9 +111,7 @@ def _mp_context():
     if "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
-    from multiprocessing import forkserver
-
-    if getattr(forkserver._forkserver, "_forkserver_pid", None) is None:  # not started yet
+    if not forkserver_started():
         ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
     return ctx
 
@@ -199,6 +162,7 @@ class WorkerGroup:
 
     def __init__(self, job_bytes: bytes, workers: int, hide_main: bool = True,
                  slot_shape: tuple[int, int] | None = None):
+        require("albumentations-without-torch")   # here: the fork server's preload cannot say
         ctx = _mp_context()
         self.tasks, self.results = ctx.Queue(), ctx.Queue()
         # Slots for the window of every worker plus one batch each, so that tasks of an
@@ -212,7 +176,7 @@ class WorkerGroup:
         self.terminated = False       # SIGTERM sent (Ctrl-C): dying, even if not dead yet
         try:
             if hide_main:
-                _start_without_main(self.procs)
+                start_without_main(self.procs)
             else:
                 for p in self.procs:
                     p.start()

@@ -88,11 +88,13 @@ def _recipe_in_context(value, info: ValidationInfo):
 
 
 def _object_in_context(value, info: ValidationInfo):
-    """A ``package.module:function`` name, imported now unless the config is a run's record."""
+    """A ``package.module:function`` name, imported now (the config's folder first, see
+    :func:`~augmine.core.runtime.find_object`) unless the config is a run's record."""
     from augmine.core.runtime import find_object
 
-    if value is not None and (info.context or {}).get("check_recipes", True):
-        find_object(value)
+    ctx = info.context or {}
+    if value is not None and ctx.get("check_recipes", True):
+        find_object(value, ctx.get("base_dir"))
     return value
 
 

@@ -127,8 +127,7 @@ def measure_affinity(run_dir, recipe, draws: int = 2, seed: int = 0, progress: b
     (the recipe's transforms), ``key`` (what a reuse must match), ``seconds`` and the
     checkpoint, size and data it was measured with. ``force`` measures again.
     """
-    from tqdm.auto import tqdm
-
+    from augmine.core.runtime import progress_bar
     from augmine.data.images import load_images
     from augmine.runs.checkpoints import resolve_checkpoint
     from augmine.train.evaluation import load_for_evaluation
@@ -153,7 +152,10 @@ def measure_affinity(run_dir, recipe, draws: int = 2, seed: int = 0, progress: b
     plan = variants(recipe)
     correct = np.zeros((len(plan), len(labels)))
     jobs = [(v, d) for v in range(len(plan)) for d in range(1 if v == 0 else int(draws))]
-    for v, d in tqdm(jobs, disable=not progress, desc="affinity", unit="pass", leave=False):
+    line = (f"affinity: {len(jobs)} passes ({len(plan) - 1} columns x {draws} draws, and "
+            f"clean) over {len(labels)} val images at {info['size']} px")
+    for v, d in progress_bar(jobs, progress=progress, desc="affinity", unit="pass",
+                             line=line, leave=False):
         x = augment_images(images, plan[v][1], info["size"], _draw_seed(seed, v, d))
         probs = model.predict(x, batch_size=info["batch_size"], verbose=0)
         correct[v] += (np.asarray(probs).argmax(1) == labels) / (1 if v == 0 else int(draws))

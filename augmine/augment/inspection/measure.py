@@ -188,14 +188,14 @@ def measure_paths(paths: Sequence[str], workers: int | None = None, progress: bo
     PARALLEL_MIN_IMAGES images) with a tqdm progress bar when ``progress``."""
     import functools
 
-    from tqdm.auto import tqdm
+    from augmine.core.runtime import progress_bar
 
     paths = [str(p) for p in paths]
     if workers is None:  # auto: all cores, but in-process when starting workers costs more
         workers = (os.cpu_count() or 1) if len(paths) >= PARALLEL_MIN_IMAGES else 1
     chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
     out: list[np.ndarray] = []
-    with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress) as bar:
+    with progress_bar(total=len(paths), desc=desc, unit="img", progress=progress) as bar:
         if workers <= 1 or len(chunks) < 2:
             for chunk in chunks:
                 out.append(_measure_chunk(chunk, size))

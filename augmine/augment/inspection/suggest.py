@@ -219,15 +219,14 @@ def comparison_plan(recipe_path: str | Path, data: str | Path, config: str = "cp
     Returns ``{"recipe", "data", "config", "strengths", "arms", "out", "command", "why"}``;
     ``command`` is the exact ``augmine recipe compare`` line to run (paths as given).
     """
-    import shlex
+    from augmine.core.commands import command_line
 
     recipe_path, data = str(recipe_path), str(data)
     stem = Path(recipe_path).stem
     levels = ",".join(f"{s:g}" for s in strengths)
     out = f"runs/compare-{stem}"
-    command = " ".join(["augmine", "recipe", "compare", "none", shlex.quote(recipe_path),
-                        "--strength", levels, "--data", shlex.quote(data), "--config",
-                        shlex.quote(config), "--out", shlex.quote(out)])
+    command = command_line("recipe", "compare", "none", recipe_path, "--strength", levels,
+                           "--data", data, "--config", config, "--out", out)
     return {
         "recipe": recipe_path, "data": data, "config": config, "strengths": list(strengths),
         "arms": ["none"] + [f"{stem}-s{s:g}" for s in strengths], "out": out,
