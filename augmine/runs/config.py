@@ -271,8 +271,9 @@ def resume_config(recorded: TrainConfig, state: dict, given=None, epochs: int | 
                            "longer config into a new --run-dir")
     done = int(state.get("phase_epochs_done", 0)) if int(state.get("phase", 1)) == n else 0
     if int(epochs) < max(done, 1):
-        raise AugmineError(f"{where}: phase {n} has already trained {done} epochs, more than "
-                           f"the {epochs} asked; give at least {done}")
+        raise AugmineError(f"{where}: phase {n} has already trained {done} epoch"
+                           f"{'s' if done != 1 else ''}, more than the {epochs} asked; give at "
+                           f"least {done}")
     cfg = recorded.with_last_epochs(epochs)
     return cfg, [f"{last_key}: {old} -> {epochs} (run epochs {recorded.total_epochs} -> "
                  f"{cfg.total_epochs}); config.yaml records it"]

@@ -263,8 +263,7 @@ class RunDir(RoundCopies, AffinityFiles, RunStarts):
         try:
             state = json.loads(self.state_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            where = f"{exc.msg}, line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) \
-                else "not text"
+            where = str(exc) if isinstance(exc, json.JSONDecodeError) else "not text"
             raise AugmineError(f"{self.state_path}: not valid JSON ({where}); "
                                f"{self.state_fix()}") from None
         if not isinstance(state, dict):
