@@ -72,6 +72,34 @@ def test_a_run_without_state_is_refused_and_rebuilt_never_started_afresh(run_cop
     assert snapshot(run) == before
 
 
+@pytest.mark.slow
+def test_a_rebuilt_state_resumes_a_run_killed_mid_way(run_copy):
+    """state.json lost from a run killed in phase 3 after last.keras was saved but before its
+    history row (the checkpoint one epoch ahead): the rebuilt state counts the history's 2
+    epochs, the resume trains phase 3 again from phase 2's last step, and phases 1-2 stay as
+    they were."""
+    run = RunDir(run_copy)
+    whole = run.read_state()
+    run.truncate_history(2)
+    shutil.rmtree(run.report_dir("phase-3"))
+    run.state_path.unlink()
+    kept = {p: v for p, v in snapshot(run_copy).items()
+            if p.parent.name in ("phase-1", "phase-2") or
+            p.name in ("best-16px.keras", "best-32px.keras")}
+    res = run_cli("train", "--run-dir", run_copy, "--rebuild-state")
+    assert res.exit_code == 0, res.output
+    state = run.read_state()
+    assert (state["status"], state["epochs_done"], state["phase"], state["step"],
+            state["reports"]) == ("running", 2, 2, whole["step"] * 2 // 3, ["phase-1", "phase-2"])
+    res = run_cli("train", "--run-dir", run_copy, "--resume", "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert "phase 3 (64 px, none): epoch 1 of phase 3/3, run epoch 3 of 3" in res.output
+    assert f"epochs    3/3  (step {whole['step']})" in res.output
+    assert [r["stage"] for r in run.read_history()] == ["phase-1", "phase-2", "phase-3"]
+    assert run.report_file("phase-3", "report.json").is_file()
+    assert kept and {p: snapshot(run_copy)[p] for p in kept} == kept
+
+
 def test_a_damaged_state_gets_the_fix_that_fits_the_run(run_copy):
     run = run_copy
     (run / "state.json").write_text('{"status": "runn')
