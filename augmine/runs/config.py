@@ -229,6 +229,7 @@ def config_differences(recorded: TrainConfig, given: TrainConfig) -> dict[str, t
 
 
 def _flat(value, key: str = "") -> dict:
+    """``{dotted key: value}`` of a dumped config (phases as ``phases[N]``)."""
     if isinstance(value, dict):
         return {k2: v2 for k, v in value.items()
                 for k2, v2 in _flat(v, f"{key}.{k}" if key else str(k)).items()}
