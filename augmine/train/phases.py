@@ -207,8 +207,9 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
         cfg, changes = resume_config(run.config, state, config, epochs, run)
         data_root, moved = run.resume_data(data_root)
         changes += moved
-        if state.get("status") == "done" and cfg.total_epochs <= state["planned_epochs"]:
-            say(f"{run}: already done ({state['epochs_done']} of {state['planned_epochs']} "
+        planned = state.get("planned_epochs", cfg.total_epochs)
+        if state.get("status") == "done" and cfg.total_epochs <= planned:
+            say(f"{run}: already done ({state['epochs_done']} of {planned} "
                 f"epochs); to train it further raise the last phase's epochs: `augmine train "
                 f"--run-dir {run} --resume --epochs N`")
             return RunResult(run, state, run.read_history())
