@@ -38,6 +38,8 @@ def run_config(trained_run) -> Path:
 
 # --------------------------------------------------------------------------- never overwrite
 
+@pytest.mark.slow
+@pytest.mark.backend
 def test_a_run_without_state_is_refused_and_rebuilt_never_started_afresh(run_copy, run_config,
                                                                          synth_root):
     run = run_copy
@@ -73,6 +75,7 @@ def test_a_run_without_state_is_refused_and_rebuilt_never_started_afresh(run_cop
 
 
 @pytest.mark.slow
+@pytest.mark.backend
 def test_a_rebuilt_state_resumes_a_run_killed_mid_way(run_copy):
     """state.json lost from a run killed in phase 3 after last.keras was saved but before its
     history row (the checkpoint one epoch ahead): the rebuilt state counts the history's 2
@@ -100,6 +103,7 @@ def test_a_rebuilt_state_resumes_a_run_killed_mid_way(run_copy):
     assert kept and {p: snapshot(run_copy)[p] for p in kept} == kept
 
 
+@pytest.mark.slow
 def test_a_damaged_state_gets_the_fix_that_fits_the_run(run_copy):
     run = run_copy
     (run / "state.json").write_text('{"status": "runn')
@@ -131,6 +135,7 @@ def test_an_empty_folder_to_resume_says_how_to_start(tmp_path):
 
 # --------------------------------------------------------------------------- same run on resume
 
+@pytest.mark.slow
 def test_resume_refuses_another_config_or_dataset_and_lists_what_differs(run_copy, run_config,
                                                                          tmp_path):
     from augmine.data.synth import write_synthetic_dataset
@@ -157,6 +162,7 @@ def test_resume_refuses_another_config_or_dataset_and_lists_what_differs(run_cop
 
 
 @pytest.mark.slow
+@pytest.mark.backend
 def test_more_last_phase_epochs_on_resume_are_applied_and_printed(run_copy, run_config,
                                                                   tmp_path):
     run = run_copy
@@ -216,6 +222,8 @@ def test_strength_out_of_range_is_one_line(tmp_path, synth_root):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.backend
 def test_a_start_that_failed_before_its_first_epoch_starts_afresh_with_epochs(tmp_path,
                                                                               synth_root):
     """A start killed before its first epoch left state.json (0 epochs) and config.yaml:
@@ -234,6 +242,7 @@ def test_a_start_that_failed_before_its_first_epoch_starts_afresh_with_epochs(tm
 
 # --------------------------------------------------------------------------- damaged checkpoint
 
+@pytest.mark.slow
 def test_a_truncated_checkpoint_says_so_and_names_the_others(run_copy):
     last = run_copy / "checkpoints" / "last.keras"
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
@@ -244,4 +253,3 @@ def test_a_truncated_checkpoint_says_so_and_names_the_others(run_copy):
            "best-64px.keras, best.keras in" in line
     assert "File not found" not in line
     assert snapshot(run_copy) == before
-    shutil.rmtree(run_copy)
