@@ -4,6 +4,7 @@ Layout (every file written atomically, see :mod:`augmine.core.atomic`)::
 
     RUN/config.yaml                    the resolved training config (with ``data:``)
     RUN/state.json                     progress; written last after every epoch (commit point)
+    RUN/state-damaged.json             a damaged state.json set aside by a rebuild (runs.starts)
     RUN/history.csv                    one row per epoch (HISTORY_COLUMNS)
     RUN/lr_schedule.png                the learning rate over the whole run (written at start)
     RUN/checkpoints/last.keras         weights + optimizer state after the latest epoch
