@@ -114,9 +114,10 @@ def preview_grid(index, recipe, class_key: str | int | None = None, n: int = 16,
     recipe = as_recipe(recipe)
     sp = index.split(split)
     rng = np.random.default_rng(seed)
+    overrides = class_overrides(recipe, index.class_ids, index.class_names)  # each a class here
     if class_key is not None:
         label = index.class_index(class_key)
-        override = class_overrides(recipe, index.class_ids, index.class_names).get(label)
+        override = overrides.get(label)
         recipe = recipe_for_class(recipe, override) if override else recipe
         pool = np.flatnonzero(sp.labels == label)
         if not len(pool):

@@ -14,6 +14,11 @@ from augmine.augment.recipes import Recipe, as_recipe, parse_recipe
 from augmine.augment.transforms import (META_KEYS, SIZE_ARGS, init_params, sets_size,
                                         transform_registry)
 
+# The largest strength a training phase may name: at 10 a transform written at p 0.1 fires on
+# every image (``min(1, p*s)``) and most ranges sit at their clipping bounds below, so
+# higher values mostly mean a typo (``40`` for ``0.4``).
+MAX_STRENGTH = 10.0
+
 # Rules of :func:`scale_recipe`, by argument name: (family, lower bound, upper bound, whole
 # numbers). Families: "zero" (identity 0: x*s), "one" (identity 1: 1 + (x-1)*s), "gamma"
 # (identity 100: 100 + (x-100)*s), "quality" (identity 100: 100 - (100-x)*s), "area" (crop

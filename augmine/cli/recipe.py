@@ -17,20 +17,29 @@ def command() -> None:
 
 @command.command("validate")
 @click.argument("recipe")
-def validate(recipe: str) -> None:
+@click.option("--data", "data", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder: also check that every class override names one of its "
+                   "classes.")
+def validate(recipe: str, data: Path | None) -> None:
     """Check RECIPE (a file, or a built-in name such as light) with albumentations' own
-    parameter checks, augmine's sanity bounds and its class overrides; prints one line per
-    problem-free recipe, an Error line otherwise."""
+    parameter checks, augmine's sanity bounds and its class overrides (against --data's
+    classes when given); prints one line per problem-free recipe, an Error line otherwise."""
     from augmine.augment.compose import build_compose
     from augmine.augment.recipes import load_recipe
-    from augmine.augment.overrides import recipe_for_class
+    from augmine.augment.overrides import class_overrides, recipe_for_class
 
     r = load_recipe(recipe)
+    if data is not None:
+        from augmine.data.layouts import load_index
+
+        index = load_index(data)
+        class_overrides(r, index.class_ids, index.class_names)
     variants = [r] + [recipe_for_class(r, o) for o in r.classes.values()]
     for size in (16, 32, 64):
         for v in variants:
             build_compose(v, size)
     extra = f" and {len(r.classes)} class overrides" if r.classes else ""
+    extra += f" (each a class of {data})" if r.classes and data is not None else ""
     click.echo(f"OK {r.path}: {r.name}, {len(r)} transforms{extra}, builds at 16, 32 and 64 px")
 
 

@@ -23,30 +23,43 @@ def _data_or_default(data: Path | None) -> Path:
               help="Dataset folder (default: the run's recorded one with --resume, else the "
                    "embedded generated dataset).")
 @click.option("--run-dir", type=click.Path(path_type=Path), required=True,
-              help="Run folder to create (or to continue with --resume).")
-@click.option("--resume", is_flag=True, help="Continue a killed run at its phase, epoch and LR step.")
+              help="Run folder to create (or to continue with --resume); a folder holding a "
+                   "run's checkpoints, reports or history is never started afresh.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run at its phase, epoch and LR step; a CONFIG or --data "
+                   "given must match the run's own (only the last phase's epochs may change).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Epochs of the config's last phase (the other phases as written); with "
+                   "--resume, train the run to that many (a finished run trains further).")
+@click.option("--rebuild-state", is_flag=True,
+              help="Rebuild a lost or damaged state.json from history.csv and "
+                   "checkpoints/last.keras (then --resume continues the run); trains nothing.")
 @click.option("--no-progress", is_flag=True,
               help="One line per epoch instead of progress bars (the default when piped).")
 @click.option("--skip-bad", is_flag=True,
               help="Leave out images that do not decode (each logged) instead of failing; "
                    "the run remembers it, so --resume uses the same images.")
 def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
-          no_progress: bool, skip_bad: bool) -> None:
+          epochs: int | None, rebuild_state: bool, no_progress: bool, skip_bad: bool) -> None:
     """Train the phases of CONFIG (a training config YAML) into --run-dir."""
     from augmine.runs.config import load_config
     from augmine.core.errors import AugmineError
     from augmine.runs.rundir import RunDir
     from augmine.train.phases import train_run
 
+    run = RunDir(run_dir)
+    if rebuild_state:
+        return _rebuild(run, config, data, resume, epochs, skip_bad, no_progress)
     if config is None and not resume:
         raise AugmineError("give a training config, e.g. `augmine train cpu-small --run-dir "
                            "runs/small` (or --resume an existing run)")
     if not resume:
         load_config(config)  # fail on a bad config before touching the dataset
+        run.check_new_run()
         data = _data_or_default(data)
-    RunDir(run_dir).check_writable("train --resume" if resume else "train")
+    run.check_writable("train --resume" if resume else "train")
     result = train_run(config, data, run_dir, resume=resume, progress=not no_progress,
-                       skip_bad=skip_bad, echo=click.echo)
+                       skip_bad=skip_bad, echo=click.echo, epochs=epochs)
     from augmine.runs.checkpoints import best_summary, format_best
 
     st = result.state
@@ -56,6 +69,23 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
     for line in format_best(best, result.run_dir) if best else ():
         click.echo(line)
     click.echo(f"reports   {', '.join(st.get('reports', []))}")
+
+
+def _rebuild(run, config, data, resume: bool, epochs, skip_bad: bool, no_progress: bool):
+    """``train --rebuild-state``: a new state.json from the run's files, and how to go on."""
+    from augmine.core.errors import AugmineError
+    from augmine.train.recovery import rebuild_state
+
+    if config is not None or data is not None or resume or epochs is not None:
+        raise AugmineError("--rebuild-state takes only --run-dir (and --skip-bad): it rebuilds "
+                           f"the run's own state; then continue with `augmine train --run-dir "
+                           f"{run} --resume`")
+    run.check_writable("train --rebuild-state")
+    st = rebuild_state(run, skip_bad=skip_bad, progress=not no_progress)
+    click.echo(f"rebuilt   {run.state_path}: {st['epochs_done']} of {st['planned_epochs']} "
+               f"epochs done (phase {st['phase']}, step {st['step']}), from history.csv and "
+               "checkpoints/last.keras")
+    click.echo(f"continue  augmine train --run-dir {run} --resume")
 
 
 @click.command("evaluate")

@@ -205,7 +205,8 @@ def run_comparison(recipes: Sequence[str], data, config, out=None, epochs: int |
         state = run.read_state() if run.has_state() else None
         label = f"arm {i}/{len(arms)} {arm.name}"
         if state is not None and state.get("status") == "done":
-            echo(f"{label}: already trained ({state['epochs_done']} epochs) in {run}")
+            done = state["epochs_done"]
+            echo(f"{label}: already trained ({done} epoch{'s' if done != 1 else ''}) in {run}")
             continue
         echo(f"{label}: {'resuming' if state else 'training'} into {run}")
         timing = _timing_callback(folder, arm.name, run.path, len(index.train))

@@ -54,7 +54,28 @@ def load_checkpoint(path: str | os.PathLike, compile: bool = True):
     try:
         return keras.saving.load_model(path, compile=compile)
     except (ValueError, OSError) as exc:
+        damage = _damage(path)
+        if damage:
+            others = [p for p in sorted(path.parent.glob("*.keras")) if p != path and
+                      _damage(p) is None]
+            fix = (f"use another checkpoint of the run ({', '.join(p.name for p in others)} in "
+                   f"{path.parent}) or restore the file from a copy" if others else
+                   "restore the file from a copy")
+            raise AugmineError(f"{path}: the checkpoint is damaged or truncated ({damage}; "
+                               f"{path.stat().st_size} bytes); {fix}") from None
         raise AugmineError(f"{path}: cannot load this checkpoint ({str(exc).splitlines()[0]})")
+
+
+def _damage(path: Path) -> str | None:
+    """What is broken in a ``.keras`` file (a zip archive), or None when it reads whole."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        return f"not a whole .keras archive: {exc}"
+    return f"its member {bad} fails its checksum" if bad else None
 
 
 # --------------------------------------------------------------------------- choosing

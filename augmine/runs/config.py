@@ -103,6 +103,24 @@ class TrainConfig(_Section):
     def total_epochs(self) -> int:
         return sum(p.epochs for p in self.phases)
 
+    def with_last_epochs(self, epochs: int | None) -> "TrainConfig":
+        """This config with its last phase trained for ``epochs`` (``augmine train
+        --epochs``); itself when ``epochs`` is None."""
+        if epochs is None:
+            return self
+        last = self.phases[-1].model_copy(update={"epochs": int(epochs)})
+        return self.model_copy(update={"phases": [*self.phases[:-1], last]})
+
+    def check_recipe_classes(self, index) -> None:
+        """One-line error unless every class override (``classes:``) of the phases' recipes
+        and ``mining.recipe`` names a class of ``index`` (a DatasetIndex)."""
+        from augmine.augment.overrides import class_overrides
+        from augmine.augment.recipes import load_recipe
+
+        recipes = [p.recipe for p in self.phases] + [self.mining.recipe]
+        for path in dict.fromkeys(r for r in recipes if r):
+            class_overrides(load_recipe(path), index.class_ids, index.class_names)
+
     def to_dict(self) -> dict:
         """The YAML-ready dict (recipes as absolute paths, unset options left out)."""
         return self.model_dump(mode="json", exclude_none=True)
@@ -192,3 +210,71 @@ def load_config(source, base_dir: str | os.PathLike | None = None,
         raise _one_line(exc, where) from None
     cfg.path = str(path.resolve()) if path else None
     return cfg
+
+
+# --------------------------------------------------------------------------- resuming
+
+def config_differences(recorded: TrainConfig, given: TrainConfig) -> dict[str, tuple]:
+    """``{key: (recorded value, given value)}`` for each key the two configs set apart
+    (``model.width``, ``phases[2].epochs``; ``phases`` when their counts differ). ``data``
+    is compared by the run folder; ``model.rescale`` only when ``given`` sets it (a run
+    records what was done)."""
+    a, b = (c.model_dump(mode="json", exclude={"data", "path"}) for c in (recorded, given))
+    if b["model"].get("rescale") is None:
+        b["model"]["rescale"] = a["model"].get("rescale")
+    if len(a["phases"]) != len(b["phases"]):
+        a["phases"], b["phases"] = (f"{len(x['phases'])} phases" for x in (a, b))
+    fa, fb = _flat(a), _flat(b)
+    return {k: (fa.get(k), fb.get(k)) for k in dict.fromkeys([*fa, *fb]) if fa.get(k) != fb.get(k)}
+
+
+def _flat(value, key: str = "") -> dict:
+    """``{dotted key: value}`` of a dumped config (phases as ``phases[N]``)."""
+    if isinstance(value, dict):
+        return {k2: v2 for k, v in value.items()
+                for k2, v2 in _flat(v, f"{key}.{k}" if key else str(k)).items()}
+    if key == "phases" and isinstance(value, list):
+        return {k2: v2 for i, v in enumerate(value, 1)
+                for k2, v2 in _flat(v, f"phases[{i}]").items()}
+    return {key: value}
+
+
+def resume_config(recorded: TrainConfig, state: dict, given=None, epochs: int | None = None,
+                  run="the run") -> tuple[TrainConfig, list[str]]:
+    """The config a resumed run trains: ``recorded`` (the run's ``config.yaml``) with the one
+    change a resume may make, the last phase's epochs (from ``given``, a config source like
+    :func:`load_config`'s, or ``epochs``, ``augmine train --epochs``), never below the epochs
+    that phase has done; ``state``: the run's state dict. Any other difference from
+    ``given`` is a one-line :class:`AugmineError` listing the keys. Returns ``(config,
+    lines)``, one printed line per change applied."""
+    cfg, where = recorded, f"--resume {run}"
+    last_key = f"phases[{len(recorded.phases)}].epochs"
+    if given is not None:
+        given_cfg = load_config(given)
+        where = f"{given_cfg.path or 'config'} given to --resume {run}"
+        diffs = config_differences(recorded, given_cfg)
+        wanted = diffs.pop(last_key, (None, None))[1]
+        if diffs:
+            shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diffs.items())[:6])
+            more = f" (and {len(diffs) - 6} more)" if len(diffs) > 6 else ""
+            raise AugmineError(f"{where} differs from the run's config.yaml in {shown}{more}; "
+                               f"a resume continues the same run (only the last phase's "
+                               f"epochs may change): resume with the run's own config "
+                               f"(`augmine train --run-dir {run} --resume`), or train the "
+                               "new config into a new --run-dir")
+        epochs = epochs if epochs is not None else wanted
+    if epochs is None or int(epochs) == recorded.phases[-1].epochs:
+        return cfg, []
+    old, n = recorded.phases[-1].epochs, len(recorded.phases)
+    if state.get("rounds"):
+        raise AugmineError(f"{where}: the run has mining rounds after its phases, so its last "
+                           f"phase cannot change from {old} to {epochs} epochs; train the "
+                           "longer config into a new --run-dir")
+    done = int(state.get("phase_epochs_done", 0)) if int(state.get("phase", 1)) == n else 0
+    if int(epochs) < max(done, 1):
+        raise AugmineError(f"{where}: phase {n} has already trained {done} epoch"
+                           f"{'s' if done != 1 else ''}, more than the {epochs} asked; give at "
+                           f"least {done}")
+    cfg = recorded.with_last_epochs(epochs)
+    return cfg, [f"{last_key}: {old} -> {epochs} (run epochs {recorded.total_epochs} -> "
+                 f"{cfg.total_epochs}); config.yaml records it"]

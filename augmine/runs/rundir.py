@@ -4,6 +4,7 @@ Layout (every file written atomically, see :mod:`augmine.core.atomic`)::
 
     RUN/config.yaml                    the resolved training config (with ``data:``)
     RUN/state.json                     progress; written last after every epoch (commit point)
+    RUN/state-damaged.json             a damaged state.json set aside by a rebuild (runs.starts)
     RUN/history.csv                    one row per epoch (HISTORY_COLUMNS)
     RUN/lr_schedule.png                the learning rate over the whole run (written at start)
     RUN/checkpoints/last.keras         weights + optimizer state after the latest epoch
@@ -37,6 +38,7 @@ from augmine.core import atomic
 from augmine.core.errors import AugmineError
 from augmine.runs.affinity_files import AffinityFiles
 from augmine.runs.branches import RoundCopies
+from augmine.runs.starts import RunStarts
 
 HISTORY_COLUMNS = ("stage", "phase", "size", "epoch", "lr", "loss", "accuracy",
                    "val_loss", "val_accuracy")
@@ -48,7 +50,7 @@ REPORT_FILES = ("report.json", "per_class.csv", "confusion.npy", "report.md", "f
                 "confusion.png", "predictions.npz")
 
 
-class RunDir(RoundCopies, AffinityFiles):
+class RunDir(RoundCopies, AffinityFiles, RunStarts):
     """A run folder. ``RunDir(path)`` creates nothing; writes create folders as needed."""
 
     def __init__(self, path: str | os.PathLike):
@@ -254,15 +256,21 @@ class RunDir(RoundCopies, AffinityFiles):
     # ----------------------------------------------------------------------- state
 
     def read_state(self) -> dict:
-        """``state.json`` (a one-line error when the folder holds no training run)."""
+        """``state.json`` (a one-line error when the folder holds no training run, or when
+        the file is damaged: the fix fits the run, a round's snapshot or a rebuild)."""
         if not self.state_path.is_file():
             raise AugmineError(f"{self.path}: no state.json, so this is not a training run "
                                "folder; start one with `augmine train CONFIG --run-dir DIR`")
         try:
-            return json.loads(self.state_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise AugmineError(f"{self.state_path}: not valid JSON ({exc.msg}, line "
-                               f"{exc.lineno}); restore it from a round's start snapshot")
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            where = str(exc) if isinstance(exc, json.JSONDecodeError) else "not text"
+            raise AugmineError(f"{self.state_path}: not valid JSON ({where}); "
+                               f"{self.state_fix()}") from None
+        if not isinstance(state, dict):
+            raise AugmineError(f"{self.state_path}: not a training state (a JSON "
+                               f"{type(state).__name__}); {self.state_fix()}")
+        return state
 
     def check_classes(self, index, fix: str, state: dict | None = None) -> None:
         """One-line error unless ``index`` (a DatasetIndex) holds the classes this run

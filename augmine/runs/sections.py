@@ -12,10 +12,11 @@ from typing import Any, Optional, Union
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
+from augmine.augment.strength import MAX_STRENGTH
 from augmine.core.naming import did_you_mean
 from augmine.model.schedules import MODES as CYCLIC_MODES  # plain Python: no Keras import
-from augmine.runs._internal import (_choice, _Number, _object_in_context, _recipe_in_context,
-                                    _Section, _unknown_key, _Whole, _whole)
+from augmine.runs._internal import (_choice, _number, _Number, _object_in_context,
+                                    _recipe_in_context, _Section, _unknown_key, _Whole, _whole)
 
 SCHEDULE_MODES = CYCLIC_MODES + ("one_cycle", "cosine")
 # The keys each schedule mode takes (gamma: used by exp_range, accepted and ignored by the
@@ -302,7 +303,7 @@ class Phase(_Section):
     size: int
     epochs: _Whole(1, "epoch count")
     recipe: str = "none"
-    strength: Optional[_Number(0.0)] = None
+    strength: Optional[float] = None
     presize: bool = False
 
     def feed_options(self) -> dict:
@@ -319,3 +320,14 @@ class Phase(_Section):
         return int(v)
 
     _recipe = field_validator("recipe", mode="before")(_recipe_in_context)
+
+    @field_validator("strength", mode="before")
+    @classmethod
+    def _strength(cls, v):
+        if v is None:
+            return v
+        v = _number(v)
+        if v > MAX_STRENGTH:
+            raise ValueError(f"{v:g} is out of range; use a number from 0 (no augmentation) "
+                             f"to {MAX_STRENGTH:g} (1 = the recipe as written)")
+        return v

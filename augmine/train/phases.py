@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from augmine.runs.checkpoints import evaluation_settings
-from augmine.runs.config import TrainConfig, load_config
+from augmine.runs.config import TrainConfig, load_config, resume_config
 from augmine.runs.factories import create_callbacks
 from augmine.data.layouts import load_checked_index
 from augmine.data.dataset import skipped_paths
@@ -64,13 +64,23 @@ class RunResult:
         return self.run.checkpoint("best")
 
 
-def _new_state(cfg: TrainConfig, index) -> dict:
+def new_state(cfg: TrainConfig, index) -> dict:
+    """The ``state.json`` of a run of ``cfg`` on ``index`` (a DatasetIndex) before its first
+    epoch."""
     return {"status": "running", "stage": "phase-1", "phase": 1, "phase_epochs_done": 0,
             "stage_epochs_done": 0, "epochs_done": 0, "step": 0,
             "planned_epochs": cfg.total_epochs, "num_classes": index.num_classes,
             "class_ids": list(index.class_ids), "class_names": list(index.class_names),
             "best_val_accuracy": None, "best_epoch": None, "best_by_size": {},
             "reports": [], "rounds": {}}
+
+
+def _extend_state(state: dict, cfg: TrainConfig) -> None:
+    """``state`` of a run resumed with more (or fewer) last-phase epochs: planned anew, and
+    the last phase's report written again at its new end."""
+    last = f"phase-{len(cfg.phases)}"
+    state.update({"status": "running", "planned_epochs": cfg.total_epochs,
+                  "reports": [r for r in state.get("reports", []) if r != last]})
 
 
 def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, state: dict):
@@ -157,6 +167,11 @@ def _fit_and_close(model, feeds, epochs: int, initial_epoch: int, callbacks, pro
         close_feed(val_feed)
 
 
+def _epochs(first: int, last: int) -> str:
+    """``epoch 3`` or ``epochs 3..5``."""
+    return f"epoch {first}" if first == last else f"epochs {first}..{last}"
+
+
 def phase_label(phase_no: int, phase) -> str:
     """``phase 2 (32 px, tiny-imagenet-14@0.5)``: what every line of a phase starts with."""
     strength = "" if phase.strength in (None, 1) else f"@{phase.strength:g}"
@@ -165,44 +180,52 @@ def phase_label(phase_no: int, phase) -> str:
 
 def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
               progress: bool = True, extra_callbacks=(), skip_bad: bool = False,
-              echo=None) -> RunResult:
+              echo=None, epochs: int | None = None) -> RunResult:
     """Train every phase of a config into ``run_dir``; with ``resume`` continue a killed run.
 
-    ``config``: YAML path, dict or :class:`TrainConfig` (ignored on resume: the run's own
-    ``config.yaml`` is used). ``data_root``: dataset folder (on resume defaults to the
-    recorded one). ``run_dir``: a path or :class:`RunDir`. ``extra_callbacks``: Keras
+    ``config``: YAML path, dict or :class:`TrainConfig`; on resume None (the run's own
+    ``config.yaml``) or a config that must match it (see
+    :func:`~augmine.runs.config.resume_config`). ``data_root``: dataset folder (on resume
+    the recorded one; another only where that is gone). ``epochs``: the last phase's epochs
+    (``augmine train --epochs``; on resume the one change allowed, applied and printed).
+    ``run_dir``: a path or :class:`RunDir`; a new run never starts over a run's work (see
+    :meth:`~augmine.runs.starts.RunStarts.check_new_run`). ``extra_callbacks``: Keras
     callbacks added to every phase's fit. ``skip_bad``: leave out images that do not decode
     (each logged) instead of failing; every image is checked before the first epoch (see
-    :func:`run_index`). Writes the run folder and a ``phase-N`` report
-    after each phase. ``echo`` gets a header before each phase trains (default: the log);
+    :func:`run_index`). Everything (config, dataset, class overrides, schedule, model) is
+    checked before the first write. Writes the run folder and a ``phase-N`` report after
+    each phase. ``echo`` gets a header before each phase trains (default: the log);
     every epoch line names its phase, size and recipe and carries the whole run's
     done/total epochs and ETA. Returns a :class:`RunResult`.
     """
     say = echo or log.info
     run = RunDir.of(run_dir)
+    changes: list[str] = []
     if resume:
-        if not run.has_state():
-            raise AugmineError(f"{run}: nothing to resume (no state.json); run without "
-                               "--resume to start it")
+        run.check_resumable()
         state = run.read_state()
-        cfg = run.config
-        data_root = data_root or cfg.data
-        if state.get("status") == "done":
-            log.info("%s: already done", run)
+        cfg, changes = resume_config(run.config, state, config, epochs, run)
+        data_root, moved = run.resume_data(data_root)
+        changes += moved
+        planned = state.get("planned_epochs", cfg.total_epochs)
+        if state.get("status") == "done" and cfg.total_epochs <= planned:
+            say(f"{run}: already done ({state['epochs_done']} of {planned} "
+                f"epochs); to train it further raise the last phase's epochs: `augmine train "
+                f"--run-dir {run} --resume --epochs N`")
             return RunResult(run, state, run.read_history())
     else:
-        if run.has_state():
-            raise AugmineError(f"{run}: already holds a run (state.json); add --resume to "
-                               "continue it or choose a new --run-dir")
-        cfg = load_config(config)
+        cfg = load_config(config).with_last_epochs(epochs)   # a bad config fails first
         if data_root is None:
             raise AugmineError("no dataset given; pass --data PATH")
+        run.check_new_run()
         state = None
     run = process_run(run, cfg.strategy, cfg.batch_size)   # multi-worker: process 0 writes
-    if resume:
-        run.remove_partial_writes()
     data_root = Path(data_root).expanduser().resolve()
     index, skips = run_index(data_root, state, skip_bad, progress)
+    if state is not None:
+        run.check_classes(index, f"resume it on its own dataset: `augmine train --run-dir "
+                                 f"{run} --resume` without --data", state)
+    cfg.check_recipe_classes(index)
     index = apply_holdout(index, cfg.mining.holdout, cfg.seed)  # never trained on
     steps = phase_steps(cfg, index)
     if state is None:
@@ -210,8 +233,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
 
         create_schedule(cfg.schedule, steps, where=cfg.path or "config")  # fail before writing
     else:
-        run.check_classes(index, f"resume it on its own dataset: `augmine train --run-dir "
-                                 f"{run} --resume` without --data", state)
+        run.remove_partial_writes()
     callbacks = list(extra_callbacks) + create_callbacks(cfg)
 
     with dtype_policy(precision_policy(cfg.mixed_precision)), distribution(cfg.strategy):
@@ -220,10 +242,17 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             cfg = cfg.model_copy(update={"data": str(data_root), "model": recorded_model(
                 cfg.model, model)})
             run.write_config(cfg)
-            state = _new_state(cfg, index)
+            state = new_state(cfg, index)
+        elif changes:                      # a resume's allowed changes, applied and printed
+            cfg = cfg.model_copy(update={"data": str(data_root)})
+            run.write_config(cfg)
+            _extend_state(state, cfg)
+            for line in changes:
+                say(f"resume: {line}")
+        fresh = not state.get("epochs_done")
         state.update(skips)
         run.write_state(state)
-        if not run.lr_schedule_path.is_file():
+        if fresh or not run.lr_schedule_path.is_file():
             plot_run_schedule(run, cfg, steps)
         run_bar = run_progress(cfg.total_epochs, state["epochs_done"])
         for phase_no, phase in enumerate(cfg.phases, 1):
@@ -235,9 +264,10 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
                           "stage_epochs_done": done})
             if done < phase.epochs:
                 label = phase_label(phase_no, phase)
-                say(f"{label}: epochs {done + 1}..{phase.epochs} of phase {phase_no}/"
-                    f"{len(cfg.phases)}, run epochs {state['epochs_done'] + 1}.."
-                    f"{state['epochs_done'] + phase.epochs - done} of {cfg.total_epochs}")
+                first = state["epochs_done"] + 1
+                say(f"{label}: {_epochs(done + 1, phase.epochs)} of phase {phase_no}/"
+                    f"{len(cfg.phases)}, run {_epochs(first, first + phase.epochs - done - 1)}"
+                    f" of {cfg.total_epochs}")
                 feeds = _feeds(index, cfg, _phase_recipe(phase), phase.size,
                                cfg.seed + phase_no, done, options=phase.feed_options())
                 _fit_and_close(model, feeds, phase.epochs, done,
