@@ -92,11 +92,13 @@ def format_effect(effect: dict, top: int = 5) -> list[str]:
     losers = effect["losers"][:top]
     ref = effect["reference"]
     if losers:
-        lines.append(f"F1 fell most (against the {'control' if ref == 'control' else 'start'}):")
+        what = "control" if ref == "control" else "start"
+        lines.append(f"F1 fell most (against the {what}):")
+        width = max(len(c["name"]) for c in losers)
         for c in losers:
-            lines.append(f"  {c['name'][:28]:<28} {c['ref']:.3f} -> {c['after']:.3f} "
+            lines.append(f"  {c['name']:<{width}}  {what} {c['ref']:.3f}, round {c['after']:.3f} "
                          f"({c['delta']:+.3f}) [{c['support']}]")
-    for key in ("warning", "note"):
+    for key in ("note", "warning"):                  # the verdict (losses) last
         if effect.get(key):
             lines.append(effect[key])
     return lines
@@ -121,7 +123,7 @@ def format_compare(result: dict) -> list[str]:
         f" {_value(row['control'], m == 'top-1') + ' (absolute)':>24}"
         for m, row in first["table"].items()))
     for mode, eff in effects.items():
-        for key in ("warning", "note"):
+        for key in ("note", "warning"):
             if eff.get(key):
                 lines.append(f"{mode}: {eff[key]}")
     return lines
