@@ -126,6 +126,11 @@ def _cell_text(metric: str, cell: dict) -> str:
             f"{cell['hi'] * k:+.{d}f}]")
 
 
+def _listed(parts: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
 def _against(has_control: bool) -> tuple[str, str]:
     return ("effect", "the control") if has_control else ("change", "the start")
 
@@ -138,8 +143,8 @@ def effect_warning(table: dict, has_control: bool) -> str | None:
     lost = measurable_losses(table, has_control)
     if not lost:
         return None
-    return (f"WARNING: the round lowered {' and '.join(_cell_text(m, table[m][key]) for m in lost)}"
-            f" against {what}")
+    return f"WARNING: the round lowered {_listed([_cell_text(m, table[m][key]) for m in lost])} " \
+           f"against {what}"
 
 
 def effect_note(table: dict, has_control: bool) -> str | None:
@@ -154,4 +159,4 @@ def effect_note(table: dict, has_control: bool) -> str | None:
         return None
     head = "within the noise" if measurable_losses(table, has_control) else \
         "no measurable change"
-    return f"{head}: {' and '.join(fell)} against {what} (the 95% interval includes zero)"
+    return f"{head}: {_listed(fell)} against {what} (the 95% interval includes zero)"

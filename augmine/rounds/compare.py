@@ -30,8 +30,8 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
     stretched to :func:`~augmine.rounds.arms.compare_length`), LR and seeds; returns ``{"plan",
     "selection", "epochs", "steps", "recipe", "effects": {mode: measure_round dict},
     "group", "skipped": {mode: why}}`` (a mode that would train exactly what the control
-    trains is skipped, :mod:`augmine.rounds.identical`). ``run_dir``: a path, RunDir or :class:`~augmine.rounds.state.RoundState`.
-    With ``pairs`` among the modes every mode's effect also has the partner classes' row.
+    trains is skipped, :mod:`augmine.rounds.identical`). ``run_dir``: a path, RunDir or
+    :class:`~augmine.rounds.state.RoundState`. With ``pairs`` among the modes every mode's effect also has the partner classes' row.
     ``echo`` gets a header before each arm trains (default: the log). Running it again
     resumes unfinished branches and re-measures.
     """

@@ -4,7 +4,8 @@ before anything trains.
 An arm's training is its sampling (the plan's factors, up to the one stretch every arm
 gets), its class weights and the augmentation each class sees (the arm's recipe, or the
 last phase's at its strength, with class overrides and the plan's recipe for the chosen
-classes). When all three match the control's, the round would measure a zero that says
+classes). An arm that passes the trainer anything else (:data:`COMPARED`) is taken to
+differ. When all three match the control's, the round would measure a zero that says
 nothing about the mode (for example ``gentle`` on a run whose last phase has no
 augmentation: milder than nothing is nothing; a plan whose chosen classes get factor 1);
 ``mine round`` refuses such a mode and ``mine compare`` skips it, each with the reason.
@@ -20,8 +21,13 @@ from augmine.analysis.plans import OversamplingPlan
 from augmine.augment.overrides import class_overrides, recipe_for_class
 from augmine.augment.recipes import as_recipe
 from augmine.augment.strength import scale_recipe
+from augmine.core.errors import AugmineError
 from augmine.rounds.arms import arm, arm_inputs, arm_length
 from augmine.runs.rundir import RunDir
+
+
+# the train_extra_epochs inputs compared; an arm passing any other one differs from the control
+COMPARED = {"plan", "class_weight", "recipe"}
 
 
 def _applied(entries: list[dict]) -> list[dict]:
@@ -82,6 +88,8 @@ def same_as_control(mode: str, plan: OversamplingPlan, index, batch_size: int,
     length = arm_length(mode, plan, index) if length is None else length
     mine = arm_inputs(mode, plan, index, batch_size, length, **options)
     ctrl = arm_inputs("control", plan, index, batch_size, length)
+    if set(mine) - COMPARED:             # the mode changes more than data and weights
+        return False
     if _weighted(mine.get("class_weight")) or _weighted(ctrl.get("class_weight")):
         return False
     n = index.num_classes
@@ -118,8 +126,9 @@ def twin_of_control(run_dir, mode: str, plan: OversamplingPlan, index,
         from augmine.rounds.gentle import untailored_gentle_recipe
 
         options["gentle_recipe"] = untailored_gentle_recipe(run, index, plan)
-    if mode == "recipe" and not strong_recipe:
-        return None                      # the mode's own one-line error says what is missing
-    same = same_as_control(mode, plan, index, run.config.batch_size, last_phase_recipe(run),
-                           length, **options)
+    try:
+        same = same_as_control(mode, plan, index, run.config.batch_size,
+                               last_phase_recipe(run), length, **options)
+    except AugmineError:
+        return None                      # the mode lacks an input: its own error says which
     return refusal_reason(mode, plan) if same else None
