@@ -229,3 +229,11 @@ def test_suspects_say_when_the_model_is_too_weak(mining_run, tmp_path, monkeypat
     res = run_cli("mine", "suspects", run, "--per-class", "1")
     assert res.exit_code == 0, res.output
     assert "too weak for its confidence to single out label errors" in res.output
+
+
+@pytest.mark.slow
+def test_the_demo_says_the_rounds_model_is_current(demo_run):
+    out = demo_run.result.output
+    assert demo_run.result.exit_code == 0, out
+    last = demo_run.out.resolve() / "checkpoints" / "last.keras"
+    assert f"  round 1's model is now the run's current model, {last} (the next round" in out
