@@ -113,13 +113,40 @@ def test_warning_only_when_the_interval_excludes_zero():
     t = _table((-0.03, -0.05, -0.004), (-0.01, -0.03, 0.012))
     assert effect_warning(t, True) == ("WARNING: the round lowered top-1 -3.0 pt [-5.0, -0.4] "
                                        "against the control")
-    assert effect_note(t, True).startswith("no measurable change: macro F1 -0.010 [-0.030, ")
+    assert effect_note(t, True).startswith("within the noise: macro F1 -0.010 [-0.030, ")
     t = _table((-0.03, -0.05, -0.004), (-0.02, -0.03, -0.01))
     assert "top-1" in effect_warning(t, False) and "macro F1 -0.020" in effect_warning(t, False)
     assert effect_warning(t, False).endswith("against the start") and effect_note(t, False) is None
     # a gain, or nothing below zero: neither line
     t = _table((0.01, -0.01, 0.03), (0.0, -0.01, 0.01))
     assert effect_warning(t, True) is None and effect_note(t, True) is None
+
+
+def test_every_row_below_zero_is_named_in_the_verdict():
+    """The issue's pairs round: other F1 -0.057 [-0.101, -0.014] net of control while top-1
+    and macro F1 were within the noise: the verdict names the other F1 loss (and partner
+    F1's), and the noise note no longer says "no measurable change"."""
+    from augmine.analysis.effects import measurable_losses
+
+    t = _table((-0.006, -0.038, 0.026), (-0.01, -0.03, 0.012))
+    t["other F1"]["effect"] = {"value": -0.057, "lo": -0.101, "hi": -0.014}
+    t["partner F1"] = {**t["other F1"], "effect": {"value": -0.070, "lo": -0.128, "hi": -0.006}}
+    assert measurable_losses(t, True) == ["partner F1", "other F1"]
+    assert effect_warning(t, True) == ("WARNING: the round lowered partner F1 -0.070 [-0.128, "
+                                       "-0.006] and other F1 -0.057 [-0.101, -0.014] against "
+                                       "the control")
+    assert effect_note(t, True).startswith("within the noise: top-1 -0.6 pt [-3.8, +2.6] and "
+                                           "macro F1 -0.010")
+    # an interval touching zero is no measurable loss; a chosen-class loss is one
+    t["other F1"]["effect"]["hi"] = t["partner F1"]["effect"]["hi"] = 0.0
+    assert measurable_losses(t, True) == [] and effect_warning(t, True) is None
+    assert effect_note(t, True).startswith("no measurable change: top-1 -0.6 pt")
+    t["chosen F1"]["effect"] = {"value": -0.2, "lo": -0.3, "hi": -0.1}
+    assert measurable_losses(t, True) == ["chosen F1"]
+    # without a control the change against the start decides
+    t["top-1"]["change"] = {"value": -0.05, "lo": -0.08, "hi": -0.02}
+    assert measurable_losses(t, False) == ["top-1"]
+    assert effect_warning(t, False).endswith("top-1 -5.0 pt [-8.0, -2.0] against the start")
 
 
 def test_noisy_fall_on_real_tables_is_a_note_and_a_clear_one_warns():

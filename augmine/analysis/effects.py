@@ -2,8 +2,9 @@
 
 :func:`round_metrics` scores one prediction vector (chosen-class F1, partner F1, other F1,
 top-1, macro F1); :func:`effect_table` gives before, after, control and their differences
-with paired bootstrap intervals (:mod:`augmine.analysis.bootstrap`); :func:`effect_warning`
-and :func:`effect_note` put a fall of the overall numbers into one line;
+with paired bootstrap intervals (:mod:`augmine.analysis.bootstrap`); :func:`measurable_losses`
+names every row whose interval lies below zero, which :func:`effect_warning` puts into the
+verdict line (:func:`effect_note`: an overall fall within the noise);
 :func:`f1_losses` lists the classes that lost most.
 """
 
@@ -107,36 +108,55 @@ def f1_losses(names: Sequence[str], support, f1_ref, f1_after, top: int = 5) -> 
             for i in order]
 
 
-def _fell(table: dict, has_control: bool, harmful: bool) -> tuple[list[str], str]:
-    """Top-1 / macro F1 cells below zero against the control (or the start without one):
-    those whose 95% interval lies below zero (``harmful``) or only the point estimate."""
-    key, what = ("effect", "the control") if has_control else ("change", "the start")
-    out = []
-    for m in ("top-1", "macro F1"):
-        cell = table[m][key]
-        if not cell or not cell["value"] < 0 or (cell["hi"] < 0) != harmful:
-            continue
-        k, d, unit = (100, 1, " pt") if m == "top-1" else (1, 3, "")
-        out.append(f"{m} {cell['value'] * k:+.{d}f}{unit} [{cell['lo'] * k:+.{d}f}, "
-                   f"{cell['hi'] * k:+.{d}f}]")
-    return out, what
+VERDICT_ORDER = ("top-1", "macro F1", "chosen F1", PARTNER_METRIC, "other F1")
+
+
+def measurable_losses(table: dict, has_control: bool) -> list[str]:
+    """The rows of an :func:`effect_table` whose whole 95% interval lies below zero against
+    the control (``effect``; against the start, ``change``, without a control), overall rows
+    first then chosen, partner and other F1: the metric names, in that order."""
+    key = "effect" if has_control else "change"
+    return [m for m in VERDICT_ORDER
+            if m in table and table[m][key] is not None and table[m][key]["hi"] < 0]
+
+
+def _cell_text(metric: str, cell: dict) -> str:
+    k, d, unit = (100, 1, " pt") if metric == "top-1" else (1, 3, "")
+    return (f"{metric} {cell['value'] * k:+.{d}f}{unit} [{cell['lo'] * k:+.{d}f}, "
+            f"{cell['hi'] * k:+.{d}f}]")
+
+
+def _listed(parts: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def _against(has_control: bool) -> tuple[str, str]:
+    return ("effect", "the control") if has_control else ("change", "the start")
 
 
 def effect_warning(table: dict, has_control: bool) -> str | None:
-    """One line when overall top-1 or macro F1 fell against the control (or against the
-    start without a control) with the whole 95% interval below zero; None otherwise (a fall
-    whose interval includes zero is :func:`effect_note`'s)."""
-    fell, what = _fell(table, has_control, harmful=True)
-    if not fell:
+    """The verdict's loss line: every row (top-1, macro F1, chosen, partner, other F1) whose
+    95% interval lies below zero against the control (or the start without a control), see
+    :func:`measurable_losses`; None when no row lost measurably."""
+    key, what = _against(has_control)
+    lost = measurable_losses(table, has_control)
+    if not lost:
         return None
-    return f"WARNING: the round lowered {' and '.join(fell)} against {what}"
+    return f"WARNING: the round lowered {_listed([_cell_text(m, table[m][key]) for m in lost])} " \
+           f"against {what}"
 
 
 def effect_note(table: dict, has_control: bool) -> str | None:
     """One neutral line when top-1 or macro F1 is below zero against the control (or the
-    start) but its 95% interval includes zero: no measurable change; None otherwise."""
-    fell, what = _fell(table, has_control, harmful=False)
+    start) but its 95% interval includes zero: "no measurable change" when no row lost
+    measurably, else "within the noise" (the losses are :func:`effect_warning`'s); None
+    otherwise."""
+    key, what = _against(has_control)
+    fell = [_cell_text(m, table[m][key]) for m in ("top-1", "macro F1")
+            if table[m][key] is not None and table[m][key]["value"] < 0 <= table[m][key]["hi"]]
     if not fell:
         return None
-    return (f"no measurable change: {' and '.join(fell)} against {what} (the 95% interval "
-            "includes zero)")
+    head = "within the noise" if measurable_losses(table, has_control) else \
+        "no measurable change"
+    return f"{head}: {_listed(fell)} against {what} (the 95% interval includes zero)"

@@ -108,7 +108,7 @@ def _effect_markdown(effect: dict, start: str | None) -> list[str]:
                      f"{_fmt(c['control'])} | {_delta(c['control'], c['after'])} |")
     ref = "control" if effect["control"] else "start"
     lines += ["", f"### F1 fell most (against the {ref})", ""]
-    lines += [f"- {c['name']} [{c['support']}]: {c['ref']:.3f} -> {c['after']:.3f} "
+    lines += [f"- {c['name']} [{c['support']}]: {ref} {c['ref']:.3f}, round {c['after']:.3f} "
               f"({c['delta']:+.3f})" for c in effect["losers"]] or ["- none fell"]
     lines.append("")
     return lines

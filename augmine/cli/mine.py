@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from augmine.rounds.arms import COMPARE_MODES, MODES
+from augmine.rounds.arms import COMPARE_MODES, MODES, mode_phrases
 from augmine.runs.rundir import RunDir
 
 _RUN = click.Path(path_type=Path, file_okay=False)
@@ -111,6 +111,10 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe, partne
                f"{p.policy['scheme']} factors):")
     for line in format_plan(p, index.class_counts("train")):
         click.echo(line)
+    if len(p.weak) == p.num_classes:
+        click.echo(f"warning: the plan chooses every class ({p.num_classes} of "
+                   f"{p.num_classes}); only its factors (x{p.factors.min():.2f} to "
+                   f"x{p.factors.max():.2f}) favour some classes over others")
     redo = " --redo" if state.status(round_no) == "interrupted" else ""
     how = f"`augmine mine round {run}{redo}`" if run.has_checkpoint("last") else \
         "your own fit on augmine.oversampled_feed(index, recipe, size, batch_size, PLAN)"
@@ -124,9 +128,10 @@ _SELECTION = click.Choice(["val-half", "holdout"])
 @click.argument("run", type=_RUN)
 @click.option("--epochs", type=int, default=None, help="Extra epochs [config mining.epochs, else 5].")
 @click.option("--mode", type=click.Choice(MODES), default=None,
-              help="Repeat weak-class samples (oversample), weight their loss instead "
-                   "(class-weight), or repeat each with its confusion partners (pairs) "
-                   "[config mining.class_weight, else oversample].")
+              help=f"How the round spends its epochs on the chosen classes (shown at factor "
+                   f"3): {mode_phrases(MODES)} [config mining.class_weight, else oversample]. "
+                   "The recipe mode (a stronger recipe for them) is in `mine compare`; in a "
+                   "round give the plan a recipe: `mine plan RUN --recipe R`.")
 @click.option("--partners", type=click.IntRange(min=1), default=None,
               help="pairs: confusion partners per chosen class, found on the selection "
                    "images [the plan's, else config mining.partners, else 1].")
@@ -173,7 +178,7 @@ def round_(run: Path, epochs, mode, partners, round_no, redo, no_control, select
               help="Stronger recipe of the recipe mode [config mining.recipe, else "
                    "tiny-imagenet-14.yaml].")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(COMPARE_MODES),
-              help="Modes to compare (repeatable) [all].")
+              help=f"Modes to compare (repeatable) [all]: {mode_phrases()}.")
 @click.option("--partners", type=click.IntRange(min=1), default=None,
               help="pairs: confusion partners per chosen class [config mining.partners, else 1].")
 @click.option("--selection", type=_SELECTION, default=None, help="As for `mine round`.")
@@ -207,12 +212,13 @@ def history_(run: Path, classes) -> None:
 
     h = history(RunDir.of(run).check(), list(classes) or None)
     names = h["classes"]
+    w = max([5, *(len(n) for n in names)])           # whole class names, aligned
     head = f"{'stage':<10} {'size':>5} {'accuracy':>9} {'macro F1':>9}"
-    click.echo(head + "".join(f" {n[:14]:>14}" for n in names))
+    click.echo(head + "".join(f" {n:>{w}}" for n in names))
     for r in h["rows"]:
         size = "-" if r["size"] is None else str(r["size"])
         click.echo(f"{r['stage']:<10} {size:>5} {r['accuracy']:>9.1%} {r['macro_f1']:>9.3f}"
-                   + "".join(f" {'-' if r['f1'][n] is None else format(r['f1'][n], '.3f'):>14}"
+                   + "".join(f" {'-' if r['f1'][n] is None else format(r['f1'][n], '.3f'):>{w}}"
                              for n in names))
 
 
@@ -233,10 +239,12 @@ def suspects(run: Path, per_class: int, classes, in_sample: bool, skip_bad: bool
 
     state = RoundState.read(run)
     state.run.check_writable("mine suspects")
-    out, rows = find_suspects(state, per_class=per_class, classes=list(classes) or None,
-                              in_sample=in_sample, skip_bad=skip_bad)
+    out, rows, note = find_suspects(state, per_class=per_class, classes=list(classes) or None,
+                                    in_sample=in_sample, skip_bad=skip_bad)
     if rows:
         click.echo(f"scored on {rows[0]['split']} images, {rows[0]['scored']}")
+    if note:
+        click.echo(note)
     for r in rows:
         click.echo(f"{r['name'][:24]:<24} p(own)={r['self_confidence']:.3f}  looks like "
                    f"{r['predicted_name'][:24]:<24} {r['path']}")

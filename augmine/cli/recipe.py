@@ -286,6 +286,8 @@ def tailor(recipe: str, run: Path, out: Path, margin: float, draws: int, seed: i
     res = tailor_recipe(run, recipe, out, margin=margin, draws=draws, seed=seed,
                         progress=progress)
     names = dict(zip(res["affinity"]["class_ids"], res["affinity"]["class_names"]))
+    click.echo(f"affinity of checkpoint {res['affinity']['checkpoint']} at "
+               f"{res['affinity']['size']} px")
     for cid, entry in res["classes"].items():
         what = [f"strength {entry['strength']:g}"] if "strength" in entry else []
         what += [f"without {', '.join(entry['without'])}"] if entry.get("without") else []

@@ -142,7 +142,7 @@ def format_summary(s: DemoSummary) -> list[str]:
     """The demo's closing summary as lines of text."""
     from augmine.core.commands import command_line
     from augmine.analysis.pairs import describe_symmetric
-    from augmine.rounds.text import format_round_outcome
+    from augmine.rounds.text import current_model_line, format_round_outcome
 
     lines = ["", f"{'stage':<10}{'size':>6}{'epochs':>8}{'total':>7}{'accuracy':>10}"
                  f"{'top-5':>8}{'macro F1':>10}"]
@@ -155,7 +155,7 @@ def format_summary(s: DemoSummary) -> list[str]:
         r = s.round
         mode = (r.get("meta") or {}).get("mode", "oversample")
         lines += ["", f"mining round 1 ({mode}, from {r['before']['stage']}) against its control:",
-                  *format_round_outcome(r)]
+                  *format_round_outcome(r), f"  {current_model_line(s.run_dir, 1)}"]
     last = s.round or (s.phases[-1] if s.phases else None)
     if last:
         lines += ["", f"top confused pairs ({last['stage']}, val):"]

@@ -100,6 +100,15 @@ MODES = tuple(m for m, a in MODE_TABLE.items() if a.in_round)      # mine round 
 COMPARE_MODES = tuple(MODE_TABLE)                                  # mine compare --mode
 
 
+def mode_phrases(modes=COMPARE_MODES, factor: float = 3.0) -> str:
+    """Each mode with its description (on an example plan: one chosen class at ``factor``,
+    one confusion partner), for ``--mode`` help: ``oversample = oversample x3.0; ...``."""
+    example = OversamplingPlan(np.array([factor, 1.0]), [0], ["a", "b"], ["a", "b"], None,
+                               {"partners_per_class": 1})
+    return "; ".join(f"{m} = {MODE_TABLE[m].describe(example).removeprefix(m + ': ')}"
+                     for m in modes)
+
+
 def arm(mode: str, modes=COMPARE_MODES) -> Arm:
     """The :class:`Arm` of ``mode`` (or ``"control"``); one-line error naming ``modes``."""
     if mode == "control":

@@ -8,11 +8,13 @@ import logging
 from augmine.analysis.plans import OversamplingPlan, partner_classes
 from augmine.core.errors import AugmineError
 from augmine.rounds.arms import COMPARE_MODES, arm, arm_inputs, compare_length, format_pairs
+from augmine.rounds.identical import twin_of_control
 from augmine.rounds.measure import measure_round
 from augmine.rounds.plans import load_run_index, mining_settings, selected_plan, selection_method
-from augmine.rounds.runner import (checked_epochs, round_lr_range, round_schedule, round_steps,
-                                   train_arm)
+from augmine.rounds.runner import (checked_epochs, round_lr_range, round_progress,
+                                   round_schedule, round_steps, stage_epochs_done, train_arm)
 from augmine.rounds.state import RoundState
+from augmine.runs.rundir import RunDir
 
 log = logging.getLogger("augmine")
 
@@ -27,8 +29,9 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
     the run itself is not changed), the same plan, epochs, steps (every arm's epoch
     stretched to :func:`~augmine.rounds.arms.compare_length`), LR and seeds; returns ``{"plan",
     "selection", "epochs", "steps", "recipe", "effects": {mode: measure_round dict},
-    "group"}``. ``run_dir``: a path, RunDir or :class:`~augmine.rounds.state.RoundState`.
-    With ``pairs`` among the modes every mode's effect also has the partner classes' row.
+    "group", "skipped": {mode: why}}`` (a mode that would train exactly what the control
+    trains is skipped, :mod:`augmine.rounds.identical`). ``run_dir``: a path, RunDir or
+    :class:`~augmine.rounds.state.RoundState`. With ``pairs`` among the modes every mode's effect also has the partner classes' row.
     ``echo`` gets a header before each arm trains (default: the log). Running it again
     resumes unfinished branches and re-measures.
     """
@@ -61,6 +64,14 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
     batch_size = cfg.batch_size
     length = compare_length(plan, index)
     options = {"strong_recipe": strong}
+    skipped = {m: why for m in modes
+               if (why := twin_of_control(run, m, plan, index, length, strong))}
+    for m, why in skipped.items():
+        say(f"compare: skipping {why}")
+    modes = tuple(m for m in modes if m not in skipped)
+    if not modes:
+        raise AugmineError(f"{run}: every mode asked for would train exactly what the control "
+                           "trains (see above); nothing to compare")
     if "gentle" in modes:
         from augmine.rounds.gentle import gentle_recipe
 
@@ -72,13 +83,16 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
     schedule = round_schedule(*round_lr_range(cfg, settings), start_step, steps)
     before_probs = state.probs(start["stage"], index)
     probs = {}
+    bar = round_progress(epochs * len(arms), sum(
+        stage_epochs_done(RunDir(run.branch_dir(group, m)), stage) for m in arms))
     for i, (m, inputs) in enumerate(arms.items(), 1):
         say(f"compare: {'mode ' if m != 'control' else ''}{m} ({i}/{len(arms)}), {epochs} "
             f"epoch{'s' if epochs != 1 else ''}, {steps} steps")
         _, probs[m] = train_arm(run.branch(group, m), index, epochs, stage, inputs, schedule,
-                                progress, label=f"compare {m}")
+                                progress, label=f"compare {m}", bar=bar, echo=say)
     partners = partner_classes(plan) if any(arm(m).partners for m in modes) else []
     effects = {m: measure_round(index, selection, cfg.seed, plan.weak, before_probs, probs[m],
                                 probs["control"], partners=partners) for m in modes}
     return {"plan": plan, "selection": selection, "epochs": epochs, "steps": steps,
-            "recipe": strong, "effects": effects, "group": str(run.branch_dir(group, ""))}
+            "recipe": strong, "effects": effects, "skipped": skipped,
+            "group": str(run.branch_dir(group, ""))}

@@ -90,14 +90,32 @@ def gentle_recipe(run_dir, index, plan: OversamplingPlan, selection: str, stage:
             affinity = measure_affinity(run, base, progress=progress)
         rows = selection_split(index.val.labels, run.config.seed)[0]
         overrides = gentle_overrides(plan, index, affinity, rows, seed=run.config.seed)
-        data = {"name": f"{base.name}-gentle-{stage}",
-                "description": (f"{base.name} with milder augmentation for the {len(overrides)} "
-                                f"classes chosen for {stage} (augmine's gentle mode)"),
-                "transforms": base.transforms, "classes": overrides}
+        data = _gentle_data(base, overrides, stage)
         parse_recipe(data, str(path))                 # what is written must load
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(path, dump_recipe(data))
-    recipe = load_recipe(path)
-    if last.strength is not None and last.strength != 1:
-        recipe = scale_recipe(recipe, last.strength)
+    return _at_phase_strength(load_recipe(path), last)
+
+
+def untailored_gentle_recipe(run_dir, index, plan: OversamplingPlan):
+    """The gentle recipe before any affinity is measured (every chosen class at
+    ``TAILORED_STRENGTH``), in memory: what decides, before training, whether a gentle
+    round could differ from its control at all (:mod:`augmine.rounds.identical`)."""
+    run = RunDir.of(run_dir)
+    last = run.config.phases[-1]
+    base = load_recipe(last.recipe)
+    data = _gentle_data(base, gentle_overrides(plan, index, None, [], run.config.seed), "plan")
+    return _at_phase_strength(parse_recipe(data, f"{base.name}-gentle"), last)
+
+
+def _gentle_data(base, overrides: dict, stage: str) -> dict:
+    return {"name": f"{base.name}-gentle-{stage}",
+            "description": (f"{base.name} with milder augmentation for the {len(overrides)} "
+                            f"classes chosen for {stage} (augmine's gentle mode)"),
+            "transforms": base.transforms, "classes": overrides}
+
+
+def _at_phase_strength(recipe, phase):
+    if phase.strength is not None and phase.strength != 1:
+        return scale_recipe(recipe, phase.strength)
     return recipe

@@ -122,7 +122,8 @@ def plan_round(run_dir, round_no: int | None = None, force: bool = False, index=
     ``run_dir``: a path, RunDir or :class:`RoundState`; ``index``: the run's dataset
     (default :func:`load_run_index`). ``settings`` override the config's ``mining:``
     section. The plan of an interrupted round is in use and is replaced only with ``force``
-    (the round must then be redone). Returns ``(round_no, plan, source_report)``.
+    (the round must then be redone). A plan that chooses every class with one factor (and
+    no recipe) favours nothing and is refused. Returns ``(round_no, plan, source_report)``.
     """
     state = RoundState.of(run_dir)
     run = state.run
@@ -143,5 +144,12 @@ def plan_round(run_dir, round_no: int | None = None, force: bool = False, index=
     index = load_run_index(run) if index is None else index
     plan = selected_plan(state, index, report, selection_method(run, opts.get("selection")),
                          opts)
+    n = plan.num_classes
+    if len(plan.weak) == n and np.allclose(plan.factors, plan.factors[0]) and not plan.recipe:
+        raise AugmineError(
+            f"the plan chooses all {n} classes of {run} with one factor "
+            f"({float(plan.factors[0]):g}): a plan choosing every class favours nothing (a "
+            f"round would train what its control trains); choose fewer, e.g. `augmine mine "
+            f"plan {run} --k {max(1, n // 5)}`")
     state.write_plan(round_no, plan)
     return round_no, plan, report

@@ -36,6 +36,7 @@ from augmine.analysis.plans import OversamplingPlan, partner_classes, with_partn
 from augmine.analysis.reports import write_stage_report
 from augmine.core.errors import AugmineError
 from augmine.rounds.arms import MODES, arm, arm_inputs, arm_length
+from augmine.rounds.identical import twin_of_control
 from augmine.rounds.measure import measure_round
 from augmine.rounds.plans import mining_settings, selected_plan, selection_method, selection_report
 from augmine.rounds.state import RoundState
@@ -54,14 +55,15 @@ ROUND_LR_SHARE = 0.1
 @dataclass
 class RoundResult:
     """Outcome of :func:`run_round`: round number, plan, mode, the report dict (its
-    ``effect`` holds before/after/control with intervals), and ``resumed`` (an
-    interrupted attempt was continued)."""
+    ``effect`` holds before/after/control with intervals), ``resumed`` (an interrupted
+    attempt was continued) and the run folder."""
 
     round: int
     plan: OversamplingPlan
     report: dict
     mode: str
     resumed: bool = False
+    run: str = ""
 
 
 # --------------------------------------------------------------------------- schedule
@@ -109,14 +111,50 @@ def schedule_callback(schedule):
     return UseSchedule()
 
 
+def stage_epochs_done(run: RunDir, stage: str) -> int:
+    """Epochs of ``stage`` that ``run`` (the run or an arm's branch) has committed."""
+    if not run.has_state():
+        return 0
+    state = run.read_state()
+    return int(state.get("stage_epochs_done") or 0) if state.get("stage") == stage else 0
+
+
+def round_progress(epochs: int, done: int = 0):
+    """The progress of a round or ``mine compare`` over all its arms: ``epochs`` in all,
+    ``done`` committed before (a tqdm counter, :func:`~augmine.train.fit.run_progress`)."""
+    from augmine.train.fit import run_progress
+
+    return run_progress(epochs, done)
+
+
+def progress_callback(bar, label: str, echo):
+    """A Keras callback that after every epoch advances ``bar`` (:func:`round_progress`) and
+    prints ``label: 3/4 epochs, 00:10 elapsed, ETA 00:05`` (the arm, its stage and the
+    time left for the whole round), one line beside Keras' bars or the epoch lines."""
+    from augmine.core.runtime import import_keras
+
+    keras = import_keras()
+
+    class ArmProgress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            bar.update(1)
+            echo(f"{label}: {bar}")
+
+    return ArmProgress()
+
+
 def train_arm(run: RunDir, index, epochs: int, stage: str, inputs: dict, schedule,
-              progress: bool, extra_callbacks=(), label: str | None = None):
+              progress: bool, extra_callbacks=(), label: str | None = None, bar=None,
+              echo=None):
     """Train one arm (round, control or ``mine compare`` mode) in ``run`` on ``schedule``;
     returns its val ``(y_true (N_val,), probs (N_val, C))``. ``label`` starts each printed
-    epoch line (which arm it is)."""
+    epoch line (which arm it is); with ``bar`` (:func:`round_progress`) a line with the
+    whole round's ETA follows each epoch (through ``echo``, default the log)."""
+    extra = [schedule_callback(schedule), *extra_callbacks]
+    if bar is not None:
+        extra.append(progress_callback(bar, label or stage, echo or log.info))
     model = train_extra_epochs(run, index, epochs, stage=stage, progress=progress,
-                               extra_callbacks=[schedule_callback(schedule), *extra_callbacks],
-                               label=label, **inputs)
+                               extra_callbacks=extra, label=label, **inputs)
     size, batch_size = evaluation_settings(run.config)
     return evaluate_model(model, index, size, batch_size)
 
@@ -250,6 +288,12 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     plan = _round_plan(state, round_no, index, before, selection, settings,
                        plan_settings.get("partners"), spec)
     selection = (plan.policy or {}).get("selection") or selection
+    reason = twin_of_control(run, mode, plan, index, strong_recipe=plan.recipe)
+    if reason:
+        others = ", ".join(m for m in MODES if m != mode)
+        raise AugmineError(f"round {round_no} of {run}: {reason}; choose another mode "
+                           f"(--mode {others}) or plan emphasis the control lacks "
+                           f"(`augmine mine plan {run} --factor 3`)")
     meta = {"round": round_no, "mode": mode, "plan": plan.to_dict(), "start_stage": before["stage"]}
     resumed, start_step = _begin(run, round_no, status, redo, meta)
     state.write_plan(round_no, plan)
@@ -270,15 +314,19 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     head = f"round {round_no} ({mode})"
     say(f"{head}: training the round arm, {epochs} epoch{'s' if epochs != 1 else ''} "
         f"({steps} steps)")
+    control_run = run.branch_dir(stage, "control")
+    bar = round_progress(epochs * (2 if control else 1), stage_epochs_done(run, stage) + (
+        stage_epochs_done(RunDir(control_run), stage) if control else 0))
     y_true, probs = train_arm(run, index, epochs, stage, inputs, schedule, progress,
-                              extra_callbacks, label=stage)
+                              extra_callbacks, label=stage, bar=bar, echo=say)
+    run.keep_best(round_no)        # "best" is never chosen by val images that measure rounds
     control_probs = None
     if control:
         say(f"{head}: training the control (plain sampling, the same {steps} steps)")
         _, control_probs = train_arm(
             run.branch(stage, "control", round_no), index, epochs, stage,
             arm_inputs("control", plan, index, batch_size, length=arm_length(mode, plan, index)),
-            schedule, progress, label=f"{stage} control")
+            schedule, progress, label=f"{stage} control", bar=bar, echo=say)
     partners = partner_classes(plan) if spec.partners else []
     effect = measure_round(index, selection, cfg.seed, plan.weak, before_probs, probs,
                            control_probs, partners=partners)
@@ -291,4 +339,4 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
               "start_stage": before["stage"], "resumed": resumed,
               **({"partners": plan.policy.get("partners")} if spec.partners else {})},
         plan=plan, effect=effect, before=before, val_paths=index.val.paths)
-    return RoundResult(round_no, plan, report, mode, resumed)
+    return RoundResult(round_no, plan, report, mode, resumed, str(run))

@@ -3,15 +3,32 @@ label errors), scored out of sample, written as the latest stage's ``suspects.cs
 
 from __future__ import annotations
 
+import numpy as np
+
 from augmine.core.errors import AugmineError
 from augmine.rounds.state import RoundState
 from augmine.runs.checkpoints import evaluation_settings
 from augmine.train.evaluation import evaluate_model
 from augmine.train.phases import checked_run_index
 
+# below this multiple of chance (1 / classes) top-1 on the scored images, the model is too
+# weak for its self-confidence to single out label errors: find_suspects says so
+WEAK_MODEL_CHANCE_MULTIPLE = 2.0
+
+
+def weak_model_note(top1: float, num_classes: int, split: str) -> str | None:
+    """One line when ``top1`` on the scored images is below
+    ``WEAK_MODEL_CHANCE_MULTIPLE`` x chance; None otherwise."""
+    chance = 1.0 / max(1, num_classes)
+    if top1 >= WEAK_MODEL_CHANCE_MULTIPLE * chance:
+        return None
+    return (f"note: the model's top-1 on these {split} images is {top1:.1%} (chance "
+            f"{chance:.1%}): too weak for its confidence to single out label errors; read "
+            "this list as the images it gets wrong, not as mislabelled ones")
+
 
 def find_suspects(run_dir, per_class: int = 10, classes=None, in_sample: bool = False,
-                  skip_bad: bool = False) -> tuple[str, list[dict]]:
+                  skip_bad: bool = False) -> tuple[str, list[dict], str | None]:
     """Images of weak classes with the lowest self-confidence under the run's last
     checkpoint, scored out of sample: the held-out slice of train when the run has one,
     else val (``in_sample=True``: the training images, which the model has fit; labelled
@@ -19,8 +36,10 @@ def find_suspects(run_dir, per_class: int = 10, classes=None, in_sample: bool = 
     ``classes``: names/ids (default: the latest report's plan, else its weakest).
     Images are checked first (bad ones left out with ``skip_bad``, or when the run left
     them out). Writes the latest stage's ``suspects.csv``
-    (:meth:`~augmine.runs.rundir.RunDir.write_suspects`); returns ``(csv path, rows)``; each
-    row's ``split`` and ``scored`` say where and how it was scored."""
+    (:meth:`~augmine.runs.rundir.RunDir.write_suspects`); returns ``(csv path, rows, note)``;
+    each row's ``split`` and ``scored`` say where and how it was scored; ``note``: one line
+    when the model is too weak there for the ranking to mean much (:func:`weak_model_note`),
+    else None."""
     from augmine.analysis.suspects import suspect_samples
     from augmine.runs.checkpoints import load_checkpoint
 
@@ -49,4 +68,5 @@ def find_suspects(run_dir, per_class: int = 10, classes=None, in_sample: bool = 
     out = run.write_suspects(rep["stage"], [
         {**r, "self_confidence": f"{r['self_confidence']:.4f}",
          "predicted_prob": f"{r['predicted_prob']:.4f}"} for r in rows])
-    return str(out), rows
+    top1 = float(np.mean(np.asarray(probs).argmax(1) == np.asarray(sp.labels))) if len(sp) else 0.0
+    return str(out), rows, weak_model_note(top1, index.num_classes, split)

@@ -92,11 +92,13 @@ def format_effect(effect: dict, top: int = 5) -> list[str]:
     losers = effect["losers"][:top]
     ref = effect["reference"]
     if losers:
-        lines.append(f"F1 fell most (against the {'control' if ref == 'control' else 'start'}):")
+        what = "control" if ref == "control" else "start"
+        lines.append(f"F1 fell most (against the {what}):")
+        width = max(len(c["name"]) for c in losers)
         for c in losers:
-            lines.append(f"  {c['name'][:28]:<28} {c['ref']:.3f} -> {c['after']:.3f} "
+            lines.append(f"  {c['name']:<{width}}  {what} {c['ref']:.3f}, round {c['after']:.3f} "
                          f"({c['delta']:+.3f}) [{c['support']}]")
-    for key in ("warning", "note"):
+    for key in ("note", "warning"):                  # the verdict (losses) last
         if effect.get(key):
             lines.append(effect[key])
     return lines
@@ -117,11 +119,14 @@ def format_compare(result: dict) -> list[str]:
     for mode, eff in effects.items():
         lines.append(f"{mode:<13}" + "".join(
             f" {_ci(row['effect'], m == 'top-1', True):>24}" for m, row in eff["table"].items()))
+    for mode in result.get("skipped") or {}:
+        lines.append(f"{mode:<13} skipped: it would train exactly what the control trains here "
+                     "(no result to measure)")
     lines.append(f"{'control':<13}" + "".join(
         f" {_value(row['control'], m == 'top-1') + ' (absolute)':>24}"
         for m, row in first["table"].items()))
     for mode, eff in effects.items():
-        for key in ("warning", "note"):
+        for key in ("note", "warning"):
             if eff.get(key):
                 lines.append(f"{mode}: {eff[key]}")
     return lines
@@ -150,6 +155,17 @@ def format_round_outcome(report: dict) -> list[str]:
     return format_changes(report) if report.get("changes") else []
 
 
+def current_model_line(run_dir, round_no: int) -> str:
+    """The one line saying that round N's model is the run's current model (``last.keras``)
+    while its best checkpoints stay the phases' (rounds never move them)."""
+    from augmine.runs.rundir import RunDir
+
+    run = RunDir.of(run_dir)
+    return (f"round {round_no}'s model is now the run's current model, {run.checkpoint('last')} "
+            "(the next round continues from it); the best checkpoints stay the phases' "
+            f"(rounds never move them): `augmine evaluate {run} --checkpoint last` scores it")
+
+
 def format_round(result: RoundResult) -> list[str]:
     """What ``mine round`` prints after a round: the round (mode, epochs, LR, chosen
     classes), its pairs (``pairs`` mode) and its effect (:func:`format_effect`)."""
@@ -164,4 +180,5 @@ def format_round(result: RoundResult) -> list[str]:
         lines.append("pairs (each chosen class with its confusion partners on the selection "
                      "images):")
         lines += format_pairs(plan)
-    return lines + format_effect(report["effect"])
+    return lines + format_effect(report["effect"]) + \
+        ([current_model_line(result.run, round_no)] if result.run else [])

@@ -65,13 +65,20 @@ class RoundCopies:
                 (self.checkpoint("best"), snap / "best.keras"),
                 (self.state_path, snap / self.state_path.name))
 
+    def _sized_best(self, folder: Path) -> list[Path]:
+        return sorted(folder.glob("best-*px.keras"))
+
     def snapshot(self, round_no: int, meta: dict) -> None:
-        """Copy last.keras, best.keras and state.json to ``round-N-start/``; ``round.json``
-        (``meta``, written last) marks the snapshot complete."""
+        """Copy last.keras, best.keras, every best-<S>px.keras and state.json to
+        ``round-N-start/``; ``round.json`` (``meta``, written last) marks the snapshot
+        complete."""
+        snap = self.snapshot_dir(round_no)
+        for src in self._sized_best(self.checkpoints_dir):
+            atomic.copy_file(src, snap / src.name)
         for src, dst in self._snapshot_files(round_no):
             if src.is_file():
                 atomic.copy_file(src, dst)
-        atomic.write_json(self.snapshot_dir(round_no) / "round.json", meta)
+        atomic.write_json(snap / "round.json", meta)
 
     def snapshot_meta(self, round_no: int) -> dict | None:
         """The ``meta`` of round N's complete start snapshot, or None when there is none."""
@@ -82,7 +89,27 @@ class RoundCopies:
     def restore(self, round_no: int) -> None:
         """Put checkpoints and state back as they were when round N started (later history
         rows are dropped by the trainer on its next load)."""
+        for src in self._sized_best(self.snapshot_dir(round_no)):
+            atomic.copy_file(src, self.checkpoints_dir / src.name)
         for dst, src in self._snapshot_files(round_no):
             if src.is_file():
                 atomic.copy_file(src, dst)
         self._config = None
+
+    def keep_best(self, round_no: int) -> list[Path]:
+        """Put the best checkpoints (``best.keras``, ``best-<S>px.keras``) and the state's
+        ``best_*`` entries back as they were when round N started, leaving ``last.keras``
+        and the rest of the state as the round left them: rounds never choose "best" (by
+        val images that measure them). Snapshots from before best-<S>px files were kept
+        hold ``best.keras`` only. Returns the checkpoints put back."""
+        snap = self.snapshot_dir(round_no)
+        kept = self._sized_best(snap) + [p for p in [snap / "best.keras"] if p.is_file()]
+        for src in kept:
+            atomic.copy_file(src, self.checkpoints_dir / src.name)
+        start = atomic.read_json(snap / self.state_path.name, "restart the round from its start "
+                                 f"with `augmine mine round {self.path} --redo`") or {}
+        state = self.read_state()
+        best = {k: v for k, v in start.items() if k.startswith("best_")}
+        if best and any(state.get(k) != v for k, v in best.items()):
+            self.write_state({**state, **best})
+        return [self.checkpoints_dir / p.name for p in kept]

@@ -279,7 +279,7 @@ def format_affinity(result: dict, top: int = 5, per_transform: int = 3) -> str:
     ov = {k: as_array(result["overall"][k]) for k in ("drop", "low", "high")}
     cols, names = result["columns"], result["class_names"]
     lines = [f"affinity of {result['recipe']} on {result.get('run', 'a run')}",
-             f"checkpoint {Path(result['checkpoint']).name} at {result['size']} px, "
+             f"checkpoint {result['checkpoint']} at {result['size']} px, "
              f"{len(result['labels'])} val images, {result['draws']} draw(s) per image"
              + (" (saved result reused; --force measures again)" if result.get("reused")
                 else f" ({result.get('seconds', 0):.0f} s)"),
