@@ -200,3 +200,30 @@ def test_measure_half_never_scores_an_image_the_tailoring_used(seeded, synth_ind
     scored = {str(synth_index.val.paths[i]) for i in rows}
     assert used and scored and not used & scored
     assert used | scored == {str(p) for p in synth_index.val.paths}
+
+
+@pytest.fixture
+def local_ray():
+    """A local Ray cluster of 2 CPUs started in this process (and shut down after)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_trains_two_arms_as_tasks_and_prints_the_table(local_ray, tmp_path, synth_root):
+    out = tmp_path / "r"
+    res = run_cli("recipe", "compare", "none", "light", "--data", synth_root, "--config",
+                  write_config(tmp_path, phases=ONE_PHASE), "--out", out, "--no-progress",
+                  "--ray", "auto")
+    assert res.exit_code == 0, res.output
+    assert "2 run(s) sent to Ray at auto" in res.output and res.output.count(": done") == 2
+    assert "difference against none in points" in res.output
+    assert [row.split()[0] for row in table(res.output) if row.split()[1:2] == ["final"]] == [
+        "none", "light", "light"]                  # two arms, then light's difference
+    for run in ("none", "light"):
+        assert (out / "logs" / f"{run}.log").is_file()
+        assert (out / run / "state.json").is_file()

@@ -176,13 +176,16 @@ def export(recipe: str, fmt: str, size: int, out: Path) -> None:
                    "without --arm for the table.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs at once, as processes (one GPU each; else cores/N CPU threads).")
+@click.option("--ray", "ray", default=None, metavar="ADDRESS",
+              help="Train each missing run as a task on this Ray cluster (auto or "
+                   "HOST:PORT; --out on a shared folder; needs augmine[ray]).")
 @click.option("--dry-run", is_flag=True,
               help="Print the runs, their estimated time and folder; train nothing.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Keras progress bars while training.")
 def compare(recipes: tuple[str, ...], data: Path, config: str, epochs: int | None,
             size: int | None, strengths: str | None, out: Path | None, seeds: int,
-            measure_half: bool, arm: str | None, jobs: int, dry_run: bool,
+            measure_half: bool, arm: str | None, jobs: int, ray: str | None, dry_run: bool,
             progress: bool) -> None:
     """Train the same model from the same seed once per RECIPE (and per --strength) on the
     same data and print one table: final and best val top-1/top-5 with 95% bootstrap
@@ -199,7 +202,7 @@ def compare(recipes: tuple[str, ...], data: Path, config: str, epochs: int | Non
     results = run_comparison(recipes, data, config, out, epochs=epochs, size=size,
                              strengths=levels, progress=progress, echo=click.echo,
                              seeds=seeds, measure_half=measure_half, arm=arm, jobs=jobs,
-                             dry_run=dry_run)
+                             dry_run=dry_run, ray=ray)
     if results is None:
         return
     click.echo("")

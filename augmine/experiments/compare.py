@@ -172,7 +172,7 @@ def run_comparison(recipes: Sequence[str], data, config, out=None, epochs: int |
                    progress: bool = True, echo: Callable[[str], None] | None = None,
                    samples: int = BOOTSTRAP_SAMPLES, seeds: int = 1,
                    measure_half: bool = False, arm: str | None = None, jobs: int = 1,
-                   dry_run: bool = False) -> dict | None:
+                   dry_run: bool = False, ray: str | None = None) -> dict | None:
     """Train one run per arm (see :func:`plan_arms`) and training seed from the same config
     on ``data``, then score them (:func:`score_comparison`).
 
@@ -183,7 +183,8 @@ def run_comparison(recipes: Sequence[str], data, config, out=None, epochs: int |
     augmentation; seed 0 in ``OUT/<arm>/``, seed S in ``OUT/<arm>-seed<S>/``);
     ``measure_half``: score on the measurement half of val only; ``arm`` (``NAME[@SEED]``):
     train that run only and return None (the table needs every run); ``jobs``: runs at
-    once, as child processes (:mod:`augmine.experiments.compare_jobs`); ``dry_run``: print
+    once, as child processes (:mod:`augmine.experiments.compare_jobs`); ``ray``: a Ray
+    cluster's address, every missing run a Ray task there; ``dry_run``: print
     the runs, their estimated time and folder, write nothing, return None.
     Running it again with the same arguments trains only what is missing and re-scores;
     different arguments on the same folder are a one-line error. Returns the results dict
@@ -230,10 +231,13 @@ def run_comparison(recipes: Sequence[str], data, config, out=None, epochs: int |
         return None
     if old is None:
         atomic.write_json(folder.spec_path, spec)
-    if int(jobs) > 1 and len(todo) > 1:
-        jobs_mod.run_children({n: jobs_mod.child_command(
-            recipes, data, config, folder.path, epochs, size, strengths, seeds, spec_of_run)
-            for n, spec_of_run in todo.items()}, folder, jobs, echo)
+    commands = {n: jobs_mod.child_command(recipes, data, config, folder.path, epochs, size,
+                                          strengths, seeds, spec_of_run)
+                for n, spec_of_run in todo.items()}
+    if ray and todo:
+        jobs_mod.run_on_ray(commands, folder, ray, echo)
+    elif int(jobs) > 1 and len(todo) > 1:
+        jobs_mod.run_children(commands, folder, jobs, echo)
     else:
         announce = [not any(folder.read_timing(n) for n in every)]
 

@@ -1,6 +1,6 @@
 """The runs of a comparison (arm x training seed): which one ``--arm NAME[@SEED]`` names,
-what they cost before they train, and ``--jobs N`` (N concurrent ``augmine recipe compare
-... --arm`` processes on this machine).
+what they cost before they train, ``--jobs N`` (N concurrent ``augmine recipe compare
+... --arm`` processes on this machine) and ``--ray ADDRESS`` (one Ray task each).
 
 Cost: a run's training time is extrapolated from one measured epoch (the first epoch of a
 run in the comparison folder, start-up included) over the config's phases, each epoch
@@ -173,6 +173,50 @@ def run_children(commands: dict[str, list[str]], folder: ComparisonDir, jobs: in
             "the comparison again (finished runs are kept)")
 
 
+def run_on_ray(commands: dict[str, list[str]], folder: ComparisonDir, address: str,
+               echo: Callable[[str], None]) -> None:
+    """Run ``{run name: argv}`` as Ray tasks on the cluster at ``address`` (``auto``, or
+    ``HOST:PORT``; an already connected Ray is used as it is): one CPU each, one GPU each
+    when the cluster has GPUs; each task runs the child command with its node's Python,
+    writing to the run's log, so ``--out`` must be a folder every node shares."""
+    try:
+        import ray
+    except ImportError:
+        raise AugmineError("--ray needs Ray; install it with pip install 'augmine[ray]'") \
+            from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, log_to_driver=False)
+    try:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+
+        @ray.remote(num_cpus=1, num_gpus=gpus)
+        def train(args: list[str], log: str) -> int:
+            import subprocess as sp
+            import sys as node_sys
+
+            Path(log).parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as fh:
+                return sp.run([node_sys.executable, *args], stdout=fh,
+                              stderr=sp.STDOUT).returncode
+
+        refs = {name: train.remote(argv[1:], str(folder.log_path(name)))
+                for name, argv in commands.items()}
+        echo(f"{len(refs)} run(s) sent to Ray at {address} (logs in {folder.path}/logs/)")
+        failed = []
+        for name, ref in refs.items():
+            code = ray.get(ref)
+            echo(f"{name}: {'done' if code == 0 else f'failed (exit code {code})'}")
+            failed += [name] if code != 0 else []
+    finally:
+        if started:
+            ray.shutdown()
+    if failed:
+        raise AugmineError(f"{len(failed)} run(s) failed on Ray: " + ", ".join(
+            f"{n} (see {folder.log_path(n)})" for n in failed) + "; fix the cause and run "
+            "the comparison again (finished runs are kept)")
+
+
 def child_command(recipes: Sequence[str], data, config, out, epochs, size, strengths,
                   seeds: int, run: str) -> list[str]:
     """The argv of a child process: this Python running the ``recipe compare`` command with
@@ -191,4 +235,4 @@ def child_command(recipes: Sequence[str], data, config, out, epochs, size, stren
 
 
 __all__ = ["child_command", "child_env", "cost_lines", "format_duration", "gpu_ids",
-           "measured_run_seconds", "parse_arm", "run_children", "run_seconds"]
+           "measured_run_seconds", "parse_arm", "run_children", "run_on_ray", "run_seconds"]
