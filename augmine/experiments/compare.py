@@ -280,7 +280,8 @@ def _train_arm(folder: ComparisonDir, arm: Arm, seed: int, config: dict, data: P
     run = RunDir(folder.run_dir(name))
     state = run.read_state() if run.has_state() else None
     if state is not None and state.get("status") == "done":
-        echo(f"{label}: already trained ({state['epochs_done']} epochs) in {run}")
+        done = state["epochs_done"]
+        echo(f"{label}: already trained ({done} epoch{'s' if done != 1 else ''}) in {run}")
     else:
         echo(f"{label}: {'resuming' if state else 'training'} into {run}")
         timing = _timing_callback(folder, name, run.path, len(index.train), first_epoch)
