@@ -44,6 +44,24 @@ def selection_split(labels, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return selection, measurement
 
 
+HALVES = ("all", "selection", "measurement")
+
+
+def val_half(index, half: str = "all", seed: int = 0):
+    """``index`` with its val split cut to one half of :func:`selection_split` (``half``
+    ``"selection"`` or ``"measurement"``; ``"all"``: unchanged). The tailoring of ``recipe
+    tailor --half selection`` reads the first, ``recipe compare --measure-half`` scores on
+    the second: with the same ``seed`` the two never share an image and together cover val."""
+    if half == "all":
+        return index
+    if half not in HALVES:
+        raise AugmineError(f"half {half!r}: use one of {', '.join(HALVES)}")
+    from dataclasses import replace
+
+    rows = selection_split(index.val.labels, seed)[HALVES.index(half) - 1]
+    return replace(index, splits={**index.splits, "val": index.val.subset(rows)})
+
+
 def apply_holdout(index, fraction: float | None, seed: int = 0):
     """``index`` with a stratified ``fraction`` of its train split moved to a ``holdout``
     split (kept out of training; used to choose weak classes and score suspects out of

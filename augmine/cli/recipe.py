@@ -7,6 +7,9 @@ from pathlib import Path
 import click
 
 from augmine.core.commands import command_line
+HALF_HELP = ("Val images read: all, or the selection half only (the split mining uses, seeded "
+             "by the run's config seed), so that `recipe compare --measure-half` scores on "
+             "images it never read.")
 
 
 @click.group("recipe")
@@ -172,24 +175,46 @@ def export(recipe: str, fmt: str, size: int, out: Path) -> None:
                    "1 = as written).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Comparison folder [default: runs/compare-<arm>-vs-<arm>].")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train every arm this many times (config seed + 0..N-1: init, sampling, "
+                   "augmentation); intervals then cover seeds and val images.")
+@click.option("--measure-half", is_flag=True,
+              help="Score on the measurement half of val only (the images `recipe tailor "
+                   "--half selection` never read; split seed: the config's).")
+@click.option("--arm", "arm", default=None, metavar="NAME[@SEED]",
+              help="Train only this arm (at this seed) into --out, for a scheduler; run "
+                   "without --arm for the table.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs at once, as processes (one GPU each; else cores/N CPU threads).")
+@click.option("--ray", "ray", default=None, metavar="ADDRESS",
+              help="Train each missing run as a task on this Ray cluster (auto or "
+                   "HOST:PORT; --out on a shared folder; needs augmine[ray]).")
+@click.option("--dry-run", is_flag=True,
+              help="Print the runs, their estimated time and folder; train nothing.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Keras progress bars while training.")
 def compare(recipes: tuple[str, ...], data: Path, config: str, epochs: int | None,
-            size: int | None, strengths: str | None, out: Path | None, progress: bool) -> None:
+            size: int | None, strengths: str | None, out: Path | None, seeds: int,
+            measure_half: bool, arm: str | None, jobs: int, ray: str | None, dry_run: bool,
+            progress: bool) -> None:
     """Train the same model from the same seed once per RECIPE (and per --strength) on the
     same data and print one table: final and best val top-1/top-5 with 95% bootstrap
     intervals, macro F1, train-val gap, images/s, and the paired differences against the
     first recipe. RECIPE@S compares that recipe at strength S only (e.g.
     `none tiny-imagenet-14@0.5 trivial-augment@1`: each recipe at its own strength). Runs
     are ordinary run folders: run the command again to resume a killed comparison or to
-    reprint a finished one."""
+    reprint a finished one. Prints the runs and their estimated time first."""
     from augmine.experiments.compare import default_out, parse_strengths, plan_arms, run_comparison
     from augmine.experiments.compare_results import format_comparison
 
     levels = parse_strengths(strengths)
     out = out or default_out(plan_arms(recipes, levels))
     results = run_comparison(recipes, data, config, out, epochs=epochs, size=size,
-                             strengths=levels, progress=progress, echo=click.echo)
+                             strengths=levels, progress=progress, echo=click.echo,
+                             seeds=seeds, measure_half=measure_half, arm=arm, jobs=jobs,
+                             dry_run=dry_run, ray=ray)
+    if results is None:
+        return
     click.echo("")
     click.echo(format_comparison(results))
     click.echo(f"\nwrote {out}/ (one run folder per arm); see the curves: "
@@ -213,10 +238,18 @@ def compare(recipes: tuple[str, ...], data: Path, config: str, epochs: int | Non
               help="Write the config that trained the chosen strength here (YAML).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Comparison folder [default: runs/tune-<recipe>].")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train every strength this many times (config seed + 0..N-1); chosen "
+                   "on the mean over seeds, measured over seeds and images.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs at once, as processes (as `recipe compare --jobs`).")
+@click.option("--dry-run", is_flag=True,
+              help="Print the runs, their estimated time and folder; train nothing.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Keras progress bars while training.")
 def tune(recipe: str, data: Path, config: str, strengths: str, epochs: int | None,
-         size: int | None, write: Path | None, out: Path | None, progress: bool) -> None:
+         size: int | None, write: Path | None, out: Path | None, seeds: int, jobs: int,
+         dry_run: bool, progress: bool) -> None:
     """Choose RECIPE's strength for a training budget: one run of CONFIG per strength,
     the best final top-1 chosen on one half of val and measured on the other (paired 95%
     intervals against every other strength); -o writes the config with that strength.
@@ -226,7 +259,9 @@ def tune(recipe: str, data: Path, config: str, strengths: str, epochs: int | Non
 
     result = tune_strength(recipe, data, config, parse_strengths(strengths), folder=out,
                            write=write, epochs=epochs, size=size, progress=progress,
-                           echo=click.echo)
+                           echo=click.echo, seeds=seeds, jobs=jobs, dry_run=dry_run)
+    if result is None:
+        return
     click.echo("")
     for line in format_tune(result):
         click.echo(line)
@@ -246,9 +281,11 @@ def tune(recipe: str, data: Path, config: str, strengths: str, epochs: int | Non
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
               help="Transforms printed (the costliest overall).")
 @click.option("--force", is_flag=True, help="Measure again even when a saved result matches.")
+@click.option("--half", type=click.Choice(["all", "selection"]), default="all",
+              show_default=True, help=HALF_HELP)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def affinity(recipe: str, run: Path, draws: int, seed: int, top: int, force: bool,
-             progress: bool) -> None:
+             half: str, progress: bool) -> None:
     """Accuracy drop per class of the run's model on val images augmented by each transform
     of RECIPE alone (forced to fire) and by the whole recipe, against clean images, with
     bootstrap 95% intervals. Writes affinity.json, affinity.csv and affinity.png into
@@ -257,7 +294,7 @@ def affinity(recipe: str, run: Path, draws: int, seed: int, top: int, force: boo
     from augmine.runs.rundir import RunDir
 
     result = measure_affinity(run, recipe, draws=draws, seed=seed, progress=progress,
-                              force=force)
+                              force=force, half=half)
     click.echo(format_affinity(result, top=top))
     folder = RunDir(run).affinity_dir(recipe_stem(recipe))
     click.echo(f"\nwrote {folder}/ (affinity.json, affinity.csv, affinity.png); the app's "
@@ -274,9 +311,11 @@ def affinity(recipe: str, run: Path, draws: int, seed: int, top: int, force: boo
               help="How much more a transform must cost a class than the others (accuracy).")
 @click.option("--draws", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--seed", default=0, show_default=True)
+@click.option("--half", type=click.Choice(["all", "selection"]), default="all",
+              show_default=True, help=HALF_HELP)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def tailor(recipe: str, run: Path, out: Path, margin: float, draws: int, seed: int,
-           progress: bool) -> None:
+           half: str, progress: bool) -> None:
     """Write RECIPE plus per-class overrides (`classes:`): a transform is switched off for a
     class whose drop under it is clearly worse than the other classes' (95% interval of the
     excess above zero and excess >= --margin); a class hurt so by the whole recipe gets
@@ -284,7 +323,7 @@ def tailor(recipe: str, run: Path, out: Path, margin: float, draws: int, seed: i
     from augmine.train.affinity import tailor_recipe
 
     res = tailor_recipe(run, recipe, out, margin=margin, draws=draws, seed=seed,
-                        progress=progress)
+                        progress=progress, half=half)
     names = dict(zip(res["affinity"]["class_ids"], res["affinity"]["class_names"]))
     click.echo(f"affinity of checkpoint {res['affinity']['checkpoint']} at "
                f"{res['affinity']['size']} px")

@@ -6,6 +6,8 @@ A comparison folder holds one ordinary run folder per arm (resumable with
 
     OUT/comparison.json            the arms and the derived config of each (what was asked)
     OUT/<arm>/                     the arm's run folder (config.yaml, history.csv, ...)
+    OUT/<arm>-seed<S>/             the run of training seed S > 0 (`--seeds`; files below alike)
+    OUT/logs/<run>.log             a `--jobs` child process's output
     OUT/timing/<arm>.json          training seconds and images per epoch (images/s)
     OUT/predictions/<arm>.npz      val labels and the final and best models' probabilities
     OUT/results.json               the table's numbers (what
@@ -17,8 +19,10 @@ table live in :mod:`augmine.experiments.compare_results`; training the arms live
 
 Running the same comparison again trains only what is missing (a finished arm is not
 retrained, a killed one resumes) and prints the table again. Intervals are percentile
-bootstrap intervals over val images; differences against the first arm are paired (the
-same resampled images for both arms).
+bootstrap intervals over val images (with ``seeds`` > 1, over training seeds and val
+images: a two-stage bootstrap); differences against the first arm are paired (the same
+resampled images, and the same seed, for both arms). Which runs ``--arm`` names, their
+cost and ``--jobs`` live in :mod:`augmine.experiments.compare_jobs`.
 """
 
 from __future__ import annotations
@@ -127,10 +131,11 @@ def default_out(arms: Sequence[Arm]) -> Path:
     return Path("runs") / ("compare-" + "-vs-".join(a.name for a in arms))
 
 
-def _timing_callback(folder: ComparisonDir, arm: str, run_dir: Path, images_per_epoch: int):
+def _timing_callback(folder: ComparisonDir, arm: str, run_dir: Path, images_per_epoch: int,
+                     on_first_epoch: Callable[[float], None] | None = None):
     """A Keras callback recording each epoch's training seconds (validation excluded) and
     images into the arm's timing file (keyed by the run's epoch number, so a resumed epoch
-    overwrites)."""
+    overwrites); ``on_first_epoch(seconds)`` is called after its first epoch."""
     from augmine.runs.rundir import RunDir
     from augmine.core.runtime import import_keras
 
@@ -146,12 +151,16 @@ def _timing_callback(folder: ComparisonDir, arm: str, run_dir: Path, images_per_
                 self._train = time.perf_counter() - self._start
 
         def on_epoch_end(self, epoch, logs=None):
+            nonlocal on_first_epoch
             took = self._train if self._train is not None else \
                 time.perf_counter() - self._start
             rows = folder.read_timing(arm) or {}
             rows[str(len(run.read_history()))] = {"seconds": round(took, 4),
                                                   "images": int(images_per_epoch)}
             atomic.write_json(folder.timing_path(arm), rows)
+            if on_first_epoch is not None:
+                on_first_epoch(took)
+                on_first_epoch = None
 
     return EpochTiming()
 
@@ -161,13 +170,22 @@ def _timing_callback(folder: ComparisonDir, arm: str, run_dir: Path, images_per_
 def run_comparison(recipes: Sequence[str], data, config, out=None, epochs: int | None = None,
                    size: int | None = None, strengths: Sequence[float] | None = None,
                    progress: bool = True, echo: Callable[[str], None] | None = None,
-                   samples: int = BOOTSTRAP_SAMPLES) -> dict:
-    """Train one run per arm (see :func:`plan_arms`) from the same config and seed on
-    ``data``, then score them (:func:`score_comparison`).
+                   samples: int = BOOTSTRAP_SAMPLES, seeds: int = 1,
+                   measure_half: bool = False, arm: str | None = None, jobs: int = 1,
+                   dry_run: bool = False, ray: str | None = None) -> dict | None:
+    """Train one run per arm (see :func:`plan_arms`) and training seed from the same config
+    on ``data``, then score them (:func:`score_comparison`).
 
     ``config``: training config path or built-in name; ``out``: comparison folder (default
     :func:`default_out`); ``epochs``/``size``: a one-phase budget instead of the config's
     phases (:func:`arm_config`); ``echo``: where progress lines go (default: the log).
+    ``seeds``: runs per arm at the config's seed + 0..seeds-1 (model init, sampling and
+    augmentation; seed 0 in ``OUT/<arm>/``, seed S in ``OUT/<arm>-seed<S>/``);
+    ``measure_half``: score on the measurement half of val only; ``arm`` (``NAME[@SEED]``):
+    train that run only and return None (the table needs every run); ``jobs``: runs at
+    once, as child processes (:mod:`augmine.experiments.compare_jobs`); ``ray``: a Ray
+    cluster's address, every missing run a Ray task there; ``dry_run``: print
+    the runs, their estimated time and folder, write nothing, return None.
     Running it again with the same arguments trains only what is missing and re-scores;
     different arguments on the same folder are a one-line error. Returns the results dict
     (also written to ``results.json``).
@@ -175,9 +193,11 @@ def run_comparison(recipes: Sequence[str], data, config, out=None, epochs: int |
     from augmine.runs.config import load_config
     from augmine.data.layouts import load_index
     from augmine.core.shipped import resolve_config
-    from augmine.runs.rundir import RunDir
+    from augmine.experiments import compare_jobs as jobs_mod
 
     echo = echo or log.info
+    if int(seeds) < 1 or int(jobs) < 1:
+        raise AugmineError(f"--seeds {seeds} --jobs {jobs}: use 1 or more of each")
     arms = plan_arms(recipes, strengths)
     base = load_config(resolve_config(config))
     data = Path(data).expanduser().resolve()
@@ -196,28 +216,80 @@ def run_comparison(recipes: Sequence[str], data, config, out=None, epochs: int |
         raise AugmineError(f"{folder.path} holds a comparison with other settings "
                            f"({', '.join(changed)} differ); run it with its own arguments "
                            "to resume or reprint it, or choose another --out")
+    runs = [(a, s) for s in range(int(seeds)) for a in arms]     # every arm's seed 0 first
+    if arm is not None:
+        name, s = jobs_mod.parse_arm(arm, [a.name for a in arms], seeds)
+        runs = [(a, s) for a in arms if a.name == name]
+    names = [folder.run_name(a.name, s) for a, s in runs]
+    todo = {folder.run_name(a.name, s): f"{a.name}@{s}" for a, s in runs
+            if not _trained(folder, folder.run_name(a.name, s))}
+    phases = configs[arms[0].name]["phases"]
+    every = [folder.run_name(a.name, s) for s in range(int(seeds)) for a in arms]
+    for line in jobs_mod.cost_lines(folder, names, todo, phases, jobs, measured=every):
+        echo(line)
+    if dry_run:
+        return None
     if old is None:
         atomic.write_json(folder.spec_path, spec)
-    from augmine.train.phases import train_run
+    commands = {n: jobs_mod.child_command(recipes, data, config, folder.path, epochs, size,
+                                          strengths, seeds, spec_of_run)
+                for n, spec_of_run in todo.items()}
+    if ray and todo:
+        jobs_mod.run_on_ray(commands, folder, ray, echo)
+    elif int(jobs) > 1 and len(todo) > 1:
+        jobs_mod.run_children(commands, folder, jobs, echo)
+    else:
+        announce = [not any(folder.read_timing(n) for n in every)]
 
-    for i, arm in enumerate(arms, 1):
-        run = RunDir(folder.run_dir(arm.name))
-        state = run.read_state() if run.has_state() else None
-        label = f"arm {i}/{len(arms)} {arm.name}"
-        if state is not None and state.get("status") == "done":
-            done = state["epochs_done"]
-            echo(f"{label}: already trained ({done} epoch{'s' if done != 1 else ''}) in {run}")
-            continue
-        echo(f"{label}: {'resuming' if state else 'training'} into {run}")
-        timing = _timing_callback(folder, arm.name, run.path, len(index.train))
-        train_run(configs[arm.name], data, run, resume=state is not None, progress=progress,
-                  extra_callbacks=[timing], echo=echo)
-        _free_memory()
-    for arm in arms:
-        _ensure_predictions(folder, arm, index)
-    results = score_comparison(folder, samples=samples)
+        def first_epoch(seconds: float) -> None:
+            if announce[0]:
+                announce[0] = False
+                each = jobs_mod.run_seconds(phases, seconds)
+                echo(f"estimated time: about {jobs_mod.format_duration(each)} a run, "
+                     f"{jobs_mod.format_duration(each * len(todo))} for the {len(todo)} "
+                     f"run(s); from this first epoch ({seconds:.0f} s, start-up included), "
+                     "scaled over the phases by pixels per image")
+
+        for i, (a, s) in enumerate(runs, 1):
+            _train_arm(folder, a, s, configs[a.name], data, index, progress, echo,
+                       f"arm {i}/{len(runs)} {folder.run_name(a.name, s)}", first_epoch)
+    if arm is not None:
+        return None
+    results = score_comparison(folder, samples=samples, seeds=seeds,
+                               measure_half=measure_half)
     atomic.write_json(folder.results_path, results)
     return results
+
+
+def _trained(folder: ComparisonDir, name: str) -> bool:
+    from augmine.runs.rundir import RunDir
+
+    run = RunDir(folder.run_dir(name))
+    return run.has_state() and run.read_state().get("status") == "done" and \
+        folder.predictions_path(name).is_file()
+
+
+def _train_arm(folder: ComparisonDir, arm: Arm, seed: int, config: dict, data: Path, index,
+               progress: bool, echo: Callable[[str], None], label: str,
+               first_epoch: Callable[[float], None] | None = None) -> None:
+    """Train (or resume) ``arm`` at the config's seed + ``seed`` and write its predictions."""
+    from augmine.runs.rundir import RunDir
+    from augmine.train.phases import train_run
+
+    name = folder.run_name(arm.name, seed)
+    run = RunDir(folder.run_dir(name))
+    state = run.read_state() if run.has_state() else None
+    if state is not None and state.get("status") == "done":
+        done = state["epochs_done"]
+        echo(f"{label}: already trained ({done} epoch{'s' if done != 1 else ''}) in {run}")
+    else:
+        echo(f"{label}: {'resuming' if state else 'training'} into {run}")
+        timing = _timing_callback(folder, name, run.path, len(index.train), first_epoch)
+        train_run({**config, "seed": int(config.get("seed", 0)) + int(seed)}, data, run,
+                  resume=state is not None, progress=progress, extra_callbacks=[timing],
+                  echo=echo)
+        _free_memory()
+    _ensure_predictions(folder, name, index)
 
 
 def _free_memory() -> None:
@@ -235,16 +307,16 @@ def _best_epoch_size(run) -> tuple[int | None, int | None]:
     return None, None
 
 
-def _ensure_predictions(folder: ComparisonDir, arm: Arm, index) -> None:
+def _ensure_predictions(folder: ComparisonDir, name: str, index) -> None:
     """Write ``predictions/<arm>.npz`` (final = last.keras at the last phase's size, best =
     best.keras at the size of its epoch) unless it is there for the run's final epoch."""
     from augmine.runs.checkpoints import evaluation_settings, load_checkpoint
     from augmine.train.evaluation import evaluate_model
     from augmine.runs.rundir import RunDir
 
-    run = RunDir(folder.run_dir(arm.name))
+    run = RunDir(folder.run_dir(name))
     state = run.read_state()
-    path = folder.predictions_path(arm.name)
+    path = folder.predictions_path(name)
     if path.is_file():
         with np.load(path) as got:
             if int(got["epochs_done"]) == int(state["epochs_done"]):

@@ -1,6 +1,7 @@
 """A recipe comparison's folder and its numbers: :class:`ComparisonDir` (the layout, in
 :mod:`augmine.experiments.compare`), :func:`score_comparison` (top-1/top-5 with paired
-bootstrap intervals, macro F1, the train-val gap, images/s; no training, no Keras) and
+bootstrap intervals, over val images or, with several training seeds, over seeds and
+images together; macro F1, the train-val gap, images/s; no training, no Keras) and
 :func:`format_comparison` (the table)."""
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
-from augmine.analysis.bootstrap import mean_intervals
+from augmine.analysis.bootstrap import mean_intervals, seed_effect
 from augmine.analysis.metrics import f1_scores, top_k_hits
+from augmine.analysis.splits import selection_split
 from augmine.core import atomic
 from augmine.core.errors import AugmineError
 
@@ -37,6 +39,15 @@ class ComparisonDir:
 
     def run_dir(self, arm: str) -> Path:
         return self.path / arm
+
+    @staticmethod
+    def run_name(arm: str, seed: int = 0) -> str:
+        """The folder name of ``arm`` trained at config seed + ``seed``: the arm's name for
+        seed 0 (as comparisons without seeds wrote it), ``<arm>-seed<S>`` otherwise."""
+        return arm if int(seed) == 0 else f"{arm}-seed{int(seed)}"
+
+    def log_path(self, run: str) -> Path:
+        return self.path / "logs" / f"{run}.log"
 
     def timing_path(self, arm: str) -> Path:
         return self.path / "timing" / f"{arm}.json"
@@ -65,7 +76,34 @@ def is_comparison(path) -> bool:
 
 # --------------------------------------------------------------------------- scoring
 
-def score_comparison(folder, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> dict:
+def arm_intervals(hits: np.ndarray, samples: int, seed: int) -> dict:
+    """``hits`` (A arms, S seeds, N images) -> ``{"mean", "low", "high", "diff",
+    "diff_low", "diff_high"}`` (A,) lists as :func:`mean_intervals` gives them (one seed:
+    exactly that), the intervals from the two-stage bootstrap over seeds and images
+    (:func:`seed_effect`) when S > 1; plus ``"per_seed"`` (A, S) each seed's mean."""
+    n_arms, n_seeds = hits.shape[:2]
+    per_seed = hits.mean(axis=2)
+    if n_seeds == 1:
+        out = {k: [float(x) for x in v]
+               for k, v in mean_intervals(hits[:, 0], reps=samples, seed=seed,
+                                          level=LEVEL).items()}
+        return {**out, "per_seed": per_seed.tolist()}
+    out = {k: [] for k in ("mean", "low", "high", "diff", "diff_low", "diff_high")}
+    for a in range(n_arms):
+        own = seed_effect([(h,) for h in hits[a]], effect=np.mean, reps=samples, seed=seed,
+                          level=LEVEL)
+        out["mean"].append(own["value"]), out["low"].append(own["lo"])
+        out["high"].append(own["hi"])
+        diff = {"value": 0.0, "lo": 0.0, "hi": 0.0} if a == 0 else \
+            seed_effect(list(zip(hits[a], hits[0])), reps=samples, seed=seed, level=LEVEL)
+        out["diff"].append(diff["value"]), out["diff_low"].append(diff["lo"])
+        out["diff_high"].append(diff["hi"])
+    return {**{k: [float(x) for x in v] for k, v in out.items()},
+            "per_seed": per_seed.tolist()}
+
+
+def score_comparison(folder, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
+                     seeds: int = 1, measure_half: bool = False) -> dict:
     """The comparison's numbers from its folder (no training, no Keras).
 
     Per arm: final and best val top-1 and top-5 with bootstrap intervals and paired
@@ -73,7 +111,14 @@ def score_comparison(folder, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) ->
     (the last epoch's training accuracy on augmented batches, as Keras reports it, minus
     the final val top-1), images/s (training images over training seconds, validation
     excluded, start-up included), epochs, best epoch and its size, and the val curve.
-    Returns ``{"arms": [...], "metrics": [...], "samples", "level", "num_val"}``.
+    ``seeds`` > 1: every arm's runs at config seed + 0..seeds-1, the intervals over seeds
+    and images together (two-stage bootstrap), macro F1 and gap averaged over the seeds,
+    each metric's per-seed values in ``per_seed`` (the seed-to-seed spread).
+    ``measure_half``: scored on the measurement half of val only
+    (:func:`~augmine.analysis.splits.selection_split` with the config's seed: the images
+    ``recipe tailor --half selection`` never read).
+    Returns ``{"arms": [...], "metrics": [...], "samples", "level", "num_val", "seeds",
+    "half", "images" (the val rows scored)}``.
     """
     from augmine.runs.rundir import RunDir
 
@@ -83,43 +128,44 @@ def score_comparison(folder, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) ->
         raise AugmineError(f"{folder.path}: no comparison.json; run `augmine recipe compare` "
                            "first")
     arms = spec["arms"]
-    preds = []
-    for arm in arms:
-        path = folder.predictions_path(arm["name"])
-        if not path.is_file():
-            raise AugmineError(f"{path} is missing; run the comparison again to finish it")
-        with np.load(path) as got:
-            preds.append({k: got[k] for k in got.files})
-    y = preds[0]["y_true"]
-    if any(len(p["y_true"]) != len(y) or (p["y_true"] != y).any() for p in preds):
+    names = [[folder.run_name(arm["name"], s) for s in range(int(seeds))] for arm in arms]
+    preds = [[_predictions(folder, name) for name in runs] for runs in names]   # (A, S)
+    y = preds[0][0]["y_true"]
+    if any(len(p["y_true"]) != len(y) or (p["y_true"] != y).any() for ps in preds for p in ps):
         raise AugmineError(f"{folder.path}: the arms were scored on different val images; "
                            "delete predictions/ and run the comparison again")
+    split_seed = int(next(iter(spec["configs"].values())).get("seed", 0))
+    keep = selection_split(y, split_seed)[1] if measure_half else np.arange(len(y))
     metrics = {}
     for which in ("final", "best"):
         for k in (1, 5):
-            hits = np.stack([top_k_hits(y, p[which], k) for p in preds])
-            boot = mean_intervals(hits, reps=samples, seed=seed, level=LEVEL)
-            metrics[f"{which}_top{k}"] = {key: [float(v) for v in val]
-                                          for key, val in boot.items()}
+            hits = np.array([[top_k_hits(y, p[which], k)[keep] for p in ps] for ps in preds])
+            metrics[f"{which}_top{k}"] = arm_intervals(hits, samples, seed)
     rows = []
-    num_classes = preds[0]["final"].shape[1]
-    for arm, p in zip(arms, preds):
-        run = RunDir(folder.run_dir(arm["name"]))
-        history = run.read_history()
-        last = history[-1] if history else {}
-        train_acc = float(last["accuracy"]) if last.get("accuracy") else None
-        final_top1 = float(np.mean(p["final"].argmax(1) == y))
-        timing = folder.read_timing(arm["name"]) or {}
-        seconds = sum(t["seconds"] for t in timing.values())
-        images = sum(t["images"] for t in timing.values())
+    num_classes = preds[0][0]["final"].shape[1]
+    yk = y[keep]
+    for arm, runs, ps in zip(arms, names, preds):
+        p = ps[0]
+        history = RunDir(folder.run_dir(runs[0])).read_history()
+        gaps = []
+        for name, q in zip(runs, ps):
+            last = (RunDir(folder.run_dir(name)).read_history() or [{}])[-1]
+            if last.get("accuracy"):
+                gaps.append(float(last["accuracy"]) - float(np.mean(q["final"].argmax(1) == y)))
+        train_acc = float(history[-1]["accuracy"]) if history and history[-1].get("accuracy") \
+            else None
+        timing = [t for name in runs for t in (folder.read_timing(name) or {}).values()]
+        seconds = sum(t["seconds"] for t in timing)
+        images = sum(t["images"] for t in timing)
         rows.append({
             "name": arm["name"], "recipe": arm["recipe"], "strength": arm["strength"],
-            "epochs": len(history), "best_epoch": int(p["best_epoch"]),
+            "runs": runs, "epochs": len(history), "best_epoch": int(p["best_epoch"]),
             "best_size": int(p["best_size"]), "final_size": int(p["final_size"]),
-            **{f"{which}_macro_f1": float(f1_scores(y, p[which].argmax(1), num_classes).mean())
+            **{f"{which}_macro_f1": float(np.mean([
+                f1_scores(yk, q[which].argmax(1)[keep], num_classes).mean() for q in ps]))
                for which in ("final", "best")},
             "train_accuracy": train_acc,
-            "gap": None if train_acc is None else train_acc - final_top1,
+            "gap": float(np.mean(gaps)) if gaps else None,
             "images_per_s": images / seconds if seconds > 0 else None,
             "curve": [{"epoch": int(r["epoch"]), "size": int(r["size"]),
                        "accuracy": float(r["accuracy"]) if r.get("accuracy") else None,
@@ -127,8 +173,18 @@ def score_comparison(folder, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) ->
                        else None} for r in history],
         })
     return {"arms": rows, "metrics": metrics, "samples": samples, "level": LEVEL,
-            "num_val": int(len(y)), "data": spec["data"], "config": spec["config"],
+            "num_val": int(len(keep)), "val_images": int(len(y)), "seeds": int(seeds),
+            "half": "measurement" if measure_half else "all", "split_seed": split_seed,
+            "images": keep.tolist(), "data": spec["data"], "config": spec["config"],
             "epochs": spec.get("epochs"), "size": spec.get("size")}
+
+
+def _predictions(folder: ComparisonDir, run: str) -> dict:
+    path = folder.predictions_path(run)
+    if not path.is_file():
+        raise AugmineError(f"{path} is missing; run the comparison again to finish it")
+    with np.load(path) as got:
+        return {k: got[k] for k in got.files}
 
 
 def load_results(folder) -> dict:
@@ -150,6 +206,11 @@ def _ci(m: dict, i: int, diff: bool = False) -> str:
     return f"{100 * m['mean'][i]:.1f} [{100 * m['low'][i]:.1f}, {100 * m['high'][i]:.1f}]"
 
 
+def _spread(m: dict, i: int) -> str:
+    per_seed = 100 * np.asarray(m["per_seed"][i])
+    return f"{per_seed.min():.1f}-{per_seed.max():.1f} ({per_seed.std(ddof=1):.1f})"
+
+
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(head)]
     fmt = lambda r: "  ".join(c.ljust(w) if j < 2 else c.rjust(w)  # noqa: E731
@@ -164,23 +225,39 @@ def format_comparison(results: dict) -> str:
     budget = (f"one {results['size'] or arms[0]['final_size']} px phase of "
               f"{arms[0]['epochs']} epochs" if results.get("epochs") or results.get("size")
               else "the config's phases")
-    lines = [f"{len(arms)} arms, same model and seed, {budget}; {results['num_val']} val "
-             f"images of {results['data']}; [{100 * results['level']:.0f}% bootstrap "
-             f"interval over val images, {results['samples']} resamples]", ""]
+    seeds = int(results.get("seeds", 1))
+    images = f"{results['num_val']} val images" if results.get("half", "all") == "all" else \
+        (f"the measurement half of val ({results['num_val']} of {results['val_images']} "
+         f"images, split seed {results['split_seed']})")
+    if seeds == 1:
+        head = (f"{len(arms)} arms, same model and seed, {budget}; {images} of "
+                f"{results['data']}; [{100 * results['level']:.0f}% bootstrap interval over "
+                f"val images, {results['samples']} resamples]")
+    else:
+        head = (f"{len(arms)} arms x {seeds} training seeds (config seed + 0..{seeds - 1}: "
+                f"init, sampling, augmentation), {budget}; {images} of {results['data']}; "
+                f"[{100 * results['level']:.0f}% two-stage bootstrap interval over seeds and "
+                f"val images, {results['samples']} resamples]")
+    lines = [head, ""]
     rows = []
     for i, a in enumerate(arms):
-        rows.append([a["name"], "final", _ci(m["final_top1"], i), _ci(m["final_top5"], i),
+        spread = [_spread(m["final_top1"], i)] if seeds > 1 else []
+        rows.append([a["name"], "final", _ci(m["final_top1"], i), *spread,
+                     _ci(m["final_top5"], i),
                      _pct(a["final_macro_f1"]), f"{a['epochs']} ({a['final_size']})",
                      "-" if a["gap"] is None else f"{100 * a['gap']:+.1f}",
                      "-" if a["images_per_s"] is None else f"{a['images_per_s']:.0f}"])
-        rows.append(["", "best", _ci(m["best_top1"], i), _ci(m["best_top5"], i),
+        spread = [_spread(m["best_top1"], i)] if seeds > 1 else []
+        rows.append(["", "best", _ci(m["best_top1"], i), *spread, _ci(m["best_top5"], i),
                      _pct(a["best_macro_f1"]), f"{a['best_epoch']} ({a['best_size']})", "",
                      ""])
-    lines += _table(["arm", "model", "top-1 % [95% CI]", "top-5 % [95% CI]", "macro F1 %",
-                     "epoch (px)", "train-val gap", "images/s"], rows)
+    lines += _table(["arm", "model", "top-1 % [95% CI]",
+                     *(["top-1 over seeds"] if seeds > 1 else []), "top-5 % [95% CI]",
+                     "macro F1 %", "epoch (px)", "train-val gap", "images/s"], rows)
     if len(arms) > 1:
-        lines += ["", f"difference against {arms[0]['name']} in points (paired bootstrap, "
-                  "95% CI):"]
+        how = "paired bootstrap" if seeds == 1 else \
+            f"paired by seed, two-stage bootstrap over {seeds} seeds and images"
+        lines += ["", f"difference against {arms[0]['name']} in points ({how}, 95% CI):"]
         rows = []
         for i, a in enumerate(arms[1:], 1):
             rows.append([a["name"], "final", _ci(m["final_top1"], i, True),
@@ -190,6 +267,9 @@ def format_comparison(results: dict) -> str:
     lines += ["", "final: last epoch's model; best: the epoch with the best val top-1. "
               "train-val gap: last epoch's training accuracy (augmented batches) minus final "
               "val top-1; images/s: training only, start-up included"]
+    if seeds > 1:
+        lines += ["top-1 over seeds: the lowest and highest seed's top-1 (sd); macro F1 and "
+                  "train-val gap: means over the seeds; epoch (px): seed 0's run"]
     return "\n".join(lines)
 
 
@@ -197,5 +277,5 @@ def comparison_curves(folder) -> dict[str, list[dict]]:
     """{arm name: history rows (epoch, size, accuracy, val_accuracy)} for plotting."""
     return {a["name"]: a["curve"] for a in load_results(folder)["arms"]}
 
-__all__ = ["BOOTSTRAP_SAMPLES", "ComparisonDir", "comparison_curves", "format_comparison",
+__all__ = ["BOOTSTRAP_SAMPLES", "ComparisonDir", "arm_intervals", "comparison_curves", "format_comparison",
            "is_comparison", "load_results", "score_comparison"]

@@ -15,8 +15,11 @@ data and budget; an ordinary comparison folder, resumable), then:
 - **writes** the config that was measured: the base config with every phase on the recipe
   at the chosen strength (what the comparison trained, :func:`augmine.experiments.compare.arm_config`).
 
-Cost: one training run of the config per strength (on a 2-core CPU, cpu-20 takes 10-15
-minutes a run, so the default five strengths take about an hour).
+With ``seeds`` > 1 every strength trains once per seed; the choice is made on the mean
+over seeds and measured with the two-stage bootstrap over seeds and images.
+
+Cost: one training run of the config per strength and seed (on a 2-core CPU, cpu-20 takes
+10-15 minutes a run, so the default five strengths take about an hour a seed).
 """
 
 from __future__ import annotations
@@ -29,9 +32,8 @@ import numpy as np
 
 from augmine.core import atomic
 from augmine.experiments.compare import Arm, arm_config, run_comparison, split_strength
-from augmine.experiments.compare_results import ComparisonDir
+from augmine.experiments.compare_results import ComparisonDir, arm_intervals
 from augmine.core.errors import AugmineError
-from augmine.analysis.bootstrap import mean_intervals
 from augmine.analysis.splits import selection_split
 
 DEFAULT_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -42,39 +44,44 @@ def choose_strength(y_true, hits, strengths: Sequence[float], seed: int = 0,
     """Pick a strength on one half of val and measure it on the other (pure numpy).
 
     ``y_true`` (N,) int val labels; ``hits`` (A, N) 1.0 where arm a's final prediction is
-    right; ``strengths`` (A,). Returns ``{"chosen": index, "strength", "selection": {"images",
+    right, or (A, S, N) for S training seeds (chosen on the mean over seeds; measured with
+    the two-stage bootstrap over seeds and images); ``strengths`` (A,). Returns ``{"chosen": index, "strength", "selection": {"images",
     "top1" (A,)}, "measurement": {"images", "top1" (A,), "low" (A,), "high" (A,), "diff"
     (A,), "diff_low" (A,), "diff_high" (A,)}}``, the differences being arm - chosen.
     """
     hits = np.asarray(hits, dtype=np.float64)
+    hits = hits[:, None] if hits.ndim == 2 else hits
     strengths = [float(s) for s in strengths]
-    if hits.ndim != 2 or hits.shape[0] != len(strengths) or len(strengths) < 2:
+    if hits.ndim != 3 or hits.shape[0] != len(strengths) or len(strengths) < 2:
         raise AugmineError(f"tune: need predictions of at least 2 strengths, got {hits.shape}")
     sel, meas = selection_split(y_true, seed)
-    sel_top1 = hits[:, sel].mean(axis=1)
+    sel_top1 = hits[:, :, sel].mean(axis=(1, 2))
     order = sorted(range(len(strengths)), key=lambda a: (-sel_top1[a], strengths[a]))
     chosen = order[0]
     arms = [chosen] + [a for a in range(len(strengths)) if a != chosen]
-    boot = mean_intervals(hits[arms][:, meas], reps=samples, seed=seed)
+    boot = arm_intervals(hits[arms][:, :, meas], samples, seed)
     back = np.argsort(arms)                 # boot rows back in strength order
     return {"chosen": int(chosen), "strength": strengths[chosen],
             "selection": {"images": int(len(sel)), "top1": sel_top1.tolist()},
-            "measurement": {"images": int(len(meas)),
+            "measurement": {"images": int(len(meas)), "seeds": int(hits.shape[1]),
                             **{k: np.asarray(v)[back].tolist() for k, v in boot.items()
-                               if k in ("low", "high", "diff", "diff_low", "diff_high")},
+                               if k in ("low", "high", "diff", "diff_low", "diff_high",
+                                        "per_seed")},
                             "top1": np.asarray(boot["mean"])[back].tolist()}}
 
 
 def tune_strength(recipe: str, data, config, strengths: Sequence[float] = DEFAULT_STRENGTHS,
                   folder=None, write: str | os.PathLike | None = None,
                   epochs: int | None = None, size: int | None = None, progress: bool = True,
-                  echo: Callable[[str], None] | None = None, seed: int = 0) -> dict:
+                  echo: Callable[[str], None] | None = None, seed: int = 0,
+                  seeds: int = 1, jobs: int = 1, dry_run: bool = False) -> dict | None:
     """Train ``recipe`` at each of ``strengths`` under ``config`` on ``data`` (a comparison
     folder, default ``runs/tune-<recipe>``), choose and measure the strength
     (:func:`choose_strength`) and, with ``write``, save the config that trained it.
 
     Returns ``{"recipe", "strengths", "folder", "choice" (see choose_strength), "config"
-    (path written or None)}``.
+    (path written or None)}``. ``seeds``, ``jobs``, ``dry_run``: as
+    :func:`~augmine.experiments.compare.run_comparison` (a dry run returns None).
     """
     from augmine.runs.config import load_config
     from augmine.augment.recipes import load_recipe
@@ -96,14 +103,19 @@ def tune_strength(recipe: str, data, config, strengths: Sequence[float] = DEFAUL
     folder = ComparisonDir(folder if folder is not None else Path("runs") / f"tune-{stem}")
     specs = [f"{loaded.path}@{s:g}" for s in strengths]
     results = run_comparison(specs, data, config, folder.path, epochs, size,
-                             progress=progress, echo=echo)
+                             progress=progress, echo=echo, seeds=seeds, jobs=jobs,
+                             dry_run=dry_run)
+    if results is None:
+        return None
     y = None
     rows = []
     for arm in results["arms"]:
-        with np.load(folder.predictions_path(arm["name"])) as got:
-            y = got["y_true"]
-            rows.append((got["final"].argmax(axis=1) == y).astype(np.float64))
-    hits = np.stack(rows)
+        rows.append([])
+        for name in arm["runs"]:
+            with np.load(folder.predictions_path(name)) as got:
+                y = got["y_true"]
+                rows[-1].append((got["final"].argmax(axis=1) == y).astype(np.float64))
+    hits = np.array(rows)                                     # (strengths, seeds, images)
     choice = choose_strength(y, hits, strengths, seed=seed)
     written = None
     if write is not None:
@@ -121,9 +133,12 @@ def format_tune(result: dict) -> list[str]:
     half, its top-1 and its difference against the chosen strength (95% intervals)."""
     c = result["choice"]
     m, sel = c["measurement"], c["selection"]
+    seeds = int(m.get("seeds", 1))
+    how = "95% paired bootstrap intervals" if seeds == 1 else \
+        f"{seeds} training seeds each, 95% two-stage bootstrap intervals over seeds and images"
     lines = [f"strength of {Path(result['recipe']).stem}: chosen on one half of val "
-             f"({sel['images']} images), measured on the other ({m['images']} images; 95% "
-             "paired bootstrap intervals)",
+             f"({sel['images']} images{', mean over seeds' if seeds > 1 else ''}), measured "
+             f"on the other ({m['images']} images; {how})",
              f"{'strength':>8}  {'chosen on':>9}  {'measured top-1 %':>22}  "
              f"{'vs chosen, points':>22}"]
     for a, s in enumerate(result["strengths"]):
@@ -131,9 +146,13 @@ def format_tune(result: dict) -> list[str]:
         diff = "" if a == c["chosen"] else \
             f"{100 * m['diff'][a]:+.1f} [{100 * m['diff_low'][a]:+.1f}, " \
             f"{100 * m['diff_high'][a]:+.1f}]"
+        spread = ""
+        if seeds > 1:
+            per_seed = 100 * np.asarray(m["per_seed"][a])
+            spread = f"  seeds {per_seed.min():.1f}-{per_seed.max():.1f}"
         lines.append(f"{s:>8g}  {100 * sel['top1'][a]:>8.1f}%  "
                      f"{100 * m['top1'][a]:>6.1f} [{100 * m['low'][a]:.1f}, "
-                     f"{100 * m['high'][a]:.1f}]  {diff:>22}{mark}")
+                     f"{100 * m['high'][a]:.1f}]  {diff:>22}{spread}{mark}")
     others = [a for a in range(len(result["strengths"])) if a != c["chosen"]]
     clear = [a for a in others if m["diff_high"][a] < 0]
     if len(clear) == len(others):

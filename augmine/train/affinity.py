@@ -98,13 +98,14 @@ def augment_images(images, recipe: Recipe, size: int, seed: int) -> np.ndarray:
 # --------------------------------------------------------------------------- measuring
 
 def _cache_key(ckpt: Path, size: int, recipe: Recipe, draws: int, seed: int,
-               data: str) -> dict:
+               data: str, half: str = "all") -> dict:
     st = ckpt.stat()
     digest = hashlib.sha256(json.dumps(recipe.transforms, sort_keys=True, default=str)
                             .encode()).hexdigest()[:16]
     return {"checkpoint": str(ckpt), "checkpoint_mtime_ns": st.st_mtime_ns,
             "checkpoint_bytes": st.st_size, "size": int(size), "recipe": digest,
-            "draws": int(draws), "seed": int(seed), "data": str(data)}
+            "draws": int(draws), "seed": int(seed), "data": str(data),
+            **({"half": half} if half != "all" else {})}      # results saved before halves
 
 
 def load_affinity(run_dir, recipe) -> dict | None:
@@ -117,7 +118,7 @@ def load_affinity(run_dir, recipe) -> dict | None:
 
 
 def measure_affinity(run_dir, recipe, draws: int = 2, seed: int = 0, progress: bool = True,
-                     force: bool = False, samples: int = 2000) -> dict:
+                     force: bool = False, samples: int = 2000, half: str = "all") -> dict:
     """Measure (or reuse) the affinity of ``recipe`` on the run's evaluation checkpoint.
 
     Returns the saved dict: ``columns`` (K+1: transforms, then the whole recipe),
@@ -125,8 +126,12 @@ def measure_affinity(run_dir, recipe, draws: int = 2, seed: int = 0, progress: b
     row 0 clean), ``clean`` (C), ``drop``/``low``/``high`` (C, K+1, accuracy, positive =
     costs accuracy), ``overall`` (``clean``, ``drop``/``low``/``high`` (K+1)), ``entries``
     (the recipe's transforms), ``key`` (what a reuse must match), ``seconds`` and the
-    checkpoint, size and data it was measured with. ``force`` measures again.
+    checkpoint, size and data it was measured with. ``force`` measures again. ``half``
+    ``"selection"``: only the selection half of val (:func:`augmine.analysis.splits.val_half`
+    with the run's config seed, the split mining uses), so that ``recipe compare
+    --measure-half`` can score what it tailors on images it never read.
     """
+    from augmine.analysis.splits import val_half
     from augmine.core.runtime import progress_bar
     from augmine.data.images import load_images
     from augmine.runs.checkpoints import resolve_checkpoint
@@ -138,7 +143,7 @@ def measure_affinity(run_dir, recipe, draws: int = 2, seed: int = 0, progress: b
     recipe = as_recipe(recipe)
     stem = recipe_stem(recipe)
     ckpt, _, size = resolve_checkpoint(run.path)
-    key = _cache_key(ckpt, size, recipe, draws, seed, run.recorded_data())
+    key = _cache_key(ckpt, size, recipe, draws, seed, run.recorded_data(), half)
     saved = run.read_affinity(stem)
     if saved is not None and not force and saved.get("key") == key and \
             saved.get("version") == VERSION:
@@ -146,6 +151,7 @@ def measure_affinity(run_dir, recipe, draws: int = 2, seed: int = 0, progress: b
         return saved
     start = time.perf_counter()
     model, index, info = load_for_evaluation(run.path)
+    index = val_half(index, half, run.config.seed)
     val = index.val
     images = load_images(val.paths)
     labels = np.asarray(val.labels, np.int64)
@@ -160,7 +166,8 @@ def measure_affinity(run_dir, recipe, draws: int = 2, seed: int = 0, progress: b
         probs = model.predict(x, batch_size=info["batch_size"], verbose=0)
         correct[v] += (np.asarray(probs).argmax(1) == labels) / (1 if v == 0 else int(draws))
     result = affinity_result(correct, index, recipe, info, draws, seed, samples)
-    result.update(key=key, run=str(run.path), seconds=round(time.perf_counter() - start, 1))
+    result.update(key=key, run=str(run.path), half=half,
+                  seconds=round(time.perf_counter() - start, 1))
     save_affinity(run, result)
     result["reused"] = False
     return result
@@ -280,7 +287,9 @@ def format_affinity(result: dict, top: int = 5, per_transform: int = 3) -> str:
     cols, names = result["columns"], result["class_names"]
     lines = [f"affinity of {result['recipe']} on {result.get('run', 'a run')}",
              f"checkpoint {result['checkpoint']} at {result['size']} px, "
-             f"{len(result['labels'])} val images, {result['draws']} draw(s) per image"
+             f"{len(result['labels'])} val images"
+             + (f" ({result['half']} half)" if result.get("half", "all") != "all" else "")
+             + f", {result['draws']} draw(s) per image"
              + (" (saved result reused; --force measures again)" if result.get("reused")
                 else f" ({result.get('seconds', 0):.0f} s)"),
              f"clean top-1 {100 * result['overall']['clean']:.1f}%; drop = clean minus "
@@ -300,17 +309,19 @@ def format_affinity(result: dict, top: int = 5, per_transform: int = 3) -> str:
 # --------------------------------------------------------------------------- tailoring
 
 def tailor_recipe(run_dir, recipe, out, margin: float = stats.DEFAULT_MARGIN, draws: int = 2,
-                  seed: int = 0, progress: bool = True) -> dict:
+                  seed: int = 0, progress: bool = True, half: str = "all") -> dict:
     """Write ``out``: ``recipe`` plus the ``classes:`` overrides the affinity rule calls for
     (see :mod:`augmine.analysis.affinity_stats`), from the saved affinity when it matches the run's
-    checkpoint, the recipe, ``draws`` and ``seed``, else measured first.
+    checkpoint, the recipe, ``draws``, ``seed`` and ``half`` (see :func:`measure_affinity`),
+    else measured first.
 
     Returns ``{"path", "classes" (the overrides), "affinity" (the result used)}``.
     """
     import yaml
 
     recipe = as_recipe(recipe)
-    result = measure_affinity(run_dir, recipe, draws=draws, seed=seed, progress=progress)
+    result = measure_affinity(run_dir, recipe, draws=draws, seed=seed, progress=progress,
+                              half=half)
     drops = stats.per_image_drops(result["correct"], result["labels"], len(result["class_ids"]))
     overrides = stats.tailor_overrides(drops, result["class_ids"], result["columns"],
                                        margin=margin, seed=seed)
@@ -318,7 +329,9 @@ def tailor_recipe(run_dir, recipe, out, margin: float = stats.DEFAULT_MARGIN, dr
     description = (f"{recipe.description.rstrip('. ')}. " if recipe.description else "") + (
         f"Tailored by `augmine recipe tailor` from the affinity of run {run.path} "
         f"({Path(result['checkpoint']).name}, {result['size']} px, {result['draws']} draws, "
-        f"margin {margin:g}): {len(overrides)} class(es) with overrides.")
+        f"margin {margin:g}"
+        + (f", {half} half of val, split seed {run.config.seed}" if half != "all" else "")
+        + f"): {len(overrides)} class(es) with overrides.")
     text = dump_recipe({"name": f"{recipe.name}-tailored", "description": description,
                         "transforms": recipe.transforms})
     text += yaml.safe_dump({"classes": overrides}, sort_keys=False, allow_unicode=True,
