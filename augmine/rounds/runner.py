@@ -36,7 +36,9 @@ from augmine.analysis.plans import OversamplingPlan, partner_classes, with_partn
 from augmine.analysis.reports import write_stage_report
 from augmine.core.errors import AugmineError
 from augmine.rounds.arms import MODES, arm, arm_inputs, arm_length
+from augmine.rounds.keep import DEFAULT_KEEP_TOLERANCE, clear_decision, judge_round
 from augmine.rounds.measure import measure_round
+from augmine.rounds.seeds import checked_seeds, seeds_effect, train_seeds
 from augmine.rounds.plans import mining_settings, selected_plan, selection_method, selection_report
 from augmine.rounds.state import RoundState
 from augmine.runs.rundir import RunDir
@@ -110,13 +112,14 @@ def schedule_callback(schedule):
 
 
 def train_arm(run: RunDir, index, epochs: int, stage: str, inputs: dict, schedule,
-              progress: bool, extra_callbacks=(), label: str | None = None):
+              progress: bool, extra_callbacks=(), label: str | None = None,
+              seed: int | None = None):
     """Train one arm (round, control or ``mine compare`` mode) in ``run`` on ``schedule``;
     returns its val ``(y_true (N_val,), probs (N_val, C))``. ``label`` starts each printed
-    epoch line (which arm it is)."""
+    epoch line (which arm it is); ``seed``: the training seed (default the config's)."""
     model = train_extra_epochs(run, index, epochs, stage=stage, progress=progress,
                                extra_callbacks=[schedule_callback(schedule), *extra_callbacks],
-                               label=label, **inputs)
+                               label=label, seed=seed, **inputs)
     size, batch_size = evaluation_settings(run.config)
     return evaluate_model(model, index, size, batch_size)
 
@@ -190,6 +193,7 @@ def _begin(run: RunDir, round_no: int, status: str, redo: bool, meta: dict) -> t
         run.restore(round_no)
     run.remove_report(stage)                   # the old report, or stray partial files
     run.remove_branches(stage)                 # the old control
+    clear_decision(run, round_no)              # and the old rule's decision
     start_step = int(run.read_state().get("step", 0))
     run.snapshot(round_no, {**meta, "start_step": start_step})
     return False, start_step
@@ -198,7 +202,7 @@ def _begin(run: RunDir, round_no: int, status: str, redo: bool, meta: dict) -> t
 def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
               round_no: int | None = None, redo: bool = False, progress: bool = True,
               extra_callbacks=(), control: bool | None = None, skip_bad: bool = False,
-              echo=None, **plan_settings) -> RoundResult:
+              echo=None, seeds: int | None = None, **plan_settings) -> RoundResult:
     """Run mining round ``round_no`` (default: the next one) on ``run_dir`` (path, RunDir
     or :class:`~augmine.rounds.state.RoundState`).
 
@@ -236,6 +240,10 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
         mode = "class-weight" if settings.get("class_weight") else "oversample"
     spec = arm(mode, MODES)
     control = bool(settings.get("control", True)) if control is None else bool(control)
+    seeds = checked_seeds(seeds)
+    if seeds > 1 and not control:
+        raise AugmineError("--seeds needs the control (the effect over seeds is net of it); "
+                           "drop --no-control")
     asked_epochs = epochs
     epochs = checked_epochs(epochs, settings)
     round_no, status, redo = _pick_round(state, round_no, redo)
@@ -279,16 +287,32 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
             run.branch(stage, "control", round_no), index, epochs, stage,
             arm_inputs("control", plan, index, batch_size, length=arm_length(mode, plan, index)),
             schedule, progress, label=f"{stage} control")
+    rule, probs = judge_round(
+        run, index, selection, cfg.seed, round_no, plan.weak,
+        {"start": before_probs, "round": probs, "control": control_probs},
+        float(settings.get("keep_tolerance", DEFAULT_KEEP_TOLERANCE)),
+        lambda p: measure_round(index, selection, cfg.seed, plan.weak, before_probs, p,
+                                control_probs))
+    final_probs = {"round": probs, "start": before_probs,
+                   "control": control_probs}[rule["goes_on_from"]]
+    more = train_seeds(
+        {"round": inputs, "control": arm_inputs("control", plan, index, batch_size,
+                                                length=arm_length(mode, plan, index))},
+        seeds, cfg.seed, lambda name, arm_in, seed, label: train_arm(
+            run.branch(stage, name, round_no), index, epochs, stage, arm_in, schedule,
+            progress, label=f"{stage} {label}", seed=seed)[1], echo=say)
     partners = partner_classes(plan) if spec.partners else []
-    effect = measure_round(index, selection, cfg.seed, plan.weak, before_probs, probs,
-                           control_probs, partners=partners)
+    effect = seeds_effect(index, selection, cfg.seed, plan.weak, before_probs,
+                          [probs, *more["round"]], [control_probs, *more["control"]],
+                          partners=partners)
     final = run.read_state()
     report = write_stage_report(
-        run, stage, y_true, probs, list(index.class_ids), list(index.class_names),
+        run, stage, y_true, final_probs, list(index.class_ids), list(index.class_names),
         meta={"kind": "round", "round": round_no, "mode": mode, "size": evaluation_settings(cfg)[0],
               "epochs": epochs, "epochs_done": final.get("epochs_done"),
               "step": final.get("step"), "steps": steps, "lr": list(lr),
-              "start_stage": before["stage"], "resumed": resumed,
+              "start_stage": before["stage"], "resumed": resumed, "seeds": seeds,
+              "rule": rule,
               **({"partners": plan.policy.get("partners")} if spec.partners else {})},
         plan=plan, effect=effect, before=before, val_paths=index.val.paths)
     return RoundResult(round_no, plan, report, mode, resumed)

@@ -10,6 +10,7 @@ import numpy as np
 
 from augmine.analysis.plans import OversamplingPlan
 from augmine.rounds.arms import describe_arm, format_pairs
+from augmine.rounds.seeds import seed_spread
 
 if TYPE_CHECKING:
     from augmine.rounds.runner import RoundResult
@@ -74,6 +75,7 @@ def format_effect(effect: dict, top: int = 5) -> list[str]:
         lines.append(f"{m:<10} {_value(row['before'], pct):>7} {_value(row['after'], pct):>7} "
                      f"{_value(row['control'], pct):>8} {_ci(row['change'], pct, True):>24} "
                      f"{_ci(row['effect'], pct, True):>24}")
+    lines += seed_spread(effect)
     if not effect["control"]:
         lines.append("no control round (--no-control): the effect net of control is "
                      "unmeasured; after-before mixes the round with more training")
@@ -120,6 +122,9 @@ def format_compare(result: dict) -> list[str]:
     lines.append(f"{'control':<13}" + "".join(
         f" {_value(row['control'], m == 'top-1') + ' (absolute)':>24}"
         for m, row in first["table"].items()))
+    for mode, eff in effects.items():
+        lines += [f"{mode}: {line}" for line in seed_spread(eff)[1:]]
+    lines += seed_spread(first)[:1]
     for mode, eff in effects.items():
         for key in ("warning", "note"):
             if eff.get(key):
