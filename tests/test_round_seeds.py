@@ -220,3 +220,44 @@ def test_mine_auto_keeps_a_mode_or_none_and_resumes(mining_run, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     tail = lambda out: out.split("auto: stage 2/2")[1]  # noqa: E731
     assert tail(again.output) == tail(res.output)
+
+
+# --------------------------------------------------------------------------- default emphasis
+
+def test_default_emphasis_fits_the_class_count():
+    """Without k and factor a tenth of the classes is chosen and their share of an epoch
+    grows by at most 10 points, at 20 classes as at 200 (x3 on 4 of 20 would double it)."""
+    from augmine.analysis.plans import bounded_factor, default_k
+
+    assert (default_k(20), default_k(200), default_k(6)) == (2, 20, 1)
+    for classes in (20, 200):
+        counts = np.full(classes, 50)
+        weak = list(range(default_k(classes)))
+        f = bounded_factor(counts, weak)
+        share = f * counts[weak].sum() / (f * counts[weak].sum() + counts[len(weak):].sum())
+        assert f == pytest.approx(2.25) and share == pytest.approx(0.2)
+    assert bounded_factor(np.full(20, 50), [0, 1, 2, 3]) == pytest.approx(0.3 * 0.8 / 0.14)
+    assert bounded_factor(np.full(20, 50), range(19)) == 3.0     # capped at x3
+    assert bounded_factor(np.array([5, 500]), [0]) == 3.0        # a rare class: at most x3
+
+
+def test_mine_plan_without_k_and_factor_uses_the_fitted_defaults(synth_root, synth_index,
+                                                                  tmp_path):
+    import yaml
+
+    from augmine.analysis.reports import write_stage_report
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(
+        {"name": "fit", "data": str(synth_root), "batch_size": 32,
+         "phases": [{"size": 16, "epochs": 1, "recipe": "none"}]}))
+    y = np.asarray(synth_index.val.labels)
+    probs = noisy_probs(y, synth_index.num_classes, 30, np.random.default_rng(1))
+    write_stage_report(run, "phase-1", y, probs, synth_index.class_ids,
+                       synth_index.class_names, meta={"kind": "phase", "size": 16})
+    res = run_cli("mine", "plan", run)
+    assert res.exit_code == 0, res.output
+    assert "1 of 10 classes chosen: 10.0% of an epoch before, 20.0% after" in res.output
+    plan = json.loads((run / "plans" / "round-1.json").read_text())
+    assert plan["policy"]["k"] == 1 and plan["policy"]["factor"] == pytest.approx(2.25)

@@ -74,10 +74,11 @@ _POLICY = click.Choice(["bottom-k", "threshold", "zscore"])
 @click.argument("run", type=_RUN)
 @click.option("--policy", type=_POLICY, default=None,
               help="How to choose weak classes [config mining.policy, else bottom-k].")
-@click.option("--k", type=int, default=None, help="bottom-k: number of classes [config, else 20].")
+@click.option("--k", type=int, default=None, help="bottom-k: number of classes [config, else a tenth of the classes].")
 @click.option("--threshold", type=float, default=None, help="threshold: F1 below this value.")
 @click.option("--z", type=float, default=None, help="zscore: F1 below mean - z * std [1.0].")
-@click.option("--factor", type=float, default=None, help="Repeat factor of weak classes [config, else 3].")
+@click.option("--factor", type=float, default=None, help="Repeat factor of weak classes [config, else the factor that adds at most 10 "
+                   "points to their share of an epoch, at most 3].")
 @click.option("--cap", type=float, default=None,
               help="Factors proportional to 1 - F1 (factor * (1 - F1)), capped at this value.")
 @click.option("--scheme", type=click.Choice(["fixed", "proportional"]), default=None,
