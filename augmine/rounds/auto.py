@@ -122,7 +122,7 @@ def auto_round(run_dir, modes=None, epochs: int | None = None, seeds: int | None
     y, preds = selection_labels(
         index, selection, run.config.seed, probs,
         {"start": run.checkpoint("last"),
-         **{m: b.checkpoint("last") for m, b in branches.items()}})
+         **{m: b.checkpoint("last") for m, b in branches.items()}}, run.config)
     tol = float(settings.get("keep_tolerance", DEFAULT_KEEP_TOLERANCE))
     decisions = {m: keep_decision(y, preds["start"], preds[m], preds["control"],
                                   num_classes=index.num_classes, chosen=plan.weak,

@@ -62,10 +62,11 @@ def keep_decision(y_true, start_pred, round_pred, control_pred=None, *, num_clas
             f"chosen F1 rose above the {' and '.join(refs)}'s and top-1 held"}
 
 
-def selection_labels(index, selection: str, seed: int, probs: dict, checkpoints: dict) -> tuple:
+def selection_labels(index, selection: str, seed: int, probs: dict, checkpoints: dict,
+                     cfg=None) -> tuple:
     """``(y_true, {arm: predicted labels})`` on the selection images: the selection half of
     ``probs`` (val, ``val-half``), or each arm's checkpoint of ``checkpoints`` evaluated on
-    the held-out slice of train (``holdout``)."""
+    the held-out slice of train (``holdout``, at ``cfg``'s evaluation size and batch)."""
     if selection == "val-half":
         y = np.asarray(index.val.labels, np.int64)
         sel = selection_split(y, seed)[0]
@@ -74,9 +75,8 @@ def selection_labels(index, selection: str, seed: int, probs: dict, checkpoints:
     from augmine.train.evaluation import evaluate_model
 
     out, y = {}, None
+    size, batch_size = evaluation_settings(cfg)
     for k, path in checkpoints.items():
-        run = RunDir.of(path.parent.parent)
-        size, batch_size = evaluation_settings(run.config)
         y, p = evaluate_model(load_checkpoint(path, compile=False), index, size, batch_size,
                               split="holdout")
         out[k] = p.argmax(axis=1)
@@ -167,7 +167,7 @@ def judge_round(run: RunDir, index, selection: str, seed: int, round_no: int, ch
         decision, have["round"] = saved, np.load(probs_path)
     else:
         y, preds = selection_labels(index, selection, seed, have,
-                                    {k: sources[k] for k in have})
+                                    {k: sources[k] for k in have}, run.config)
         decision = keep_decision(y, preds["start"], preds["round"], preds.get("control"),
                                  num_classes=index.num_classes, chosen=chosen,
                                  tolerance=tolerance)

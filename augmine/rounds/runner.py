@@ -220,7 +220,10 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     a control from the same start with the same steps, LR and seeds and plain sampling
     (``branches/round-N/control``). Evaluates on val and writes the ``round-N`` report; its
     ``effect`` (:func:`~augmine.rounds.measure.measure_round`) compares before, after and
-    control on the measurement images with bootstrap intervals.
+    control on the measurement images with bootstrap intervals. The keep rule
+    (:func:`~augmine.rounds.keep.judge_round`, on the selection images) then decides which
+    model the run goes on from: the round's, else the better of control and start (its
+    ``last.keras``; ``meta.rule`` of the report, whose predictions are that model's).
 
     An interrupted round (or control) is resumed by calling this again (same plan and
     mode; its epochs unless ``epochs`` is given). A done round raises unless ``redo``, which

@@ -10,6 +10,7 @@ import numpy as np
 
 from augmine.analysis.plans import OversamplingPlan
 from augmine.rounds.arms import describe_arm, format_pairs
+from augmine.rounds.keep import format_rule
 from augmine.rounds.seeds import seed_spread
 
 if TYPE_CHECKING:
@@ -149,9 +150,12 @@ def format_changes(report: dict) -> list[str]:
 def format_round_outcome(report: dict) -> list[str]:
     """A round report's outcome, indented by two spaces: its effect table
     (:func:`format_effect`), else (a report from before controls) its changes
-    (:func:`format_changes`); [] when it has neither."""
+    (:func:`format_changes`); [] when it has neither. The keep rule's decision follows the
+    effect (:func:`~augmine.rounds.keep.format_rule`)."""
     if report.get("effect"):
-        return [f"  {line}" for line in format_effect(report["effect"])]
+        rule = (report.get("meta") or {}).get("rule")
+        return [f"  {line}" for line in format_effect(report["effect"])
+                + (format_rule(rule) if rule else [])]
     return format_changes(report) if report.get("changes") else []
 
 
