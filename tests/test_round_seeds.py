@@ -204,7 +204,8 @@ def test_mine_auto_keeps_a_mode_or_none_and_resumes(mining_run, tmp_path):
     meta = rep["meta"]
     goes_on = meta["goes_on_from"]
     assert meta["auto"] and set(meta["decisions"]) == {"oversample", "class-weight"}
-    assert f"the run goes on from the {goes_on}'s model" in res.output
+    mode = "" if goes_on in ("start", "control") else " mode"
+    assert f"the run goes on from the {goes_on}{mode}'s model" in res.output
     assert (meta["mode"] == goes_on) == (goes_on not in ("start", "control"))
     group = next((run / "branches").iterdir())
     source = (run / "checkpoints" / "round-1-start" / "last.keras" if goes_on == "start"

@@ -161,7 +161,9 @@ def format_auto(result: dict) -> list[str]:
         lines.append(f"  {mode}: {format_rule(decision)[0]}")
     kept = result["kept"]
     lines.append(f"kept: {kept}" if kept else "no mode passed the rule on the selection images")
-    lines.append(f"the run goes on from the {result['goes_on_from']}'s model")
+    goes_on = result["goes_on_from"]
+    lines.append(f"the run goes on from the {goes_on}"
+                 f"{'' if goes_on in ('start', 'control') else ' mode'}'s model")
     lines.append("what the run ends up with, on the measurement images "
                  "(after = the model the run goes on from):")
     return lines + format_effect(result["report"]["effect"])
