@@ -26,6 +26,35 @@ from augmine.core.naming import did_you_mean
 from augmine.data.dataset import lookup_class
 
 SCHEMES = ("fixed", "proportional")
+# defaults that fit the class count (mining.k / mining.factor unset): a tenth of the
+# classes, each repeated by the largest factor (at most DEFAULT_MAX_FACTOR) that adds at most
+# DEFAULT_EXTRA_SHARE to their share of an epoch
+DEFAULT_WEAK_SHARE = 0.1
+DEFAULT_EXTRA_SHARE = 0.1
+DEFAULT_MAX_FACTOR = 3.0
+
+
+def default_k(num_classes: int) -> int:
+    """The default count of weak classes: ``DEFAULT_WEAK_SHARE`` of them, at least 1."""
+    return max(1, int(math.floor(DEFAULT_WEAK_SHARE * int(num_classes) + 0.5)))
+
+
+def bounded_factor(counts, weak: Sequence[int], extra: float = DEFAULT_EXTRA_SHARE,
+                   most: float = DEFAULT_MAX_FACTOR) -> float:
+    """The repeat factor (1 to ``most``) that raises the ``weak`` classes' share of an epoch
+    by at most ``extra`` (their share s of ``counts`` (C,) images -> at most s + extra).
+
+    One factor f on weak images n_w of n: share f n_w / (f n_w + n - n_w); solving for
+    s + extra gives f = t (n - n_w) / (n_w (1 - t)) with t = s + extra. E.g. 20 of 200
+    equal classes: x2.25 (10% -> 20%); 2 of 20: the same; 4 of 20: x1.71 (20% -> 30%)."""
+    counts = np.asarray(counts, np.float64)
+    n, n_w = float(counts.sum()), float(counts[list(weak)].sum())
+    if n_w <= 0 or n_w >= n:
+        return 1.0
+    t = n_w / n + float(extra)
+    if t >= 1:
+        return float(most)
+    return float(np.clip(t * (n - n_w) / (n_w * (1 - t)), 1.0, most))
 _REMAKE = "remake the plan with `augmine mine plan RUN`"
 
 

@@ -74,10 +74,11 @@ _POLICY = click.Choice(["bottom-k", "threshold", "zscore"])
 @click.argument("run", type=_RUN)
 @click.option("--policy", type=_POLICY, default=None,
               help="How to choose weak classes [config mining.policy, else bottom-k].")
-@click.option("--k", type=int, default=None, help="bottom-k: number of classes [config, else 20].")
+@click.option("--k", type=int, default=None, help="bottom-k: number of classes [config, else a tenth of the classes].")
 @click.option("--threshold", type=float, default=None, help="threshold: F1 below this value.")
 @click.option("--z", type=float, default=None, help="zscore: F1 below mean - z * std [1.0].")
-@click.option("--factor", type=float, default=None, help="Repeat factor of weak classes [config, else 3].")
+@click.option("--factor", type=float, default=None, help="Repeat factor of weak classes [config, else the factor that adds at most 10 "
+                   "points to their share of an epoch, at most 3].")
 @click.option("--cap", type=float, default=None,
               help="Factors proportional to 1 - F1 (factor * (1 - F1)), capped at this value.")
 @click.option("--scheme", type=click.Choice(["fixed", "proportional"]), default=None,
@@ -147,10 +148,14 @@ _SELECTION = click.Choice(["val-half", "holdout"])
                    "val-half].")
 @click.option("--no-progress", is_flag=True,
               help="One line per epoch instead of progress bars (the default when piped).")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train each arm and its control this many times (seeds of sampling, "
+                   "augmentation and initialisation; the same start); intervals then cover "
+                   "seeds and images.")
 @click.option("--skip-bad", is_flag=True,
               help="Leave out images that do not decode (each logged) instead of failing.")
 def round_(run: Path, epochs, mode, partners, round_no, redo, no_control, selection,
-           no_progress, skip_bad) -> None:
+           no_progress, skip_bad, seeds) -> None:
     """Train extra epochs on RUN with the round's plan and a control, report the effect.
 
     Uses plans/round-N.json (from `augmine mine plan`), or makes it from the config's
@@ -165,7 +170,7 @@ def round_(run: Path, epochs, mode, partners, round_no, redo, no_control, select
     res = run_round(state, epochs=epochs, mode=mode, round_no=round_no, redo=redo,
                     progress=not no_progress, control=False if no_control else None,
                     selection=selection, skip_bad=skip_bad, partners=partners,
-                    echo=click.echo)
+                    echo=click.echo, seeds=seeds)
     for line in format_round(res):
         click.echo(line)
     click.echo(f"report: {state.run.report_file(f'round-{res.round}', 'report.md')}")
@@ -182,8 +187,12 @@ def round_(run: Path, epochs, mode, partners, round_no, redo, no_control, select
 @click.option("--partners", type=click.IntRange(min=1), default=None,
               help="pairs: confusion partners per chosen class [config mining.partners, else 1].")
 @click.option("--selection", type=_SELECTION, default=None, help="As for `mine round`.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train each arm and its control this many times (seeds of sampling, "
+                   "augmentation and initialisation; the same start); intervals then cover "
+                   "seeds and images.")
 @click.option("--no-progress", is_flag=True, help="One line per epoch instead of progress bars.")
-def compare(run: Path, epochs, recipe, modes, partners, selection, no_progress) -> None:
+def compare(run: Path, epochs, recipe, modes, partners, selection, no_progress, seeds) -> None:
     """Oversample, class-weight, stronger-recipe and pairs modes side by side from RUN's
     checkpoint.
 
@@ -196,10 +205,52 @@ def compare(run: Path, epochs, recipe, modes, partners, selection, no_progress) 
 
     res = compare_modes(run, epochs=epochs, modes=tuple(modes) or COMPARE_MODES,
                         strong_recipe=recipe, progress=not no_progress, selection=selection,
-                        partners=partners, echo=click.echo)
+                        partners=partners, echo=click.echo, seeds=seeds)
     for line in format_compare(res):
         click.echo(line)
     click.echo(f"branches: {res['group']}")
+
+
+def _modes(ctx, param, value):
+    if not value:
+        return None
+    from augmine.rounds.arms import arm
+    from augmine.core.errors import AugmineError
+
+    modes = tuple(m.strip() for m in value.split(",") if m.strip())
+    try:
+        for m in modes:
+            arm(m)
+    except AugmineError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return modes
+
+
+@command.command("auto")
+@click.argument("run", type=_RUN)
+@click.option("--modes", callback=_modes, default=None,
+              help="Modes to try, comma-separated [the cheap and safe ones first: "
+                   "docs/mining.md].")
+@click.option("--epochs", type=int, default=None, help="Epochs per mode [config mining.epochs, else 5].")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train each mode and the control this many times (as for `mine compare`).")
+@click.option("--selection", type=_SELECTION, default=None, help="As for `mine round`.")
+@click.option("--no-progress", is_flag=True, help="One line per epoch instead of progress bars.")
+def auto(run: Path, modes, epochs, seeds, selection, no_progress) -> None:
+    """The next round of RUN, chosen for you: tries the modes from the checkpoint, keeps the
+    best one that helps on the selection images (or none) and reports what you got on the
+    measurement images. Run it again to resume."""
+    from augmine.rounds.auto import auto_round, format_auto
+    from augmine.rounds.state import RoundState
+
+    state = RoundState.read(run)
+    state.run.check_writable("mine auto")
+    res = auto_round(state, modes=modes, epochs=epochs, seeds=seeds, selection=selection,
+                     progress=not no_progress, echo=click.echo)
+    for line in format_auto(res):
+        click.echo(line)
+    stage = f"round-{res['round']}"
+    click.echo(f"report: {state.run.report_file(stage, 'report.md')}")
 
 
 @command.command("history")

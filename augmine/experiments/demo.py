@@ -155,7 +155,9 @@ def format_summary(s: DemoSummary) -> list[str]:
         r = s.round
         mode = (r.get("meta") or {}).get("mode", "oversample")
         lines += ["", f"mining round 1 ({mode}, from {r['before']['stage']}) against its control:",
-                  *format_round_outcome(r), f"  {current_model_line(s.run_dir, 1)}"]
+                  *format_round_outcome(r), "  " + current_model_line(
+                      s.run_dir, 1, ((r.get("meta") or {}).get("rule") or {}).get(
+                          "goes_on_from", "round"))]
     last = s.round or (s.phases[-1] if s.phases else None)
     if last:
         lines += ["", f"top confused pairs ({last['stage']}, val):"]

@@ -13,6 +13,7 @@ from augmine.rounds.measure import measure_round
 from augmine.rounds.plans import load_run_index, mining_settings, selected_plan, selection_method
 from augmine.rounds.runner import (checked_epochs, round_lr_range, round_progress,
                                    round_schedule, round_steps, stage_epochs_done, train_arm)
+from augmine.rounds.seeds import checked_seeds, seeds_effect, train_seeds
 from augmine.rounds.state import RoundState
 from augmine.runs.rundir import RunDir
 
@@ -23,17 +24,21 @@ DEFAULT_STRONG_RECIPE = "tiny-imagenet-14.yaml"   # compare's recipe mode, unles
 
 def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
                   strong_recipe: str | None = None, progress: bool = True, echo=None,
-                  **plan_settings) -> dict:
+                  seeds: int | None = None, **plan_settings) -> dict:
     """Train ``modes`` (of :data:`~augmine.rounds.arms.COMPARE_MODES`) and a control from the
     run's current checkpoint, each in its own branch (``branches/compare-step-S/<mode>``;
     the run itself is not changed), the same plan, epochs, steps (every arm's epoch
     stretched to :func:`~augmine.rounds.arms.compare_length`), LR and seeds; returns ``{"plan",
     "selection", "epochs", "steps", "recipe", "effects": {mode: measure_round dict},
-    "group", "skipped": {mode: why}}`` (a mode that would train exactly what the control
-    trains is skipped, :mod:`augmine.rounds.identical`). ``run_dir``: a path, RunDir or
-    :class:`~augmine.rounds.state.RoundState`. With ``pairs`` among the modes every mode's effect also has the partner classes' row.
-    ``echo`` gets a header before each arm trains (default: the log). Running it again
-    resumes unfinished branches and re-measures.
+    "group", "skipped": {mode: why}, "probs": {"start" and each arm: val probs of seed 1}}``
+    (a mode that would train exactly what the control trains is skipped,
+    :mod:`augmine.rounds.identical`). ``run_dir``: a path, RunDir or
+    :class:`~augmine.rounds.state.RoundState`.
+    With ``pairs`` among the modes every mode's effect also has the partner classes' row.
+    ``echo`` gets a header before each arm trains (default: the log). ``seeds`` N > 1
+    trains every arm again at seeds 2..N (``<mode>-seed-s`` branches; effects over seeds
+    and images: :mod:`augmine.rounds.seeds`). Running it again resumes unfinished branches
+    and re-measures.
     """
     say = echo or log.info
     state = RoundState.of(run_dir)
@@ -42,6 +47,7 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
         raise AugmineError(f"{run.checkpoint('last')} is missing; train the run first")
     settings = mining_settings(run, **plan_settings)
     epochs = checked_epochs(epochs, settings)
+    seeds = checked_seeds(seeds)
     for m in modes:
         arm(m)
     index = load_run_index(run)
@@ -90,9 +96,13 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
             f"epoch{'s' if epochs != 1 else ''}, {steps} steps")
         _, probs[m] = train_arm(run.branch(group, m), index, epochs, stage, inputs, schedule,
                                 progress, label=f"compare {m}", bar=bar, echo=say)
+    more = train_seeds(arms, seeds, cfg.seed, lambda name, inputs, seed, label: train_arm(
+        run.branch(group, name), index, epochs, stage, inputs, schedule, progress,
+        label=f"compare {label}", seed=seed)[1], echo=say)
     partners = partner_classes(plan) if any(arm(m).partners for m in modes) else []
-    effects = {m: measure_round(index, selection, cfg.seed, plan.weak, before_probs, probs[m],
-                                probs["control"], partners=partners) for m in modes}
+    effects = {m: seeds_effect(index, selection, cfg.seed, plan.weak, before_probs,
+                               [probs[m], *more[m]], [probs["control"], *more["control"]],
+                               partners=partners) for m in modes}
     return {"plan": plan, "selection": selection, "epochs": epochs, "steps": steps,
-            "recipe": strong, "effects": effects, "skipped": skipped,
-            "group": str(run.branch_dir(group, ""))}
+            "seeds": seeds, "probs": {"start": before_probs, **probs}, "recipe": strong,
+            "effects": effects, "skipped": skipped, "group": str(run.branch_dir(group, ""))}

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from augmine.analysis.metrics import confusion_matrix, f1_scores, f1_vector
-from augmine.analysis.plans import OversamplingPlan, make_plan, with_partners
+from augmine.analysis.plans import (OversamplingPlan, bounded_factor, default_k, make_plan,
+                                    with_partners)
 from augmine.analysis.splits import apply_holdout, selection_split
 from augmine.core.errors import AugmineError
 from augmine.rounds.state import RoundState
@@ -20,7 +21,8 @@ from augmine.train.evaluation import evaluate_model
 
 SELECTIONS = ("val-half", "holdout")
 # mining defaults when the run's config has no ``mining:`` section
-MINING_DEFAULTS = {"policy": "bottom-k", "k": 20, "threshold": None, "z": None, "factor": 3.0,
+# (k and factor None: they fit the class count, see selected_plan)
+MINING_DEFAULTS = {"policy": "bottom-k", "k": None, "threshold": None, "z": None, "factor": None,
                    "cap": None, "epochs": 5, "recipe": None, "selection": None,
                    "control": True, "min_lr": None, "max_lr": None, "partners": 1}
 
@@ -103,11 +105,19 @@ def plan_from_report(report: dict, **settings) -> OversamplingPlan:
 
 def selected_plan(state: RoundState, index, report: dict, selection: str,
                   settings: dict) -> OversamplingPlan:
-    """The plan made from the selection images' F1 (see :func:`selection_report`); its
-    ``policy`` records the selection, the chosen classes' selection support and their
+    """The plan made from the selection images' F1 (see :func:`selection_report`); without
+    ``k`` / ``factor`` in ``settings`` they fit the class count (a tenth of the classes, at
+    most 10 more points of an epoch for them: :func:`~augmine.analysis.plans.default_k`,
+    :func:`~augmine.analysis.plans.bounded_factor`); its ``policy`` records the selection, the chosen classes' selection support and their
     confusion partners on the selection images (``settings["partners"]`` each, default 1;
     :func:`~augmine.analysis.plans.with_partners`; the ``pairs`` mode oversamples them too)."""
     sel = selection_report(state, index, report, selection)
+    settings = dict(settings)
+    if settings.get("k") is None:
+        settings["k"] = default_k(index.num_classes)
+    if settings.get("factor") is None:
+        weak = plan_from_report(sel, **{**settings, "factor": 1.0}).weak
+        settings["factor"] = bounded_factor(index.class_counts("train"), weak)
     plan = plan_from_report(sel, **settings).aligned_to(index.class_ids, index.class_names)
     plan.policy.update({"selection": selection, "selection_images": sel["images"],
                         "support": {sel["per_class"][i]["name"]: sel["per_class"][i]["support"]

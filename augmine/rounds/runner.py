@@ -37,7 +37,9 @@ from augmine.analysis.reports import write_stage_report
 from augmine.core.errors import AugmineError
 from augmine.rounds.arms import MODES, arm, arm_inputs, arm_length
 from augmine.rounds.identical import twin_of_control
+from augmine.rounds.keep import DEFAULT_KEEP_TOLERANCE, clear_decision, judge_round
 from augmine.rounds.measure import measure_round
+from augmine.rounds.seeds import checked_seeds, seeds_effect, train_seeds
 from augmine.rounds.plans import mining_settings, selected_plan, selection_method, selection_report
 from augmine.rounds.state import RoundState
 from augmine.runs.rundir import RunDir
@@ -145,16 +147,17 @@ def progress_callback(bar, label: str, echo):
 
 def train_arm(run: RunDir, index, epochs: int, stage: str, inputs: dict, schedule,
               progress: bool, extra_callbacks=(), label: str | None = None, bar=None,
-              echo=None):
+              echo=None, seed: int | None = None):
     """Train one arm (round, control or ``mine compare`` mode) in ``run`` on ``schedule``;
     returns its val ``(y_true (N_val,), probs (N_val, C))``. ``label`` starts each printed
     epoch line (which arm it is); with ``bar`` (:func:`round_progress`) a line with the
-    whole round's ETA follows each epoch (through ``echo``, default the log)."""
+    whole round's ETA follows each epoch (through ``echo``, default the log); ``seed``: the
+    training seed (default the config's)."""
     extra = [schedule_callback(schedule), *extra_callbacks]
     if bar is not None:
         extra.append(progress_callback(bar, label or stage, echo or log.info))
     model = train_extra_epochs(run, index, epochs, stage=stage, progress=progress,
-                               extra_callbacks=extra, label=label, **inputs)
+                               extra_callbacks=extra, label=label, seed=seed, **inputs)
     size, batch_size = evaluation_settings(run.config)
     return evaluate_model(model, index, size, batch_size)
 
@@ -228,6 +231,7 @@ def _begin(run: RunDir, round_no: int, status: str, redo: bool, meta: dict) -> t
         run.restore(round_no)
     run.remove_report(stage)                   # the old report, or stray partial files
     run.remove_branches(stage)                 # the old control
+    clear_decision(run, round_no)              # and the old rule's decision
     start_step = int(run.read_state().get("step", 0))
     run.snapshot(round_no, {**meta, "start_step": start_step})
     return False, start_step
@@ -236,7 +240,7 @@ def _begin(run: RunDir, round_no: int, status: str, redo: bool, meta: dict) -> t
 def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
               round_no: int | None = None, redo: bool = False, progress: bool = True,
               extra_callbacks=(), control: bool | None = None, skip_bad: bool = False,
-              echo=None, **plan_settings) -> RoundResult:
+              echo=None, seeds: int | None = None, **plan_settings) -> RoundResult:
     """Run mining round ``round_no`` (default: the next one) on ``run_dir`` (path, RunDir
     or :class:`~augmine.rounds.state.RoundState`).
 
@@ -254,7 +258,10 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     a control from the same start with the same steps, LR and seeds and plain sampling
     (``branches/round-N/control``). Evaluates on val and writes the ``round-N`` report; its
     ``effect`` (:func:`~augmine.rounds.measure.measure_round`) compares before, after and
-    control on the measurement images with bootstrap intervals.
+    control on the measurement images with bootstrap intervals. The keep rule
+    (:func:`~augmine.rounds.keep.judge_round`, on the selection images) then decides which
+    model the run goes on from: the round's, else the better of control and start (its
+    ``last.keras``; ``meta.rule`` of the report, whose predictions are that model's).
 
     An interrupted round (or control) is resumed by calling this again (same plan and
     mode; its epochs unless ``epochs`` is given). A done round raises unless ``redo``, which
@@ -274,6 +281,10 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
         mode = "class-weight" if settings.get("class_weight") else "oversample"
     spec = arm(mode, MODES)
     control = bool(settings.get("control", True)) if control is None else bool(control)
+    seeds = checked_seeds(seeds)
+    if seeds > 1 and not control:
+        raise AugmineError("--seeds needs the control (the effect over seeds is net of it); "
+                           "drop --no-control")
     asked_epochs = epochs
     epochs = checked_epochs(epochs, settings)
     round_no, status, redo = _pick_round(state, round_no, redo)
@@ -327,16 +338,32 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
             run.branch(stage, "control", round_no), index, epochs, stage,
             arm_inputs("control", plan, index, batch_size, length=arm_length(mode, plan, index)),
             schedule, progress, label=f"{stage} control", bar=bar, echo=say)
+    rule, probs = judge_round(
+        run, index, selection, cfg.seed, round_no, plan.weak,
+        {"start": before_probs, "round": probs, "control": control_probs},
+        float(settings.get("keep_tolerance", DEFAULT_KEEP_TOLERANCE)),
+        lambda p: measure_round(index, selection, cfg.seed, plan.weak, before_probs, p,
+                                control_probs))
+    final_probs = {"round": probs, "start": before_probs,
+                   "control": control_probs}[rule["goes_on_from"]]
+    more = train_seeds(
+        {"round": inputs, "control": arm_inputs("control", plan, index, batch_size,
+                                                length=arm_length(mode, plan, index))},
+        seeds, cfg.seed, lambda name, arm_in, seed, label: train_arm(
+            run.branch(stage, name, round_no), index, epochs, stage, arm_in, schedule,
+            progress, label=f"{stage} {label}", seed=seed)[1], echo=say)
     partners = partner_classes(plan) if spec.partners else []
-    effect = measure_round(index, selection, cfg.seed, plan.weak, before_probs, probs,
-                           control_probs, partners=partners)
+    effect = seeds_effect(index, selection, cfg.seed, plan.weak, before_probs,
+                          [probs, *more["round"]], [control_probs, *more["control"]],
+                          partners=partners)
     final = run.read_state()
     report = write_stage_report(
-        run, stage, y_true, probs, list(index.class_ids), list(index.class_names),
+        run, stage, y_true, final_probs, list(index.class_ids), list(index.class_names),
         meta={"kind": "round", "round": round_no, "mode": mode, "size": evaluation_settings(cfg)[0],
               "epochs": epochs, "epochs_done": final.get("epochs_done"),
               "step": final.get("step"), "steps": steps, "lr": list(lr),
-              "start_stage": before["stage"], "resumed": resumed,
+              "start_stage": before["stage"], "resumed": resumed, "seeds": seeds,
+              "rule": rule,
               **({"partners": plan.policy.get("partners")} if spec.partners else {})},
         plan=plan, effect=effect, before=before, val_paths=index.val.paths)
     return RoundResult(round_no, plan, report, mode, resumed, str(run))

@@ -10,6 +10,8 @@ import numpy as np
 
 from augmine.analysis.plans import OversamplingPlan
 from augmine.rounds.arms import describe_arm, format_pairs
+from augmine.rounds.keep import format_rule
+from augmine.rounds.seeds import seed_spread
 
 if TYPE_CHECKING:
     from augmine.rounds.runner import RoundResult
@@ -74,6 +76,7 @@ def format_effect(effect: dict, top: int = 5) -> list[str]:
         lines.append(f"{m:<10} {_value(row['before'], pct):>7} {_value(row['after'], pct):>7} "
                      f"{_value(row['control'], pct):>8} {_ci(row['change'], pct, True):>24} "
                      f"{_ci(row['effect'], pct, True):>24}")
+    lines += seed_spread(effect)
     if not effect["control"]:
         lines.append("no control round (--no-control): the effect net of control is "
                      "unmeasured; after-before mixes the round with more training")
@@ -126,6 +129,9 @@ def format_compare(result: dict) -> list[str]:
         f" {_value(row['control'], m == 'top-1') + ' (absolute)':>24}"
         for m, row in first["table"].items()))
     for mode, eff in effects.items():
+        lines += [f"{mode}: {line}" for line in seed_spread(eff)[1:]]
+    lines += seed_spread(first)[:1]
+    for mode, eff in effects.items():
         for key in ("note", "warning"):
             if eff.get(key):
                 lines.append(f"{mode}: {eff[key]}")
@@ -149,21 +155,32 @@ def format_changes(report: dict) -> list[str]:
 def format_round_outcome(report: dict) -> list[str]:
     """A round report's outcome, indented by two spaces: its effect table
     (:func:`format_effect`), else (a report from before controls) its changes
-    (:func:`format_changes`); [] when it has neither."""
+    (:func:`format_changes`); [] when it has neither. The keep rule's decision follows the
+    effect (:func:`~augmine.rounds.keep.format_rule`)."""
     if report.get("effect"):
-        return [f"  {line}" for line in format_effect(report["effect"])]
+        rule = (report.get("meta") or {}).get("rule")
+        return [f"  {line}" for line in format_effect(report["effect"])
+                + (format_rule(rule) if rule else [])]
     return format_changes(report) if report.get("changes") else []
 
 
-def current_model_line(run_dir, round_no: int) -> str:
-    """The one line saying that round N's model is the run's current model (``last.keras``)
-    while its best checkpoints stay the phases' (rounds never move them)."""
+def current_model_line(run_dir, round_no: int, goes_on_from: str = "round") -> str:
+    """The one line saying which model is the run's current model (``last.keras``) after
+    round N: the round's, or (the keep rule rejected it, ``goes_on_from`` ``"start"`` /
+    ``"control"``) its start's or control's; the best checkpoints stay the phases' (rounds
+    never move them)."""
     from augmine.runs.rundir import RunDir
 
     run = RunDir.of(run_dir)
-    return (f"round {round_no}'s model is now the run's current model, {run.checkpoint('last')} "
-            "(the next round continues from it); the best checkpoints stay the phases' "
-            f"(rounds never move them): `augmine evaluate {run} --checkpoint last` scores it")
+    last = run.checkpoint("last")
+    if goes_on_from == "round":
+        head = f"round {round_no}'s model is now the run's current model, {last}"
+    else:
+        head = (f"the rule rejected round {round_no}: the run goes on from the "
+                f"{goes_on_from}'s model, now the run's current model, {last}")
+    return (f"{head} (the next round continues from it); the best checkpoints stay the "
+            f"phases' (rounds never move them): `augmine evaluate {run} --checkpoint last` "
+            "scores it")
 
 
 def format_round(result: RoundResult) -> list[str]:
@@ -180,5 +197,9 @@ def format_round(result: RoundResult) -> list[str]:
         lines.append("pairs (each chosen class with its confusion partners on the selection "
                      "images):")
         lines += format_pairs(plan)
-    return lines + format_effect(report["effect"]) + \
-        ([current_model_line(result.run, round_no)] if result.run else [])
+    rule = meta.get("rule")
+    lines += format_effect(report["effect"]) + (format_rule(rule) if rule else [])
+    if result.run:
+        lines.append(current_model_line(result.run, round_no,
+                                        (rule or {}).get("goes_on_from", "round")))
+    return lines

@@ -289,6 +289,8 @@ class MiningConfig(_Section):
     control: Optional[bool] = None
     min_lr: Optional[_Number(0.0, strict=True)] = None
     max_lr: Optional[_Number(0.0, strict=True)] = None
+    # top-1 points a round may lose on the selection images and still be kept (rounds.keep)
+    keep_tolerance: _Number(0.0) = 0.5
 
     _recipe = field_validator("recipe")(_recipe_in_context)
 

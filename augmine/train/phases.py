@@ -319,7 +319,8 @@ def recorded_model(model_cfg, model):
 
 def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None,
                        stage: str = "round-1", progress: bool = True, recipe=None,
-                       size: int | None = None, extra_callbacks=(), label: str | None = None):
+                       size: int | None = None, extra_callbacks=(), label: str | None = None,
+                       seed: int | None = None):
     """Train ``epochs`` more epochs from the run's ``last.keras`` (a mining round).
 
     ``run_dir``: a path or :class:`RunDir`; ``index``: the run's
@@ -328,7 +329,8 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     ``recipe``: recipe for all classes (default: the last phase's, at the phase's strength;
     its class overrides apply; the plan's own ``recipe`` covers its weak classes);
     ``size``: default the last phase's; ``extra_callbacks``: Keras callbacks added to the
-    fit; ``label``: starts each printed epoch line (which arm of a round it is). The
+    fit; ``label``: starts each printed epoch line (which arm of a round it is); ``seed``:
+    the seed of sampling, augmentation and Keras (default the config's; ``--seeds``). The
     optimizer continues (same
     schedule step). Every epoch commits like a phase's, so a killed round resumes by
     calling this again with the same ``stage``; a finished stage is not trained again.
@@ -345,6 +347,7 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     run.remove_partial_writes()
     last = cfg.phases[-1]
     size = int(size or last.size)
+    seed = cfg.seed if seed is None else int(seed)
     recipe = recipe or _phase_recipe(last)        # at the last phase's strength
     info = state.setdefault("rounds", {}).setdefault(
         stage, {"epochs": epochs, "epochs_done": 0, "done": False})
@@ -359,12 +362,12 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
         run.write_state(state)
         if done < epochs:
             feeds = _feeds(index, cfg, recipe, size,
-                           cfg.seed + ROUND_SEED_OFFSET + len(state["rounds"]), done,
+                           seed + ROUND_SEED_OFFSET + len(state["rounds"]), done,
                            plan=plan)
             _fit_and_close(model, feeds, epochs, done,
                            stage_callbacks(run, state, stage, None, size, progress,
                                            list(extra_callbacks) + create_callbacks(cfg),
-                                           seed=cfg.seed, label=label),
+                                           seed=seed, label=label),
                            progress, class_weight=class_weight)
     info["epochs_done"] = int(state["stage_epochs_done"])
     info["done"] = True
