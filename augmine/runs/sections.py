@@ -288,6 +288,12 @@ class MiningConfig(_Section):
     control: Optional[bool] = None
     min_lr: Optional[_Number(0.0, strict=True)] = None
     max_lr: Optional[_Number(0.0, strict=True)] = None
+    # the distill mode (rounds.arms): soft targets of the round's start model, loss = the
+    # usual loss + distill_weight * T**2 * KL at temperature T (model.losses)
+    distill_temperature: _Number(0.0, strict=True) = 2.0
+    distill_weight: _Number(0.0) = 1.0
+    # the head mode: the last head_layers layers with weights train (1: the classifier)
+    head_layers: _Whole(1, "layer count") = 1
 
     _recipe = field_validator("recipe")(_recipe_in_context)
 

@@ -289,7 +289,8 @@ def recorded_model(model_cfg, model):
 
 def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None,
                        stage: str = "round-1", progress: bool = True, recipe=None,
-                       size: int | None = None, extra_callbacks=(), label: str | None = None):
+                       size: int | None = None, extra_callbacks=(), label: str | None = None,
+                       teacher: dict | None = None, head_layers: int | None = None):
     """Train ``epochs`` more epochs from the run's ``last.keras`` (a mining round).
 
     ``run_dir``: a path or :class:`RunDir`; ``index``: the run's
@@ -298,8 +299,11 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     ``recipe``: recipe for all classes (default: the last phase's, at the phase's strength;
     its class overrides apply; the plan's own ``recipe`` covers its weak classes);
     ``size``: default the last phase's; ``extra_callbacks``: Keras callbacks added to the
-    fit; ``label``: starts each printed epoch line (which arm of a round it is). The
-    optimizer continues (same
+    fit; ``label``: starts each printed epoch line (which arm of a round it is);
+    ``teacher``: ``{"checkpoint", "temperature", "weight"}``, distil from that frozen model
+    on every batch (:func:`~augmine.model.losses.attach_teacher`); ``head_layers``: train
+    only the last that many layers with weights (:mod:`augmine.model.freezing`; the rest is
+    set trainable again before the stage is marked done). The optimizer continues (same
     schedule step). Every epoch commits like a phase's, so a killed round resumes by
     calling this again with the same ``stage``; a finished stage is not trained again.
     Returns the Keras model.
@@ -325,6 +329,18 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
             log.info("%s: stage %s already trained; returning its model", run, stage)
             return model
         info["epochs"] = epochs
+        if head_layers:
+            from augmine.model.freezing import freeze_all_but_head
+
+            # a resumed stage's checkpoint has them frozen already: keep the first record
+            info["frozen"] = sorted(set(info.get("frozen") or ()) |
+                                    set(freeze_all_but_head(model, head_layers)))
+        if teacher is not None:
+            from augmine.model.losses import attach_teacher
+            from augmine.runs.checkpoints import load_checkpoint
+
+            attach_teacher(model, load_checkpoint(teacher["checkpoint"], compile=False),
+                           teacher["temperature"], teacher["weight"])
         state.update({"status": "running", "stage": stage, "stage_epochs_done": done})
         run.write_state(state)
         if done < epochs:
@@ -336,6 +352,12 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                                            list(extra_callbacks) + create_callbacks(cfg),
                                            seed=cfg.seed, label=label),
                            progress, class_weight=class_weight)
+        if info.get("frozen"):                    # the run's model trains whole again
+            from augmine.model.freezing import set_trainable
+            from augmine.runs.checkpoints import save_checkpoint
+
+            set_trainable(model, info["frozen"], True)
+            save_checkpoint(run, model)
     info["epochs_done"] = int(state["stage_epochs_done"])
     info["done"] = True
     state["status"] = "done"
