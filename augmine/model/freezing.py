@@ -38,3 +38,24 @@ def set_trainable(model, names, trainable: bool) -> None:
     """Set ``trainable`` on ``model``'s layers named in ``names``."""
     for name in names:
         model.get_layer(name).trainable = bool(trainable)
+
+
+def head_optimizer(optimizer, head_variables):
+    """An optimizer for the head alone: ``optimizer``'s class and config built on
+    ``head_variables``, with its step and the head's slots (momentums etc.) copied over.
+    (On JAX an optimizer updates exactly the variables it was built on, so the run's
+    optimizer, built on every layer, cannot train the head alone.)"""
+    head = optimizer.__class__.from_config(optimizer.get_config())
+    head.build(list(head_variables))
+    copy_optimizer_state(optimizer, head)
+    return head
+
+
+def copy_optimizer_state(source, target) -> None:
+    """Assign ``target``'s step and each slot variable the value of ``source``'s variable
+    of the same path (slots are named after their model variable); others are left."""
+    target.iterations.assign(source.iterations)
+    values = {v.path: v for v in source.variables}
+    for v in target.variables:
+        if v.path in values and tuple(v.shape) == tuple(values[v.path].shape):
+            v.assign(values[v.path])

@@ -303,7 +303,8 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     ``teacher``: ``{"checkpoint", "temperature", "weight"}``, distil from that frozen model
     on every batch (:func:`~augmine.model.losses.attach_teacher`); ``head_layers``: train
     only the last that many layers with weights (:mod:`augmine.model.freezing`; the rest is
-    set trainable again before the stage is marked done). The optimizer continues (same
+    frozen during each epoch and trainable again in every saved ``last.keras``:
+    :func:`~augmine.train.fit.frozen_features`). The optimizer continues (same
     schedule step). Every epoch commits like a phase's, so a killed round resumes by
     calling this again with the same ``stage``; a finished stage is not trained again.
     Returns the Keras model.
@@ -329,12 +330,17 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
             log.info("%s: stage %s already trained; returning its model", run, stage)
             return model
         info["epochs"] = epochs
+        extra = list(extra_callbacks)
+        full_optimizer = model.optimizer
         if head_layers:
-            from augmine.model.freezing import freeze_all_but_head
+            from augmine.model.freezing import freeze_all_but_head, head_optimizer
+            from augmine.train.fit import frozen_features
 
-            # a resumed stage's checkpoint has them frozen already: keep the first record
+            # a checkpoint of a stage killed mid-save may have them frozen already
             info["frozen"] = sorted(set(info.get("frozen") or ()) |
                                     set(freeze_all_but_head(model, head_layers)))
+            model.optimizer = head_optimizer(full_optimizer, model.trainable_variables)
+            extra.append(frozen_features(run, info["frozen"], full_optimizer))
         if teacher is not None:
             from augmine.model.losses import attach_teacher
             from augmine.runs.checkpoints import load_checkpoint
@@ -349,15 +355,17 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                            plan=plan)
             _fit_and_close(model, feeds, epochs, done,
                            stage_callbacks(run, state, stage, None, size, progress,
-                                           list(extra_callbacks) + create_callbacks(cfg),
+                                           extra + create_callbacks(cfg),
                                            seed=cfg.seed, label=label),
                            progress, class_weight=class_weight)
-        if info.get("frozen"):                    # the run's model trains whole again
+        elif info.get("frozen"):        # killed before frozen_features saved: save it now
             from augmine.model.freezing import set_trainable
             from augmine.runs.checkpoints import save_checkpoint
 
             set_trainable(model, info["frozen"], True)
+            model.optimizer = full_optimizer
             save_checkpoint(run, model)
+        model.optimizer = full_optimizer
     info["epochs_done"] = int(state["stage_epochs_done"])
     info["done"] = True
     state["status"] = "done"
