@@ -82,6 +82,33 @@ def test_distillation_keeps_what_the_teacher_knew_and_saves_a_plain_model(tmp_pa
     assert np.allclose(back.predict(x, verbose=0), q, atol=1e-6)
 
 
+@pytest.mark.backend
+def test_distillation_term_is_zero_at_the_start_with_batchnorm():
+    """The teacher runs in training mode like the student (BatchNormalization on the batch's
+    statistics), so a student equal to its teacher pays nothing for distillation, and the
+    teacher's moving statistics do not move."""
+    import keras
+
+    from augmine.model.losses import attach_teacher
+
+    teacher, student = _tiny_model(0), _tiny_model(0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (32, 16, 16, 3)).astype("uint8")
+    y = rng.integers(0, 4, 32)
+    moving = [np.asarray(v.numpy()) for v in teacher.non_trainable_variables]
+    student.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    plain = float(student.compute_loss(x, y, student(x, training=True), training=True))
+    attach_teacher(student, teacher, temperature=2.0, weight=1.0)
+    with_term = float(student.compute_loss(x, y, student(x, training=True), training=True))
+    assert with_term == pytest.approx(plain, abs=1e-4)
+    assert all(np.array_equal(a, np.asarray(v.numpy()))
+               for a, v in zip(moving, teacher.non_trainable_variables))
+    # in inference mode the same weights differ: the term would not be zero there
+    p_inf = keras.ops.convert_to_numpy(teacher(x, training=False))
+    p_train = keras.ops.convert_to_numpy(student(x, training=True))
+    assert np.abs(p_inf - p_train).max() > 1e-3
+
+
 def test_head_layers_and_freezing():
     from augmine.model.freezing import freeze_all_but_head, head_layer_names, set_trainable
 

@@ -73,16 +73,19 @@ def distillation_loss(teacher_probs, student_probs, temperature: float = 2.0):
 
 def attach_teacher(model, teacher, temperature: float = 2.0, weight: float = 1.0):
     """Make ``model``'s training loss its compiled loss plus ``weight`` x the mean
-    :func:`distillation_loss` against ``teacher`` (a frozen Keras model with the same
-    outputs) on the same batch; evaluation (``training=False``: the val loss) keeps the
-    compiled loss alone. Only this ``model`` object changes (its ``compute_loss``, Keras'
-    hook for a custom loss): a checkpoint saved from it is the plain model, and the teacher
-    is not saved. Runs on every backend (``keras.ops``). Returns ``model``."""
+    :func:`distillation_loss` against ``teacher`` (a Keras model with the same outputs,
+    never updated) on the same batch; evaluation (``training=False``: the val loss) keeps
+    the compiled loss alone. The teacher runs as the student does, in training mode
+    (BatchNormalization on the batch's statistics; dropout, if any, on), through
+    ``stateless_call`` so nothing of it changes: the term is zero while the student still
+    equals the teacher (in inference mode the two differ by the batch statistics alone).
+    Only this ``model`` object changes (its ``compute_loss``, Keras' hook for a custom
+    loss): a checkpoint saved from it is the plain model, and the teacher is not saved.
+    Runs on every backend (``keras.ops``). Returns ``model``."""
     import types
 
     from keras import ops
 
-    teacher.trainable = False
     plain = model.compute_loss
     weight, temperature = float(weight), float(temperature)
 
@@ -90,7 +93,10 @@ def attach_teacher(model, teacher, temperature: float = 2.0, weight: float = 1.0
         loss = plain(x, y, y_pred, sample_weight, training=training)
         if not training or not weight:
             return loss
-        soft = ops.stop_gradient(teacher(x, training=False))
+        out, _ = teacher.stateless_call([v.value for v in teacher.trainable_variables],
+                                        [v.value for v in teacher.non_trainable_variables],
+                                        x, training=True)
+        soft = ops.stop_gradient(out)
         return loss + weight * ops.mean(distillation_loss(soft, y_pred, temperature))
 
     model.compute_loss = types.MethodType(compute_loss, model)
