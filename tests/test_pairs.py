@@ -172,7 +172,7 @@ def test_mode_table_and_the_same_budget(synth_index):
                               compare_length, describe_arm)
     from augmine.feed.sampling import epoch_length
 
-    assert MODES == ("oversample", "class-weight", "pairs", "gentle")
+    assert MODES == ("oversample", "class-weight", "pairs", "gentle", "distill", "head")
     assert COMPARE_MODES == tuple(MODE_TABLE) and {"recipe", "pairs", "gentle"} <= \
         set(COMPARE_MODES)
     f1 = np.linspace(0.1, 1.0, 10)

@@ -62,9 +62,15 @@ def test_a_round_never_moves_best_and_says_its_model_is_current(mining_run, tmp_
     assert after["best_epoch"] == state["best_epoch"] and after["step"] > state["step"]
     line = [x for x in res.output.splitlines() if "current model" in x]
     last = ckpt.resolve() / "last.keras"
-    assert line == [f"round 1's model is now the run's current model, {last} (the next round "
-                    "continues from it); the best checkpoints stay the phases' (rounds never "
-                    f"move them): `augmine evaluate {run.resolve()} --checkpoint last` scores it"]
+    # the keep rule decides which model the run goes on from (rounds/keep.py); the line says it
+    goes_on = json.loads((run / "reports" / "round-1" / "report.json").read_text())[
+        "meta"]["rule"]["goes_on_from"]
+    head = ("round 1's model is now the run's current model" if goes_on == "round" else
+            f"the rule rejected round 1: the run goes on from the {goes_on}'s model, now the "
+            "run's current model")
+    assert line == [f"{head}, {last} (the next round continues from it); the best checkpoints "
+                    "stay the phases' (rounds never move them): "
+                    f"`augmine evaluate {run.resolve()} --checkpoint last` scores it"]
     # progress: the arm, its stage and the whole round's ETA after every epoch
     assert re.search(r"^round-1: 1/2 epochs, \S+ elapsed, ETA \S+$", res.output, re.M), res.output
     assert re.search(r"^round-1 control: 2/2 epochs, \S+ elapsed, ETA \S+$", res.output, re.M)
@@ -108,7 +114,10 @@ def test_the_verdict_names_every_row_below_zero(mining_run, tmp_path):
     lines = res.output.splitlines()
     warn = [x for x in lines if x.startswith("WARNING")]
     assert len(warn) == 1 and sorted(_verdict_names(warn[0])) == sorted(lost)
-    assert lines[lines.index(warn[0]) + 1].startswith("round 1's model is now")
+    # the verdict closes the effect; the keep rule follows and rejects the wreck
+    rule = lines[lines.index(warn[0]) + 1]
+    assert re.match(r"rule on the \d+ selection images \(", rule) and "rejected: " in rule, rule
+    assert lines[lines.index(warn[0]) + 2].startswith("the rule rejected round 1: the run goes on")
     fell = lines[lines.index("F1 fell most (against the control):") + 1]
     assert re.search(r"control \d\.\d{3}, round \d\.\d{3} \([-+]\d\.\d{3}\) \[\d+\]$", fell), fell
 

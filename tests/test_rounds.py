@@ -312,8 +312,8 @@ def test_holdout_selection_and_compare(synth_root, tmp_path):
     res = run_cli("mine", "compare", run, "--epochs", "1", "--no-progress")
     assert res.exit_code == 0, res.output
     table = res.output.split("effect net of control")[1].splitlines()
-    assert [line.split()[0] for line in table[2:8]] == ["oversample", "class-weight", "recipe",
-                                                        "pairs", "gentle", "control"]
+    assert [line.split()[0] for line in table[2:10]] == [
+        "oversample", "class-weight", "recipe", "pairs", "gentle", "distill", "head", "control"]
     # gentle on a holdout-selected run: no val affinity, every chosen class at half strength
     gentle = yaml.safe_load(next((run / "plans").glob("compare-step-*-gentle.yaml")).read_text())
     assert gentle["classes"] and all(o["strength"] == 0.5 and "holdout" in o["why"]

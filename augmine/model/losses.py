@@ -54,3 +54,50 @@ def soft_target_accuracy(y_true, y_pred):
 def accuracy_metric():
     """The ``accuracy`` metric (history key ``accuracy``/``val_accuracy``) for soft targets."""
     return keras.metrics.MeanMetricWrapper(soft_target_accuracy, name="accuracy")
+
+
+def distillation_loss(teacher_probs, student_probs, temperature: float = 2.0):
+    """Per-sample (B,) ``T**2 * KL(teacher || student)`` of the two softmax outputs (B, C)
+    softened by temperature ``T`` (Hinton et al. 2015): both are turned back into
+    logits (``log p``, equal to the logits up to a per-sample constant that the softmax
+    cancels) and divided by ``T``; ``T**2`` keeps the gradient's scale as ``T`` changes."""
+    from keras import ops
+
+    t = float(temperature)
+    log_teacher = ops.log_softmax(ops.log(ops.clip(ops.cast(teacher_probs, "float32"),
+                                                    1e-7, 1.0)) / t, axis=-1)
+    log_student = ops.log_softmax(ops.log(ops.clip(ops.cast(student_probs, "float32"),
+                                                    1e-7, 1.0)) / t, axis=-1)
+    return t * t * ops.sum(ops.exp(log_teacher) * (log_teacher - log_student), axis=-1)
+
+
+def attach_teacher(model, teacher, temperature: float = 2.0, weight: float = 1.0):
+    """Make ``model``'s training loss its compiled loss plus ``weight`` x the mean
+    :func:`distillation_loss` against ``teacher`` (a Keras model with the same outputs,
+    never updated) on the same batch; evaluation (``training=False``: the val loss) keeps
+    the compiled loss alone. The teacher runs as the student does, in training mode
+    (BatchNormalization on the batch's statistics; dropout, if any, on), through
+    ``stateless_call`` so nothing of it changes: the term is zero while the student still
+    equals the teacher (in inference mode the two differ by the batch statistics alone).
+    Only this ``model`` object changes (its ``compute_loss``, Keras' hook for a custom
+    loss): a checkpoint saved from it is the plain model, and the teacher is not saved.
+    Runs on every backend (``keras.ops``). Returns ``model``."""
+    import types
+
+    from keras import ops
+
+    plain = model.compute_loss
+    weight, temperature = float(weight), float(temperature)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = plain(x, y, y_pred, sample_weight, training=training)
+        if not training or not weight:
+            return loss
+        out, _ = teacher.stateless_call([v.value for v in teacher.trainable_variables],
+                                        [v.value for v in teacher.non_trainable_variables],
+                                        x, training=True)
+        soft = ops.stop_gradient(out)
+        return loss + weight * ops.mean(distillation_loss(soft, y_pred, temperature))
+
+    model.compute_loss = types.MethodType(compute_loss, model)
+    return model

@@ -70,6 +70,54 @@ def _gentle(plan, sampling, index, options) -> dict:
     return {"plan": sampling, "recipe": recipe}
 
 
+def _distill(plan, sampling, index, options) -> dict:
+    teacher = options.get("teacher")
+    if not teacher:
+        raise AugmineError("mode distill: no start model to distil from; run it through "
+                           "`augmine mine round --mode distill` or `mine compare`")
+    return {"plan": sampling, "teacher": teacher}
+
+
+def _head(plan, sampling, index, options) -> dict:
+    return {"plan": sampling, "head_layers": int(options.get("head_layers") or 1)}
+
+
+def model_options(mining, start_checkpoint) -> dict:
+    """The options of the modes that change how the model trains (see :func:`arm_inputs`)
+    from a config's ``mining`` section: distill's ``teacher`` (``start_checkpoint``, the
+    arm's start, at ``distill_temperature`` and ``distill_weight``) and head's
+    ``head_layers``."""
+    return {"teacher": {"checkpoint": str(start_checkpoint),
+                        "temperature": float(mining.distill_temperature),
+                        "weight": float(mining.distill_weight)},
+            "head_layers": int(mining.head_layers)}
+
+
+def with_partner_emphasis(plan: OversamplingPlan, asked: bool) -> OversamplingPlan:
+    """``plan`` recording (``policy.emphasize_partners``) that distill repeats the chosen
+    classes' confusion partners too (``--partners`` given); once recorded it stays."""
+    if asked:
+        plan.policy["emphasize_partners"] = True
+    return plan
+
+
+def _distill_sampling(plan: OversamplingPlan) -> OversamplingPlan:
+    """oversample's sampling, or pairs' when the plan says partners are emphasized too."""
+    return pairs_plan(plan) if (plan.policy or {}).get("emphasize_partners") else _copy(plan)
+
+
+def _describe_distill(plan: OversamplingPlan) -> str:
+    with_partners = " with their confusion partners" if \
+        (plan.policy or {}).get("emphasize_partners") else ""
+    return (f"distill: oversample x{_top(plan):.1f}{with_partners}, every class kept near "
+            "the start model's soft targets")
+
+
+def _describe_head(plan: OversamplingPlan) -> str:
+    return (f"head: only the head trains (mining.head_layers; the features frozen), "
+            f"oversample x{_top(plan):.1f} with the confusion partners")
+
+
 def _copy(plan: OversamplingPlan) -> OversamplingPlan:
     return OversamplingPlan(plan.factors, plan.weak, plan.class_ids, plan.class_names,
                             plan.recipe, dict(plan.policy))
@@ -94,6 +142,8 @@ MODE_TABLE: dict[str, Arm] = {
     "pairs": Arm(_sampling, _describe_pairs, extra=pairs_plan, partners=True),
     "gentle": Arm(_gentle, lambda p: "gentle: milder augmentation for them (affinity-"
                   "tailored, plain sampling)"),
+    "distill": Arm(_distill, _describe_distill, extra=_distill_sampling, partners=True),
+    "head": Arm(_head, _describe_head, extra=pairs_plan, partners=True),
 }
 CONTROL = Arm(_sampling, lambda p: "plain sampling", in_round=False)
 MODES = tuple(m for m, a in MODE_TABLE.items() if a.in_round)      # mine round --mode
@@ -180,7 +230,8 @@ def arm_inputs(mode: str, plan: OversamplingPlan, index, batch_size: int,
     ``mode``: a :data:`MODE_TABLE` key or ``"control"``; ``length``: stretch the arm's
     epoch to as many batches as ``length`` images (:func:`stretched`; None: its own
     epoch); ``options``: what a mode needs beyond the plan (``strong_recipe`` for recipe,
-    ``gentle_recipe`` for gentle: :func:`augmine.rounds.gentle.gentle_recipe`).
+    ``gentle_recipe`` for gentle: :func:`augmine.rounds.gentle.gentle_recipe`; ``teacher``
+    for distill and ``head_layers`` for head: :func:`model_options`).
     """
     spec = arm(mode)
     own = spec.extra(plan) if spec.extra else None

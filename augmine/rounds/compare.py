@@ -7,7 +7,8 @@ import logging
 
 from augmine.analysis.plans import OversamplingPlan, partner_classes
 from augmine.core.errors import AugmineError
-from augmine.rounds.arms import COMPARE_MODES, arm, arm_inputs, compare_length, format_pairs
+from augmine.rounds.arms import (COMPARE_MODES, arm, arm_inputs, compare_length, format_pairs,
+                                 model_options, with_partner_emphasis)
 from augmine.rounds.identical import twin_of_control
 from augmine.rounds.measure import measure_round
 from augmine.rounds.plans import load_run_index, mining_settings, selected_plan, selection_method
@@ -54,8 +55,9 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
     start = state.latest_report
     selection = selection_method(run, settings.get("selection"))
     plan = selected_plan(state, index, start, selection, settings)
-    plan = OversamplingPlan(plan.factors, plan.weak, plan.class_ids, plan.class_names, None,
-                            plan.policy)
+    plan = with_partner_emphasis(OversamplingPlan(
+        plan.factors, plan.weak, plan.class_ids, plan.class_names, None, plan.policy),
+        plan_settings.get("partners") is not None)
     if any(arm(m).partners for m in modes):
         say("confusion partners on the selection images:")
         for line in format_pairs(plan):
@@ -69,7 +71,7 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
     stage = f"round-{state.next}"
     batch_size = cfg.batch_size
     length = compare_length(plan, index)
-    options = {"strong_recipe": strong}
+    options = {"strong_recipe": strong, **model_options(cfg.mining, run.checkpoint("last"))}
     skipped = {m: why for m in modes
                if (why := twin_of_control(run, m, plan, index, length, strong))}
     for m, why in skipped.items():

@@ -35,7 +35,8 @@ import numpy as np
 from augmine.analysis.plans import OversamplingPlan, partner_classes, with_partners
 from augmine.analysis.reports import write_stage_report
 from augmine.core.errors import AugmineError
-from augmine.rounds.arms import MODES, arm, arm_inputs, arm_length
+from augmine.rounds.arms import (MODES, arm, arm_inputs, arm_length, model_options,
+                                 with_partner_emphasis)
 from augmine.rounds.identical import twin_of_control
 from augmine.rounds.keep import DEFAULT_KEEP_TOLERANCE, clear_decision, judge_round
 from augmine.rounds.measure import measure_round
@@ -248,9 +249,11 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     images of the previous report (see :func:`~augmine.rounds.plans.selection_method`;
     ``plan_settings`` override the config's ``mining:`` section). ``mode``: ``oversample``
     (the plan's factors feed the pipeline), ``class-weight`` (the same emphasis as Keras
-    loss weights) or ``pairs`` (each chosen class and its confusion partners on the
+    loss weights), ``pairs`` (each chosen class and its confusion partners on the
     selection images, recorded in the plan, oversampled alike; the partners' F1 is measured
-    apart); default the config's ``mining.class_weight``, else oversample (see
+    apart), ``gentle``, ``distill`` (oversample, plus a distillation term against the
+    round's start model for every class; with ``partners`` given the partners are
+    oversampled too) or ``head`` (pairs' sampling, only the head trains); default the config's ``mining.class_weight``, else oversample (see
     :mod:`augmine.rounds.arms`). Trains ``epochs`` extra epochs (default ``mining.epochs``,
     else 5) from the last checkpoint on the round's own LR (:func:`round_schedule`;
     ``extra_callbacks`` join the fit; every image is checked first, bad ones left out with
@@ -298,6 +301,8 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     selection = selection_method(run, settings.get("selection"))
     plan = _round_plan(state, round_no, index, before, selection, settings,
                        plan_settings.get("partners"), spec)
+    plan = with_partner_emphasis(plan, mode == "distill" and
+                                 plan_settings.get("partners") is not None)
     selection = (plan.policy or {}).get("selection") or selection
     reason = twin_of_control(run, mode, plan, index, strong_recipe=plan.recipe)
     if reason:
@@ -311,7 +316,7 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
 
     cfg = run.config
     batch_size = cfg.batch_size
-    options = {}
+    options = model_options(cfg.mining, run.snapshot_checkpoint(round_no))
     if mode == "gentle":
         from augmine.rounds.gentle import gentle_recipe
 

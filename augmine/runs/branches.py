@@ -26,6 +26,10 @@ class RoundCopies:
         """``checkpoints/round-N-start/``: the run as it was when round N first started."""
         return self.checkpoints_dir / f"round-{int(round_no)}-start"
 
+    def snapshot_checkpoint(self, round_no: int) -> Path:
+        """The ``last.keras`` round N started from (its snapshot's copy)."""
+        return self.snapshot_dir(round_no) / "last.keras"
+
     def branch_dir(self, group: str, name: str) -> Path:
         """``branches/<group>/<name>/``: a run folder trained beside this one."""
         return self.path / "branches" / group / name
@@ -61,7 +65,7 @@ class RoundCopies:
 
     def _snapshot_files(self, round_no: int):
         snap = self.snapshot_dir(round_no)
-        return ((self.checkpoint("last"), snap / "last.keras"),
+        return ((self.checkpoint("last"), self.snapshot_checkpoint(round_no)),
                 (self.checkpoint("best"), snap / "best.keras"),
                 (self.state_path, snap / self.state_path.name))
 

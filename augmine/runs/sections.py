@@ -291,6 +291,12 @@ class MiningConfig(_Section):
     max_lr: Optional[_Number(0.0, strict=True)] = None
     # top-1 points a round may lose on the selection images and still be kept (rounds.keep)
     keep_tolerance: _Number(0.0) = 0.5
+    # the distill mode (rounds.arms): soft targets of the round's start model, loss = the
+    # usual loss + distill_weight * T**2 * KL at temperature T (model.losses)
+    distill_temperature: _Number(0.0, strict=True) = 2.0
+    distill_weight: _Number(0.0) = 1.0
+    # the head mode: the last head_layers layers with weights train (1: the classifier)
+    head_layers: _Whole(1, "layer count") = 1
 
     _recipe = field_validator("recipe")(_recipe_in_context)
 

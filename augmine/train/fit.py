@@ -194,6 +194,34 @@ def epoch_recorder(run: RunDir, state: dict, stage: str, phase: int | None, size
     return EpochRecorder()
 
 
+def frozen_features(run: RunDir, frozen: list[str], full_optimizer):
+    """A Keras callback for a stage that trains only a model's head (the layers named in
+    ``frozen`` frozen, the model's optimizer a
+    :func:`~augmine.model.freezing.head_optimizer`): at every epoch's end (after the epoch
+    recorder) the layers are set trainable again, the head optimizer's step and slots go
+    into ``full_optimizer`` (the run's, built on every layer) and ``last.keras`` is saved
+    once more with it, so the run's checkpoint trains whole and keeps every optimizer slot;
+    the next epoch starts frozen again."""
+    keras = import_keras()
+    from augmine.model.freezing import copy_optimizer_state, set_trainable
+
+    class FrozenFeatures(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            set_trainable(self.model, frozen, False)
+
+        def on_epoch_end(self, epoch, logs=None):
+            head = self.model.optimizer
+            set_trainable(self.model, frozen, True)
+            copy_optimizer_state(head, full_optimizer)
+            self.model.optimizer = full_optimizer
+            try:
+                save_checkpoint(run, self.model)
+            finally:
+                self.model.optimizer = head
+
+    return FrozenFeatures()
+
+
 def run_progress(total: int, done: int = 0):
     """The whole run's progress: a tqdm counter of ``total`` epochs starting at ``done``,
     kept across the run's fits; ``str()`` of it reads ``7/16 epochs, 12:30 elapsed, ETA

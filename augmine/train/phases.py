@@ -320,7 +320,8 @@ def recorded_model(model_cfg, model):
 def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None,
                        stage: str = "round-1", progress: bool = True, recipe=None,
                        size: int | None = None, extra_callbacks=(), label: str | None = None,
-                       seed: int | None = None):
+                       seed: int | None = None, teacher: dict | None = None,
+                       head_layers: int | None = None):
     """Train ``epochs`` more epochs from the run's ``last.keras`` (a mining round).
 
     ``run_dir``: a path or :class:`RunDir`; ``index``: the run's
@@ -330,8 +331,12 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     its class overrides apply; the plan's own ``recipe`` covers its weak classes);
     ``size``: default the last phase's; ``extra_callbacks``: Keras callbacks added to the
     fit; ``label``: starts each printed epoch line (which arm of a round it is); ``seed``:
-    the seed of sampling, augmentation and Keras (default the config's; ``--seeds``). The
-    optimizer continues (same
+    the seed of sampling, augmentation and Keras (default the config's; ``--seeds``);
+    ``teacher``: ``{"checkpoint", "temperature", "weight"}``, distil from that frozen model
+    on every batch (:func:`~augmine.model.losses.attach_teacher`); ``head_layers``: train
+    only the last that many layers with weights (:mod:`augmine.model.freezing`; the rest is
+    frozen during each epoch and trainable again in every saved ``last.keras``:
+    :func:`~augmine.train.fit.frozen_features`). The optimizer continues (same
     schedule step). Every epoch commits like a phase's, so a killed round resumes by
     calling this again with the same ``stage``; a finished stage is not trained again.
     Returns the Keras model.
@@ -358,6 +363,23 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
             log.info("%s: stage %s already trained; returning its model", run, stage)
             return model
         info["epochs"] = epochs
+        extra = list(extra_callbacks)
+        full_optimizer = model.optimizer
+        if head_layers:
+            from augmine.model.freezing import freeze_all_but_head, head_optimizer
+            from augmine.train.fit import frozen_features
+
+            # a checkpoint of a stage killed mid-save may have them frozen already
+            info["frozen"] = sorted(set(info.get("frozen") or ()) |
+                                    set(freeze_all_but_head(model, head_layers)))
+            model.optimizer = head_optimizer(full_optimizer, model.trainable_variables)
+            extra.append(frozen_features(run, info["frozen"], full_optimizer))
+        if teacher is not None:
+            from augmine.model.losses import attach_teacher
+            from augmine.runs.checkpoints import load_checkpoint
+
+            attach_teacher(model, load_checkpoint(teacher["checkpoint"], compile=False),
+                           teacher["temperature"], teacher["weight"])
         state.update({"status": "running", "stage": stage, "stage_epochs_done": done})
         run.write_state(state)
         if done < epochs:
@@ -366,9 +388,17 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                            plan=plan)
             _fit_and_close(model, feeds, epochs, done,
                            stage_callbacks(run, state, stage, None, size, progress,
-                                           list(extra_callbacks) + create_callbacks(cfg),
+                                           extra + create_callbacks(cfg),
                                            seed=seed, label=label),
                            progress, class_weight=class_weight)
+        elif info.get("frozen"):        # killed before frozen_features saved: save it now
+            from augmine.model.freezing import set_trainable
+            from augmine.runs.checkpoints import save_checkpoint
+
+            set_trainable(model, info["frozen"], True)
+            model.optimizer = full_optimizer
+            save_checkpoint(run, model)
+        model.optimizer = full_optimizer
     info["epochs_done"] = int(state["stage_epochs_done"])
     info["done"] = True
     state["status"] = "done"
