@@ -73,11 +73,15 @@ def _new_state(cfg: TrainConfig, index) -> dict:
             "reports": [], "rounds": {}}
 
 
-def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, state: dict):
+def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, state: dict,
+                  val_feed=None):
+    """The phase's report; ``val_feed``: the feed the phase validated on (its decoded
+    images kept), else a new one. One prediction pass: Keras' validation gives the last
+    epoch's metrics, not its predictions."""
     phase = cfg.phases[phase_no - 1]
     _, batch_size = evaluation_settings(cfg, phase.size)
     with whole_predictions(cfg.strategy):
-        y_true, probs = evaluate_model(model, index, phase.size, batch_size)
+        y_true, probs = evaluate_model(model, index, phase.size, batch_size, feed=val_feed)
     meta = {"kind": "phase", "phase": phase_no, "size": phase.size, "epochs": phase.epochs,
             "epochs_done": state["epochs_done"], "step": state["step"],
             "recipe": phase.recipe}
@@ -132,7 +136,7 @@ def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: i
 
         train_feed = mix_feed(train_feed, batch_mixer(index.num_classes, reg.mixup,
                                                       reg.cutmix, seed=seed + first_epoch))
-    return process_feed(train_feed, shard), eval_dataset(index, size, eval_bs)
+    return process_feed(train_feed, shard), eval_dataset(index, size, eval_bs, keep=True)
 
 
 def _phase_recipe(phase):
@@ -230,7 +234,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             if phase_no < state["phase"]:
                 continue
             done = state["phase_epochs_done"] if phase_no == state["phase"] else 0
-            stage = f"phase-{phase_no}"
+            stage, val_feed = f"phase-{phase_no}", None
             state.update({"phase": phase_no, "stage": stage, "phase_epochs_done": done,
                           "stage_epochs_done": done})
             if done < phase.epochs:
@@ -245,15 +249,15 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
                                                progress, callbacks, seed=cfg.seed,
                                                label=label, run_bar=run_bar),
                                progress)
+                val_feed = feeds[1]                 # its decoded images kept
             if stage not in state["reports"]:
-                _phase_report(run, model, index, cfg, phase_no, state)
+                _phase_report(run, model, index, cfg, phase_no, state, val_feed)
                 state["reports"].append(stage)
-                run.write_state(state)
-            if phase_no < len(cfg.phases):
+            if phase_no < len(cfg.phases):         # one write: the report and the next phase
                 state.update({"phase": phase_no + 1, "phase_epochs_done": 0,
                               "stage": f"phase-{phase_no + 1}", "stage_epochs_done": 0})
                 run.write_state(state)
-    state["status"] = "done"
+    state["status"] = "done"                       # with the last phase's report
     run.write_state(state)
     return RunResult(run, state, run.read_history(), model)
 
