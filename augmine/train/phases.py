@@ -32,8 +32,9 @@ from augmine.model.sources import check_phase_sizes, rescaled
 from augmine.analysis.reports import write_stage_report
 from augmine.runs.rundir import RunDir
 from augmine.core.runtime import import_keras
-from augmine.train.fit import (build_model, distribution, dtype_policy, fit_stage, precision_policy,
-                       restore_model, run_progress, show_bars, stage_callbacks)
+from augmine.train.fit import (build_model, distribution, dtype_policy, epoch_validation,
+                               fit_stage, precision_policy, restore_model, run_progress,
+                               show_bars, stage_callbacks)
 from augmine.train.multiworker import (process_feed, process_run, process_shard,
                                        whole_predictions)
 
@@ -74,14 +75,15 @@ def _new_state(cfg: TrainConfig, index) -> dict:
 
 
 def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, state: dict,
-                  val_feed=None):
-    """The phase's report; ``val_feed``: the feed the phase validated on (its decoded
-    images kept), else a new one. One prediction pass: Keras' validation gives the last
-    epoch's metrics, not its predictions."""
+                  predictions=None):
+    """The phase's report from ``predictions`` (``(y_true, probs)`` of the phase's last
+    epoch's validation) or, without them, one prediction pass."""
     phase = cfg.phases[phase_no - 1]
-    _, batch_size = evaluation_settings(cfg, phase.size)
-    with whole_predictions(cfg.strategy):
-        y_true, probs = evaluate_model(model, index, phase.size, batch_size, feed=val_feed)
+    if predictions is None:
+        _, batch_size = evaluation_settings(cfg, phase.size)
+        with whole_predictions(cfg.strategy):
+            predictions = evaluate_model(model, index, phase.size, batch_size)
+    y_true, probs = predictions
     meta = {"kind": "phase", "phase": phase_no, "size": phase.size, "epochs": phase.epochs,
             "epochs_done": state["epochs_done"], "step": state["step"],
             "recipe": phase.recipe}
@@ -149,16 +151,22 @@ def _phase_recipe(phase):
 
 
 def _fit_and_close(model, feeds, epochs: int, initial_epoch: int, callbacks, progress,
-                   class_weight=None) -> None:
+                   class_weight=None, *, index, size: int, cfg: TrainConfig):
+    """Fit one stage on ``feeds`` (train, val), validated by :func:`epoch_validation`;
+    returns the last epoch's ``(y_true, probs)`` on val when they are still the model's
+    (None when no epoch ran or a callback changed the weights after it)."""
     from augmine.feed.feeds import close_feed
 
     train_feed, val_feed = feeds
+    _, eval_bs = evaluation_settings(cfg, size)
+    validation = epoch_validation(val_feed, index, size, eval_bs, cfg.strategy)
     try:
-        fit_stage(model, train_feed, val_feed, epochs, initial_epoch, callbacks, progress,
-                  class_weight=class_weight)
+        fit_stage(model, train_feed, None, epochs, initial_epoch,
+                  [validation, *callbacks], progress, class_weight=class_weight)
     finally:
         close_feed(train_feed)
         close_feed(val_feed)
+    return validation.final_predictions(model)
 
 
 def phase_label(phase_no: int, phase) -> str:
@@ -234,7 +242,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             if phase_no < state["phase"]:
                 continue
             done = state["phase_epochs_done"] if phase_no == state["phase"] else 0
-            stage, val_feed = f"phase-{phase_no}", None
+            stage, predictions = f"phase-{phase_no}", None
             state.update({"phase": phase_no, "stage": stage, "phase_epochs_done": done,
                           "stage_epochs_done": done})
             if done < phase.epochs:
@@ -244,14 +252,13 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
                     f"{state['epochs_done'] + phase.epochs - done} of {cfg.total_epochs}")
                 feeds = _feeds(index, cfg, _phase_recipe(phase), phase.size,
                                cfg.seed + phase_no, done, options=phase.feed_options())
-                _fit_and_close(model, feeds, phase.epochs, done,
-                               stage_callbacks(run, state, stage, phase_no, phase.size,
-                                               progress, callbacks, seed=cfg.seed,
-                                               label=label, run_bar=run_bar),
-                               progress)
-                val_feed = feeds[1]                 # its decoded images kept
+                predictions = _fit_and_close(
+                    model, feeds, phase.epochs, done,
+                    stage_callbacks(run, state, stage, phase_no, phase.size, progress,
+                                    callbacks, seed=cfg.seed, label=label, run_bar=run_bar),
+                    progress, index=index, size=phase.size, cfg=cfg)
             if stage not in state["reports"]:
-                _phase_report(run, model, index, cfg, phase_no, state, val_feed)
+                _phase_report(run, model, index, cfg, phase_no, state, predictions)
                 state["reports"].append(stage)
             if phase_no < len(cfg.phases):         # one write: the report and the next phase
                 state.update({"phase": phase_no + 1, "phase_epochs_done": 0,
@@ -339,7 +346,8 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                            stage_callbacks(run, state, stage, None, size, progress,
                                            list(extra_callbacks) + create_callbacks(cfg),
                                            seed=cfg.seed, label=label),
-                           progress, class_weight=class_weight)
+                           progress, class_weight=class_weight, index=index, size=size,
+                           cfg=cfg)
     info["epochs_done"] = int(state["stage_epochs_done"])
     info["done"] = True
     state["status"] = "done"
