@@ -105,6 +105,24 @@ def test_eval_keeps_file_order_and_pixels(synth_index):
         np.testing.assert_allclose(images[i].astype(int), want.astype(int), atol=1)
 
 
+@pytest.mark.backend
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_kept_eval_feed_decodes_each_image_once(synth_index, monkeypatch, keep):
+    from augmine.data import images
+    from augmine.feed.feeds import eval_dataset
+
+    decoded = []
+    real = images.read_image
+    monkeypatch.setattr(images, "read_image", lambda path: decoded.append(path) or real(path))
+    feed = eval_dataset(synth_index, 16, 33, keep=keep)
+    first, second = _batches(feed), _batches(feed)
+    for (x1, y1), (x2, y2) in zip(first, second, strict=True):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    n = len(synth_index.val)
+    assert len(decoded) == (n if keep else 2 * n)
+
+
 @pytest.fixture()
 def gray_root(tmp_path):
     """A class-folder dataset whose JPEGs are all single-channel (grayscale) files."""

@@ -30,6 +30,62 @@ def test_history_rows_after_the_committed_state_are_dropped(tmp_path):
     assert not [p for p in run.path.iterdir() if p.name.startswith(".")]   # no temp files
 
 
+def test_history_is_appended_with_one_header_and_a_cut_row_is_dropped(tmp_path):
+    run = RunDir(tmp_path / "run")
+    for epoch in (1, 2):
+        run.append_history({"stage": "phase-1", "phase": 1, "size": 16, "epoch": epoch})
+    first = run.history_path.read_text()
+    ino = run.history_path.stat().st_ino
+    run.append_history({"stage": "phase-1", "phase": 1, "size": 16, "epoch": 3})
+    text = run.history_path.read_text()
+    assert text.startswith(first) and run.history_path.stat().st_ino == ino   # appended
+    assert text.count("stage,phase,size") == 1 and len(text.splitlines()) == 4
+    with open(run.history_path, "a") as fh:          # an append cut short (power cut)
+        fh.write("phase-1,1,1")
+    run.truncate_history(3)
+    assert [r["epoch"] for r in run.read_history()] == ["1", "2", "3"]
+    run.append_history({"stage": "phase-1", "phase": 1, "size": 16, "epoch": 4})
+    assert [r["epoch"] for r in run.read_history()] == ["1", "2", "3", "4"]
+
+
+class _FakeModel:
+    """Stands in for a Keras model: ``save`` writes ``label``."""
+
+    def __init__(self, label: bytes):
+        self.label = label
+
+    def save(self, path):
+        Path(path).write_bytes(self.label)
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_best_checkpoints_keep_their_bytes_when_last_is_saved_again(tmp_path, monkeypatch,
+                                                                    links):
+    from augmine.runs.checkpoints import save_checkpoint
+
+    if not links:                                     # a file system without hard links
+        def refuse(src, dst):
+            raise OSError(1, "Operation not permitted")
+        monkeypatch.setattr("os.link", refuse)
+    run = RunDir(tmp_path / "run")
+    save_checkpoint(run, _FakeModel(b"epoch 1"))
+    run.promote_best()
+    run.promote_best(16)
+    same = run.checkpoint("best").stat().st_ino == run.checkpoint("last").stat().st_ino
+    assert same is links
+    assert run.checkpoint("last").stat().st_nlink == (3 if links else 1)
+    save_checkpoint(run, _FakeModel(b"epoch 2"))
+    run.promote_best(16)
+    save_checkpoint(run, _FakeModel(b"epoch 3"))
+    assert run.checkpoint("last").read_bytes() == b"epoch 3"
+    assert run.checkpoint("best").read_bytes() == b"epoch 1"
+    assert run.checkpoint("best", 16).read_bytes() == b"epoch 2"
+    run.promote_best(16)
+    run.promote_best(16)                              # again: nothing changes, nothing left
+    assert run.checkpoint("best", 16).read_bytes() == b"epoch 3"
+    assert not [p for p in run.checkpoints_dir.iterdir() if p.name.startswith(".")]
+
+
 def test_snapshot_and_restore_put_checkpoints_and_state_back(tmp_path):
     run = RunDir(tmp_path / "run")
     run.checkpoint("last").parent.mkdir(parents=True)

@@ -162,12 +162,37 @@ def test_tiny_model_trained_one_epoch_per_phase_lowers_its_loss(trained_run):
     assert state["status"] == "done" and state["epochs_done"] == 3
     assert state["step"] == 3 * 13            # 400 images / batch 32 -> 13 steps per epoch
     assert state["reports"] == ["phase-1", "phase-2", "phase-3"]
-    for stage in state["reports"]:
+    for stage, row in zip(state["reports"], rows, strict=True):
         report = json.loads((trained_run.run_dir / "reports" / stage / "report.json").read_text())
         assert report["stage"] == stage and report["kind"] == "phase"
+        # built from the phase's last validation: the numbers history.csv has for it
+        assert report["accuracy"] == pytest.approx(float(row["val_accuracy"]), abs=1e-6)
     cfg = yaml.safe_load((trained_run.run_dir / "config.yaml").read_text())
     assert Path(cfg["data"]).is_dir()
     assert [p["presize"] for p in cfg["phases"]] == [True, False, False]   # as configured
+
+
+@pytest.mark.backend
+def test_a_phase_report_follows_weights_a_callback_changes_after_the_last_epoch(
+        tmp_path, synth_root, synth_index):
+    """A callback of yours that sets other weights when the fit ends (as EarlyStopping's
+    restore_best_weights does): the report is about the model as the phase ends, so it
+    predicts again instead of reusing the last epoch's validation."""
+    import keras
+
+    class ZeroWeightsAtTheEnd(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            self.model.set_weights([np.zeros_like(w) for w in self.model.get_weights()])
+
+    cfg = write_config(tmp_path, phases=[{"size": 16, "epochs": 1, "recipe": "none"}])
+    result = train_run(cfg, synth_root, tmp_path / "run", progress=False,
+                       extra_callbacks=[ZeroWeightsAtTheEnd()])
+    report = json.loads((result.run_dir / "reports" / "phase-1" / "report.json").read_text())
+    labels = np.asarray(synth_index.val.labels)
+    # zero weights: every class scores the same, so class 0 is every image's guess
+    probs = np.load(result.run_dir / "reports" / "phase-1" / "predictions.npz")["probs"]
+    np.testing.assert_allclose(probs, 1 / synth_index.num_classes, rtol=1e-5)
+    assert report["accuracy"] == pytest.approx(float(np.mean(labels == 0)))
 
 
 @pytest.mark.slow

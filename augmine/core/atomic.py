@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import stat
 import tempfile
@@ -139,3 +140,23 @@ def copy_file(src, dst) -> Path:
     with atomic_path(Path(dst)) as tmp:
         shutil.copyfile(src, tmp)
     return Path(dst)
+
+
+def link_file(src, dst) -> Path:
+    """Make ``dst`` a hard link to ``src``'s file, atomically (a link made beside ``dst``, then
+    renamed over it): no bytes are copied and nothing needs a flush. Where the file system
+    refuses hard links, a copy (:func:`copy_file`). The link shares ``src``'s file only until
+    ``src`` is replaced (every writer here replaces by rename, so ``dst`` keeps the old
+    bytes); never write into either file in place."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.parent / f".{dst.name}.{secrets.token_hex(4)}{dst.suffix}"   # as atomic_path's
+    try:
+        os.link(src, tmp)
+    except OSError:
+        return copy_file(src, dst)
+    try:
+        os.replace(tmp, dst)      # a no-op when dst is already a link to the same file
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst

@@ -186,7 +186,7 @@ def train_dataset(index, recipe, size: int, batch_size: int, plan=None, seed: in
     return _make_feed(core, size)
 
 
-def eval_dataset(index, size: int, batch_size: int, split: str = "val"):
+def eval_dataset(index, size: int, batch_size: int, split: str = "val", keep: bool = False):
     """The evaluation feed: no augmentation, file order kept, resized to ``size``.
 
     Labels line up with ``index.split(split).labels``. Decoding and resizing (OpenCV,
@@ -194,6 +194,8 @@ def eval_dataset(index, size: int, batch_size: int, split: str = "val"):
     they are cheap next to a model's forward pass. Batches are ``(images uint8 (B, size,
     size, 3), labels int32 (B,))``, the last one partial; a ``tf.data.Dataset`` on
     TensorFlow, a ``keras.utils.PyDataset`` on JAX/PyTorch (as :func:`train_dataset`).
+    ``keep``: decode and resize each image once, on the first pass, and keep the batches
+    (size x size x 3 bytes an image) for every later pass (the validation of every epoch).
     """
     import albumentations as A
 
@@ -202,7 +204,7 @@ def eval_dataset(index, size: int, batch_size: int, split: str = "val"):
     job = BatchJob(paths=[str(p) for p in sp.paths], labels=np.asarray(sp.labels, np.int64),
                size=size, composes=[A.Compose([A.Resize(size, size)])],
                recipe_of_class=np.zeros(index.num_classes, np.int64), seeded=True)
-    return _make_feed(EvalFeed(job, batch_size), size)
+    return _make_feed(EvalFeed(job, batch_size, keep=keep), size)
 
 
 def close_feed(feed) -> None:

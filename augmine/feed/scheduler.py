@@ -199,18 +199,25 @@ class TrainFeed:
 
 
 class EvalFeed:
-    """The engine behind one ``eval_dataset``: batch ``i`` in file order, in this process."""
+    """The engine behind one ``eval_dataset``: batch ``i`` in file order, in this process;
+    with ``keep``, each batch is decoded once and kept for every later pass."""
 
-    def __init__(self, job: BatchJob, batch_size: int):
+    def __init__(self, job: BatchJob, batch_size: int, keep: bool = False):
         self.job, self.batch_size = job, batch_size
         self.maker = BatchMaker(job)
         self.num_batches = -(-len(job.paths) // batch_size)
+        self.kept: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if keep else None
 
     def batch(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         if not 0 <= i < self.num_batches:
             raise IndexError(f"batch {i} of {self.num_batches}")
-        return self.maker(np.arange(i * self.batch_size,
+        if self.kept is not None and i in self.kept:
+            return self.kept[i]
+        made = self.maker(np.arange(i * self.batch_size,
                                     min((i + 1) * self.batch_size, len(self.job.paths))), None)
+        if self.kept is not None:
+            self.kept[i] = made
+        return made
 
     def iterate_epoch(self):
         for i in range(self.num_batches):

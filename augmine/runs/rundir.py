@@ -297,26 +297,38 @@ class RunDir(RoundCopies, AffinityFiles, RunStarts):
         _write_csv(self.history_path, HISTORY_COLUMNS, rows)
 
     def append_history(self, row: dict) -> None:
-        """Add one epoch's row (values formatted: floats to 6 significant digits)."""
+        """Add one epoch's row at the end of ``history.csv`` (the header is written with the
+        first row; values formatted: floats to 6 significant digits). The file is not
+        rewritten: a row costs one small write whatever the run's length."""
         def fmt(value):
             if value is None:
                 return ""
             return f"{value:.6g}" if isinstance(value, float) else str(value)
 
-        self._write_history(self.read_history() + [{k: fmt(v) for k, v in row.items()}])
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.history_path, "a", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS, extrasaction="ignore",
+                                    lineterminator="\n")
+            if fh.tell() == 0:
+                writer.writeheader()
+            writer.writerow({k: fmt(v) for k, v in row.items()})
 
     def truncate_history(self, epochs_done: int) -> None:
-        """Drop rows written after the last committed ``state.json`` (epoch > epochs_done)."""
+        """Drop rows written after the last committed ``state.json`` (epoch > epochs_done),
+        and any row an interrupted append left short; rewritten atomically when it drops."""
         rows = self.read_history()
-        keep = [r for r in rows if r.get("epoch") and int(r["epoch"]) <= int(epochs_done)]
+        keep = [r for r in rows if r.get("epoch") and None not in r.values()
+                and r["epoch"].isdigit() and int(r["epoch"]) <= int(epochs_done)]
         if len(keep) != len(rows):
             self._write_history(keep)
 
     # ----------------------------------------------------------------------- checkpoints
 
     def promote_best(self, size: int | None = None) -> None:
-        """Copy ``last.keras`` to ``best.keras`` or, with ``size``, to ``best-<size>px.keras``."""
-        atomic.copy_file(self.checkpoint("last"), self.checkpoint("best", size))
+        """Make ``best.keras`` or, with ``size``, ``best-<size>px.keras`` the file
+        ``last.keras`` is now: a hard link (a copy where links fail). ``last.keras`` is only
+        ever replaced by rename, so the best keeps these bytes after later saves."""
+        atomic.link_file(self.checkpoint("last"), self.checkpoint("best", size))
 
     # ----------------------------------------------------------------------- suspects
 

@@ -16,15 +16,19 @@ from augmine.runs.checkpoints import (DEFAULT_BATCH_SIZE, evaluation_settings, l
 
 
 def evaluate_model(model, index, size: int, batch_size: int = DEFAULT_BATCH_SIZE,
-                   split: str = "val"):
+                   split: str = "val", feed=None):
     """Predict ``split`` (default the validation split) at ``size`` px, without augmentation.
 
+    ``feed``: an :func:`~augmine.feed.feeds.eval_dataset` of that split at that size to read
+    (e.g. the one a phase validated on, with its decoded batches kept); default a new one.
     Returns ``(y_true (N,) int64, probs (N, C) float32)`` in the index's file order.
     """
     from augmine.feed.feeds import eval_dataset, pipeline_errors
 
+    if feed is None:
+        feed = eval_dataset(index, size, batch_size, split=split)
     with pipeline_errors():
-        probs = model.predict(eval_dataset(index, size, batch_size, split=split), verbose=0)
+        probs = model.predict(feed, verbose=0)
     probs = np.asarray(probs, dtype=np.float32)
     y_true = np.asarray(index.split(split).labels, dtype=np.int64)
     if len(probs) != len(y_true):

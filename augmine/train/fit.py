@@ -8,8 +8,13 @@ the devices (``tf.distribute.MirroredStrategy`` on TensorFlow, ``keras.distribut
 DataParallel`` on JAX). Nothing here imports TensorFlow unless Keras runs on it.
 
 Resume: after every epoch the recorder writes ``last.keras`` (weights + optimizer state,
-including the step), then the best checkpoints when val accuracy improved, then the history
-row, then ``state.json`` last, so ``state.json`` is the commit point.
+including the step; flushed, then renamed into place), then links the best checkpoints to it
+when val accuracy improved, then appends the history row, then writes ``state.json`` last
+(flushed), so ``state.json`` is the commit point.
+
+Validation: :func:`epoch_validation` predicts the val split once an epoch (its decoded images
+kept by the feed) and puts ``val_loss``/``val_accuracy`` in the epoch's logs; the phase report
+reuses the last epoch's predictions.
 """
 
 from __future__ import annotations
@@ -154,9 +159,10 @@ def restore_model(run: RunDir, state: dict):
 # --------------------------------------------------------------------------- callbacks
 
 def epoch_recorder(run: RunDir, state: dict, stage: str, phase: int | None, size: int):
-    """A Keras callback that, after every epoch, writes ``last.keras``, the best
-    checkpoints (overall and at ``size``) when val accuracy improved, the history row and
-    ``state.json`` (in that order: ``state.json`` is the commit point for resume).
+    """A Keras callback that, after every epoch, writes ``last.keras``, links the best
+    checkpoints (overall and at ``size``) to it when val accuracy improved, appends the
+    history row and writes ``state.json`` (in that order: ``state.json`` is the commit point
+    for resume).
     ``state`` is updated in place."""
     keras = import_keras()
 
@@ -220,6 +226,55 @@ def frozen_features(run: RunDir, frozen: list[str], full_optimizer):
                 self.model.optimizer = head
 
     return FrozenFeatures()
+
+
+def epoch_validation(val_feed, index, size: int, batch_size: int, strategy: str = "default"):
+    """A Keras callback validating after every epoch with one prediction pass over
+    ``val_feed`` (an ``eval_dataset`` of ``index``'s val split at ``size``): ``val_loss`` (the
+    compiled loss plus the model's regularization losses, as Keras' own validation has it)
+    and ``val_accuracy`` go into the epoch's logs, and ``predictions`` keeps ``(y_true,
+    probs)`` of the latest epoch, so a stage's report needs no second pass. Put it first in
+    the callback list (every later callback reads the values) and fit without
+    ``validation_data``."""
+    import hashlib
+
+    import numpy as np
+
+    from augmine.train.evaluation import evaluate_model
+    from augmine.train.multiworker import whole_predictions
+
+    keras = import_keras()
+
+    def digest(model) -> str:
+        sha = hashlib.blake2b(digest_size=16)
+        for weights in model.get_weights():
+            sha.update(np.ascontiguousarray(weights).tobytes())
+        return sha.hexdigest()
+
+    class EpochValidation(keras.callbacks.Callback):
+        predictions, _made_with = None, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            with whole_predictions(strategy):
+                y_true, probs = evaluate_model(self.model, index, size, batch_size,
+                                               feed=val_feed)
+            loss = self.model.compute_loss(y=y_true, y_pred=probs, training=False)
+            if logs is not None:
+                logs["val_loss"] = float(keras.ops.convert_to_numpy(loss))
+                logs["val_accuracy"] = float(np.mean(probs.argmax(axis=1) == y_true))
+            self.predictions = (y_true, probs)
+            last = epoch + 1 == (self.params or {}).get("epochs")
+            self._made_with = digest(self.model) if last else None
+
+        def final_predictions(self, model):
+            """The last epoch's ``(y_true, probs)`` when ``model``'s weights are still the
+            ones they were made with (a callback may restore others when the fit ends),
+            else None."""
+            if self._made_with is None or digest(model) != self._made_with:
+                return None
+            return self.predictions
+
+    return EpochValidation()
 
 
 def run_progress(total: int, done: int = 0):
@@ -299,6 +354,21 @@ def tensorboard_available() -> bool:
     return keras_backend() == "tensorflow" and importlib.util.find_spec("tensorboard") is not None
 
 
+def epoch_tensorboard(log_dir):
+    """Keras' TensorBoard callback writing once per epoch (``update_freq="epoch"``, no graph,
+    no profiling) without its per-batch hooks: with them Keras hands every batch's logs to
+    the callbacks in step (and they would only count batches), a cost on every step."""
+    keras = import_keras()
+    base = keras.callbacks.Callback
+
+    class EpochTensorBoard(keras.callbacks.TensorBoard):
+        on_train_batch_begin = base.on_train_batch_begin
+        on_train_batch_end = base.on_train_batch_end
+
+    return EpochTensorBoard(log_dir=str(log_dir), write_graph=False, update_freq="epoch",
+                            profile_batch=0)
+
+
 def stage_callbacks(run: RunDir, state: dict, stage: str, phase: int | None, size: int,
                     progress: bool = True, extra=(), seed: int | None = None,
                     label: str | None = None, run_bar=None) -> list:
@@ -311,8 +381,7 @@ def stage_callbacks(run: RunDir, state: dict, stage: str, phase: int | None, siz
     callbacks = [] if seed is None else [epoch_seeder(seed, state)]
     callbacks.append(epoch_recorder(run, state, stage, phase, size))
     if tensorboard_available():
-        callbacks.append(keras.callbacks.TensorBoard(
-            log_dir=str(run.tensorboard_dir(stage)), write_graph=False, update_freq="epoch"))
+        callbacks.append(epoch_tensorboard(run.tensorboard_dir(stage)))
     elif "tensorboard" not in _warned:
         _warned.add("tensorboard")
         why = "tensorboard is not installed (pip install tensorboard)" \
@@ -336,7 +405,8 @@ def show_bars(progress: bool) -> bool:
 def fit_stage(model, train_feed, val_feed, epochs: int, initial_epoch: int, callbacks,
               progress: bool = True, class_weight=None):
     """Fit ``model`` (compiled) from ``initial_epoch`` to ``epochs`` on ``train_feed``,
-    validating on ``val_feed`` after every epoch, with ``callbacks``; pipeline errors come
+    validating on ``val_feed`` after every epoch (None: the callbacks validate, see
+    :func:`epoch_validation`), with ``callbacks``; pipeline errors come
     out as one-line AugmineErrors. ``progress``: Keras' bars when stdout is a terminal.
     The feeds shuffle themselves. Returns the Keras History."""
     from augmine.feed.feeds import pipeline_errors

@@ -32,8 +32,9 @@ from augmine.model.sources import check_phase_sizes, rescaled
 from augmine.analysis.reports import write_stage_report
 from augmine.runs.rundir import RunDir
 from augmine.core.runtime import import_keras
-from augmine.train.fit import (build_model, distribution, dtype_policy, fit_stage, precision_policy,
-                       restore_model, run_progress, show_bars, stage_callbacks)
+from augmine.train.fit import (build_model, distribution, dtype_policy, epoch_validation,
+                               fit_stage, precision_policy, restore_model, run_progress,
+                               show_bars, stage_callbacks)
 from augmine.train.multiworker import (process_feed, process_run, process_shard,
                                        whole_predictions)
 
@@ -83,11 +84,16 @@ def _extend_state(state: dict, cfg: TrainConfig) -> None:
                   "reports": [r for r in state.get("reports", []) if r != last]})
 
 
-def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, state: dict):
+def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, state: dict,
+                  predictions=None):
+    """The phase's report from ``predictions`` (``(y_true, probs)`` of the phase's last
+    epoch's validation) or, without them, one prediction pass."""
     phase = cfg.phases[phase_no - 1]
-    _, batch_size = evaluation_settings(cfg, phase.size)
-    with whole_predictions(cfg.strategy):
-        y_true, probs = evaluate_model(model, index, phase.size, batch_size)
+    if predictions is None:
+        _, batch_size = evaluation_settings(cfg, phase.size)
+        with whole_predictions(cfg.strategy):
+            predictions = evaluate_model(model, index, phase.size, batch_size)
+    y_true, probs = predictions
     meta = {"kind": "phase", "phase": phase_no, "size": phase.size, "epochs": phase.epochs,
             "epochs_done": state["epochs_done"], "step": state["step"],
             "recipe": phase.recipe}
@@ -142,7 +148,7 @@ def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: i
 
         train_feed = mix_feed(train_feed, batch_mixer(index.num_classes, reg.mixup,
                                                       reg.cutmix, seed=seed + first_epoch))
-    return process_feed(train_feed, shard), eval_dataset(index, size, eval_bs)
+    return process_feed(train_feed, shard), eval_dataset(index, size, eval_bs, keep=True)
 
 
 def _phase_recipe(phase):
@@ -155,16 +161,22 @@ def _phase_recipe(phase):
 
 
 def _fit_and_close(model, feeds, epochs: int, initial_epoch: int, callbacks, progress,
-                   class_weight=None) -> None:
+                   class_weight=None, *, index, size: int, cfg: TrainConfig):
+    """Fit one stage on ``feeds`` (train, val), validated by :func:`epoch_validation`;
+    returns the last epoch's ``(y_true, probs)`` on val when they are still the model's
+    (None when no epoch ran or a callback changed the weights after it)."""
     from augmine.feed.feeds import close_feed
 
     train_feed, val_feed = feeds
+    _, eval_bs = evaluation_settings(cfg, size)
+    validation = epoch_validation(val_feed, index, size, eval_bs, cfg.strategy)
     try:
-        fit_stage(model, train_feed, val_feed, epochs, initial_epoch, callbacks, progress,
-                  class_weight=class_weight)
+        fit_stage(model, train_feed, None, epochs, initial_epoch,
+                  [validation, *callbacks], progress, class_weight=class_weight)
     finally:
         close_feed(train_feed)
         close_feed(val_feed)
+    return validation.final_predictions(model)
 
 
 def _epochs(first: int, last: int) -> str:
@@ -259,7 +271,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             if phase_no < state["phase"]:
                 continue
             done = state["phase_epochs_done"] if phase_no == state["phase"] else 0
-            stage = f"phase-{phase_no}"
+            stage, predictions = f"phase-{phase_no}", None
             state.update({"phase": phase_no, "stage": stage, "phase_epochs_done": done,
                           "stage_epochs_done": done})
             if done < phase.epochs:
@@ -270,20 +282,19 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
                     f" of {cfg.total_epochs}")
                 feeds = _feeds(index, cfg, _phase_recipe(phase), phase.size,
                                cfg.seed + phase_no, done, options=phase.feed_options())
-                _fit_and_close(model, feeds, phase.epochs, done,
-                               stage_callbacks(run, state, stage, phase_no, phase.size,
-                                               progress, callbacks, seed=cfg.seed,
-                                               label=label, run_bar=run_bar),
-                               progress)
+                predictions = _fit_and_close(
+                    model, feeds, phase.epochs, done,
+                    stage_callbacks(run, state, stage, phase_no, phase.size, progress,
+                                    callbacks, seed=cfg.seed, label=label, run_bar=run_bar),
+                    progress, index=index, size=phase.size, cfg=cfg)
             if stage not in state["reports"]:
-                _phase_report(run, model, index, cfg, phase_no, state)
+                _phase_report(run, model, index, cfg, phase_no, state, predictions)
                 state["reports"].append(stage)
-                run.write_state(state)
-            if phase_no < len(cfg.phases):
+            if phase_no < len(cfg.phases):         # one write: the report and the next phase
                 state.update({"phase": phase_no + 1, "phase_epochs_done": 0,
                               "stage": f"phase-{phase_no + 1}", "stage_epochs_done": 0})
                 run.write_state(state)
-    state["status"] = "done"
+    state["status"] = "done"                       # with the last phase's report
     run.write_state(state)
     return RunResult(run, state, run.read_history(), model)
 
@@ -390,7 +401,8 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                            stage_callbacks(run, state, stage, None, size, progress,
                                            extra + create_callbacks(cfg),
                                            seed=seed, label=label),
-                           progress, class_weight=class_weight)
+                           progress, class_weight=class_weight, index=index, size=size,
+                           cfg=cfg)
         elif info.get("frozen"):        # killed before frozen_features saved: save it now
             from augmine.model.freezing import set_trainable
             from augmine.runs.checkpoints import save_checkpoint
