@@ -117,7 +117,9 @@ def test_the_verdict_names_every_row_below_zero(mining_run, tmp_path):
     # the verdict closes the effect; the keep rule follows and rejects the wreck
     rule = lines[lines.index(warn[0]) + 1]
     assert re.match(r"rule on the \d+ selection images \(", rule) and "rejected: " in rule, rule
-    assert lines[lines.index(warn[0]) + 2].startswith("the rule rejected round 1: the run goes on")
+    after = lines[lines.index(warn[0]) + 2:]
+    assert after[0].startswith("what the run ends up with against the control"), after
+    assert after[1].startswith("the rule rejected round 1: the run goes on from the "), after
     fell = lines[lines.index("F1 fell most (against the control):") + 1]
     assert re.search(r"control \d\.\d{3}, round \d\.\d{3} \([-+]\d\.\d{3}\) \[\d+\]$", fell), fell
 
