@@ -1,7 +1,8 @@
 """What a run folder allows before anything is written: a new run (never over a run's work),
 a resume (never advising a command that destroys work), the dataset of a resume, and where a
-damaged ``state.json`` comes back from. A part of :class:`augmine.runs.rundir.RunDir`, which
-owns the layout."""
+damaged ``state.json`` comes back from; the first ``state.json`` of a run (:func:`new_state`)
+and of a resume with more last-phase epochs (:func:`extended_state`). A part of
+:class:`augmine.runs.rundir.RunDir`, which owns the layout."""
 
 from __future__ import annotations
 
@@ -103,3 +104,22 @@ class RunStarts:
                                "on the other dataset into a new --run-dir")
         return data, [f"data: {recorded} -> {data} (the recorded folder is gone; the run's "
                       "classes are checked); config.yaml records it"]
+
+
+def new_state(cfg, index) -> dict:
+    """The ``state.json`` of a run of ``cfg`` (a TrainConfig) on ``index`` (a DatasetIndex)
+    before its first epoch."""
+    return {"status": "running", "stage": "phase-1", "phase": 1, "phase_epochs_done": 0,
+            "stage_epochs_done": 0, "epochs_done": 0, "step": 0,
+            "planned_epochs": cfg.total_epochs, "num_classes": index.num_classes,
+            "class_ids": list(index.class_ids), "class_names": list(index.class_names),
+            "best_val_accuracy": None, "best_epoch": None, "best_by_size": {},
+            "reports": [], "rounds": {}}
+
+
+def extended_state(state: dict, cfg) -> None:
+    """``state`` of a run resumed with more (or fewer) last-phase epochs: planned anew, and
+    the last phase's report written again at its new end."""
+    last = f"phase-{len(cfg.phases)}"
+    state.update({"status": "running", "planned_epochs": cfg.total_epochs,
+                  "reports": [r for r in state.get("reports", []) if r != last]})

@@ -31,6 +31,7 @@ from augmine.analysis.splits import apply_holdout
 from augmine.model.sources import check_phase_sizes, rescaled
 from augmine.analysis.reports import write_stage_report
 from augmine.runs.rundir import RunDir
+from augmine.runs.starts import extended_state, new_state
 from augmine.core.runtime import import_keras
 from augmine.train.fit import (build_model, distribution, dtype_policy, epoch_validation,
                                fit_stage, precision_policy, restore_model, run_progress,
@@ -63,25 +64,6 @@ class RunResult:
     @property
     def best_checkpoint(self) -> Path:
         return self.run.checkpoint("best")
-
-
-def new_state(cfg: TrainConfig, index) -> dict:
-    """The ``state.json`` of a run of ``cfg`` on ``index`` (a DatasetIndex) before its first
-    epoch."""
-    return {"status": "running", "stage": "phase-1", "phase": 1, "phase_epochs_done": 0,
-            "stage_epochs_done": 0, "epochs_done": 0, "step": 0,
-            "planned_epochs": cfg.total_epochs, "num_classes": index.num_classes,
-            "class_ids": list(index.class_ids), "class_names": list(index.class_names),
-            "best_val_accuracy": None, "best_epoch": None, "best_by_size": {},
-            "reports": [], "rounds": {}}
-
-
-def _extend_state(state: dict, cfg: TrainConfig) -> None:
-    """``state`` of a run resumed with more (or fewer) last-phase epochs: planned anew, and
-    the last phase's report written again at its new end."""
-    last = f"phase-{len(cfg.phases)}"
-    state.update({"status": "running", "planned_epochs": cfg.total_epochs,
-                  "reports": [r for r in state.get("reports", []) if r != last]})
 
 
 def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, state: dict,
@@ -258,7 +240,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
         elif changes:                      # a resume's allowed changes, applied and printed
             cfg = cfg.model_copy(update={"data": str(data_root)})
             run.write_config(cfg)
-            _extend_state(state, cfg)
+            extended_state(state, cfg)
             for line in changes:
                 say(f"resume: {line}")
         fresh = not state.get("epochs_done")
@@ -335,9 +317,9 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                        head_layers: int | None = None):
     """Train ``epochs`` more epochs from the run's ``last.keras`` (a mining round).
 
-    ``run_dir``: a path or :class:`RunDir`; ``index``: the run's
-    :class:`~augmine.data.dataset.DatasetIndex`; ``plan``: an ``OversamplingPlan`` handed to the
-    pipeline (None = plain epochs); ``class_weight``: Keras ``{class: weight}``;
+    ``run_dir``: a path or :class:`RunDir`; ``index``: the run's :class:`DatasetIndex`;
+    ``plan``: an ``OversamplingPlan`` for the pipeline (None = plain epochs);
+    ``class_weight``: Keras ``{class: weight}``;
     ``recipe``: recipe for all classes (default: the last phase's, at the phase's strength;
     its class overrides apply; the plan's own ``recipe`` covers its weak classes);
     ``size``: default the last phase's; ``extra_callbacks``: Keras callbacks added to the
@@ -345,10 +327,10 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     the seed of sampling, augmentation and Keras (default the config's; ``--seeds``);
     ``teacher``: ``{"checkpoint", "temperature", "weight"}``, distil from that frozen model
     on every batch (:func:`~augmine.model.losses.attach_teacher`); ``head_layers``: train
-    only the last that many layers with weights (:mod:`augmine.model.freezing`; the rest is
-    frozen during each epoch and trainable again in every saved ``last.keras``:
-    :func:`~augmine.train.fit.frozen_features`). The optimizer continues (same
-    schedule step). Every epoch commits like a phase's, so a killed round resumes by
+    only the last that many layers with weights (:mod:`augmine.model.freezing`; the rest
+    frozen during each epoch, trainable in every saved ``last.keras``:
+    :func:`~augmine.train.fit.frozen_features`). The optimizer continues (same schedule
+    step). Every epoch commits like a phase's, so a killed round resumes by
     calling this again with the same ``stage``; a finished stage is not trained again.
     Returns the Keras model.
     """

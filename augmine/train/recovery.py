@@ -15,7 +15,8 @@ from __future__ import annotations
 from augmine.analysis.splits import apply_holdout
 from augmine.core.errors import AugmineError
 from augmine.runs.rundir import RunDir
-from augmine.train.phases import new_state, phase_steps, run_index
+from augmine.runs.starts import new_state
+from augmine.train.phases import phase_steps, run_index
 
 
 def rebuild_state(run_dir, skip_bad: bool = False, progress: bool = False) -> dict:
