@@ -108,3 +108,36 @@ def test_the_demos_closing_commands_run_as_printed_outside_an_activated_environm
     monkeypatch.setenv("PATH", os.pathsep.join([str(Path(script).parent), bare]))
     hint = format_summary(DemoSummary(data=data, run_dir=run, inspection_dir=tmp_path))[-1]
     assert shlex.split(hint.removeprefix("open the app: "))[0] == "augmine"
+
+
+def _shape(line: str) -> str:
+    """A printed line with its numbers, paths and runs of spaces masked: what stays is the
+    wording and the order of its parts."""
+    import re
+
+    line = re.sub(r"\S*/\S*", "PATH", line)
+    line = re.sub(r"[+-]?\d+(\.\d+)?%?", "#", line)
+    return " ".join(line.split())
+
+
+@pytest.mark.slow
+def test_the_readmes_demo_printout_is_what_the_demo_prints(demo_run):
+    """The README quotes the end of the demo's printout. Its effect table (header and the
+    four rows), its title, where the classes were chosen and measured, and where the run
+    folder is are lines the demo prints today, with numbers and paths masked (the README's
+    numbers are one machine's; the test's demo is a smaller one)."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"The end of its printout:\n\n```\n(.*?)```", readme, re.S)
+    assert block, "the README quotes the demo's printout after 'The end of its printout:'"
+    quoted = [ln for ln in block.group(1).splitlines() if ln.strip() and ln.strip() != "..."]
+    printed = [_shape(ln) for ln in demo_run.result.output.splitlines()]
+    fixed = ("mining round", "chosen on", "before", "chosen F1", "other F1", "top-1",
+             "macro F1", "run folder:")
+    checked = [ln for ln in quoted if ln.strip().startswith(fixed)]
+    assert len(checked) >= 8, checked
+    at = 0
+    for line in checked:
+        assert _shape(line) in printed[at:], (line, demo_run.result.output)
+        at = printed.index(_shape(line), at) + 1

@@ -135,6 +135,17 @@ def test_an_empty_folder_to_resume_says_how_to_start(tmp_path):
 
 # --------------------------------------------------------------------------- same run on resume
 
+def _edited_config(config, out, model=None, phases=None):
+    """``config`` (a YAML file) with ``model`` keys and ``phases`` ({index: keys}) changed,
+    written to ``out``; returns ``out``."""
+    raw = yaml.safe_load(config.read_text())
+    raw["model"].update(model or {})
+    for i, keys in (phases or {}).items():
+        raw["phases"][i].update(keys)
+    out.write_text(yaml.safe_dump(raw))
+    return out
+
+
 @pytest.mark.slow
 def test_resume_refuses_another_config_or_dataset_and_lists_what_differs(run_copy, run_config,
                                                                          tmp_path):
@@ -142,11 +153,8 @@ def test_resume_refuses_another_config_or_dataset_and_lists_what_differs(run_cop
 
     run = run_copy
     before = snapshot(run)
-    raw = yaml.safe_load(run_config.read_text())
-    raw["model"]["width"] = 8
-    raw["phases"][0]["epochs"] = 3
-    other = tmp_path / "other.yaml"
-    other.write_text(yaml.safe_dump(raw))
+    other = _edited_config(run_config, tmp_path / "other.yaml", model={"width": 8},
+                           phases={0: {"epochs": 3}})
     line = one_line_error(run_cli("train", other, "--run-dir", run, "--resume"))
     assert f"{other} given to --resume {run} differs from the run's config.yaml in " \
            "model.width: 16 -> 8; phases[1].epochs: 1 -> 3;" in line
@@ -167,10 +175,7 @@ def test_more_last_phase_epochs_on_resume_are_applied_and_printed(run_copy, run_
                                                                   tmp_path):
     run = run_copy
     before = snapshot(run)
-    raw = yaml.safe_load(run_config.read_text())
-    raw["phases"][-1]["epochs"] = 2
-    longer = tmp_path / "longer.yaml"
-    longer.write_text(yaml.safe_dump(raw))
+    longer = _edited_config(run_config, tmp_path / "longer.yaml", phases={-1: {"epochs": 2}})
     res = run_cli("train", longer, "--run-dir", run, "--resume", "--no-progress")
     assert res.exit_code == 0, res.output
     assert "resume: phases[3].epochs: 1 -> 2 (run epochs 3 -> 4); config.yaml records it" \

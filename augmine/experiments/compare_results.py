@@ -134,7 +134,8 @@ def score_comparison(folder, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
     if any(len(p["y_true"]) != len(y) or (p["y_true"] != y).any() for ps in preds for p in ps):
         raise AugmineError(f"{folder.path}: the arms were scored on different val images; "
                            "delete predictions/ and run the comparison again")
-    split_seed = int(next(iter(spec["configs"].values())).get("seed", 0))
+    # the split mining uses, seeded by the arms' config seed (0 when the spec names none)
+    split_seed = int(next(iter((spec.get("configs") or {}).values()), {}).get("seed", 0))
     keep = selection_split(y, split_seed)[1] if measure_half else np.arange(len(y))
     metrics = {}
     for which in ("final", "best"):
