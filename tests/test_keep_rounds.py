@@ -165,21 +165,41 @@ def _weights(path):
 @pytest.mark.slow
 @pytest.mark.backend
 def test_head_round_changes_only_the_head(mining_run, tmp_path):
-    run = copy_run(mining_run, tmp_path)
-    res = run_cli("mine", "round", run, "--mode", "head", "--epochs", "1", "--no-control",
+    """`mine round --mode head` reports the usual rows; its arm, trained again from the same
+    start with the round's plan (the keep rule, which may put the start back, comes after
+    the arm in `mine round`), changes only the head's weights, trains whole again and keeps
+    its optimizer's step."""
+    from augmine.rounds.arms import arm_inputs, model_options
+    from augmine.rounds.plans import load_run_index, mining_settings
+    from augmine.rounds.runner import round_lr_range, round_schedule, round_steps, train_arm
+    from augmine.rounds.state import RoundState
+    from augmine.runs.rundir import RunDir
+
+    cli_run = copy_run(mining_run, tmp_path / "cli")
+    res = run_cli("mine", "round", cli_run, "--mode", "head", "--epochs", "1", "--no-control",
                   "--no-progress")
     assert res.exit_code == 0, res.output
     assert "head: only the head trains" in res.output
-    _, start = _weights(run / "checkpoints" / "round-1-start" / "last.keras")
-    model, after = _weights(run / "checkpoints" / "last.keras")
+    plan = RoundState.read(cli_run).read_plan(1)
+    run = RunDir(copy_run(mining_run, tmp_path / "arm"))
+    index = load_run_index(run)
+    bs, start_step = run.config.batch_size, int(run.read_state()["step"])
+    start_file = tmp_path / "start.keras"
+    start_file.write_bytes(run.checkpoint("last").read_bytes())
+    inputs = arm_inputs("head", plan, index, bs, **model_options(run.config.mining, start_file))
+    schedule = round_schedule(*round_lr_range(run.config, mining_settings(run)), start_step,
+                              round_steps(index, inputs, bs, 1))
+    train_arm(run, index, 1, "round-1", inputs, schedule, False)
+    _, start = _weights(start_file)
+    model, after = _weights(run.checkpoint("last"))
     changed = sorted(k for k in start if not np.array_equal(start[k], after[k]))
     assert changed == ["logits/bias", "logits/kernel"]       # every other weight bit-identical
     assert all(layer.trainable for layer in model.layers)    # the run trains whole again
     from augmine.runs.checkpoints import load_checkpoint     # with its optimizer's state
-    step = json.loads((run / "state.json").read_text())["step"]
-    assert int(np.asarray(load_checkpoint(run / "checkpoints" / "last.keras")
-                          .optimizer.iterations)) == step
-    rep = json.loads((run / "reports" / "round-1" / "report.json").read_text())
+    step = run.read_state()["step"]
+    assert step > start_step
+    assert int(np.asarray(load_checkpoint(run.checkpoint("last")).optimizer.iterations)) == step
+    rep = json.loads((cli_run / "reports" / "round-1" / "report.json").read_text())
     assert rep["meta"]["mode"] == "head"
     assert list(rep["effect"]["table"]) == list(round_metric_names(rep["effect"]["partners"]))
 

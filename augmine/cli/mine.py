@@ -135,7 +135,8 @@ _SELECTION = click.Choice(["val-half", "holdout"])
                    "round give the plan a recipe: `mine plan RUN --recipe R`.")
 @click.option("--partners", type=click.IntRange(min=1), default=None,
               help="pairs: confusion partners per chosen class, found on the selection "
-                   "images [the plan's, else config mining.partners, else 1].")
+                   "images; distill: given, the partners are emphasized too [the plan's, else "
+                   "config mining.partners, else 1].")
 @click.option("--round", "round_no", type=int, default=None, help="Round number [the next one].")
 @click.option("--redo", is_flag=True,
               help="Train the latest round (done or interrupted) again from its start.")
