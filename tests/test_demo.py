@@ -129,8 +129,8 @@ def test_the_readmes_demo_printout_is_what_the_demo_prints(demo_run):
     import re
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"The end of its printout:\n\n```\n(.*?)```", readme, re.S)
-    assert block, "the README quotes the demo's printout after 'The end of its printout:'"
+    block = re.search(r"The end of its printout[^\n]*\n[^\n]*\n\n```\n(.*?)```", readme, re.S)
+    assert block, "the README quotes the demo's printout after 'The end of its printout'"
     quoted = [ln for ln in block.group(1).splitlines() if ln.strip() and ln.strip() != "..."]
     printed = [_shape(ln) for ln in demo_run.result.output.splitlines()]
     fixed = ("mining round", "chosen on", "before", "chosen F1", "other F1", "top-1",
