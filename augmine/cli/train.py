@@ -85,7 +85,9 @@ def _rebuild(run, config, data, resume: bool, epochs, skip_bad: bool, no_progres
     click.echo(f"rebuilt   {run.state_path}: {st['epochs_done']} of {st['planned_epochs']} "
                f"epochs done (phase {st['phase']}, step {st['step']}), from history.csv and "
                "checkpoints/last.keras")
-    click.echo(f"continue  augmine train --run-dir {run} --resume")
+    from augmine.core.commands import command_line
+
+    click.echo(f"continue  {command_line('train', '--run-dir', run, '--resume')}")
 
 
 @click.command("evaluate")
