@@ -120,7 +120,9 @@ def measurable_losses(table: dict, has_control: bool) -> list[str]:
             if m in table and table[m][key] is not None and table[m][key]["hi"] < 0]
 
 
-def _cell_text(metric: str, cell: dict) -> str:
+def cell_text(metric: str, cell: dict) -> str:
+    """``metric +v [lo, hi]`` of an effect cell ``{value, lo, hi}``: top-1 in points, the
+    rest to 3 decimals."""
     k, d, unit = (100, 1, " pt") if metric == "top-1" else (1, 3, "")
     return (f"{metric} {cell['value'] * k:+.{d}f}{unit} [{cell['lo'] * k:+.{d}f}, "
             f"{cell['hi'] * k:+.{d}f}]")
@@ -143,7 +145,7 @@ def effect_warning(table: dict, has_control: bool) -> str | None:
     lost = measurable_losses(table, has_control)
     if not lost:
         return None
-    return f"WARNING: the round lowered {_listed([_cell_text(m, table[m][key]) for m in lost])} " \
+    return f"WARNING: the round lowered {_listed([cell_text(m, table[m][key]) for m in lost])} " \
            f"against {what}"
 
 
@@ -153,7 +155,7 @@ def effect_note(table: dict, has_control: bool) -> str | None:
     measurably, else "within the noise" (the losses are :func:`effect_warning`'s); None
     otherwise."""
     key, what = _against(has_control)
-    fell = [_cell_text(m, table[m][key]) for m in ("top-1", "macro F1")
+    fell = [cell_text(m, table[m][key]) for m in ("top-1", "macro F1")
             if table[m][key] is not None and table[m][key]["value"] < 0 <= table[m][key]["hi"]]
     if not fell:
         return None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from augmine.analysis.effects import round_metrics
+from augmine.analysis.effects import cell_text, round_metrics
 from augmine.analysis.splits import selection_split
 from augmine.core import atomic
 from augmine.runs.rundir import RunDir
@@ -122,14 +122,8 @@ def format_rule(rule: dict) -> list[str]:
     out = rule.get("outcome")
     if out:
         ref = "the control" if rule.get("against") == "control" else "the start"
-        cells = []
-        for m in ("chosen F1", "top-1"):
-            c = out[m]
-            k, d, unit = (100, 1, " pt") if m == "top-1" else (1, 3, "")
-            cells.append(f"{m} {c['value'] * k:+.{d}f}{unit} [{c['lo'] * k:+.{d}f}, "
-                         f"{c['hi'] * k:+.{d}f}]")
         lines.append(f"what the run ends up with against {ref} on the measurement images: "
-                     + ", ".join(cells))
+                     + ", ".join(cell_text(m, out[m]) for m in ("chosen F1", "top-1")))
     return lines
 
 

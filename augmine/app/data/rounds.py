@@ -4,6 +4,7 @@ intervals, its chosen classes and the classes that lost."""
 
 from __future__ import annotations
 
+from augmine.analysis.effects import measurable_losses
 from augmine.rounds.state import RoundState
 
 NO_ROUNDS_HINT = ("{run} has no mining round yet: `augmine mine round {run}` trains one "
@@ -45,10 +46,12 @@ def _interval(cell) -> str:
     return "" if cell is None else f"{cell['lo']:+.3f} to {cell['hi']:+.3f}"
 
 
-def _verdict(cell) -> str:
+def _verdict(cell, lost: bool) -> str:
+    """``lost``: the row is a measurable loss (:func:`augmine.analysis.effects.measurable_losses`,
+    the rule the printed verdict uses)."""
     if cell is None:
         return ""
-    if cell["hi"] < 0:
+    if lost:
         return "lower (interval below zero)"
     if cell["lo"] > 0:
         return "higher (interval above zero)"
@@ -61,6 +64,7 @@ def effect_rows(effect: dict) -> list[dict]:
     with its 95% interval as text, and the verdict: whether the interval of the effect net
     of control (after - before without a control) lies below or above zero."""
     rows = []
+    lost = set(measurable_losses(effect["table"], bool(effect["control"])))
     for metric, row in effect["table"].items():
         value = lambda k: None if row[k] is None else row[k]["value"]  # noqa: E731
         ref = "effect" if effect["control"] else "change"
@@ -69,7 +73,7 @@ def effect_rows(effect: dict) -> list[dict]:
                      "after - before 95% CI": _interval(row["change"]),
                      "net of control": value("effect"),
                      "net of control 95% CI": _interval(row["effect"]),
-                     "verdict": _verdict(row[ref])})
+                     "verdict": _verdict(row[ref], metric in lost)})
     return rows
 
 
