@@ -106,3 +106,48 @@ def test_help_prints_the_schema_defaults(command):
     assert f"else {config_default('mining.partners')}]" in out and "{mining" not in out
     if command[1] == "compare":
         assert f"else {config_default('mining.compare_recipe')}]" in out
+
+
+def _shown(value) -> str:
+    return {True: "true", False: "false", "": '""'}.get(value, value) \
+        if isinstance(value, (bool, str)) else f"{value:g}" if isinstance(value, float) \
+        else str(value)
+
+
+def schema_defaults_table() -> list[str]:
+    """The defaults table of docs/configs.md, made from the schema: every key with a default
+    (a schedule key's per mode; the DenseNet's from build_densenet)."""
+    from augmine.runs.config import SECTIONS, TrainConfig
+    from augmine.runs.sections import SCHEDULE_DEFAULTS, Derived
+
+    rows = ["| key | default |", "|---|---|"]
+    for name, field in TrainConfig.model_fields.items():
+        if name not in SECTIONS and name != "path" and field.default is not None:
+            rows.append(f"| `{name}` | {_shown(field.default)} |")
+    for section in ("model", "optimizer", "regularization"):
+        for key, value in config_default(section).options().items():
+            rows.append(f"| `{section}.{key}` | {_shown(value)} |")
+    rows.append(f"| `schedule.mode` | {config_default('schedule.mode')} |")
+    keys = dict.fromkeys(k for defaults in SCHEDULE_DEFAULTS.values() for k in defaults)
+    for key in keys:
+        by_mode: dict[str, list[str]] = {}
+        for mode, defaults in SCHEDULE_DEFAULTS.items():
+            if key in defaults:
+                value = defaults[key]
+                text = value.text if isinstance(value, Derived) else _shown(value)
+                by_mode.setdefault(text, []).append(mode)
+        rows.append(f"| `schedule.{key}` | " + "; ".join(
+            f"{', '.join(modes)}: {text}" for text, modes in by_mode.items()) + " |")
+    for section in ("mining", "phases"):
+        for key, field in SECTIONS[section].model_fields.items():
+            if field.default is not None and not field.is_required():
+                rows.append(f"| `{section}.{key}` | {_shown(field.default)} |")
+    return rows
+
+
+def test_docs_defaults_table_is_the_schemas():
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "configs.md").read_text("utf-8")
+    table = "\n".join(schema_defaults_table())
+    assert table in docs, f"docs/configs.md's defaults table should read:\n{table}"

@@ -83,7 +83,7 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _sizes_fit_the_model(self):
-        blocks, least = self.model.blocks or 5, self.model.min_size
+        blocks, least = self.model.blocks, self.model.min_size
         if self.model.kind != "densenet":
             return self
         for i, phase in enumerate(self.phases, 1):

@@ -7,6 +7,7 @@ holds them; :func:`augmine.runs.config.load_config` is the only YAML reader.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional, Union
 
@@ -14,6 +15,7 @@ from pydantic import ValidationInfo, field_validator, model_validator
 
 from augmine.augment.strength import MAX_STRENGTH
 from augmine.core.naming import did_you_mean
+from augmine.model.densenet import build_densenet, min_input_size  # no Keras until called
 from augmine.model.schedules import MODES as CYCLIC_MODES  # plain Python: no Keras import
 from augmine.runs._internal import (_choice, _number, _Number, _object_in_context,
                                     _recipe_in_context, _Section, _unknown_key, _Whole, _whole)
@@ -75,7 +77,8 @@ MODEL_SOURCES = ("builder", "application", "file")
 
 class ModelConfig(_Section):
     """The model: the reference DenseNet (its hyper-parameters, see
-    :func:`augmine.model.densenet.build_densenet`; None = its default) or one of ``builder``
+    :func:`augmine.model.densenet.build_densenet`; the keys left out are resolved to its
+    defaults, the one place they live) or one of ``builder``
     (``"package.module:function"``, called as ``function(num_classes=..., **args)``),
     ``application`` (a ``keras.applications`` name, from scratch, ``args`` passed on) or
     ``file`` (a saved ``.keras`` model). ``rescale``: put ``Rescaling(1/255)`` in front of a
@@ -132,6 +135,11 @@ class ModelConfig(_Section):
                              f"or the {sources[0]}")
         if self.args is not None and not (self.builder or self.application):
             raise ValueError("'args' goes with a builder or an application; remove it")
+        if not sources:     # the DenseNet: unset keys resolved to build_densenet's defaults
+            builder = inspect.signature(build_densenet).parameters
+            for key in DENSENET_KEYS:
+                if getattr(self, key) is None:
+                    setattr(self, key, builder[key].default)
         return self
 
     @property
@@ -143,7 +151,7 @@ class ModelConfig(_Section):
     def min_size(self) -> int:
         """Smallest image size (px) this DenseNet accepts (1 for other models: they are
         checked when built)."""
-        return 2 ** ((self.blocks or 5) - 1) if self.kind == "densenet" else 1
+        return min_input_size(self.blocks) if self.kind == "densenet" else 1
 
 
 class OptimizerConfig(_Section):
