@@ -199,24 +199,22 @@ class ScheduleConfig(_Section):
     """The learning-rate schedule, stepped per batch
     (:func:`augmine.runs.factories.create_schedule` builds it). Validation fills every key
     the mode takes and the config leaves out with its default (:data:`SCHEDULE_DEFAULTS`,
-    the defaults below), so the section holds the schedule in full. ``mode`` (default
-    ``triangular``) and the keys it takes (:data:`SCHEDULE_KEYS`):
+    the one place they live), so the section holds the schedule in full. ``mode`` and the
+    keys it takes (:data:`SCHEDULE_KEYS`):
 
-    - ``triangular`` / ``triangular2`` / ``exp_range`` (cyclic, Smith 2017): ``min_lr``
-      (0.001), ``max_lr`` (0.05), ``gamma`` (used by ``exp_range`` only, 0.99994) and
-      ``half_cycle``: a step count (2000, the reference run) gives ``CyclicLR``, which
-      ignores phases; ``auto`` gives ``PhaseCyclicLR`` with cycles aligned to the phases
-      (``cycles_per_phase``, int or one per phase, default 1, or ``cycle_epochs``), so every
-      phase and the run end at ``min_lr``.
-    - ``one_cycle`` (Smith & Topin 2018): the rate rises linearly from ``min_lr`` (default
-      ``max_lr / 25``) to ``max_lr`` over the warm-up (``warmup_fraction``, default 0.3 of
-      the run, or ``warmup_steps`` / ``warmup_epochs``), then anneals to ``final_lr``
-      (default ``min_lr / 1000``) at the run's end. ``anneal: cos`` (default) is Keras'
-      ``CosineDecay``; ``linear`` (Smith & Topin's form) comes down linearly to ``min_lr``
-      over as many steps as the warm-up took, then to ``final_lr`` at the end.
+    - ``triangular`` / ``triangular2`` / ``exp_range`` (cyclic, Smith 2017): ``min_lr``,
+      ``max_lr``, ``gamma`` (used by ``exp_range`` only) and ``half_cycle``: a step count
+      gives ``CyclicLR``, which ignores phases; ``auto`` gives ``PhaseCyclicLR`` with cycles
+      aligned to the phases (``cycles_per_phase``, int or one per phase, or
+      ``cycle_epochs``), so every phase and the run end at ``min_lr``.
+    - ``one_cycle`` (Smith & Topin 2018): the rate rises linearly from ``min_lr`` to
+      ``max_lr`` over the warm-up (``warmup_fraction`` of the run, or ``warmup_steps`` /
+      ``warmup_epochs``), then anneals to ``final_lr`` at the run's end. ``anneal: cos`` is
+      Keras' ``CosineDecay``; ``linear`` (Smith & Topin's form) comes down linearly to
+      ``min_lr`` over as many steps as the warm-up took, then to ``final_lr`` at the end.
     - ``cosine``: Keras' ``CosineDecay``: linear warm-up from ``min_lr`` to ``max_lr`` over
-      ``warmup_steps`` / ``warmup_epochs`` (default none: starts at ``max_lr``), then cosine
-      decay to ``min_lr`` (default ``max_lr / 100``) at the run's end.
+      ``warmup_steps`` / ``warmup_epochs`` (0: starts at ``max_lr``), then cosine decay to
+      ``min_lr`` at the run's end.
     """
 
     mode: str = "triangular"
