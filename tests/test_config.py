@@ -80,6 +80,9 @@ def test_a_bound_broken_in_a_config_file_is_one_line_naming_file_and_field(tmp_p
     with pytest.raises(AugmineError) as info:
         load_config(path)
     assert str(info.value) == f"{path}: {message}"
+    res = CliRunner().invoke(cli, ["train", str(path), "--run-dir", str(tmp_path / "run")])
+    assert (res.exit_code, res.output) == (1, f"Error: {path}: {message}\n")
+    assert not (tmp_path / "run").exists()
 
 
 def test_command_line_wins_over_the_config_and_the_config_over_the_schema(tmp_path):
