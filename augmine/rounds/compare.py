@@ -20,6 +20,7 @@ from augmine.runs.rundir import RunDir
 
 log = logging.getLogger("augmine")
 
+
 def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
                   strong_recipe: str | None = None, progress: bool = True, echo=None,
                   seeds: int | None = None, **plan_settings) -> dict:

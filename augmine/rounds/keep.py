@@ -24,6 +24,7 @@ from augmine.analysis.splits import selection_split
 from augmine.core import atomic
 from augmine.runs.rundir import RunDir
 
+
 def _scores(y_true, pred, num_classes: int, chosen) -> dict:
     values = round_metrics(y_true, pred, num_classes, chosen)
     return {"chosen F1": float(values[0]), "top-1": float(values[-2])}
