@@ -57,6 +57,11 @@ def test_old_config_yaml_without_defaults_loads_resolved_and_resumes(tmp_path):
     given.write_text(yaml.safe_dump(OLD_RECORD), encoding="utf-8")
     cfg, lines = resume_config(old, {"phase": 1, "phase_epochs_done": 1}, given=given)
     assert cfg == old and lines == []
+    # a config that went through a round trip (the demo's, recipe compare's arms) reads the
+    # same: a built-in recipe named bare stays its name
+    again = load_config(yaml.safe_load(old.to_yaml()))
+    assert again.mining.compare_recipe == "tiny-imagenet-14.yaml"
+    assert config_differences(old, again) == {}
     # a default changed on purpose still is one
     other = load_config({**OLD_RECORD, "mining": {"k": 2, "epochs": 7}}, check_recipes=False)
     assert config_differences(old, other) == {"mining.epochs": (5, 7)}

@@ -17,8 +17,9 @@ from augmine.augment.strength import MAX_STRENGTH
 from augmine.core.naming import did_you_mean
 from augmine.model.densenet import build_densenet, min_input_size  # no Keras until called
 from augmine.model.schedules import MODES as CYCLIC_MODES  # plain Python: no Keras import
-from augmine.runs._internal import (_choice, _number, _Number, _object_in_context,
-                                    _recipe_in_context, _Section, _unknown_key, _Whole, _whole)
+from augmine.runs._internal import (_builtin_recipe_in_context, _choice, _number, _Number,
+                                    _object_in_context, _recipe_in_context, _Section,
+                                    _unknown_key, _Whole, _whole)
 
 SCHEDULE_MODES = CYCLIC_MODES + ("one_cycle", "cosine")
 # The keys each schedule mode takes (gamma: used by exp_range, accepted and ignored by the
@@ -359,7 +360,8 @@ class MiningConfig(_Section):
     # the head mode: the last head_layers layers with weights train (1: the classifier)
     head_layers: _Whole(1, "layer count") = 1
 
-    _recipe = field_validator("recipe", "compare_recipe")(_recipe_in_context)
+    _recipe = field_validator("recipe")(_recipe_in_context)
+    _compare_recipe = field_validator("compare_recipe")(_builtin_recipe_in_context)
 
 
 class Phase(_Section):
