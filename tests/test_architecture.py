@@ -386,6 +386,49 @@ def _patches_other_packages(path: Path) -> bool:
     return False
 
 
+def _calls_named(node, names) -> bool:
+    """Whether ``node`` (an expression) calls a function or method named one of ``names``."""
+    return any(isinstance(n, ast.Call) and
+               (n.func.attr if isinstance(n.func, ast.Attribute) else
+                getattr(n.func, "id", None)) in names for n in ast.walk(node))
+
+
+def _means(tree):
+    """The expressions averaged in ``tree``: ``x.mean()`` gives x, ``np.mean(x)`` gives x."""
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and \
+                n.func.attr in ("mean", "nanmean", "average"):
+            yield from n.args if isinstance(n.func.value, ast.Name) and \
+                n.func.value.id in ("np", "numpy") else [n.func.value]
+
+
+def _is_equality(node) -> bool:
+    return isinstance(node, ast.Compare) and any(isinstance(op, ast.Eq) for op in node.ops)
+
+
+def _computes_top1(path: Path) -> bool:
+    """Whether a module scores top-1: compares an argmax with labels (``probs.argmax(1) ==
+    y``) or averages an equality (``np.mean(pred == y)``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return any(_is_equality(n) and any(_calls_named(side, {"argmax"})
+                                       for side in (n.left, *n.comparators))
+               for n in ast.walk(tree)) or \
+        any(_is_equality(x) for m in _means(tree) for x in ast.walk(m))
+
+
+def _computes_macro_f1(path: Path) -> bool:
+    """Whether a module averages per-class F1 computed from labels (``f1_scores(...).mean()``,
+    ``f1 = class_scores(...)["f1"]; f1[mask].mean()``) or defines the macro average."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    scorers = {"f1_scores", "class_scores"}
+    scored = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign)
+              and _calls_named(n.value, scorers) for t in n.targets if isinstance(t, ast.Name)}
+    return any(_calls_named(m, scorers) or
+               any(isinstance(x, ast.Name) and x.id in scored for x in ast.walk(m))
+               for m in _means(tree)) or \
+        bool({"macro_f1", "macro_mean"} & _defined_functions(path))
+
+
 # concept -> (how a module shows it does that job, the modules allowed to)
 OWNERS = {
     "did-you-mean hints (difflib)": (lambda p: any(m.startswith("difflib") for m in _imports_of(p)),
@@ -407,7 +450,26 @@ OWNERS = {
                              {"augmine.core.runtime", "augmine.train.fit"}),
     # every patch of another package, with the versions it was written for and its guard
     "patching another package": (_patches_other_packages, {"augmine.core.compat"}),
+    # top-1 and macro F1 (over the classes present in the labels): analysis.metrics' top1,
+    # top1_hits, macro_f1 and macro_mean, called everywhere else
+    "top-1 accuracy": (_computes_top1, {"augmine.analysis.metrics"}),
+    "macro F1": (_computes_macro_f1, {"augmine.analysis.metrics"}),
 }
+
+
+@pytest.mark.parametrize("code, top1, macro", [
+    ("acc = float(np.mean(probs.argmax(1) == y))\n", True, False),
+    ("hits = (pred == y).mean()\n", True, False),
+    ("right = y == probs.argmax(axis=1)\n", True, False),
+    ("f1 = f1_scores(y, pred, 5)\nm = lambda k: f1[k].mean()\n", False, True),
+    ("m = np.mean(class_scores(y, pred, 5)['f1'])\n", False, True),
+    ("from augmine.analysis.metrics import macro_f1, top1\nm, a = macro_f1(y, p, 5), "
+     "top1(y, probs)\nshare = np.mean(x >= 0.5)\nt = f1.mean() - f1.std()\n", False, False),
+])
+def test_checker_finds_top1_and_macro_f1_outside_their_owner(tmp_path, code, top1, macro):
+    path = tmp_path / "m.py"
+    path.write_text("import numpy as np\n" + code)
+    assert (_computes_top1(path), _computes_macro_f1(path)) == (top1, macro)
 
 
 @pytest.mark.parametrize("concept", OWNERS)

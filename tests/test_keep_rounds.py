@@ -58,7 +58,7 @@ def test_distillation_keeps_what_the_teacher_knew_and_saves_a_plain_model(tmp_pa
     teacher.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     teacher.fit(x, y, epochs=40, batch_size=64, verbose=0)
     p = teacher.predict(x, verbose=0)
-    assert np.allclose(keras.ops.convert_to_numpy(distillation_loss(p, p)), 0, atol=1e-5)
+    assert np.allclose(keras.ops.convert_to_numpy(distillation_loss(p, p, 2.0)), 0, atol=1e-5)
     agree, drift, losses = {}, {}, {}
     for weight in (0.0, 2.0):
         student = mlp()
@@ -113,7 +113,7 @@ def test_head_layers_and_freezing():
     from augmine.model.freezing import freeze_all_but_head, head_layer_names, set_trainable
 
     model = _tiny_model(0)
-    assert head_layer_names(model) == ["logits"]
+    assert head_layer_names(model, 1) == ["logits"]
     # the DenseNet's last block: its BN and conv (1 layer a block here), the final BN, logits
     assert head_layer_names(model, 4) == ["block2_layer1_bn", "block2_layer1_conv",
                                           "final_bn", "logits"]

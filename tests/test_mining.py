@@ -39,6 +39,40 @@ def test_per_class_report_hand_computed():
     assert rep["top5_accuracy"] is None
 
 
+def test_top1_and_macro_f1_hand_computed_with_a_class_absent_from_y_true():
+    from augmine.analysis.metrics import macro_f1, macro_mean, top1, top1_hits
+
+    # 4 classes; class 3 has no true sample but is predicted once (a miss of class 2)
+    y = np.array([0, 0, 1, 1, 2, 2])
+    pred = np.array([0, 1, 1, 1, 2, 3])
+    probs = np.eye(4)[pred] * 0.7 + 0.075
+    assert top1(y, pred) == top1(y, probs) == pytest.approx(4 / 6)
+    assert top1_hits(y, probs).tolist() == [1, 0, 1, 1, 1, 0]
+    # F1: class 0 = 2*1/(2+1) = 2/3, class 1 = 2*2/(2+3) = 0.8, class 2 = 2*1/(2+1) = 2/3;
+    # class 3 (absent from y) is left out of the mean, not counted as 0
+    assert macro_f1(y, pred, 4) == pytest.approx((2 / 3 + 0.8 + 2 / 3) / 3)
+    rep = per_class_report(y, pred, list("abcd"), probs=probs)
+    assert rep["macro_f1"] == macro_f1(y, pred, 4) and rep["accuracy"] == top1(y, pred)
+    assert rep["per_class"][3]["f1"] == 0.0 and rep["per_class"][3]["support"] == 0
+    # the same definition per group of classes (round effects: chosen, other)
+    assert macro_mean([0.5, 0.9, 0.1, 0.0], [2, 2, 2, 0], among=[1, 3]) == pytest.approx(0.9)
+    assert np.isnan(macro_mean([0.5, 0.0], [2, 0], among=[1]))
+    assert top1([], np.zeros((0, 4))) == 0.0 and macro_f1([], [], 4) == 0.0
+    with pytest.raises(AugmineError, match="3 labels but 2 predictions"):
+        top1([0, 1, 2], [0, 1])
+
+
+def test_round_metrics_use_the_one_top1_and_macro_f1():
+    from augmine.analysis.effects import round_metrics
+    from augmine.analysis.metrics import macro_f1, top1
+
+    y = np.array([0, 0, 1, 1, 2, 2])
+    pred = np.array([0, 1, 1, 1, 2, 3])
+    chosen_f1, other_f1, top, macro = round_metrics(y, pred, 4, chosen=[0])
+    assert (top, macro) == (top1(y, pred), macro_f1(y, pred, 4))
+    assert chosen_f1 == pytest.approx(2 / 3) and other_f1 == pytest.approx((0.8 + 2 / 3) / 2)
+
+
 def test_absent_class_scores_zero_not_nan():
     rep = per_class_report([0, 0], [0, 0], ["a", "b"])
     assert rep["per_class"][1] == {"index": 1, "class_id": "b", "name": "b", "precision": 0.0,

@@ -52,10 +52,25 @@ def test_schedule_values_at_hand_computed_steps(mode, step, expected):
                                                                                    rel=1e-9)
 
 
-def test_defaults_are_the_reference_run():
-    sched = CyclicLR()
-    assert (sched.min_lr, sched.max_lr, sched.half_cycle, sched.mode) == \
-        (0.001, 0.05, 2000, "triangular")
+def test_schedule_defaults_live_on_the_config_schema():
+    """An empty schedule section resolves to the reference run's CyclicLR; the resolved
+    section holds every key its mode takes (what a run's config.yaml records), and loading
+    it again gives the same section."""
+    cfg = ScheduleConfig()
+    assert cfg.options() == {"mode": "triangular", "min_lr": 0.001, "max_lr": 0.05,
+                             "half_cycle": 2000, "gamma": 0.99994}
+    assert ScheduleConfig.model_validate(cfg.options()) == cfg
+    for mode in SCHEDULE_MODES:
+        resolved = ScheduleConfig(mode=mode)
+        assert set(resolved.options()) - {"mode"} <= set(SCHEDULE_KEYS[mode])
+        assert ScheduleConfig.model_validate(resolved.options()) == resolved
+    one = ScheduleConfig(mode="one_cycle", max_lr=0.1, warmup_steps=5)
+    assert (one.min_lr, one.final_lr, one.warmup_fraction, one.anneal) == \
+        (pytest.approx(0.004), pytest.approx(4e-6), None, "cos")
+    assert ScheduleConfig(mode="cosine", max_lr=0.1).min_lr == pytest.approx(0.001)
+    auto = ScheduleConfig(half_cycle="auto")
+    assert (auto.cycles_per_phase, ScheduleConfig(half_cycle="auto", cycle_epochs=2)
+            .cycles_per_phase) == (1, None)
 
 
 @pytest.mark.parametrize("mode", ["triangular", "triangular2", "exp_range"])
@@ -75,16 +90,16 @@ def test_config_round_trip(mode):
 def test_optimizer_uses_schedule_per_step():
     import keras
 
-    opt = keras.optimizers.SGD(CyclicLR(0.001, 0.05, 10), momentum=0.9)
+    opt = keras.optimizers.SGD(CyclicLR(0.001, 0.05, 10, "triangular", 1.0), momentum=0.9)
     opt.iterations.assign(5)
     assert float(opt.learning_rate) == pytest.approx(0.0255)
 
 
 def test_bad_schedule_arguments():
     with pytest.raises(ValueError, match="mode"):
-        CyclicLR(mode="cosine")
+        CyclicLR(0.001, 0.05, 10, "cosine", 1.0)
     with pytest.raises(ValueError, match="min_lr"):
-        CyclicLR(0.1, 0.01)
+        CyclicLR(0.1, 0.01, 10, "triangular", 1.0)
 
 
 def test_suggestion_lies_where_the_loss_falls():
@@ -163,7 +178,7 @@ def test_phase_cyclic_matches_cyclic_for_regular_segments(mode, gamma):
 
 
 def test_triangular2_halves_each_cycle_over_the_run():
-    segs = phase_cycle_segments([40, 40], 0.01, 0.09, "triangular2", cycles_per_phase=2)
+    segs = phase_cycle_segments([40, 40], 0.01, 0.09, "triangular2", 1.0, cycles_per_phase=2)
     assert [s["max_lr"] for s in segs] == pytest.approx([0.09, 0.05, 0.03, 0.02])
     lrs = lr_values(PhaseCyclicLR(segs), 80)
     assert [lrs[10], lrs[30], lrs[50], lrs[70]] == pytest.approx([0.09, 0.05, 0.03, 0.02],
@@ -263,6 +278,9 @@ def test_lr_schedule_plot(tmp_path):
     ({"half_cycle": 100, "cycles_per_phase": 2}, [10], "need half_cycle: auto"),
     ({"half_cycle": "auto", "cycles_per_phase": [1, 2]}, [100], "2 entries for 1 phases"),
     ({"min_lr": 0.1, "max_lr": 0.01}, None, "min_lr 0.1 is above max_lr 0.01"),
+    ({"min_lr": 0.1}, None, r"min_lr 0.1 is above max_lr 0.05 \(the default\)"),
+    ({"mode": "one_cycle", "min_lr": 0.01, "final_lr": 0.1}, [100],
+     "final_lr 0.1 is above min_lr 0.01"),
     ({"mode": "one_cycle", "anneal": "exp"}, [100], "schedule.anneal: 'exp' is unknown"),
     ({"mode": "cosine", "gamma": 0.9}, [100], "'gamma' does not apply to mode 'cosine'"),
     ({"max_lr": "fast"}, None, "schedule.max_lr: 'fast' is not valid"),
@@ -274,9 +292,7 @@ def test_lr_schedule_plot(tmp_path):
     ({"half_cycle": "auto"}, None, "needs the phases"),
     ({"half_cycle": "auto", "cycle_epochs": 2}, [100], "cycle_epochs needs"),
     ({"half_cycle": "auto", "cycles_per_phase": 60}, [100], "cannot hold 60 cycles"),
-    ({"min_lr": 0.1}, None, "min_lr <= max_lr, got 0.1, 0.05"),
     ({"mode": "one_cycle"}, None, "needs the phases"),
-    ({"mode": "one_cycle", "min_lr": 0.01, "final_lr": 0.1}, [100], "final_lr <= min_lr"),
     ({"mode": "one_cycle", "warmup_steps": 100}, [100], "shorter than the run"),
     ({"mode": "one_cycle", "anneal": "linear", "warmup_fraction": 0.6}, [100],
      "linear one_cycle needs"),
@@ -291,14 +307,15 @@ def test_bad_specs_are_one_line_errors(spec, phases, match):
 def test_default_spec_is_the_reference_run():
     sched = factories.create_schedule(ScheduleConfig())
     assert isinstance(sched, CyclicLR)
-    assert sched.get_config() == CyclicLR().get_config()
+    assert sched.get_config() == CyclicLR(0.001, 0.05, 2000, "triangular", 0.99994).get_config()
     # today's config schedule dicts (CyclicLR(**cfg.schedule)) give the same schedule
     for cfg in ({"mode": "triangular", "min_lr": 0.005, "max_lr": 0.1, "half_cycle": 60},
                 {"mode": "exp_range", "min_lr": 0.001, "max_lr": 0.05, "half_cycle": 2000,
                  "gamma": 0.9999},
                 {"mode": "triangular2", "min_lr": 0.001, "max_lr": 0.05, "half_cycle": 200,
                  "gamma": 0.5}):
-        assert create_schedule(cfg, [500]).get_config() == CyclicLR(**cfg).get_config()
+        assert create_schedule(cfg, [500]).get_config() == \
+            CyclicLR(**{"gamma": 0.99994, **cfg}).get_config()
 
 
 # --------------------------------------------------------------------------- LR suggestion

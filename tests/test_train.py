@@ -90,7 +90,7 @@ def test_shipped_configs_are_valid():
     assert [p.size for p in ref.phases] == [16, 32, 64]
     assert ref.total_epochs == 95 and ref.batch_size == 320
     assert ref.schedule.options() == {"mode": "triangular", "min_lr": 0.001, "max_lr": 0.05,
-                            "half_cycle": 2000}
+                                      "half_cycle": 2000, "gamma": 0.99994}   # resolved
     small = load_config(REPO / "recipes" / "cpu-small.yaml", check_recipes=False)
     assert small.model.width <= 16
     fast = load_config(REPO / "recipes" / "tiny-imagenet-fast.yaml")

@@ -16,7 +16,7 @@ import numpy as np
 
 from augmine.analysis._internal import labels_1d
 from augmine.analysis.bootstrap import paired_bootstrap, percentile_interval
-from augmine.analysis.metrics import f1_scores
+from augmine.analysis.metrics import class_scores, macro_mean, top1
 
 ROUND_METRICS = ("chosen F1", "other F1", "top-1", "macro F1")
 PARTNER_METRIC = "partner F1"     # after "chosen F1" when a round measures partner classes
@@ -35,22 +35,19 @@ def round_metrics(y_true, y_pred, num_classes: int, chosen: Sequence[int],
     """(4,) or (5,) values of :func:`round_metric_names`: mean F1 of the ``chosen``
     classes, of the ``partners`` (only when given; partners that are chosen count as
     chosen), of the other classes (neither), top-1 accuracy and macro F1 (means over the
-    classes present in ``y_true``)."""
+    classes present in ``y_true``, :func:`~augmine.analysis.metrics.macro_mean`; NaN for a
+    group with none present)."""
     y_true = labels_1d(y_true, "y_true")
-    f1 = f1_scores(y_true, y_pred, num_classes)
-    present = np.bincount(y_true, minlength=num_classes) > 0
-    mask = np.zeros(num_classes, bool)
-    mask[list(chosen)] = True
-    partner = np.zeros(num_classes, bool)
-    partner[list(partners)] = True
-    partner &= ~mask
-    mean = lambda m: float(f1[m].mean()) if m.any() else float("nan")  # noqa: E731
-    values = [mean(mask & present)]
+    scores = class_scores(y_true, y_pred, num_classes)
+    f1, support = scores["f1"], scores["support"]
+    chosen = [int(c) for c in chosen]
+    partner = [int(p) for p in partners if int(p) not in chosen]
+    other = sorted(set(range(num_classes)) - set(chosen) - set(partner))
+    values = [macro_mean(f1, support, chosen)]
     if len(partners):
-        values.append(mean(partner & present))
-    return np.array(values + [mean(~mask & ~partner & present),
-                              float(np.mean(y_true == np.asarray(y_pred))) if len(y_true) else 0.0,
-                              mean(present)])
+        values.append(macro_mean(f1, support, partner))
+    return np.array(values + [macro_mean(f1, support, other), top1(y_true, y_pred),
+                              macro_mean(f1, support)])   # macro F1, as macro_f1 defines it
 
 
 def effect_table(y_true, before, after, control=None, *, num_classes: int,

@@ -1,7 +1,15 @@
-"""Per-class scores, confusion matrices and top-k accuracy: the one F1 and the one top-k.
+"""Per-class scores, confusion matrices, top-1 and top-k accuracy: the one F1, the one
+macro F1 and the one top-1 (every other module calls these).
 
 Pure numpy over label vectors ``y_true``/``y_pred`` (N,) int and class probabilities
-``probs`` (N, C). F1, precision and recall come from one count of true positives per class
+``probs`` (N, C).
+
+Macro averages (:func:`macro_f1`, :func:`macro_mean`, the ``macro`` row of
+:func:`per_class_report`) are means over the classes present in ``y_true`` (support > 0);
+a class absent from the labels measured has no F1 of its own (a prediction of it is already
+a miss of the true class) and is left out, so a bootstrap resample or a measurement half
+that lacks a class is not pulled towards 0 by it. On a split that holds every class this
+is the mean over all classes. F1, precision and recall come from one count of true positives per class
 (:func:`class_scores`), hand-written because the bootstrap calls it thousands of times per
 round (scikit-learn's ``precision_recall_fscore_support`` gives the same numbers, ~100x
 slower); top-k follows scikit-learn's ``top_k_accuracy_score`` (ties: the higher class index
@@ -38,13 +46,52 @@ def f1_scores(y_true, y_pred, num_classes: int) -> np.ndarray:
     return class_scores(y_true, y_pred, num_classes)["f1"]
 
 
+def macro_mean(values, support, among=None) -> float:
+    """Mean of per-class ``values`` (C,) over the classes present (``support`` (C,) > 0) and,
+    given ``among`` ((C,) bool or class indices), in it; NaN when no class qualifies."""
+    values = np.asarray(values, dtype=np.float64)
+    mask = np.asarray(support) > 0
+    if among is not None:
+        among = np.asarray(among)
+        if among.dtype != bool:
+            among = np.isin(np.arange(len(values)), among.astype(np.int64))
+        mask &= among
+    return float(values[mask].mean()) if mask.any() else float("nan")
+
+
+def macro_f1(y_true, y_pred, num_classes: int) -> float:
+    """Macro F1: the mean F1 over the classes present in ``y_true`` (see the module's
+    docstring); 0.0 when ``y_true`` is empty."""
+    scores = class_scores(y_true, y_pred, num_classes)
+    value = macro_mean(scores["f1"], scores["support"])
+    return 0.0 if np.isnan(value) else value
+
+
+def top1_hits(y_true, probs_or_pred) -> np.ndarray:
+    """(N,) float64: 1 where the prediction is the true class, else 0. ``probs_or_pred``:
+    (N, C) probabilities (their argmax) or (N,) predicted labels."""
+    y_true, given = labels_1d(y_true, "y_true"), np.asarray(probs_or_pred)
+    if len(given) != len(y_true):
+        raise AugmineError(f"y_true has {len(y_true)} labels but {len(given)} predictions")
+    if given.ndim == 2:
+        return (given.argmax(axis=1) == y_true).astype(np.float64)
+    return (labels_1d(given, "y_pred") == y_true).astype(np.float64)
+
+
+def top1(y_true, probs_or_pred) -> float:
+    """Top-1 accuracy (share of right predictions; see :func:`top1_hits`); 0.0 when empty."""
+    hits = top1_hits(y_true, probs_or_pred)
+    return float(hits.mean()) if len(hits) else 0.0
+
+
 def per_class_report(y_true, y_pred, class_names: Sequence[str], probs=None,
                      class_ids: Sequence[str] | None = None) -> dict:
     """Per-class precision, recall, F1 and support plus the overall numbers.
 
     ``y_true``, ``y_pred``: (N,) int class indices; ``class_names``: C names in label order;
     ``probs``: optional (N, C) class probabilities (for top-5). Classes absent from both
-    vectors get 0 for every score (``zero_division=0``).
+    vectors get 0 for every score (``zero_division=0``); the ``macro`` means are over the
+    classes present in ``y_true`` (:func:`macro_mean`).
 
     Returns ``{"num_samples", "accuracy", "top5_accuracy" (None without probs),
     "macro": {precision, recall, f1}, "weighted": {...}, "macro_f1",
@@ -55,7 +102,7 @@ def per_class_report(y_true, y_pred, class_names: Sequence[str], probs=None,
     ids = list(class_ids) if class_ids is not None else list(class_names)
     scores = class_scores(y_true, y_pred, num)
     p, r, f, s = (scores[k] for k in ("precision", "recall", "f1", "support"))
-    avgs = {"macro": {k: float(np.mean(scores[k])) if num else 0.0
+    avgs = {"macro": {k: float(np.nan_to_num(macro_mean(scores[k], s)))
                       for k in ("precision", "recall", "f1")},
             "weighted": {k: float(np.average(scores[k], weights=s)) if s.sum() else 0.0
                          for k in ("precision", "recall", "f1")}}
@@ -69,7 +116,7 @@ def per_class_report(y_true, y_pred, class_names: Sequence[str], probs=None,
                   "precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                   "support": int(s[i])} for i in range(num)]
     return {"num_samples": int(len(y_true)),
-            "accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else 0.0,
+            "accuracy": top1(y_true, y_pred),
             "top5_accuracy": top5, "macro": avgs["macro"], "weighted": avgs["weighted"],
             "macro_f1": avgs["macro"]["f1"], "per_class": per_class}
 

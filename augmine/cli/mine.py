@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -70,10 +71,22 @@ def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
 _POLICY = click.Choice(["bottom-k", "threshold", "zscore"])
 
 
+class _SchemaHelp(click.Option):
+    """An option whose help names config defaults as ``{mining.epochs}``, filled from the
+    config schema (:func:`augmine.runs.config.config_default`) only when help is shown."""
+
+    def get_help_record(self, ctx):
+        from augmine.runs.config import config_default
+
+        self.help = re.sub(r"\{([\w.]+)\}", lambda m: str(config_default(m.group(1))),
+                           self.help or "")
+        return super().get_help_record(ctx)
+
+
 @command.command("plan")
 @click.argument("run", type=_RUN)
-@click.option("--policy", type=_POLICY, default=None,
-              help="How to choose weak classes [config mining.policy, else bottom-k].")
+@click.option("--policy", type=_POLICY, default=None, cls=_SchemaHelp,
+              help="How to choose weak classes [config mining.policy, else {mining.policy}].")
 @click.option("--k", type=int, default=None, help="bottom-k: number of classes [config, else a tenth of the classes].")
 @click.option("--threshold", type=float, default=None, help="threshold: F1 below this value.")
 @click.option("--z", type=float, default=None, help="zscore: F1 below mean - z * std [1.0].")
@@ -85,9 +98,9 @@ _POLICY = click.Choice(["bottom-k", "threshold", "zscore"])
               help="fixed: every weak class gets --factor; proportional: factor * (1 - F1). "
                    "Default: proportional when --cap is given.")
 @click.option("--recipe", default=None, help="A stronger recipe for the weak classes (name or path).")
-@click.option("--partners", type=click.IntRange(min=1), default=None,
+@click.option("--partners", type=click.IntRange(min=1), default=None, cls=_SchemaHelp,
               help="Confusion partners per chosen class, recorded for --mode pairs "
-                   "[config mining.partners, else 1].")
+                   "[config mining.partners, else {mining.partners}].")
 @click.option("--force", is_flag=True,
               help="Replace the plan of an interrupted round (then redo it: mine round --redo).")
 def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe, partners,
@@ -127,16 +140,17 @@ _SELECTION = click.Choice(["val-half", "holdout"])
 
 @command.command("round")
 @click.argument("run", type=_RUN)
-@click.option("--epochs", type=int, default=None, help="Extra epochs [config mining.epochs, else 5].")
+@click.option("--epochs", type=int, default=None, cls=_SchemaHelp,
+              help="Extra epochs [config mining.epochs, else {mining.epochs}].")
 @click.option("--mode", type=click.Choice(MODES), default=None,
               help=f"How the round spends its epochs on the chosen classes (shown at factor "
                    f"3): {mode_phrases(MODES)} [config mining.class_weight, else oversample]. "
                    "The recipe mode (a stronger recipe for them) is in `mine compare`; in a "
                    "round give the plan a recipe: `mine plan RUN --recipe R`.")
-@click.option("--partners", type=click.IntRange(min=1), default=None,
+@click.option("--partners", type=click.IntRange(min=1), default=None, cls=_SchemaHelp,
               help="pairs: confusion partners per chosen class, found on the selection "
                    "images; distill: given, the partners are emphasized too [the plan's, else "
-                   "config mining.partners, else 1].")
+                   "config mining.partners, else {mining.partners}].")
 @click.option("--round", "round_no", type=int, default=None, help="Round number [the next one].")
 @click.option("--redo", is_flag=True,
               help="Train the latest round (done or interrupted) again from its start.")
@@ -179,14 +193,16 @@ def round_(run: Path, epochs, mode, partners, round_no, redo, no_control, select
 
 @command.command("compare")
 @click.argument("run", type=_RUN)
-@click.option("--epochs", type=int, default=None, help="Epochs per mode [config mining.epochs, else 5].")
-@click.option("--recipe", default=None,
+@click.option("--epochs", type=int, default=None, cls=_SchemaHelp,
+              help="Epochs per mode [config mining.epochs, else {mining.epochs}].")
+@click.option("--recipe", default=None, cls=_SchemaHelp,
               help="Stronger recipe of the recipe mode [config mining.recipe, else "
-                   "tiny-imagenet-14.yaml].")
+                   "mining.compare_recipe, else {mining.compare_recipe}].")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(COMPARE_MODES),
               help=f"Modes to compare (repeatable) [all]: {mode_phrases()}.")
-@click.option("--partners", type=click.IntRange(min=1), default=None,
-              help="pairs: confusion partners per chosen class [config mining.partners, else 1].")
+@click.option("--partners", type=click.IntRange(min=1), default=None, cls=_SchemaHelp,
+              help="pairs: confusion partners per chosen class [config mining.partners, else "
+                   "{mining.partners}].")
 @click.option("--selection", type=_SELECTION, default=None, help="As for `mine round`.")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Train each arm and its control this many times (seeds of sampling, "
@@ -232,7 +248,8 @@ def _modes(ctx, param, value):
 @click.option("--modes", callback=_modes, default=None,
               help="Modes to try, comma-separated [the cheap and safe ones first: "
                    "docs/mining.md].")
-@click.option("--epochs", type=int, default=None, help="Epochs per mode [config mining.epochs, else 5].")
+@click.option("--epochs", type=int, default=None, cls=_SchemaHelp,
+              help="Epochs per mode [config mining.epochs, else {mining.epochs}].")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Train each mode and the control this many times (as for `mine compare`).")
 @click.option("--selection", type=_SELECTION, default=None, help="As for `mine round`.")

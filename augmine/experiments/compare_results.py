@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from augmine.analysis.bootstrap import mean_intervals, seed_effect
-from augmine.analysis.metrics import f1_scores, top_k_hits
+from augmine.analysis.metrics import macro_f1, top1, top_k_hits
 from augmine.analysis.splits import selection_split
 from augmine.core import atomic
 from augmine.core.errors import AugmineError
@@ -152,7 +152,7 @@ def score_comparison(folder, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
         for name, q in zip(runs, ps):
             last = (RunDir(folder.run_dir(name)).read_history() or [{}])[-1]
             if last.get("accuracy"):
-                gaps.append(float(last["accuracy"]) - float(np.mean(q["final"].argmax(1) == y)))
+                gaps.append(float(last["accuracy"]) - top1(y, q["final"]))
         train_acc = float(history[-1]["accuracy"]) if history and history[-1].get("accuracy") \
             else None
         timing = [t for name in runs for t in (folder.read_timing(name) or {}).values()]
@@ -163,7 +163,7 @@ def score_comparison(folder, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
             "runs": runs, "epochs": len(history), "best_epoch": int(p["best_epoch"]),
             "best_size": int(p["best_size"]), "final_size": int(p["final_size"]),
             **{f"{which}_macro_f1": float(np.mean([
-                f1_scores(yk, q[which].argmax(1)[keep], num_classes).mean() for q in ps]))
+                macro_f1(yk, q[which].argmax(1)[keep], num_classes) for q in ps]))
                for which in ("final", "best")},
             "train_accuracy": train_acc,
             "gap": float(np.mean(gaps)) if gaps else None,

@@ -34,6 +34,7 @@ from augmine.core import atomic
 from augmine.experiments.compare import Arm, arm_config, run_comparison, split_strength
 from augmine.experiments.compare_results import ComparisonDir, arm_intervals
 from augmine.core.errors import AugmineError
+from augmine.analysis.metrics import top1_hits
 from augmine.analysis.splits import selection_split
 
 DEFAULT_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -114,7 +115,7 @@ def tune_strength(recipe: str, data, config, strengths: Sequence[float] = DEFAUL
         for name in arm["runs"]:
             with np.load(folder.predictions_path(name)) as got:
                 y = got["y_true"]
-                rows[-1].append((got["final"].argmax(axis=1) == y).astype(np.float64))
+                rows[-1].append(top1_hits(y, got["final"]))
     hits = np.array(rows)                                     # (strengths, seeds, images)
     choice = choose_strength(y, hits, strengths, seed=seed)
     written = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from augmine.core.errors import AugmineError
 
 
-def head_layer_names(model, head_layers: int = 1) -> list[str]:
+def head_layer_names(model, head_layers: int) -> list[str]:
     """Names of the last ``head_layers`` layers of ``model`` that hold weights (layer order:
     the functional graph's), first to last; a one-line error when it has fewer."""
     weighted = [layer for layer in model.layers if layer.weights]
@@ -24,7 +24,7 @@ def head_layer_names(model, head_layers: int = 1) -> list[str]:
     return [layer.name for layer in weighted[-int(head_layers):]]
 
 
-def freeze_all_but_head(model, head_layers: int = 1) -> list[str]:
+def freeze_all_but_head(model, head_layers: int) -> list[str]:
     """Set ``trainable = False`` on every trainable layer with weights outside the head
     (:func:`head_layer_names`); returns the names it froze (for :func:`set_trainable`)."""
     head = set(head_layer_names(model, head_layers))

@@ -56,7 +56,7 @@ def accuracy_metric():
     return keras.metrics.MeanMetricWrapper(soft_target_accuracy, name="accuracy")
 
 
-def distillation_loss(teacher_probs, student_probs, temperature: float = 2.0):
+def distillation_loss(teacher_probs, student_probs, temperature: float):
     """Per-sample (B,) ``T**2 * KL(teacher || student)`` of the two softmax outputs (B, C)
     softened by temperature ``T`` (Hinton et al. 2015): both are turned back into
     logits (``log p``, equal to the logits up to a per-sample constant that the softmax
@@ -71,7 +71,7 @@ def distillation_loss(teacher_probs, student_probs, temperature: float = 2.0):
     return t * t * ops.sum(ops.exp(log_teacher) * (log_teacher - log_student), axis=-1)
 
 
-def attach_teacher(model, teacher, temperature: float = 2.0, weight: float = 1.0):
+def attach_teacher(model, teacher, temperature: float, weight: float):
     """Make ``model``'s training loss its compiled loss plus ``weight`` x the mean
     :func:`distillation_loss` against ``teacher`` (a Keras model with the same outputs,
     never updated) on the same batch; evaluation (``training=False``: the val loss) keeps

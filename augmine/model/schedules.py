@@ -47,9 +47,8 @@ class _CyclicLR:
     counting across phases, resumes and mining rounds: the schedule never restarts.
     """
 
-    def __init__(self, min_lr: float = 0.001, max_lr: float = 0.05,
-                 half_cycle: int = 2000, mode: str = "triangular",
-                 gamma: float = 0.99994, name: str = "CyclicLR"):
+    def __init__(self, min_lr: float, max_lr: float, half_cycle: int, mode: str,
+                 gamma: float, name: str = "CyclicLR"):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -86,9 +85,8 @@ class _CyclicLR:
                 "gamma": self.gamma, "name": self.name}
 
 
-def cyclic_lr_value(step: float, min_lr: float = 0.001, max_lr: float = 0.05,
-                    half_cycle: int = 2000, mode: str = "triangular",
-                    gamma: float = 0.99994) -> float:
+def cyclic_lr_value(step: float, min_lr: float, max_lr: float, half_cycle: int, mode: str,
+                    gamma: float) -> float:
     """The same formula as :class:`CyclicLR` in plain Python (for plots and reports)."""
     cycle = math.floor(1 + step / (2 * half_cycle))
     x = abs(step / half_cycle - 2 * cycle + 1)
@@ -175,8 +173,8 @@ def phase_cycles(phases, cycles_per_phase: int | Sequence[int] | None = None,
     return cycles
 
 
-def phase_cycle_segments(phases, min_lr: float, max_lr: float, mode: str = "triangular",
-                         gamma: float = 0.99994, cycles_per_phase=None,
+def phase_cycle_segments(phases, min_lr: float, max_lr: float, mode: str, gamma: float,
+                         cycles_per_phase=None,
                          cycle_epochs: float | None = None) -> list[dict[str, Any]]:
     """Segments for :class:`PhaseCyclicLR`: one triangle per cycle of :func:`phase_cycles`.
 

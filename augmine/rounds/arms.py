@@ -79,7 +79,10 @@ def _distill(plan, sampling, index, options) -> dict:
 
 
 def _head(plan, sampling, index, options) -> dict:
-    return {"plan": sampling, "head_layers": int(options.get("head_layers") or 1)}
+    if not options.get("head_layers"):
+        raise AugmineError("mode head: no head_layers given; pass the options of "
+                           "model_options(config.mining, ...) (mining.head_layers)")
+    return {"plan": sampling, "head_layers": int(options["head_layers"])}
 
 
 def model_options(mining, start_checkpoint) -> dict:

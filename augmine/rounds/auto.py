@@ -29,8 +29,7 @@ from augmine.core import atomic
 from augmine.core.errors import AugmineError
 from augmine.rounds.arms import MODE_TABLE, arm
 from augmine.rounds.compare import compare_modes
-from augmine.rounds.keep import (DEFAULT_KEEP_TOLERANCE, format_rule, keep_decision,
-                                 selection_labels)
+from augmine.rounds.keep import format_rule, keep_decision, selection_labels
 from augmine.rounds.measure import measure_round
 from augmine.rounds.plans import load_run_index, mining_settings
 from augmine.rounds.state import RoundState
@@ -123,7 +122,7 @@ def auto_round(run_dir, modes=None, epochs: int | None = None, seeds: int | None
         index, selection, run.config.seed, probs,
         {"start": run.checkpoint("last"),
          **{m: b.checkpoint("last") for m, b in branches.items()}}, run.config)
-    tol = float(settings.get("keep_tolerance", DEFAULT_KEEP_TOLERANCE))
+    tol = float(settings["keep_tolerance"])
     decisions = {m: keep_decision(y, preds["start"], preds[m], preds["control"],
                                   num_classes=index.num_classes, chosen=plan.weak,
                                   tolerance=tol) for m in modes}

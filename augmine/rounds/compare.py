@@ -20,8 +20,6 @@ from augmine.runs.rundir import RunDir
 
 log = logging.getLogger("augmine")
 
-DEFAULT_STRONG_RECIPE = "tiny-imagenet-14.yaml"   # compare's recipe mode, unless set
-
 
 def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
                   strong_recipe: str | None = None, progress: bool = True, echo=None,
@@ -53,7 +51,7 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
         arm(m)
     index = load_run_index(run)
     start = state.latest_report
-    selection = selection_method(run, settings.get("selection"))
+    selection = selection_method(run, settings["selection"])
     plan = selected_plan(state, index, start, selection, settings)
     plan = with_partner_emphasis(OversamplingPlan(
         plan.factors, plan.weak, plan.class_ids, plan.class_names, None, plan.policy),
@@ -64,7 +62,7 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
             say(line)
     from augmine.core.shipped import resolve_recipe
 
-    strong = str(resolve_recipe(strong_recipe or settings.get("recipe") or DEFAULT_STRONG_RECIPE))
+    strong = str(resolve_recipe(strong_recipe or settings["recipe"] or settings["compare_recipe"]))
     cfg = run.config
     start_step = int(run.read_state().get("step", 0))
     group = f"compare-step-{start_step}"

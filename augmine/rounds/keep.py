@@ -4,7 +4,8 @@ After a round, its model, its control and its start are scored on the selection 
 only (the half of val that chose the classes, or the held-out slice of train; never the
 measurement images). :func:`keep_decision` (pure numpy) keeps the round when the chosen
 classes' mean F1 is above both the start's and the control's and its top-1 is not below
-either by more than ``mining.keep_tolerance`` points (default 0.5); else the run goes on
+either by more than ``mining.keep_tolerance`` points (its default is on the config schema,
+:class:`~augmine.runs.sections.MiningConfig`); else the run goes on
 from the better of control and start (higher top-1, then chosen F1; a tie goes to the
 control). :func:`apply_decision` makes the run's ``last.keras`` that model;
 :func:`rule_outcome` measures what the user ends up with against the control on the
@@ -23,8 +24,6 @@ from augmine.analysis.splits import selection_split
 from augmine.core import atomic
 from augmine.runs.rundir import RunDir
 
-DEFAULT_KEEP_TOLERANCE = 0.5    # top-1 points a kept round may lose (mining.keep_tolerance)
-
 
 def _scores(y_true, pred, num_classes: int, chosen) -> dict:
     values = round_metrics(y_true, pred, num_classes, chosen)
@@ -32,12 +31,13 @@ def _scores(y_true, pred, num_classes: int, chosen) -> dict:
 
 
 def keep_decision(y_true, start_pred, round_pred, control_pred=None, *, num_classes: int,
-                  chosen, tolerance: float = DEFAULT_KEEP_TOLERANCE) -> dict:
+                  chosen, tolerance: float) -> dict:
     """Keep a round or not, from predicted labels on the selection images.
 
     ``y_true`` (N,) labels; ``*_pred`` (N,) predicted labels of the round's start, its
     model and its control (None: no control, the start alone is the reference); ``chosen``:
-    the round's class indices; ``tolerance``: top-1 points the round may lose. Returns
+    the round's class indices; ``tolerance``: top-1 points the round may lose
+    (``mining.keep_tolerance``). Returns
     ``{kept, goes_on_from ("round", "control" or "start"), tolerance, images, scores: {arm:
     {"chosen F1", "top-1"}}, reason}``."""
     y_true = np.asarray(y_true)

@@ -16,25 +16,19 @@ from augmine.analysis.splits import apply_holdout, selection_split
 from augmine.core.errors import AugmineError
 from augmine.rounds.state import RoundState
 from augmine.runs.rundir import RunDir
+from augmine.runs.sections import MiningConfig
 from augmine.runs.checkpoints import evaluation_settings
 from augmine.train.evaluation import evaluate_model
 
 SELECTIONS = ("val-half", "holdout")
-# mining defaults when the run's config has no ``mining:`` section
-# (k and factor None: they fit the class count, see selected_plan)
-MINING_DEFAULTS = {"policy": "bottom-k", "k": None, "threshold": None, "z": None, "factor": None,
-                   "cap": None, "epochs": 5, "recipe": None, "selection": None,
-                   "control": True, "min_lr": None, "max_lr": None, "partners": 1}
 
 
 def mining_settings(run_dir, **overrides) -> dict:
-    """Mining settings: defaults < the config's ``mining:`` section < ``overrides`` (not None)."""
+    """Mining settings: every key of the run's resolved ``mining:`` section (its defaults
+    are on :class:`~augmine.runs.sections.MiningConfig`), ``overrides`` (not None) winning."""
     run = RunDir.of(run_dir)
-    settings = dict(MINING_DEFAULTS)
-    if run.config_path.is_file():
-        settings.update(run.config.mining.options())
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    return settings
+    mining = run.config.mining if run.config_path.is_file() else MiningConfig()
+    return {**mining.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
 
 
 def load_run_index(run_dir):
@@ -109,7 +103,7 @@ def selected_plan(state: RoundState, index, report: dict, selection: str,
     ``k`` / ``factor`` in ``settings`` they fit the class count (a tenth of the classes, at
     most 10 more points of an epoch for them: :func:`~augmine.analysis.plans.default_k`,
     :func:`~augmine.analysis.plans.bounded_factor`); its ``policy`` records the selection, the chosen classes' selection support and their
-    confusion partners on the selection images (``settings["partners"]`` each, default 1;
+    confusion partners on the selection images (``settings["partners"]`` each;
     :func:`~augmine.analysis.plans.with_partners`; the ``pairs`` mode oversamples them too)."""
     sel = selection_report(state, index, report, selection)
     settings = dict(settings)
@@ -122,7 +116,7 @@ def selected_plan(state: RoundState, index, report: dict, selection: str,
     plan.policy.update({"selection": selection, "selection_images": sel["images"],
                         "support": {sel["per_class"][i]["name"]: sel["per_class"][i]["support"]
                                     for i in plan.weak}})
-    return with_partners(plan, np.asarray(sel["confusion"]), settings.get("partners") or 1)
+    return with_partners(plan, np.asarray(sel["confusion"]), settings["partners"])
 
 
 def plan_round(run_dir, round_no: int | None = None, force: bool = False, index=None,

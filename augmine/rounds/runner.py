@@ -38,7 +38,7 @@ from augmine.core.errors import AugmineError
 from augmine.rounds.arms import (MODES, arm, arm_inputs, arm_length, model_options,
                                  with_partner_emphasis)
 from augmine.rounds.identical import twin_of_control
-from augmine.rounds.keep import DEFAULT_KEEP_TOLERANCE, clear_decision, judge_round
+from augmine.rounds.keep import clear_decision, judge_round
 from augmine.rounds.measure import measure_round
 from augmine.rounds.seeds import checked_seeds, seeds_effect, train_seeds
 from augmine.rounds.plans import mining_settings, selected_plan, selection_method, selection_report
@@ -81,12 +81,13 @@ def round_steps(index, inputs: dict, batch_size: int, epochs: int) -> int:
 
 
 def round_lr_range(cfg, settings: dict) -> tuple[float, float]:
-    """``(min_lr, max_lr)`` of a round's triangle: ``mining.min_lr`` else the schedule's
-    ``min_lr``; ``mining.max_lr`` else ``ROUND_LR_SHARE`` of the way up to its ``max_lr``."""
-    sched = cfg.schedule   # unset keys mean create_schedule's defaults: 0.001 and 0.05
-    lo = float(settings.get("min_lr") or getattr(sched, "min_lr", None) or 0.001)
-    top = float(getattr(sched, "max_lr", None) or max(lo, 0.05))
-    hi = float(settings.get("max_lr") or lo + ROUND_LR_SHARE * max(0.0, top - lo))
+    """``(min_lr, max_lr)`` of a round's triangle: ``mining.min_lr`` else the (resolved)
+    schedule's ``min_lr``; ``mining.max_lr`` else ``ROUND_LR_SHARE`` of the way up to its
+    ``max_lr``."""
+    sched = cfg.schedule
+    lo = float(sched.min_lr if settings["min_lr"] is None else settings["min_lr"])
+    hi = float(lo + ROUND_LR_SHARE * max(0.0, sched.max_lr - lo)
+               if settings["max_lr"] is None else settings["max_lr"])
     if hi < lo:
         raise AugmineError(f"mining max_lr {hi} is below min_lr {lo}; raise max_lr")
     return lo, hi
@@ -164,8 +165,8 @@ def train_arm(run: RunDir, index, epochs: int, stage: str, inputs: dict, schedul
 
 
 def checked_epochs(epochs: int | None, settings: dict) -> int:
-    """``epochs``, else ``mining.epochs``, else 5; a one-line error below 1."""
-    epochs = int(epochs if epochs is not None else settings.get("epochs") or 5)
+    """``epochs`` (``--epochs``), else ``mining.epochs``; a one-line error below 1."""
+    epochs = int(epochs if epochs is not None else settings["epochs"])
     if epochs < 1:
         raise AugmineError(f"--epochs {epochs}: train at least 1 epoch")
     return epochs
@@ -254,10 +255,10 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     apart), ``gentle``, ``distill`` (oversample, plus a distillation term against the
     round's start model for every class; with ``partners`` given the partners are
     oversampled too) or ``head`` (pairs' sampling, only the head trains); default the config's ``mining.class_weight``, else oversample (see
-    :mod:`augmine.rounds.arms`). Trains ``epochs`` extra epochs (default ``mining.epochs``,
-    else 5) from the last checkpoint on the round's own LR (:func:`round_schedule`;
+    :mod:`augmine.rounds.arms`). Trains ``epochs`` extra epochs (default ``mining.epochs``)
+    from the last checkpoint on the round's own LR (:func:`round_schedule`;
     ``extra_callbacks`` join the fit; every image is checked first, bad ones left out with
-    ``skip_bad``) and, unless ``control`` is False (default ``mining.control``, else True),
+    ``skip_bad``) and, unless ``control`` is False (default ``mining.control``),
     a control from the same start with the same steps, LR and seeds and plain sampling
     (``branches/round-N/control``). Evaluates on val and writes the ``round-N`` report; its
     ``effect`` (:func:`~augmine.rounds.measure.measure_round`) compares before, after and
@@ -281,9 +282,9 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
                            "continue from; train the run first (`augmine train`)")
     settings = mining_settings(run, **plan_settings)
     if mode is None:
-        mode = "class-weight" if settings.get("class_weight") else "oversample"
+        mode = "class-weight" if settings["class_weight"] else "oversample"
     spec = arm(mode, MODES)
-    control = bool(settings.get("control", True)) if control is None else bool(control)
+    control = bool(settings["control"] if control is None else control)
     seeds = checked_seeds(seeds)
     if seeds > 1 and not control:
         raise AugmineError("--seeds needs the control (the effect over seeds is net of it); "
@@ -298,7 +299,7 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
 
     index = checked_run_index(run, skip_bad, progress)
     before = state.before(round_no)
-    selection = selection_method(run, settings.get("selection"))
+    selection = selection_method(run, settings["selection"])
     plan = _round_plan(state, round_no, index, before, selection, settings,
                        plan_settings.get("partners"), spec)
     plan = with_partner_emphasis(plan, mode == "distill" and
@@ -346,7 +347,7 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     rule, probs = judge_round(
         run, index, selection, cfg.seed, round_no, plan.weak,
         {"start": before_probs, "round": probs, "control": control_probs},
-        float(settings.get("keep_tolerance", DEFAULT_KEEP_TOLERANCE)),
+        float(settings["keep_tolerance"]),
         lambda p: measure_round(index, selection, cfg.seed, plan.weak, before_probs, p,
                                 control_probs))
     final_probs = {"round": probs, "start": before_probs,

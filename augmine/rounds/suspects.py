@@ -3,8 +3,7 @@ label errors), scored out of sample, written as the latest stage's ``suspects.cs
 
 from __future__ import annotations
 
-import numpy as np
-
+from augmine.analysis.metrics import top1
 from augmine.core.errors import AugmineError
 from augmine.rounds.state import RoundState
 from augmine.runs.checkpoints import evaluation_settings
@@ -68,5 +67,4 @@ def find_suspects(run_dir, per_class: int = 10, classes=None, in_sample: bool = 
     out = run.write_suspects(rep["stage"], [
         {**r, "self_confidence": f"{r['self_confidence']:.4f}",
          "predicted_prob": f"{r['predicted_prob']:.4f}"} for r in rows])
-    top1 = float(np.mean(np.asarray(probs).argmax(1) == np.asarray(sp.labels))) if len(sp) else 0.0
-    return str(out), rows, weak_model_note(top1, index.num_classes, split)
+    return str(out), rows, weak_model_note(top1(sp.labels, probs), index.num_classes, split)

@@ -87,6 +87,19 @@ def _recipe_in_context(value, info: ValidationInfo):
     return _resolve_recipe(value, ctx.get("base_dir"))
 
 
+def _builtin_recipe_in_context(value, info: ValidationInfo):
+    """As :func:`_recipe_in_context`, but a built-in recipe given by its bare name keeps that
+    name (as the schema's default does), so a config reads the same with it written out or
+    left out."""
+    from augmine.core.shipped import recipes_dir
+
+    resolved = _recipe_in_context(value, info)
+    if resolved is not None and Path(value).name == value and \
+            Path(resolved).parent == recipes_dir().resolve():
+        return value
+    return resolved
+
+
 def _object_in_context(value, info: ValidationInfo):
     """A ``package.module:function`` name, imported now (the config's folder first, see
     :func:`~augmine.core.runtime.find_object`) unless the config is a run's record."""

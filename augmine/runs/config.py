@@ -23,6 +23,8 @@ from augmine.runs._internal import _choice, _object_in_context, _Section, _unkno
 from augmine.runs.sections import (MiningConfig, ModelConfig, OptimizerConfig, Phase,
                                    RegularizationConfig, ScheduleConfig)
 
+SECTIONS = {"model": ModelConfig, "optimizer": OptimizerConfig, "schedule": ScheduleConfig,
+            "mining": MiningConfig, "regularization": RegularizationConfig, "phases": Phase}
 STRATEGIES = ("auto", "mirrored", "default", "multi-worker")   # multi-worker: train.multiworker
 # auto: mixed_float16 when a GPU is present; true = mixed_float16; false = float32
 PRECISIONS = ("auto", "true", "false", "mixed_float16", "mixed_bfloat16", "float32")
@@ -36,8 +38,7 @@ class TrainConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     batch_size: _Whole(1, "batch size") = 320
     eval_batch_size: Optional[_Whole(1, "batch size")] = None
-    optimizer: OptimizerConfig = Field(
-        default_factory=lambda: OptimizerConfig(momentum=0.9, nesterov=True))
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)   # sgd: see its schema
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     seed: _Whole(0, "seed") = 0
     mixed_precision: str = "auto"
@@ -82,7 +83,7 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _sizes_fit_the_model(self):
-        blocks, least = self.model.blocks or 5, self.model.min_size
+        blocks, least = self.model.blocks, self.model.min_size
         if self.model.kind != "densenet":
             return self
         for i, phase in enumerate(self.phases, 1):
@@ -152,10 +153,7 @@ def _one_line(exc: ValidationError, where: str) -> AugmineError:
         owner: Any = TrainConfig
         for part in loc:
             if isinstance(part, str):
-                owner = {"model": ModelConfig, "optimizer": OptimizerConfig,
-                         "schedule": ScheduleConfig, "mining": MiningConfig,
-                         "regularization": RegularizationConfig,
-                         "phases": Phase}.get(part, owner)
+                owner = SECTIONS.get(part, owner)
         msg = _unknown_key(key, [k for k in owner.model_fields if k != "path"])
     elif kind == "missing":
         msg = f"missing {loc.pop()!r}"
@@ -169,6 +167,15 @@ def _one_line(exc: ValidationError, where: str) -> AugmineError:
     return AugmineError(f"{where}: {place}: {msg}" if place else f"{where}: {msg}")
 
 
+def config_default(key: str):
+    """The schema's default of a config key (``"mining.epochs"`` -> 5, ``"batch_size"`` ->
+    320): what help texts and docs print. A schedule key's default depends on the mode: see
+    :data:`augmine.runs.sections.SCHEDULE_DEFAULTS`."""
+    section, _, name = key.rpartition(".")
+    owner = SECTIONS[section] if section else TrainConfig
+    return owner.model_fields[name].get_default(call_default_factory=True)
+
+
 def load_config(source, base_dir: str | os.PathLike | None = None,
                 check_recipes: bool = True) -> TrainConfig:
     """Read and validate a training config: the only reader of training-config YAML.
@@ -176,6 +183,9 @@ def load_config(source, base_dir: str | os.PathLike | None = None,
     ``source``: a YAML path, an already parsed dict (``base_dir`` then resolves relative
     recipe paths) or a :class:`TrainConfig` (returned as is). ``check_recipes=False``
     skips resolving and loading the recipe files (a run folder's recorded config).
+    Every default is resolved here, once, from the schema (each field's default, a
+    schedule's per mode), so the config holds all its values and a run's ``config.yaml``
+    records them; an older ``config.yaml`` without them loads to the same values.
     Returns a :class:`TrainConfig`; raises a one-line :class:`AugmineError` on any problem.
     """
     import yaml
@@ -216,7 +226,9 @@ def load_config(source, base_dir: str | os.PathLike | None = None,
 
 def config_differences(recorded: TrainConfig, given: TrainConfig) -> dict[str, tuple]:
     """``{key: (recorded value, given value)}`` for each key the two configs set apart
-    (``model.width``, ``phases[2].epochs``; ``phases`` when their counts differ). ``data``
+    (``model.width``, ``phases[2].epochs``; ``phases`` when their counts differ), both
+    resolved (:func:`load_config`: a default left out of one and written in the other is
+    no difference). ``data``
     is compared by the run folder; ``model.rescale`` only when ``given`` sets it (a run
     records what was done)."""
     a, b = (c.model_dump(mode="json", exclude={"data", "path"}) for c in (recorded, given))

@@ -21,9 +21,9 @@ def _total_steps(phase_steps, mode: str) -> int:
     return sum(total for total, _, _ in phase_parts(phase_steps))
 
 
-def _warmup_steps(cfg: ScheduleConfig, phase_steps, total: int,
-                  default_fraction: float) -> int:
-    """Warm-up length from ``warmup_steps``, ``warmup_epochs`` or a fraction of ``total``."""
+def _warmup_steps(cfg: ScheduleConfig, phase_steps, total: int) -> int:
+    """Warm-up length from ``warmup_steps``, ``warmup_epochs`` or ``warmup_fraction`` of
+    ``total`` (the resolved config holds one of them)."""
     if cfg.warmup_steps is not None:
         steps = cfg.warmup_steps
     elif cfg.warmup_epochs is not None:
@@ -32,8 +32,7 @@ def _warmup_steps(cfg: ScheduleConfig, phase_steps, total: int,
             raise ValueError("warmup_epochs needs (steps_per_epoch, epochs) phases")
         steps = round(cfg.warmup_epochs * first[1])
     else:
-        fraction = default_fraction if cfg.warmup_fraction is None else cfg.warmup_fraction
-        steps = round(fraction * total)
+        steps = round(cfg.warmup_fraction * total)
     if not 0 <= steps < total:
         raise ValueError(f"warm-up of {steps} steps must be >= 0 and shorter than the "
                          f"run's {total} steps")
@@ -41,46 +40,34 @@ def _warmup_steps(cfg: ScheduleConfig, phase_steps, total: int,
 
 
 def _build_schedule(cfg: ScheduleConfig, phase_steps: Sequence | None):
-    """The schedule of a validated ``cfg``; a one-line ValueError when it does not fit the
-    phases."""
+    """The schedule of a validated ``cfg`` (its defaults filled in by :class:`ScheduleConfig`);
+    a one-line ValueError when it does not fit the phases."""
     from augmine.model.schedules import CyclicLR, PhaseCyclicLR, PiecewiseLinearLR
 
-    mode = cfg.mode
-    max_lr = 0.05 if cfg.max_lr is None else cfg.max_lr
-    min_lr = cfg.min_lr if cfg.min_lr is not None else \
-        {"one_cycle": max_lr / 25, "cosine": max_lr / 100}.get(mode, 0.001)
-    if not 0 < min_lr <= max_lr:
-        raise ValueError(f"need 0 < min_lr <= max_lr, got {min_lr}, {max_lr}")
-
+    mode, min_lr, max_lr = cfg.mode, cfg.min_lr, cfg.max_lr
     if mode in MODES:
-        gamma = 0.99994 if cfg.gamma is None else cfg.gamma
         if cfg.half_cycle == "auto":
             if not phase_steps:
                 raise ValueError("half_cycle: auto needs the phases' step counts")
             return PhaseCyclicLR(phase_cycle_segments(
-                phase_steps, min_lr, max_lr, mode, gamma,
+                phase_steps, min_lr, max_lr, mode, cfg.gamma,
                 cycles_per_phase=cfg.cycles_per_phase, cycle_epochs=cfg.cycle_epochs))
-        half = 2000 if cfg.half_cycle is None else cfg.half_cycle
-        return CyclicLR(min_lr, max_lr, half, mode=mode, gamma=gamma)
+        return CyclicLR(min_lr, max_lr, cfg.half_cycle, mode=mode, gamma=cfg.gamma)
 
     from augmine.core.runtime import import_keras
 
     keras = import_keras()
     total = _total_steps(phase_steps, mode)
+    warm = _warmup_steps(cfg, phase_steps, total)
     if mode == "cosine":
-        warm = _warmup_steps(cfg, phase_steps, total, 0.0)
         if warm == 0:
             return keras.optimizers.schedules.CosineDecay(
                 max_lr, decay_steps=total, alpha=min_lr / max_lr)
         return keras.optimizers.schedules.CosineDecay(
             min_lr, decay_steps=total - warm, alpha=min_lr / max_lr,
             warmup_target=max_lr, warmup_steps=warm)
-
-    final_lr = min_lr / 1000 if cfg.final_lr is None else cfg.final_lr
-    if not 0 < final_lr <= min_lr:
-        raise ValueError(f"need 0 < final_lr <= min_lr, got {final_lr}, {min_lr}")
-    warm = _warmup_steps(cfg, phase_steps, total, 0.3)
-    if (cfg.anneal or "cos") == "cos":
+    final_lr = cfg.final_lr
+    if cfg.anneal == "cos":
         return keras.optimizers.schedules.CosineDecay(
             min_lr, decay_steps=total - warm, alpha=final_lr / max_lr,
             warmup_target=max_lr, warmup_steps=warm)

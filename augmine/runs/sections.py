@@ -7,16 +7,19 @@ holds them; :func:`augmine.runs.config.load_config` is the only YAML reader.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
 from augmine.augment.strength import MAX_STRENGTH
 from augmine.core.naming import did_you_mean
+from augmine.model.densenet import build_densenet, min_input_size  # no Keras until called
 from augmine.model.schedules import MODES as CYCLIC_MODES  # plain Python: no Keras import
-from augmine.runs._internal import (_choice, _number, _Number, _object_in_context,
-                                    _recipe_in_context, _Section, _unknown_key, _Whole, _whole)
+from augmine.runs._internal import (_builtin_recipe_in_context, _choice, _number, _Number,
+                                    _object_in_context, _recipe_in_context, _Section,
+                                    _unknown_key, _Whole, _whole)
 
 SCHEDULE_MODES = CYCLIC_MODES + ("one_cycle", "cosine")
 # The keys each schedule mode takes (gamma: used by exp_range, accepted and ignored by the
@@ -26,6 +29,37 @@ SCHEDULE_KEYS = {**{mode: _CYCLIC_KEYS for mode in CYCLIC_MODES},
                  "one_cycle": ("min_lr", "max_lr", "final_lr", "warmup_fraction",
                                "warmup_steps", "warmup_epochs", "anneal"),
                  "cosine": ("min_lr", "max_lr", "warmup_steps", "warmup_epochs")}
+
+
+class Derived(NamedTuple):
+    """A default worked out from the section's other values: ``text`` says how (the docs'
+    words), ``value(section)`` gives it (None: the key stays unset)."""
+
+    text: str
+    value: Callable[[Any], Any]
+
+
+# The default of each schedule key a mode takes, filled in by ScheduleConfig when the config
+# leaves the key out (in this order: min_lr follows max_lr, final_lr follows min_lr); the
+# factory (runs.factories.create_schedule) and the round's LR (rounds.runner) read the
+# resolved values, and a run's config.yaml records them.
+_CYCLIC_DEFAULTS = {
+    "max_lr": 0.05, "min_lr": 0.001, "gamma": 0.99994, "half_cycle": 2000,
+    "cycles_per_phase": Derived("1 with half_cycle: auto, unless cycle_epochs",
+                                lambda s: 1 if s.half_cycle == "auto" and
+                                s.cycle_epochs is None else None)}
+SCHEDULE_DEFAULTS = {
+    **{mode: _CYCLIC_DEFAULTS for mode in CYCLIC_MODES},
+    "one_cycle": {"max_lr": 0.05, "min_lr": Derived("max_lr / 25", lambda s: s.max_lr / 25),
+                  "final_lr": Derived("min_lr / 1000", lambda s: s.min_lr / 1000),
+                  "warmup_fraction": Derived("0.3, unless warmup_steps or warmup_epochs",
+                                             lambda s: 0.3 if s.warmup_steps is None and
+                                             s.warmup_epochs is None else None),
+                  "anneal": "cos"},
+    "cosine": {"max_lr": 0.05, "min_lr": Derived("max_lr / 100", lambda s: s.max_lr / 100),
+               "warmup_steps": Derived("0, unless warmup_epochs",
+                                       lambda s: 0 if s.warmup_epochs is None else None)},
+}
 OPTIMIZER_ARGS = {
     "sgd": ("momentum", "nesterov", "weight_decay", "clipnorm", "global_clipnorm"),
     "adam": ("beta_1", "beta_2", "epsilon", "amsgrad", "weight_decay", "clipnorm",
@@ -44,7 +78,8 @@ MODEL_SOURCES = ("builder", "application", "file")
 
 class ModelConfig(_Section):
     """The model: the reference DenseNet (its hyper-parameters, see
-    :func:`augmine.model.densenet.build_densenet`; None = its default) or one of ``builder``
+    :func:`augmine.model.densenet.build_densenet`; the keys left out are resolved to its
+    defaults, the one place they live) or one of ``builder``
     (``"package.module:function"``, called as ``function(num_classes=..., **args)``),
     ``application`` (a ``keras.applications`` name, from scratch, ``args`` passed on) or
     ``file`` (a saved ``.keras`` model). ``rescale``: put ``Rescaling(1/255)`` in front of a
@@ -101,6 +136,11 @@ class ModelConfig(_Section):
                              f"or the {sources[0]}")
         if self.args is not None and not (self.builder or self.application):
             raise ValueError("'args' goes with a builder or an application; remove it")
+        if not sources:     # the DenseNet: unset keys resolved to build_densenet's defaults
+            builder = inspect.signature(build_densenet).parameters
+            for key in DENSENET_KEYS:
+                if getattr(self, key) is None:
+                    setattr(self, key, builder[key].default)
         return self
 
     @property
@@ -112,7 +152,7 @@ class ModelConfig(_Section):
     def min_size(self) -> int:
         """Smallest image size (px) this DenseNet accepts (1 for other models: they are
         checked when built)."""
-        return 2 ** ((self.blocks or 5) - 1) if self.kind == "densenet" else 1
+        return min_input_size(self.blocks) if self.kind == "densenet" else 1
 
 
 class OptimizerConfig(_Section):
@@ -158,24 +198,24 @@ class OptimizerConfig(_Section):
 
 class ScheduleConfig(_Section):
     """The learning-rate schedule, stepped per batch
-    (:func:`augmine.runs.factories.create_schedule` builds it; unset keys take the defaults
-    below). ``mode`` (default ``triangular``) and the keys it takes (:data:`SCHEDULE_KEYS`):
+    (:func:`augmine.runs.factories.create_schedule` builds it). Validation fills every key
+    the mode takes and the config leaves out with its default (:data:`SCHEDULE_DEFAULTS`,
+    the one place they live), so the section holds the schedule in full. ``mode`` and the
+    keys it takes (:data:`SCHEDULE_KEYS`):
 
-    - ``triangular`` / ``triangular2`` / ``exp_range`` (cyclic, Smith 2017): ``min_lr``
-      (0.001), ``max_lr`` (0.05), ``gamma`` (used by ``exp_range`` only, 0.99994) and
-      ``half_cycle``: a step count (2000, the reference run) gives ``CyclicLR``, which
-      ignores phases; ``auto`` gives ``PhaseCyclicLR`` with cycles aligned to the phases
-      (``cycles_per_phase``, int or one per phase, default 1, or ``cycle_epochs``), so every
-      phase and the run end at ``min_lr``.
-    - ``one_cycle`` (Smith & Topin 2018): the rate rises linearly from ``min_lr`` (default
-      ``max_lr / 25``) to ``max_lr`` over the warm-up (``warmup_fraction``, default 0.3 of
-      the run, or ``warmup_steps`` / ``warmup_epochs``), then anneals to ``final_lr``
-      (default ``min_lr / 1000``) at the run's end. ``anneal: cos`` (default) is Keras'
-      ``CosineDecay``; ``linear`` (Smith & Topin's form) comes down linearly to ``min_lr``
-      over as many steps as the warm-up took, then to ``final_lr`` at the end.
+    - ``triangular`` / ``triangular2`` / ``exp_range`` (cyclic, Smith 2017): ``min_lr``,
+      ``max_lr``, ``gamma`` (used by ``exp_range`` only) and ``half_cycle``: a step count
+      gives ``CyclicLR``, which ignores phases; ``auto`` gives ``PhaseCyclicLR`` with cycles
+      aligned to the phases (``cycles_per_phase``, int or one per phase, or
+      ``cycle_epochs``), so every phase and the run end at ``min_lr``.
+    - ``one_cycle`` (Smith & Topin 2018): the rate rises linearly from ``min_lr`` to
+      ``max_lr`` over the warm-up (``warmup_fraction`` of the run, or ``warmup_steps`` /
+      ``warmup_epochs``), then anneals to ``final_lr`` at the run's end. ``anneal: cos`` is
+      Keras' ``CosineDecay``; ``linear`` (Smith & Topin's form) comes down linearly to
+      ``min_lr`` over as many steps as the warm-up took, then to ``final_lr`` at the end.
     - ``cosine``: Keras' ``CosineDecay``: linear warm-up from ``min_lr`` to ``max_lr`` over
-      ``warmup_steps`` / ``warmup_epochs`` (default none: starts at ``max_lr``), then cosine
-      decay to ``min_lr`` (default ``max_lr / 100``) at the run's end.
+      ``warmup_steps`` / ``warmup_epochs`` (0: starts at ``max_lr``), then cosine decay to
+      ``min_lr`` at the run's end.
     """
 
     mode: str = "triangular"
@@ -231,8 +271,6 @@ class ScheduleConfig(_Section):
             if key != "mode" and key not in allowed:
                 raise ValueError(f"{key!r} does not apply to mode {self.mode!r}; it takes "
                                  f"{', '.join(allowed)}")
-        if self.min_lr is not None and self.max_lr is not None and self.min_lr > self.max_lr:
-            raise ValueError(f"min_lr {self.min_lr} is above max_lr {self.max_lr}; swap them")
         if (self.cycles_per_phase is not None or self.cycle_epochs is not None) and \
                 self.half_cycle != "auto":
             raise ValueError("cycles_per_phase and cycle_epochs need half_cycle: auto")
@@ -242,6 +280,23 @@ class ScheduleConfig(_Section):
                 if getattr(self, k) is not None]
         if len(warm) > 1:
             raise ValueError(f"give one of {', '.join(warm)}, not several")
+        return self._resolved()
+
+    def _resolved(self):
+        """This section with the mode's defaults filled in (:data:`SCHEDULE_DEFAULTS`) and
+        the learning rates in order: 0 < final_lr <= min_lr <= max_lr."""
+        given = {k for k in SCHEDULE_KEYS[self.mode] if getattr(self, k) is not None}
+        for key, default in SCHEDULE_DEFAULTS[self.mode].items():
+            if getattr(self, key) is None:
+                setattr(self, key, default.value(self) if isinstance(default, Derived)
+                        else default)
+        said = lambda k: f"{k} {getattr(self, k):g}" + ("" if k in given else  # noqa: E731
+                                                        " (the default)")
+        if self.min_lr > self.max_lr:
+            raise ValueError(f"{said('min_lr')} is above {said('max_lr')}; lower min_lr or "
+                             "raise max_lr")
+        if self.final_lr is not None and self.final_lr > self.min_lr:
+            raise ValueError(f"{said('final_lr')} is above {said('min_lr')}; lower final_lr")
         return self
 
 
@@ -269,24 +324,31 @@ class RegularizationConfig(_Section):
 
 
 class MiningConfig(_Section):
-    """Defaults of ``augmine mine plan``/``round`` (see :mod:`augmine.rounds.plans`)."""
+    """Defaults of ``augmine mine plan``/``round``/``compare``/``auto`` (see
+    :mod:`augmine.rounds.plans`); the command-line options win over them. A default of None
+    is worked out per run, as each comment says."""
 
-    policy: Optional[str] = None
-    k: Optional[_Whole(1, "class count")] = None
-    threshold: Optional[float] = None
-    z: Optional[float] = None
+    policy: str = "bottom-k"        # how weak classes are chosen (analysis.policies)
+    k: Optional[_Whole(1, "class count")] = None   # None: a tenth of the classes
+    threshold: Optional[float] = None               # the threshold policy's F1 bound
+    z: Optional[float] = None                       # zscore: None = 1.0 (analysis.policies)
+    # None: the largest factor (at most 3) adding at most 10 points to the chosen classes'
+    # share of an epoch (analysis.plans.bounded_factor)
     factor: Optional[_Number(0.0, strict=True)] = None
     cap: Optional[_Number(0.0, strict=True)] = None
-    epochs: Optional[_Whole(1, "epoch count")] = None
-    recipe: Optional[str] = None
-    scheme: Optional[str] = None
-    class_weight: Optional[bool] = None
-    partners: Optional[_Whole(1, "partner count")] = None   # confusion partners per class (pairs)
-    # selection apart from measurement (rounds.plans), the control and the round's own LR
-    # (rounds.runner)
+    epochs: _Whole(1, "epoch count") = 5            # extra epochs of a round (each arm)
+    recipe: Optional[str] = None                    # a stronger recipe for the chosen classes
+    # mine compare's recipe mode: the stronger recipe when ``recipe`` is unset
+    compare_recipe: str = "tiny-imagenet-14.yaml"
+    scheme: Optional[str] = None                    # None: proportional with cap, else fixed
+    class_weight: bool = False                      # mine round's mode: class-weight, else oversample
+    partners: _Whole(1, "partner count") = 1        # confusion partners per class (pairs)
+    # selection apart from measurement (rounds.plans; None: holdout when set, else
+    # val-half), the control and the round's own LR (rounds.runner; None: the schedule's
+    # min_lr, and a tenth of the way up to its max_lr)
     holdout: Optional[_Number(0.0, below=1.0)] = None
     selection: Optional[str] = None
-    control: Optional[bool] = None
+    control: bool = True
     min_lr: Optional[_Number(0.0, strict=True)] = None
     max_lr: Optional[_Number(0.0, strict=True)] = None
     # top-1 points a round may lose on the selection images and still be kept (rounds.keep)
@@ -299,6 +361,7 @@ class MiningConfig(_Section):
     head_layers: _Whole(1, "layer count") = 1
 
     _recipe = field_validator("recipe")(_recipe_in_context)
+    _compare_recipe = field_validator("compare_recipe")(_builtin_recipe_in_context)
 
 
 class Phase(_Section):

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from augmine.analysis import affinity_stats as stats
+from augmine.analysis.metrics import top1_hits
 from augmine.core import atomic
 from augmine.core.errors import AugmineError
 from augmine.core.shipped import resolve_recipe
@@ -164,7 +165,7 @@ def measure_affinity(run_dir, recipe, draws: int = 2, seed: int = 0, progress: b
                              line=line, leave=False):
         x = augment_images(images, plan[v][1], info["size"], _draw_seed(seed, v, d))
         probs = model.predict(x, batch_size=info["batch_size"], verbose=0)
-        correct[v] += (np.asarray(probs).argmax(1) == labels) / (1 if v == 0 else int(draws))
+        correct[v] += top1_hits(labels, probs) / (1 if v == 0 else int(draws))
     result = affinity_result(correct, index, recipe, info, draws, seed, samples)
     result.update(key=key, run=str(run.path), half=half,
                   seconds=round(time.perf_counter() - start, 1))

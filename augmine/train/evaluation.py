@@ -39,12 +39,12 @@ def evaluate_model(model, index, size: int, batch_size: int = DEFAULT_BATCH_SIZE
 
 def accuracy_summary(y_true, probs) -> dict[str, float]:
     """``{"top1", "top5", "loss", "num_samples"}`` from labels (N,) and probabilities (N, C)."""
-    from augmine.analysis.metrics import top_k_accuracy
+    from augmine.analysis.metrics import top1, top_k_accuracy
 
     y_true = np.asarray(y_true, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     p_true = np.clip(probs[np.arange(len(y_true)), y_true], 1e-7, 1.0)
-    return {"top1": float(np.mean(probs.argmax(1) == y_true)) if len(y_true) else 0.0,
+    return {"top1": top1(y_true, probs),
             "top5": float(top_k_accuracy(y_true, probs, k=5)),
             "loss": float(-np.log(p_true).mean()) if len(y_true) else 0.0,
             "num_samples": int(len(y_true))}

@@ -240,6 +240,7 @@ def epoch_validation(val_feed, index, size: int, batch_size: int, strategy: str 
 
     import numpy as np
 
+    from augmine.analysis.metrics import top1
     from augmine.train.evaluation import evaluate_model
     from augmine.train.multiworker import whole_predictions
 
@@ -261,7 +262,7 @@ def epoch_validation(val_feed, index, size: int, batch_size: int, strategy: str 
             loss = self.model.compute_loss(y=y_true, y_pred=probs, training=False)
             if logs is not None:
                 logs["val_loss"] = float(keras.ops.convert_to_numpy(loss))
-                logs["val_accuracy"] = float(np.mean(probs.argmax(axis=1) == y_true))
+                logs["val_accuracy"] = top1(y_true, probs)
             self.predictions = (y_true, probs)
             last = epoch + 1 == (self.params or {}).get("epochs")
             self._made_with = digest(self.model) if last else None
