@@ -145,6 +145,25 @@ def test_phase_aligned_schedules_end_where_they_should(tmp_path, synth_root, sch
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 
 
+@pytest.mark.backend
+def test_a_training_command_reads_each_recipe_file_once(tmp_path, synth_root, monkeypatch):
+    """Two phases on one recipe (the second at strength 0.5) and another for mining: each
+    file is parsed and validated once, when the config loads; the feeds train on that."""
+    from augmine.augment import recipes
+
+    reads, parse = [], recipes._yaml_load
+    monkeypatch.setattr(recipes, "_yaml_load",
+                        lambda text, source: reads.append(Path(source).name) or parse(text, source))
+    phases = [{"size": 16, "epochs": 1, "recipe": "light"},
+              {"size": 32, "epochs": 1, "recipe": "light", "strength": 0.5}]
+    path = write_config(tmp_path, phases=phases, mining={"recipe": "tiny-imagenet-14"})
+    res = CliRunner().invoke(cli, ["train", str(path), "--data", str(synth_root), "--run-dir",
+                                   str(tmp_path / "run"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert read_state(tmp_path / "run")["reports"] == ["phase-1", "phase-2"]
+    assert sorted(reads) == ["light.yaml", "tiny-imagenet-14.yaml"]
+
+
 # --------------------------------------------------------------------------- a trained_run run
 
 @pytest.mark.slow

@@ -54,7 +54,7 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
         raise AugmineError("give a training config, e.g. `augmine train cpu-small --run-dir "
                            "runs/small` (or --resume an existing run)")
     if not resume:
-        load_config(config)  # fail on a bad config before touching the dataset
+        config = load_config(config)  # fail on a bad config before touching the dataset
         run.check_new_run()
         data = _data_or_default(data)
     run.check_writable("train --resume" if resume else "train")

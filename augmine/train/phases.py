@@ -133,13 +133,15 @@ def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: i
     return process_feed(train_feed, shard), eval_dataset(index, size, eval_bs, keep=True)
 
 
-def _phase_recipe(phase):
-    """The phase's recipe path, or the recipe scaled to the phase's ``strength`` when set."""
+def _phase_recipe(cfg: TrainConfig, phase):
+    """The phase's :class:`~augmine.augment.recipes.Recipe` (the one ``cfg`` validated, see
+    :meth:`~augmine.runs.config.TrainConfig.recipe`), scaled to its ``strength`` when set."""
+    recipe = cfg.recipe(phase.recipe)
     if phase.strength is None or phase.strength == 1:
-        return phase.recipe
+        return recipe
     from augmine.augment.strength import scale_recipe
 
-    return scale_recipe(phase.recipe, phase.strength)
+    return scale_recipe(recipe, phase.strength)
 
 
 def _fit_and_close(model, feeds, epochs: int, initial_epoch: int, callbacks, progress,
@@ -262,7 +264,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
                 say(f"{label}: {_epochs(done + 1, phase.epochs)} of phase {phase_no}/"
                     f"{len(cfg.phases)}, run {_epochs(first, first + phase.epochs - done - 1)}"
                     f" of {cfg.total_epochs}")
-                feeds = _feeds(index, cfg, _phase_recipe(phase), phase.size,
+                feeds = _feeds(index, cfg, _phase_recipe(cfg, phase), phase.size,
                                cfg.seed + phase_no, done, options=phase.feed_options())
                 predictions = _fit_and_close(
                     model, feeds, phase.epochs, done,
@@ -346,7 +348,7 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     last = cfg.phases[-1]
     size = int(size or last.size)
     seed = cfg.seed if seed is None else int(seed)
-    recipe = recipe or _phase_recipe(last)        # at the last phase's strength
+    recipe = recipe or _phase_recipe(cfg, last)   # at the last phase's strength
     info = state.setdefault("rounds", {}).setdefault(
         stage, {"epochs": epochs, "epochs_done": 0, "done": False})
     done = int(state.get("stage_epochs_done", 0)) if state.get("stage") == stage else 0
