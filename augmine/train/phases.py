@@ -46,12 +46,14 @@ ROUND_SEED_OFFSET = 1000
 
 @dataclass
 class RunResult:
-    """What :func:`train_run` returns: the run folder, its final state and history."""
+    """What :func:`train_run` returns: the run folder, its final state and history;
+    ``steps``: :func:`phase_steps` when it trained (None when the run was done already)."""
 
     run: RunDir
     state: dict
     history: list[dict]
     model: Any = None
+    steps: list | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -97,7 +99,8 @@ def phase_steps(cfg: TrainConfig, index) -> list[tuple[int, int]]:
 
 def plot_run_schedule(run: RunDir, cfg: TrainConfig, steps: list[tuple[int, int]]) -> Path:
     """Write the learning rate of every step of the run (phase boundaries dashed) to
-    ``run.lr_schedule_path``; ``steps``: :func:`phase_steps`. Returns the path."""
+    ``run.lr_schedule_path``; ``steps``: :func:`phase_steps`. Returns the path. Training
+    does not draw it: ``augmine train`` does when done (:func:`draw_run_schedule`)."""
     from augmine.model.schedule_plots import lr_values, plot_lr_schedule
     from augmine.runs.factories import create_schedule
 
@@ -107,6 +110,18 @@ def plot_run_schedule(run: RunDir, cfg: TrainConfig, steps: list[tuple[int, int]
     return plot_lr_schedule(lr_values(schedule, sum(ends)), bounds, run.lr_schedule_path,
                             title=f"{cfg.name}: learning rate over {sum(ends)} steps "
                                   f"({cfg.schedule.mode})")
+
+
+def draw_run_schedule(result: RunResult) -> Path | None:
+    """The trained run's ``lr_schedule.png``, drawn after training (off the epochs' path)
+    where it is missing or older than the run's ``config.yaml``; its path, None when
+    ``result`` trained nothing."""
+    run, png = result.run, result.run.lr_schedule_path
+    if result.steps is None:
+        return None
+    if not png.is_file() or png.stat().st_mtime_ns < run.config_path.stat().st_mtime_ns:
+        plot_run_schedule(run, run.config, result.steps)
+    return png
 
 
 def _seed_keras(seed: int) -> None:
@@ -245,11 +260,8 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             extended_state(state, cfg)
             for line in changes:
                 say(f"resume: {line}")
-        fresh = not state.get("epochs_done")
         state.update(skips)
         run.write_state(state)
-        if fresh or not run.lr_schedule_path.is_file():
-            plot_run_schedule(run, cfg, steps)
         run_bar = run_progress(cfg.total_epochs, state["epochs_done"])
         for phase_no, phase in enumerate(cfg.phases, 1):
             if phase_no < state["phase"]:
@@ -280,7 +292,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
                 run.write_state(state)
     state["status"] = "done"                       # with the last phase's report
     run.write_state(state)
-    return RunResult(run, state, run.read_history(), model)
+    return RunResult(run, state, run.read_history(), model, steps)
 
 
 def _start_model(run: RunDir, cfg: TrainConfig, index, state: dict | None, steps):
