@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from support import MINING, TINY, copy_run, tiny_config
+from support import MINING, TINY, copy_run, read_only, tiny_config
 
 from augmine.cli import cli
 from augmine.data.layouts import load_index
@@ -71,6 +71,17 @@ def test_analyze_prints_table_and_planted_pair(fake_run, synth_root):
     assert res.output.rstrip().endswith(f"{report / 'report.md'} (plots: f1.png, confusion.png)")
     assert "![per-class F1](f1.png)" in (report / "report.md").read_text()
     assert (report / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_analyze_reads_a_read_only_run_and_says_the_plots_were_not_drawn(fake_run):
+    with read_only(fake_run) as reason:
+        res = run_cli("mine", "analyze", fake_run)
+    assert res.exit_code == 0, res.output
+    report = fake_run.resolve() / "reports" / "phase-1"
+    assert res.output.rstrip().splitlines()[-1] == (
+        f"report: {report / 'report.md'} (plots not drawn: {reason.capitalize()}: "
+        f"{report / 'f1.png'})")
+    assert not (report / "f1.png").exists()
 
 
 def test_plan_writes_plan_and_prints_shares(fake_run, synth_root):
