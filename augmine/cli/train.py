@@ -45,7 +45,7 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
     from augmine.runs.config import load_config
     from augmine.core.errors import AugmineError
     from augmine.runs.rundir import RunDir
-    from augmine.train.phases import draw_run_schedule, train_run
+    from augmine.train.phases import plot_run_schedule, train_run
 
     run = RunDir(run_dir)
     if rebuild_state:
@@ -69,7 +69,7 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
     for line in format_best(best, result.run_dir) if best else ():
         click.echo(line)
     click.echo(f"reports   {', '.join(st.get('reports', []))}")
-    schedule = draw_run_schedule(result)
+    schedule = plot_run_schedule(result)
     if schedule is not None:
         click.echo(f"schedule  {schedule}")
 

@@ -154,9 +154,9 @@ def copy_file(src, dst, sync: bool = True) -> Path:
 def link_file(src, dst, sync: bool = True) -> Path:
     """Make ``dst`` a hard link to ``src``'s file, atomically (a link made beside ``dst``, then
     renamed over it): no bytes are copied and nothing needs a flush. Where the file system
-    refuses hard links, a copy (:func:`copy_file`, flushed with ``sync``). The link shares ``src``'s file only until
-    ``src`` is replaced (every writer here replaces by rename, so ``dst`` keeps the old
-    bytes); never write into either file in place."""
+    refuses hard links, a copy (:func:`copy_file`, flushed with ``sync``). The link shares
+    ``src``'s file only until ``src`` is replaced (every writer here replaces by rename, so
+    ``dst`` keeps the old bytes); never write into either file in place."""
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.parent / f".{dst.name}.{secrets.token_hex(4)}{dst.suffix}"   # as atomic_path's

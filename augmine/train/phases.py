@@ -97,31 +97,25 @@ def phase_steps(cfg: TrainConfig, index) -> list[tuple[int, int]]:
     return [(per_epoch, phase.epochs) for phase in cfg.phases]
 
 
-def plot_run_schedule(run: RunDir, cfg: TrainConfig, steps: list[tuple[int, int]]) -> Path:
-    """Write the learning rate of every step of the run (phase boundaries dashed) to
-    ``run.lr_schedule_path``; ``steps``: :func:`phase_steps`. Returns the path. Training
-    does not draw it: ``augmine train`` does when done (:func:`draw_run_schedule`)."""
+def plot_run_schedule(result: RunResult) -> Path | None:
+    """The trained run's learning rate at every step (phase boundaries dashed) as
+    ``lr_schedule.png``, drawn where missing or older than its ``config.yaml``: ``augmine
+    train`` calls it after training, off the epochs' path. Its path; None when ``result``
+    trained nothing."""
     from augmine.model.schedule_plots import lr_values, plot_lr_schedule
     from augmine.runs.factories import create_schedule
 
-    schedule = create_schedule(cfg.schedule, steps, where=cfg.path or "config")
-    ends = [spe * epochs for spe, epochs in steps]
-    bounds = [sum(ends[:k]) for k in range(1, len(ends))]
-    return plot_lr_schedule(lr_values(schedule, sum(ends)), bounds, run.lr_schedule_path,
-                            title=f"{cfg.name}: learning rate over {sum(ends)} steps "
-                                  f"({cfg.schedule.mode})")
-
-
-def draw_run_schedule(result: RunResult) -> Path | None:
-    """The trained run's ``lr_schedule.png``, drawn after training (off the epochs' path)
-    where it is missing or older than the run's ``config.yaml``; its path, None when
-    ``result`` trained nothing."""
-    run, png = result.run, result.run.lr_schedule_path
     if result.steps is None:
         return None
-    if not png.is_file() or png.stat().st_mtime_ns < run.config_path.stat().st_mtime_ns:
-        plot_run_schedule(run, run.config, result.steps)
-    return png
+    run, cfg, png = result.run, result.run.config, result.run.lr_schedule_path
+    if png.is_file() and png.stat().st_mtime_ns >= run.config_path.stat().st_mtime_ns:
+        return png
+    schedule = create_schedule(cfg.schedule, result.steps, where=cfg.path or "config")
+    ends = [spe * epochs for spe, epochs in result.steps]
+    bounds = [sum(ends[:k]) for k in range(1, len(ends))]
+    return plot_lr_schedule(lr_values(schedule, sum(ends)), bounds, png,
+                            title=f"{cfg.name}: learning rate over {sum(ends)} steps "
+                                  f"({cfg.schedule.mode})")
 
 
 def _seed_keras(seed: int) -> None:
