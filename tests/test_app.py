@@ -50,7 +50,7 @@ def fabricate_run(run_dir: Path, index, seed: int = 0) -> Path:
         probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
         write_stage_report(run_dir, stage, y, probs.astype(np.float32), list(index.class_ids),
                            names, meta={"kind": kind, "size": size, "epochs_done": 1},
-                           val_paths=index.val.paths, plots=False)
+                           val_paths=index.val.paths)
     # suspects.csv as `augmine mine suspects` writes it, from fake train probabilities
     import csv
 

@@ -237,7 +237,7 @@ def planted_run(synth_root, tmp_path):
     run = make_run(tmp_path / "run", synth_root, class_ids=index.class_ids)
     write_stage_report(run, "round-1", y, probs, list(index.class_ids), list(index.class_names),
                        meta={"kind": "round", "size": 16, "epochs_done": 1},
-                       val_paths=index.val.paths, plots=False)
+                       val_paths=index.val.paths)
     with open(run / "reports" / "round-1" / "suspects.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["name", "path", "split", "scored",
                                            "self_confidence", "predicted_name",

@@ -206,7 +206,7 @@ def test_a_phase_strength_keeps_the_overrides(tmp_path):
     path = write(tmp_path, recipe_doc({"blue triangle": {"strength": 0.5}}))
     cfg = load_config({"phases": [{"size": 16, "epochs": 1, "recipe": str(path),
                                    "strength": 0.5}]})
-    recipe = _phase_recipe(cfg.phases[0])
+    recipe = _phase_recipe(cfg, cfg.phases[0])
     assert recipe.strength == 0.5 and recipe.classes == {"blue triangle": {"strength": 0.5}}
     assert recipe_for_class(recipe, recipe.classes["blue triangle"]).strength == 0.25
 

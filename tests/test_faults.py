@@ -356,8 +356,8 @@ target_name = {"checkpoint": "last.keras", "report": "report.md"}.get(moment)
 
 
 @contextlib.contextmanager
-def killing(target, suffix=None):
-    with real(target, suffix) as tmp:
+def killing(target, suffix=None, sync=True):
+    with real(target, suffix, sync) as tmp:
         yield tmp
         if os.path.basename(target) == target_name:
             count_and_die()

@@ -429,7 +429,7 @@ def test_a_config_phase_names_a_strength_and_the_trainer_uses_it(tmp_path):
                                    "strength": 0.5}]})
     assert cfg.phases[0].strength is None and "strength" not in cfg.to_dict()["phases"][0]
     assert cfg.to_dict()["phases"][1]["strength"] == 0.5
-    assert _phase_recipe(cfg.phases[0]) == cfg.phases[0].recipe
-    assert _phase_recipe(cfg.phases[1]).strength == 0.5
+    assert _phase_recipe(cfg, cfg.phases[0]) is cfg.recipe(cfg.phases[0].recipe)
+    assert _phase_recipe(cfg, cfg.phases[1]).strength == 0.5
     with pytest.raises(AugmineError, match=r"phases\[1\].strength"):
         load_config({"phases": [{"size": 16, "epochs": 1, "strength": -1}]})

@@ -10,9 +10,9 @@ import pytest
 
 from augmine.core.errors import AugmineError
 from augmine.analysis.plans import OversamplingPlan
-from augmine.analysis.reports import (history, list_stage_reports, load_predictions,
-                                      load_stage_report, write_stage_report)
-from augmine.runs.rundir import REPORT_FILES
+from augmine.analysis.reports import (draw_report_plots, history, list_stage_reports,
+                                      load_predictions, load_stage_report, write_stage_report)
+from augmine.runs.rundir import REPORT_FILES, REPORT_PLOTS
 
 IDS = ["n1", "n2", "n3", "n4"]
 NAMES = ["Chihuahua", "teddy bear", "lemon", "orange"]
@@ -60,19 +60,36 @@ def test_write_stage_report_writes_every_file(tmp_path):
     pred = load_predictions(tmp_path, "phase-1")
     assert pred["probs"].shape == (40, 4) and pred["probs"].dtype == np.float32
     assert pred["val_paths"][3] == "/data/val_3.JPEG" and pred["y_true"].tolist() == y_true.tolist()
-    for png in ("f1.png", "confusion.png"):
-        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    # no plots while training; report.md names the command that draws them, links none yet
+    assert "![" not in md and f"analyze {tmp_path.resolve()} --stage phase-1` draws them" in md
+
+
+def test_plots_are_drawn_when_asked_for_and_then_shown_in_report_md(tmp_path):
+    y_true, y_pred = predictions(4)
+    write_stage_report(tmp_path, "phase-1", y_true, fake_probs(y_true, y_pred), IDS, NAMES,
+                       meta={"kind": "phase", "size": 16})
+    out = tmp_path / "reports" / "phase-1"
+    paths = draw_report_plots(tmp_path, "phase-1")
+    assert [p.name for p in paths] == list(REPORT_PLOTS)
+    assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES + REPORT_PLOTS)
+    for png in paths:
+        assert png.read_bytes()[:4] == b"\x89PNG"
+    md = (out / "report.md").read_text()
+    assert "![per-class F1](f1.png)" in md and "](confusion.png)" in md and "draws them" not in md
+    drawn = [p.stat().st_mtime_ns for p in paths]
+    assert draw_report_plots(tmp_path, "phase-1") == paths           # kept: not drawn again
+    assert [p.stat().st_mtime_ns for p in paths] == drawn
 
 
 def test_round_report_compares_before_and_after(tmp_path):
     y_true, y_pred = predictions(4)
     before = write_stage_report(tmp_path, "phase-1", y_true, fake_probs(y_true, y_pred), IDS,
-                                NAMES, meta={"kind": "phase", "size": 16}, plots=False)
+                                NAMES, meta={"kind": "phase", "size": 16})
     plan = OversamplingPlan(np.array([3.0, 1, 1, 1]), [0], IDS, NAMES, policy={"policy": "bottom-k"})
     y_true, y_pred = predictions(1)
     rep = write_stage_report(tmp_path, "round-1", y_true, fake_probs(y_true, y_pred), IDS, NAMES,
                              meta={"kind": "round", "mode": "oversample"}, plan=plan,
-                             before=before, plots=False)
+                             before=before)
     ch, = rep["changes"]
     assert ch["name"] == "Chihuahua"
     assert ch["before"] == pytest.approx(0.75) and ch["after"] == pytest.approx(18 / 19)
@@ -93,7 +110,7 @@ def test_list_history_and_missing_stage(tmp_path):
     for stage, n in (("round-1", 2), ("phase-10", 3), ("phase-2", 4)):
         y_true, y_pred = predictions(n)
         write_stage_report(tmp_path, stage, y_true, fake_probs(y_true, y_pred), IDS, NAMES,
-                           plan=plan if stage.startswith("round") else None, plots=False)
+                           plan=plan if stage.startswith("round") else None)
     (tmp_path / "reports" / "round-2").mkdir()   # interrupted: no report.json -> not listed
     assert [r["stage"] for r in list_stage_reports(tmp_path)] == ["phase-2", "phase-10", "round-1"]
     h = history(tmp_path)
@@ -114,6 +131,6 @@ def test_bad_probs_shape_is_one_line_error(tmp_path):
 def test_report_json_is_plain_json(tmp_path):
     y_true, y_pred = predictions(2)
     write_stage_report(tmp_path, "phase-1", y_true, fake_probs(y_true, y_pred), IDS, NAMES,
-                       meta={"size": np.int64(32)}, plots=False)
+                       meta={"size": np.int64(32)})
     d = json.loads((tmp_path / "reports" / "phase-1" / "report.json").read_text())
     assert d["size"] == 32 and d["top5_accuracy"] == 1.0

@@ -4,6 +4,7 @@ on the selection images, and ``mine auto``."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -79,12 +80,19 @@ def model_step(path) -> int:
 def test_compare_over_two_seeds_differs_by_seed_and_repeats_a_seed(mining_run, tmp_path):
     """``mine compare --seeds 2``: seed 2 of each arm trains in its own branch and differs
     from seed 1; training seed 2 again (its branch deleted, as after a kill before it began)
-    gives the same weights, leaves seed 1 alone and prints the same table."""
+    gives the same weights, leaves seed 1 alone and prints the same table. One progress
+    line with the ETA after every epoch counts all 4 arms, seed arms included, and the
+    epochs the branches already hold."""
     run = copy_run(mining_run, tmp_path)
     args = ("mine", "compare", run, "--mode", "oversample", "--epochs", "1", "--seeds", "2",
             "--no-progress")
     res = run_cli(*args)
     assert res.exit_code == 0, res.output
+    progress = re.findall(r"^(compare [\w -]+): (\d)/(\d) epochs, \S+ elapsed, ETA", res.output,
+                          re.M)
+    assert progress == [("compare oversample", "1", "4"), ("compare control", "2", "4"),
+                        ("compare oversample seed 2", "3", "4"),
+                        ("compare control seed 2", "4", "4")], res.output
     group = next((run / "branches").iterdir())
     assert sorted(p.name for p in group.iterdir()) == [
         "control", "control-seed-2", "oversample", "oversample-seed-2"]
@@ -97,6 +105,8 @@ def test_compare_over_two_seeds_differs_by_seed_and_repeats_a_seed(mining_run, t
     (group / "oversample-seed-2").rename(tmp_path / "first-seed-2")
     again = run_cli(*args)
     assert again.exit_code == 0, again.output
+    assert re.search(r"^compare oversample seed 2: 4/4 epochs, \S+ elapsed, ETA", again.output,
+                     re.M), again.output
     repeat = _weights(group / "oversample-seed-2" / "checkpoints" / "last.keras")
     assert all(np.array_equal(a, b) for a, b in zip(two, repeat))
     assert (group / "oversample" / "checkpoints" / "last.keras").stat().st_mtime_ns == seed1

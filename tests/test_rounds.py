@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from support import MINING, TINY, copy_run, tiny_config
+from support import MINING, TINY, copy_run, read_only, tiny_config
 
 from augmine.cli import cli
 from augmine.data.layouts import load_index
@@ -66,6 +66,22 @@ def test_analyze_prints_table_and_planted_pair(fake_run, synth_root):
     # weakest first: the two pair classes (F1 0.5) lead the table
     table = res.output.split("support")[1].splitlines()[1:3]
     assert sorted(line.split("  ")[0].strip() for line in table) == sorted([a, b])
+    # the stage's plots are drawn when asked for, and report.md shows them
+    report = fake_run.resolve() / "reports" / "phase-1"
+    assert res.output.rstrip().endswith(f"{report / 'report.md'} (plots: f1.png, confusion.png)")
+    assert "![per-class F1](f1.png)" in (report / "report.md").read_text()
+    assert (report / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_analyze_reads_a_read_only_run_and_says_the_plots_were_not_drawn(fake_run):
+    with read_only(fake_run) as reason:
+        res = run_cli("mine", "analyze", fake_run)
+    assert res.exit_code == 0, res.output
+    report = fake_run.resolve() / "reports" / "phase-1"
+    assert res.output.rstrip().splitlines()[-1] == (
+        f"report: {report / 'report.md'} (plots not drawn: {reason.capitalize()}: "
+        f"{report / 'f1.png'})")
+    assert not (report / "f1.png").exists()
 
 
 def test_plan_writes_plan_and_prints_shares(fake_run, synth_root):
@@ -124,7 +140,7 @@ def test_history_across_phases_and_rounds(fake_run, synth_root, synth_index):
     y_true, probs = fabricated_predictions(synth_index, (a, b), rate=0.2)
     write_stage_report(fake_run, "round-1", y_true, probs, synth_index.class_ids,
                        synth_index.class_names, plan=plan,
-                       before=list_stage_reports(fake_run)[0], plots=False)
+                       before=list_stage_reports(fake_run)[0])
     res = run_cli("mine", "history", fake_run)
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()

@@ -127,7 +127,7 @@ def test_a_schedule_that_does_not_fit_the_phases_fails_before_the_run_folder(tmp
 ])
 def test_phase_aligned_schedules_end_where_they_should(tmp_path, synth_root, schedule):
     """Cycles aligned to the phases end every phase at min_lr (and peak mid-phase); the
-    one-cycle run ends at final_lr; the run folder has the LR plot from the start."""
+    one-cycle run ends at final_lr."""
     phases = [{"size": 16, "epochs": 2, "recipe": "none"},
               {"size": 32, "epochs": 2, "recipe": "none"}]
     path = write_config(tmp_path, schedule=schedule, phases=phases)
@@ -141,8 +141,57 @@ def test_phase_aligned_schedules_end_where_they_should(tmp_path, synth_root, sch
         assert lrs[0] == pytest.approx(0.1, rel=1e-4)          # warm-up is one epoch
         assert lrs[3] == pytest.approx(0.001, rel=1e-4)        # run ends at final_lr
         assert lrs[1] > lrs[2] > lrs[3]
-    png = RunDir(result.run_dir).lr_schedule_path
+
+
+@pytest.mark.slow
+@pytest.mark.backend
+def test_a_training_command_reads_each_recipe_file_once(tmp_path, synth_root, monkeypatch):
+    """Two phases on one recipe (the second at strength 0.5) and another for mining: each
+    file is parsed and validated once, when the config loads; the feeds train on that. The
+    command draws the run's learning-rate plot when its training is done."""
+    from augmine.augment import recipes
+
+    reads, parse = [], recipes._yaml_load
+    monkeypatch.setattr(recipes, "_yaml_load",
+                        lambda text, source: reads.append(Path(source).name) or parse(text, source))
+    phases = [{"size": 16, "epochs": 1, "recipe": "light"},
+              {"size": 32, "epochs": 1, "recipe": "light", "strength": 0.5}]
+    path = write_config(tmp_path, phases=phases, mining={"recipe": "tiny-imagenet-14"})
+    res = CliRunner().invoke(cli, ["train", str(path), "--data", str(synth_root), "--run-dir",
+                                   str(tmp_path / "run"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert read_state(tmp_path / "run")["reports"] == ["phase-1", "phase-2"]
+    assert sorted(reads) == ["light.yaml", "tiny-imagenet-14.yaml"]
+    png = RunDir(tmp_path / "run").lr_schedule_path
+    assert f"schedule  {png}" in res.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+@pytest.mark.backend
+def test_an_epoch_flushes_only_its_commit_point(tmp_path, synth_root, monkeypatch):
+    """Every epoch's state.json is flushed to disk (os.fsync), and nothing else an epoch or
+    a phase writes: last.keras, the best links, the history row and the report are renamed
+    into place before it, so state.json's flush commits them (docs/reliability.md)."""
+    import os
+    import re
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to name the flushed files")
+    flushed, fsync = [], os.fsync
+
+    def named_fsync(fd):
+        name = Path(os.readlink(f"/proc/self/fd/{fd}")).name     # .<target>.<8 chars><suffix>
+        flushed.append(re.sub(r"^\.(.+)\.[a-z0-9_]{8}(\.\w+)?$", r"\1", name))
+        return fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", named_fsync)
+    path = write_config(tmp_path, phases=[{"size": 16, "epochs": 2, "recipe": "none"},
+                                          {"size": 32, "epochs": 1, "recipe": "none"}])
+    result = train_run(path, synth_root, tmp_path / "run", progress=False)
+    assert result.state["epochs_done"] == 3 and result.run.checkpoint("best").is_file()
+    assert set(flushed) == {"config.yaml", "state.json"}, flushed
+    # one a start, one an epoch, one a phase's end (report, next phase), one at the end
+    assert flushed.count("state.json") == 1 + 3 + 1 + 1
 
 
 # --------------------------------------------------------------------------- a trained_run run

@@ -1,5 +1,6 @@
 """``report.md``: a stage report dict as Markdown for people (accuracy, the round's effect or
-before/after, weakest and strongest classes, confused pairs, the plan, the plots)."""
+before/after, weakest and strongest classes, confused pairs, the plan, the plots or how to
+draw them)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ def _fmt(v, pct: bool = False) -> str:
     return f"{v:.1%}" if pct else f"{v:.3f}"
 
 
-def render_markdown(report: dict) -> str:
-    """The human-readable ``report.md`` of a report dict."""
+def render_markdown(report: dict, plots_hint: str | None) -> str:
+    """The human-readable ``report.md`` of a report dict. ``plots_hint``: None when
+    ``f1.png`` and ``confusion.png`` are beside it (they are shown), else the line that says
+    how to draw them (a report never links a plot that is not there)."""
     by_name = {c["name"]: c for c in report["per_class"]}
     lines = [f"# Report {report['stage']}", ""]
     size = f", {report['size']} px" if report.get("size") else ""
@@ -63,7 +66,9 @@ def render_markdown(report: dict) -> str:
             lines.append(f"- {plan['class_names'][i]}: x{plan['factors'][i]:.2f}")
     else:
         lines.append("- none (a training phase)")
-    lines += ["", "![per-class F1](f1.png)", "", "![confusions of the weakest classes](confusion.png)", ""]
+    lines += ["", plots_hint, ""] if plots_hint else [
+        "", "![per-class F1](f1.png)", "", "![confusions of the weakest classes](confusion.png)",
+        ""]
     return "\n".join(lines)
 
 

@@ -8,12 +8,18 @@
 - ``confusion.npy`` (C, C) int64 confusion matrix (row = true class);
 - ``predictions.npz`` ``y_true (N,)``, ``probs (N, C) float32``, ``val_paths (N,)`` str;
 - ``report.md``     for people: accuracy, weakest/strongest classes, confused pairs, the plan,
-  before/after for rounds;
-- ``f1.png``        per-class F1, sorted; ``confusion.png`` heatmap of the weakest classes.
+  before/after for rounds.
 
-File names come from :data:`augmine.runs.rundir.REPORT_FILES`; ``report.md`` is rendered by
-:mod:`augmine.analysis.report_markdown`, the plots by :mod:`augmine.analysis.report_plots`.
-Every file is written atomically (:mod:`augmine.core.atomic`). No TensorFlow here.
+Training does not draw plots (matplotlib costs a second or more a report, paid by every arm
+and test that never looks): :func:`draw_report_plots` draws ``f1.png`` (per-class F1,
+sorted) and ``confusion.png`` (the weakest classes' confusions) from ``report.json`` and
+``confusion.npy`` when asked for (``augmine mine analyze``), and links them in
+``report.md``, which until then names the command that draws them.
+
+File names come from :data:`augmine.runs.rundir.REPORT_FILES` and ``REPORT_PLOTS``;
+``report.md`` is rendered by :mod:`augmine.analysis.report_markdown`, the plots by
+:mod:`augmine.analysis.report_plots`. Every file is written atomically
+(:mod:`augmine.core.atomic`). No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from augmine.core import atomic
+from augmine.core.commands import command_line
 from augmine.core.errors import AugmineError
 from augmine.analysis.metrics import confusion_matrix, per_class_report
 from augmine.analysis.pairs import confused_pairs, symmetric_pairs
@@ -35,7 +42,7 @@ from augmine.analysis.plans import OversamplingPlan
 from augmine.analysis.report_markdown import render_markdown
 from augmine.analysis.report_plots import plot_confusion, plot_f1
 from augmine.core.naming import did_you_mean
-from augmine.runs.rundir import REPORT_FILES, RunDir
+from augmine.runs.rundir import REPORT_FILES, REPORT_PLOTS, RunDir
 
 _STAGE_RE = re.compile(r"^(phase|epoch|round)-(\d+)$")
 _STAGE_ORDER = {"phase": 0, "epoch": 1, "round": 2}
@@ -81,7 +88,7 @@ def _summary(report: dict, names: Sequence[str]) -> dict:
 def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[str],
                        class_names: Sequence[str], *, meta: dict | None = None,
                        plan: OversamplingPlan | dict | None = None,
-                       before: dict | None = None, val_paths=None, plots: bool = True,
+                       before: dict | None = None, val_paths=None,
                        effect: dict | None = None) -> dict:
     """Write every file of ``RUN/reports/<stage>/`` and return the report dict.
 
@@ -94,7 +101,8 @@ def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[s
     empty strings when not given. ``run_dir``: a path or :class:`RunDir`. ``effect``: a
     round's measurement (:func:`augmine.rounds.measure.measure_round`: before/after/control on the
     measurement images, with intervals); when given, ``before``/``after``/``changes`` come
-    from it (measurement images only) and ``report.md`` shows it.
+    from it (measurement images only) and ``report.md`` shows it. No plots: see
+    :func:`draw_report_plots`.
     """
     y_true = np.asarray(y_true).astype(np.int64).reshape(-1)
     probs = np.asarray(probs, dtype=np.float32)
@@ -111,7 +119,7 @@ def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[s
     cm = confusion_matrix(y_true, y_pred, num)
     m = _STAGE_RE.match(stage)
     kind = meta.get("kind") or (m.group(1) if m else "other")
-    order = sorted(range(num), key=lambda i: (rep["per_class"][i]["f1"], i))
+    order = _weakest_first(rep["per_class"])
     n_ext = min(5, num)
     report = {
         "stage": stage, "kind": kind, "size": meta.get("size"),
@@ -155,17 +163,48 @@ def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[s
         raise AugmineError(f"{stage} report: {len(val_paths)} val paths for {len(y_true)} "
                            "labels; pass the paths of the evaluated split")
     val_paths = np.asarray([str(p) for p in val_paths], dtype=str)
-    with atomic.atomic_path(path("predictions.npz")) as tmp:
+    # not flushed one by one: the state.json written after a report is the commit point
+    with atomic.atomic_path(path("predictions.npz"), sync=False) as tmp:
         np.savez_compressed(tmp, y_true=y_true, probs=probs, val_paths=val_paths)
-    with atomic.atomic_path(path("confusion.npy")) as tmp:
+    with atomic.atomic_path(path("confusion.npy"), sync=False) as tmp:
         np.save(tmp, cm)
-    atomic.write_text(path("per_class.csv"), _per_class_csv(report))
-    if plots:
-        plot_f1(report, path("f1.png"))
-        plot_confusion(cm, list(class_names), order, path("confusion.png"))
-    atomic.write_text(path("report.md"), render_markdown(report))
-    atomic.write_json(path("report.json"), report)   # last: marks the report complete
+    atomic.write_text(path("per_class.csv"), _per_class_csv(report), sync=False)
+    atomic.write_text(path("report.md"), render_markdown(report, _plots_hint(run, stage)),
+                      sync=False)
+    atomic.write_json(path("report.json"), report, sync=False)   # last: marks it complete
     return report
+
+
+def _weakest_first(per_class: list[dict]) -> list[int]:
+    """Class indices by F1, lowest first (ties by index)."""
+    return [c["index"] for c in sorted(per_class, key=lambda c: (c["f1"], c["index"]))]
+
+
+def _plots_hint(run: RunDir, stage: str) -> str:
+    return (f"Plots (per-class F1, the weakest classes' confusions): "
+            f"`{command_line('mine', 'analyze', run.path, '--stage', stage)}` draws them here.")
+
+
+def draw_report_plots(run_dir, stage: str) -> list:
+    """``f1.png`` and ``confusion.png`` of a stage report, drawn from its ``report.json`` and
+    ``confusion.npy`` where missing or older than the report, and ``report.md`` rewritten to
+    show them. Returns their paths. ``run_dir``: a path or :class:`RunDir`; an
+    :class:`OSError` names the file a refused write (read-only folder) was for."""
+    run = RunDir.of(run_dir)
+    report = load_stage_report(run, stage)
+    paths = [run.report_file(stage, name) for name in REPORT_PLOTS]
+    made = run.report_file(stage, "report.json").stat().st_mtime_ns
+    if all(p.is_file() and p.stat().st_mtime_ns >= made for p in paths):
+        return paths
+    cm = load_confusion(run, stage)
+    if cm is None:
+        raise AugmineError(f"{run.report_file(stage, 'confusion.npy')} is missing; rerun the "
+                           "stage to rewrite its report")
+    names = [c["name"] for c in sorted(report["per_class"], key=lambda c: c["index"])]
+    plot_f1(report, paths[0])
+    plot_confusion(cm, names, _weakest_first(report["per_class"]), paths[1])
+    atomic.write_text(run.report_file(stage, "report.md"), render_markdown(report, None))
+    return paths
 
 
 def _from_effect(effect: dict, before: dict | None) -> dict:

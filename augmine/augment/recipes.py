@@ -154,6 +154,27 @@ def as_recipe(recipe: Recipe | str | os.PathLike) -> Recipe:
     return recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
 
 
+class RecipeBook:
+    """The recipe files one command uses, each read and validated once.
+
+    :meth:`load` gives the :class:`Recipe` of a path or built-in name, parsing the file
+    the first time only. A training config keeps the book it was validated with
+    (:meth:`~augmine.runs.config.TrainConfig.recipe`), so the phases' feeds, and through
+    their pickled composes the worker processes, use the recipe parsed at config load.
+    Recipes are not changed after loading (every edit makes a new one), so sharing is safe.
+    """
+
+    def __init__(self):
+        self._loaded: dict[str, Recipe] = {}
+
+    def load(self, path: str | os.PathLike) -> Recipe:
+        """The validated :class:`Recipe` of ``path`` (a file or built-in name), read once."""
+        key = str(Path(resolve_recipe(path)).resolve())
+        if key not in self._loaded:
+            self._loaded[key] = load_recipe(key)
+        return self._loaded[key]
+
+
 def _smoke_test(recipe: Recipe, source: str) -> None:
     """Apply every entry at p=1 to a small odd-sized image: catch transforms that need other
     inputs (boxes, masks) or change dtype/channels, with the entry number."""

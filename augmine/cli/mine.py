@@ -33,8 +33,10 @@ def _stage_report(run: Path, stage: str | None) -> dict:
 @click.option("--top", default=10, show_default=True, help="Confused pairs to list.")
 @click.option("--all-classes", is_flag=True, help="List every class, not only the weakest 20.")
 def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
-    """The per-class table and the most confused pairs of RUN."""
+    """The per-class table and the most confused pairs of RUN; draws the stage's plots
+    (f1.png, confusion.png) into its report where they are missing."""
     from augmine.analysis.pairs import describe_pair, describe_symmetric
+    from augmine.analysis.reports import draw_report_plots
     from augmine.rounds.text import format_round_outcome
 
     rep = _stage_report(run, stage)
@@ -65,7 +67,11 @@ def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
                    f"\nbefore ({rep['before']['stage']}) -> after:")
         for line in outcome:
             click.echo(line)
-    click.echo(f"\nreport: {RunDir(run).report_file(rep['stage'], 'report.md')}")
+    try:
+        plots = f" (plots: {', '.join(p.name for p in draw_report_plots(run, rep['stage']))})"
+    except OSError as exc:        # a read-only run folder: the report is read, not drawn in
+        plots = f" (plots not drawn: {exc.strerror}: {exc.filename})"
+    click.echo(f"\nreport: {RunDir(run).report_file(rep['stage'], 'report.md')}{plots}")
 
 
 _POLICY = click.Choice(["bottom-k", "threshold", "zscore"])

@@ -45,7 +45,7 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
     from augmine.runs.config import load_config
     from augmine.core.errors import AugmineError
     from augmine.runs.rundir import RunDir
-    from augmine.train.phases import train_run
+    from augmine.train.phases import plot_run_schedule, train_run
 
     run = RunDir(run_dir)
     if rebuild_state:
@@ -54,7 +54,7 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
         raise AugmineError("give a training config, e.g. `augmine train cpu-small --run-dir "
                            "runs/small` (or --resume an existing run)")
     if not resume:
-        load_config(config)  # fail on a bad config before touching the dataset
+        config = load_config(config)  # fail on a bad config before touching the dataset
         run.check_new_run()
         data = _data_or_default(data)
     run.check_writable("train --resume" if resume else "train")
@@ -69,6 +69,9 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
     for line in format_best(best, result.run_dir) if best else ():
         click.echo(line)
     click.echo(f"reports   {', '.join(st.get('reports', []))}")
+    schedule = plot_run_schedule(result)
+    if schedule is not None:
+        click.echo(f"schedule  {schedule}")
 
 
 def _rebuild(run, config, data, resume: bool, epochs, skip_bad: bool, no_progress: bool):

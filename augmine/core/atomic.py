@@ -1,8 +1,13 @@
 """Atomic file writes: a reader (or a resumed run) never sees a half-written file.
 
 Each helper writes to a temporary file in the destination folder, flushes it to disk
-and renames it over the target with :func:`os.replace`, which is atomic on POSIX and
-Windows. A run killed mid-write leaves the previous version intact.
+(``sync=True``, the default) and renames it over the target with :func:`os.replace`, which
+is atomic on POSIX and Windows. A run killed mid-write leaves the previous version intact.
+
+``sync=False`` skips the flush: the file is still whole or absent for every reader and
+after a killed process (the OS keeps what was written), but after a power loss or OS crash
+it may be older than the files written after it. Training uses it for every write a
+later flushed commit point covers (``state.json``, see docs/reliability.md, "durability").
 
 Files get the mode an ordinary ``open(path, "w")`` would give them (``0o666`` less the
 umask: ``0o644`` with the usual umask 0022), or keep the mode of the file they replace;
@@ -47,12 +52,14 @@ def new_file_mode(target: str | os.PathLike) -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike, suffix: str | None = None,
+                sync: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target``.
 
     Use it for writers that want a file name (``np.save``, ``fig.savefig``,
     ``model.save``). ``suffix`` defaults to the target's own suffix, because some writers
-    choose the format from it.
+    choose the format from it. ``sync``: flush the file to disk before the rename
+    (``os.fsync``); False where a later flushed commit point covers it.
     """
     target = Path(target)
     try:
@@ -66,8 +73,9 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if sync:
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
         # mkstemp makes the file 0600; give it the mode a plain write would have
         os.chmod(tmp_path, new_file_mode(target))
         os.replace(tmp_path, target)
@@ -102,21 +110,22 @@ def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
     return gone
 
 
-def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``target`` atomically and return the target path."""
-    with atomic_path(target) as tmp:
+def write_bytes(target: str | os.PathLike, data: bytes, sync: bool = True) -> Path:
+    """Write ``data`` to ``target`` atomically and return the target path (``sync``: as
+    :func:`atomic_path`'s)."""
+    with atomic_path(target, sync=sync) as tmp:
         tmp.write_bytes(data)
     return Path(target)
 
 
-def write_text(target: str | os.PathLike, text: str) -> Path:
+def write_text(target: str | os.PathLike, text: str, sync: bool = True) -> Path:
     """Write UTF-8 ``text`` to ``target`` atomically and return the target path."""
-    return write_bytes(target, text.encode("utf-8"))
+    return write_bytes(target, text.encode("utf-8"), sync)
 
 
-def write_json(target: str | os.PathLike, obj: Any) -> Path:
+def write_json(target: str | os.PathLike, obj: Any, sync: bool = True) -> Path:
     """Write ``obj`` as indented JSON to ``target`` atomically and return the target path."""
-    return write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    return write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n", sync)
 
 
 def read_json(path: str | os.PathLike, fix: str) -> Any:
@@ -135,26 +144,26 @@ def read_json(path: str | os.PathLike, fix: str) -> Any:
                            f"{fix}") from None
 
 
-def copy_file(src, dst) -> Path:
+def copy_file(src, dst, sync: bool = True) -> Path:
     """Copy file ``src`` to ``dst`` atomically (a temporary file beside ``dst``, renamed)."""
-    with atomic_path(Path(dst)) as tmp:
+    with atomic_path(Path(dst), sync=sync) as tmp:
         shutil.copyfile(src, tmp)
     return Path(dst)
 
 
-def link_file(src, dst) -> Path:
+def link_file(src, dst, sync: bool = True) -> Path:
     """Make ``dst`` a hard link to ``src``'s file, atomically (a link made beside ``dst``, then
     renamed over it): no bytes are copied and nothing needs a flush. Where the file system
-    refuses hard links, a copy (:func:`copy_file`). The link shares ``src``'s file only until
-    ``src`` is replaced (every writer here replaces by rename, so ``dst`` keeps the old
-    bytes); never write into either file in place."""
+    refuses hard links, a copy (:func:`copy_file`, flushed with ``sync``). The link shares
+    ``src``'s file only until ``src`` is replaced (every writer here replaces by rename, so
+    ``dst`` keeps the old bytes); never write into either file in place."""
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.parent / f".{dst.name}.{secrets.token_hex(4)}{dst.suffix}"   # as atomic_path's
     try:
         os.link(src, tmp)
     except OSError:
-        return copy_file(src, dst)
+        return copy_file(src, dst, sync)
     try:
         os.replace(tmp, dst)      # a no-op when dst is already a link to the same file
     finally:

@@ -22,7 +22,6 @@ The report, written last, makes the round done (``mine round --redo`` redoes it 
 from __future__ import annotations
 
 import logging
-import time
 
 from augmine.analysis.reports import write_stage_report
 from augmine.core import atomic
@@ -50,22 +49,17 @@ def default_modes() -> tuple[str, ...]:
     return tuple(m for m in AUTO_ORDER if m in MODE_TABLE)
 
 
-def eta_echo(echo, arms: int):
-    """``echo`` for each arm's header, with the arm count and an ETA from the arms so far."""
-    began, calls = time.monotonic(), [0]
-
+def stage_one_echo(echo):
+    """``echo`` for :func:`~augmine.rounds.compare.compare_modes` inside ``mine auto``: its
+    lines start ``auto: stage 1/2, `` instead of ``compare: `` (``auto: stage 1/2, training
+    mode head (1/3), ...``). The ETA is the round-wide one every epoch prints
+    (:func:`~augmine.rounds.runner.round_progress`, seed arms included)."""
     def say(line: str) -> None:
-        if not line.startswith("compare: "):
-            echo(line)
-            return
-        calls[0] += 1
-        done = calls[0] - 1
-        left = ""
-        if done:
-            secs = (time.monotonic() - began) / done * (arms - done)
-            left = f", ETA {int(secs // 60):02d}:{int(secs % 60):02d}"
-        echo(f"auto: stage 1/2, training {line.removeprefix('compare: ')} "
-             f"[arm {min(calls[0], arms)} of {arms}{left}]")
+        if line.startswith("compare: "):
+            rest = line.removeprefix("compare: ")
+            verb = "" if rest.startswith("skipping") else "training "
+            line = f"auto: stage 1/2, {verb}{rest}"
+        echo(line)
     return say
 
 
@@ -99,9 +93,8 @@ def auto_round(run_dir, modes=None, epochs: int | None = None, seeds: int | None
         run.restore(round_no)
         state = RoundState.read(run)
     settings = mining_settings(run, **plan_settings)
-    arms = (len(modes) + 1) * (seeds or 1)
     res = compare_modes(state, epochs=epochs, modes=modes, progress=progress, seeds=seeds,
-                        echo=eta_echo(say, arms), **plan_settings)
+                        echo=stage_one_echo(say), **plan_settings)
     plan, selection, probs = res["plan"], res["selection"], res["probs"]
     modes = tuple(m for m in modes if m in res["effects"])   # compare skips no-op modes
     if not modes:

@@ -13,10 +13,9 @@ from augmine.rounds.identical import twin_of_control
 from augmine.rounds.measure import measure_round
 from augmine.rounds.plans import load_run_index, mining_settings, selected_plan, selection_method
 from augmine.rounds.runner import (checked_epochs, round_lr_range, round_progress,
-                                   round_schedule, round_steps, stage_epochs_done, train_arm)
-from augmine.rounds.seeds import checked_seeds, seeds_effect, train_seeds
+                                   round_schedule, round_steps, train_arm)
+from augmine.rounds.seeds import checked_seeds, seed_branch, seeds_effect, train_seeds
 from augmine.rounds.state import RoundState
-from augmine.runs.rundir import RunDir
 
 log = logging.getLogger("augmine")
 
@@ -89,8 +88,8 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
     schedule = round_schedule(*round_lr_range(cfg, settings), start_step, steps)
     before_probs = state.probs(start["stage"], index)
     probs = {}
-    bar = round_progress(epochs * len(arms), sum(
-        stage_epochs_done(RunDir(run.branch_dir(group, m)), stage) for m in arms))
+    bar = round_progress(epochs, [run.branch_dir(group, seed_branch(m, s))
+                                  for s in range(1, seeds + 1) for m in arms], stage)
     for i, (m, inputs) in enumerate(arms.items(), 1):
         say(f"compare: {'mode ' if m != 'control' else ''}{m} ({i}/{len(arms)}), {epochs} "
             f"epoch{'s' if epochs != 1 else ''}, {steps} steps")
@@ -98,7 +97,7 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
                                 progress, label=f"compare {m}", bar=bar, echo=say)
     more = train_seeds(arms, seeds, cfg.seed, lambda name, inputs, seed, label: train_arm(
         run.branch(group, name), index, epochs, stage, inputs, schedule, progress,
-        label=f"compare {label}", seed=seed)[1], echo=say)
+        label=f"compare {label}", seed=seed, bar=bar, echo=say)[1], echo=say)
     partners = partner_classes(plan) if any(arm(m).partners for m in modes) else []
     effects = {m: seeds_effect(index, selection, cfg.seed, plan.weak, before_probs,
                                [probs[m], *more[m]], [probs["control"], *more["control"]],

@@ -82,7 +82,7 @@ def gentle_recipe(run_dir, index, plan: OversamplingPlan, selection: str, stage:
     path = run.gentle_recipe_path(stage)
     last = run.config.phases[-1]
     if not (resume and path.is_file()):
-        base = load_recipe(last.recipe)
+        base = run.config.recipe(last.recipe)
         affinity = None
         if selection == "val-half" and base.transforms:
             from augmine.train.affinity import measure_affinity
@@ -103,7 +103,7 @@ def untailored_gentle_recipe(run_dir, index, plan: OversamplingPlan):
     round could differ from its control at all (:mod:`augmine.rounds.identical`)."""
     run = RunDir.of(run_dir)
     last = run.config.phases[-1]
-    base = load_recipe(last.recipe)
+    base = run.config.recipe(last.recipe)
     data = _gentle_data(base, gentle_overrides(plan, index, None, [], run.config.seed), "plan")
     return _at_phase_strength(parse_recipe(data, f"{base.name}-gentle"), last)
 

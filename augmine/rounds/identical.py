@@ -109,8 +109,9 @@ def refusal_reason(mode: str, plan: OversamplingPlan) -> str:
 def last_phase_recipe(run_dir):
     """What an arm without a recipe of its own trains with: the last phase's recipe at the
     phase's strength."""
-    last = RunDir.of(run_dir).config.phases[-1]
-    return scale_recipe(last.recipe, 1.0 if last.strength is None else last.strength)
+    cfg = RunDir.of(run_dir).config
+    last = cfg.phases[-1]
+    return scale_recipe(cfg.recipe(last.recipe), 1.0 if last.strength is None else last.strength)
 
 
 def twin_of_control(run_dir, mode: str, plan: OversamplingPlan, index,

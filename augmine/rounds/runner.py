@@ -40,7 +40,7 @@ from augmine.rounds.arms import (MODES, arm, arm_inputs, arm_length, model_optio
 from augmine.rounds.identical import twin_of_control
 from augmine.rounds.keep import clear_decision, judge_round
 from augmine.rounds.measure import measure_round
-from augmine.rounds.seeds import checked_seeds, seeds_effect, train_seeds
+from augmine.rounds.seeds import checked_seeds, seed_branch, seeds_effect, train_seeds
 from augmine.rounds.plans import mining_settings, selected_plan, selection_method, selection_report
 from augmine.rounds.state import RoundState
 from augmine.runs.rundir import RunDir
@@ -123,12 +123,17 @@ def stage_epochs_done(run: RunDir, stage: str) -> int:
     return int(state.get("stage_epochs_done") or 0) if state.get("stage") == stage else 0
 
 
-def round_progress(epochs: int, done: int = 0):
-    """The progress of a round or ``mine compare`` over all its arms: ``epochs`` in all,
-    ``done`` committed before (a tqdm counter, :func:`~augmine.train.fit.run_progress`)."""
+def round_progress(epochs: int, arm_runs, stage: str):
+    """The progress of a round, ``mine compare`` or ``mine auto`` over every arm it trains,
+    seed arms (``--seeds``) included: ``epochs`` per arm, one arm per run folder of
+    ``arm_runs`` (paths or RunDirs, made or not yet), whose committed epochs of ``stage``
+    count as done (a tqdm counter, :func:`~augmine.train.fit.run_progress`: ``5/8 epochs,
+    ... ETA 01:30``). The one ETA of these commands."""
     from augmine.train.fit import run_progress
 
-    return run_progress(epochs, done)
+    arm_runs = [RunDir.of(r) for r in arm_runs]
+    return run_progress(epochs * len(arm_runs),
+                        sum(stage_epochs_done(r, stage) for r in arm_runs))
 
 
 def progress_callback(bar, label: str, echo):
@@ -331,9 +336,10 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     head = f"round {round_no} ({mode})"
     say(f"{head}: training the round arm, {epochs} epoch{'s' if epochs != 1 else ''} "
         f"({steps} steps)")
-    control_run = run.branch_dir(stage, "control")
-    bar = round_progress(epochs * (2 if control else 1), stage_epochs_done(run, stage) + (
-        stage_epochs_done(RunDir(control_run), stage) if control else 0))
+    bar = round_progress(epochs, [run, *([run.branch_dir(stage, "control")] if control else []),
+                                  *(run.branch_dir(stage, seed_branch(name, s))
+                                    for s in range(2, seeds + 1)
+                                    for name in ("round", "control"))], stage)
     y_true, probs = train_arm(run, index, epochs, stage, inputs, schedule, progress,
                               extra_callbacks, label=stage, bar=bar, echo=say)
     run.keep_best(round_no)        # "best" is never chosen by val images that measure rounds
@@ -357,7 +363,7 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
                                                 length=arm_length(mode, plan, index))},
         seeds, cfg.seed, lambda name, arm_in, seed, label: train_arm(
             run.branch(stage, name, round_no), index, epochs, stage, arm_in, schedule,
-            progress, label=f"{stage} {label}", seed=seed)[1], echo=say)
+            progress, label=f"{stage} {label}", seed=seed, bar=bar, echo=say)[1], echo=say)
     partners = partner_classes(plan) if spec.partners else []
     effect = seeds_effect(index, selection, cfg.seed, plan.weak, before_probs,
                           [probs, *more["round"]], [control_probs, *more["control"]],

@@ -56,9 +56,10 @@ def _unknown_key(key, allowed) -> str:
     return f"unknown key {key!r}; {hint}"
 
 
-def _resolve_recipe(name, base_dir: Path | None) -> str:
+def _resolve_recipe(name, base_dir: Path | None, book=None) -> str:
     """A recipe path: relative to the config file first, then a name in ``recipes/``;
-    validated in full now, before anything trains."""
+    validated in full now, before anything trains (kept in ``book``, a
+    :class:`~augmine.augment.recipes.RecipeBook`, when given)."""
     from augmine.augment.recipes import load_recipe
     from augmine.core.shipped import resolve_recipe
 
@@ -74,7 +75,7 @@ def _resolve_recipe(name, base_dir: Path | None) -> str:
             raise ValueError(f"recipe {name!r} not found next to the config or in "
                              f"recipes/ ({exc})") from None
     try:
-        load_recipe(path)
+        book.load(path) if book is not None else load_recipe(path)
     except AugmineError as exc:
         raise ValueError(str(exc)) from None
     return str(path.resolve())
@@ -84,7 +85,7 @@ def _recipe_in_context(value, info: ValidationInfo):
     ctx = info.context or {}
     if value is None or not ctx.get("check_recipes", True):
         return None if value is None else str(value)
-    return _resolve_recipe(value, ctx.get("base_dir"))
+    return _resolve_recipe(value, ctx.get("base_dir"), ctx.get("recipes"))
 
 
 def _builtin_recipe_in_context(value, info: ValidationInfo):

@@ -24,9 +24,11 @@ DEFAULT_BATCH_SIZE = 256
 # --------------------------------------------------------------------------- saving, loading
 
 def save_checkpoint(run: RunDir, model) -> Path:
-    """Save ``model`` (with its optimizer) as the run's ``last.keras``, atomically."""
+    """Save ``model`` (with its optimizer) as the run's ``last.keras``, atomically; not
+    flushed on its own: the ``state.json`` written after it is the flushed commit point
+    (docs/reliability.md, "durability")."""
     path = run.checkpoint("last")
-    with atomic.atomic_path(path) as tmp:
+    with atomic.atomic_path(path, sync=False) as tmp:
         model.save(tmp)
     return path
 

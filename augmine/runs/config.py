@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, Field, PrivateAttr, ValidationError, field_validator,
+                      model_validator)
 
 from augmine.core.errors import AugmineError
 from augmine.runs._internal import _choice, _object_in_context, _Section, _unknown_key, _Whole
@@ -50,6 +51,7 @@ class TrainConfig(_Section):
     data: Optional[str] = None
     callbacks: Optional[list[Annotated[str, AfterValidator(_object_in_context)]]] = None
     path: Optional[str] = Field(default=None, exclude=True)
+    _recipes: Any = PrivateAttr(default=None)   # a RecipeBook: each recipe file read once
 
     @model_validator(mode="before")
     @classmethod
@@ -112,15 +114,24 @@ class TrainConfig(_Section):
         last = self.phases[-1].model_copy(update={"epochs": int(epochs)})
         return self.model_copy(update={"phases": [*self.phases[:-1], last]})
 
+    def recipe(self, path):
+        """The validated :class:`~augmine.augment.recipes.Recipe` of one of the config's
+        recipe paths: the one parsed when the config was loaded (copies of this config share
+        it), else read now, once."""
+        if self._recipes is None:
+            from augmine.augment.recipes import RecipeBook
+
+            self._recipes = RecipeBook()
+        return self._recipes.load(path)
+
     def check_recipe_classes(self, index) -> None:
         """One-line error unless every class override (``classes:``) of the phases' recipes
         and ``mining.recipe`` names a class of ``index`` (a DatasetIndex)."""
         from augmine.augment.overrides import class_overrides
-        from augmine.augment.recipes import load_recipe
 
         recipes = [p.recipe for p in self.phases] + [self.mining.recipe]
         for path in dict.fromkeys(r for r in recipes if r):
-            class_overrides(load_recipe(path), index.class_ids, index.class_names)
+            class_overrides(self.recipe(path), index.class_ids, index.class_names)
 
     def to_dict(self) -> dict:
         """The YAML-ready dict (recipes as absolute paths, unset options left out)."""
@@ -213,12 +224,18 @@ def load_config(source, base_dir: str | os.PathLike | None = None,
         base = Path(base_dir) if base_dir is not None else path.parent
     if isinstance(raw, dict) and not raw.get("name") and path is not None:
         raw["name"] = path.stem
+    book = None
+    if check_recipes:
+        from augmine.augment.recipes import RecipeBook
+
+        book = RecipeBook()
     try:
-        cfg = TrainConfig.model_validate(raw, context={"base_dir": base,
+        cfg = TrainConfig.model_validate(raw, context={"base_dir": base, "recipes": book,
                                                        "check_recipes": check_recipes})
     except ValidationError as exc:
         raise _one_line(exc, where) from None
     cfg.path = str(path.resolve()) if path else None
+    cfg._recipes = book
     return cfg
 
 

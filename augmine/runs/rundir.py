@@ -6,7 +6,8 @@ Layout (every file written atomically, see :mod:`augmine.core.atomic`)::
     RUN/state.json                     progress; written last after every epoch (commit point)
     RUN/state-damaged.json             a damaged state.json set aside by a rebuild (runs.starts)
     RUN/history.csv                    one row per epoch (HISTORY_COLUMNS)
-    RUN/lr_schedule.png                the learning rate over the whole run (written at start)
+    RUN/lr_schedule.png                the planned learning rate (drawn by ``augmine train``
+                                       when its training is done)
     RUN/checkpoints/last.keras         weights + optimizer state after the latest epoch
     RUN/checkpoints/best.keras         best val accuracy over the run
     RUN/checkpoints/best-<S>px.keras   best val accuracy at image size S (one per phase size)
@@ -45,9 +46,10 @@ HISTORY_COLUMNS = ("stage", "phase", "size", "epoch", "lr", "loss", "accuracy",
 SUSPECT_COLUMNS = ("name", "path", "split", "scored", "self_confidence", "predicted_name",
                    "predicted_prob")
 _SNAPSHOT = ("last", "best", "state")
-# The files of a stage report, reports/<stage>/ (written by augmine.analysis.reports).
-REPORT_FILES = ("report.json", "per_class.csv", "confusion.npy", "report.md", "f1.png",
-                "confusion.png", "predictions.npz")
+# The files of a stage report, reports/<stage>/ (written by augmine.analysis.reports), and its
+# plots, drawn from them when asked for (augmine.analysis.reports.draw_report_plots).
+REPORT_FILES = ("report.json", "per_class.csv", "confusion.npy", "report.md", "predictions.npz")
+REPORT_PLOTS = ("f1.png", "confusion.png")
 
 
 class RunDir(RoundCopies, AffinityFiles, RunStarts):
@@ -124,9 +126,11 @@ class RunDir(RoundCopies, AffinityFiles, RunStarts):
         return self.reports_dir / stage
 
     def report_file(self, stage: str, name: str) -> Path:
-        """``reports/<stage>/<name>``: one of a stage report's ``REPORT_FILES``."""
-        if name not in REPORT_FILES:
-            raise ValueError(f"{name!r} is not a report file; one of {', '.join(REPORT_FILES)}")
+        """``reports/<stage>/<name>``: one of a stage report's ``REPORT_FILES`` or
+        ``REPORT_PLOTS``."""
+        if name not in REPORT_FILES + REPORT_PLOTS:
+            raise ValueError(f"{name!r} is not a report file; one of "
+                             f"{', '.join(REPORT_FILES + REPORT_PLOTS)}")
         return self.report_dir(stage) / name
 
     def suspects_path(self, stage: str) -> Path:
@@ -328,7 +332,7 @@ class RunDir(RoundCopies, AffinityFiles, RunStarts):
         """Make ``best.keras`` or, with ``size``, ``best-<size>px.keras`` the file
         ``last.keras`` is now: a hard link (a copy where links fail). ``last.keras`` is only
         ever replaced by rename, so the best keeps these bytes after later saves."""
-        atomic.link_file(self.checkpoint("last"), self.checkpoint("best", size))
+        atomic.link_file(self.checkpoint("last"), self.checkpoint("best", size), sync=False)
 
     # ----------------------------------------------------------------------- suspects
 

@@ -217,7 +217,7 @@ def lr_find(config, data_root, out_dir, phase: int = 1, steps: int = 200,
     keras = import_keras()
     keras.utils.set_random_seed(cfg.seed)
     model = create_model(cfg.model, index.num_classes, where=cfg.path or "config")
-    feed = train_dataset(index, ph.recipe, ph.size, cfg.batch_size, seed=cfg.seed,
+    feed = train_dataset(index, cfg.recipe(ph.recipe), ph.size, cfg.batch_size, seed=cfg.seed,
                          workers=cfg.workers, **ph.feed_options())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -46,12 +46,14 @@ ROUND_SEED_OFFSET = 1000
 
 @dataclass
 class RunResult:
-    """What :func:`train_run` returns: the run folder, its final state and history."""
+    """What :func:`train_run` returns: the run folder, its final state and history;
+    ``steps``: :func:`phase_steps` when it trained (None when the run was done already)."""
 
     run: RunDir
     state: dict
     history: list[dict]
     model: Any = None
+    steps: list | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -95,16 +97,23 @@ def phase_steps(cfg: TrainConfig, index) -> list[tuple[int, int]]:
     return [(per_epoch, phase.epochs) for phase in cfg.phases]
 
 
-def plot_run_schedule(run: RunDir, cfg: TrainConfig, steps: list[tuple[int, int]]) -> Path:
-    """Write the learning rate of every step of the run (phase boundaries dashed) to
-    ``run.lr_schedule_path``; ``steps``: :func:`phase_steps`. Returns the path."""
+def plot_run_schedule(result: RunResult) -> Path | None:
+    """The trained run's learning rate at every step (phase boundaries dashed) as
+    ``lr_schedule.png``, drawn where missing or older than its ``config.yaml``: ``augmine
+    train`` calls it after training, off the epochs' path. Its path; None when ``result``
+    trained nothing."""
     from augmine.model.schedule_plots import lr_values, plot_lr_schedule
     from augmine.runs.factories import create_schedule
 
-    schedule = create_schedule(cfg.schedule, steps, where=cfg.path or "config")
-    ends = [spe * epochs for spe, epochs in steps]
+    if result.steps is None:
+        return None
+    run, cfg, png = result.run, result.run.config, result.run.lr_schedule_path
+    if png.is_file() and png.stat().st_mtime_ns >= run.config_path.stat().st_mtime_ns:
+        return png
+    schedule = create_schedule(cfg.schedule, result.steps, where=cfg.path or "config")
+    ends = [spe * epochs for spe, epochs in result.steps]
     bounds = [sum(ends[:k]) for k in range(1, len(ends))]
-    return plot_lr_schedule(lr_values(schedule, sum(ends)), bounds, run.lr_schedule_path,
+    return plot_lr_schedule(lr_values(schedule, sum(ends)), bounds, png,
                             title=f"{cfg.name}: learning rate over {sum(ends)} steps "
                                   f"({cfg.schedule.mode})")
 
@@ -133,13 +142,15 @@ def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: i
     return process_feed(train_feed, shard), eval_dataset(index, size, eval_bs, keep=True)
 
 
-def _phase_recipe(phase):
-    """The phase's recipe path, or the recipe scaled to the phase's ``strength`` when set."""
+def _phase_recipe(cfg: TrainConfig, phase):
+    """The phase's :class:`~augmine.augment.recipes.Recipe` (the one ``cfg`` validated, see
+    :meth:`~augmine.runs.config.TrainConfig.recipe`), scaled to its ``strength`` when set."""
+    recipe = cfg.recipe(phase.recipe)
     if phase.strength is None or phase.strength == 1:
-        return phase.recipe
+        return recipe
     from augmine.augment.strength import scale_recipe
 
-    return scale_recipe(phase.recipe, phase.strength)
+    return scale_recipe(recipe, phase.strength)
 
 
 def _fit_and_close(model, feeds, epochs: int, initial_epoch: int, callbacks, progress,
@@ -243,11 +254,8 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             extended_state(state, cfg)
             for line in changes:
                 say(f"resume: {line}")
-        fresh = not state.get("epochs_done")
         state.update(skips)
         run.write_state(state)
-        if fresh or not run.lr_schedule_path.is_file():
-            plot_run_schedule(run, cfg, steps)
         run_bar = run_progress(cfg.total_epochs, state["epochs_done"])
         for phase_no, phase in enumerate(cfg.phases, 1):
             if phase_no < state["phase"]:
@@ -262,7 +270,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
                 say(f"{label}: {_epochs(done + 1, phase.epochs)} of phase {phase_no}/"
                     f"{len(cfg.phases)}, run {_epochs(first, first + phase.epochs - done - 1)}"
                     f" of {cfg.total_epochs}")
-                feeds = _feeds(index, cfg, _phase_recipe(phase), phase.size,
+                feeds = _feeds(index, cfg, _phase_recipe(cfg, phase), phase.size,
                                cfg.seed + phase_no, done, options=phase.feed_options())
                 predictions = _fit_and_close(
                     model, feeds, phase.epochs, done,
@@ -278,7 +286,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
                 run.write_state(state)
     state["status"] = "done"                       # with the last phase's report
     run.write_state(state)
-    return RunResult(run, state, run.read_history(), model)
+    return RunResult(run, state, run.read_history(), model, steps)
 
 
 def _start_model(run: RunDir, cfg: TrainConfig, index, state: dict | None, steps):
@@ -346,7 +354,7 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     last = cfg.phases[-1]
     size = int(size or last.size)
     seed = cfg.seed if seed is None else int(seed)
-    recipe = recipe or _phase_recipe(last)        # at the last phase's strength
+    recipe = recipe or _phase_recipe(cfg, last)   # at the last phase's strength
     info = state.setdefault("rounds", {}).setdefault(
         stage, {"epochs": epochs, "epochs_done": 0, "done": False})
     done = int(state.get("stage_epochs_done", 0)) if state.get("stage") == stage else 0
