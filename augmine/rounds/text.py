@@ -115,7 +115,8 @@ def format_compare(result: dict) -> list[str]:
              f"{result['epochs']} epochs = {result['steps']} steps per mode; chosen on "
              f"{first['selection']}, measured on {first['measurement']} "
              f"({first['measurement_images']} images)",
-             *([f"partner classes (pairs oversamples them too): {', '.join(first['partners'])}"]
+             *([f"partner classes (the chosen classes' confusion partners on the selection "
+                f"images; pairs and head repeat them too): {', '.join(first['partners'])}"]
                if first.get("partners") else []),
              "effect net of control [95% bootstrap interval]:",
              f"{'mode':<13}" + "".join(f" {m:>24}" for m in first["table"])]
