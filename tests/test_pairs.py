@@ -295,7 +295,7 @@ def test_pairs_round_and_compare_through_the_cli(trained_pairs_run, tmp_path):
     # both classes repeated x3 in the round; the control as many steps, plain sampling
     arm_state = json.loads((run / "state.json").read_text())
     ctrl = RunDir(run / "branches" / "round-1" / "control")
-    assert ctrl.read_state()["step"] == arm_state["step"]
+    assert ctrl.read_state().step == arm_state["step"]
     # piped output: each arm's header, then its labelled epoch line
     head = _index_of(out, "round 1 (pairs): training the round arm, 1 epoch")
     assert head < _index_of(out, "round-1 epoch 1/1: ") < \

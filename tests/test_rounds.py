@@ -245,7 +245,7 @@ def test_factor_one_arm_trains_exactly_the_control(mining_run, tmp_path):
     assert describe_arm(plan, "oversample") == "plain epochs (factor 1: no extra samples)"
     bs = run.config.batch_size
     assert same_as_control("oversample", plan, index, bs, last_phase_recipe(run))
-    start = int(run.read_state()["step"])
+    start = int(run.read_state().step)
     arms = {m: arm_inputs(m, plan, index, bs, len(index.train)) for m in ("oversample", "control")}
     steps = round_steps(index, arms["control"], bs, 1)
     schedule = round_schedule(*round_lr_range(run.config, mining_settings(run)), start, steps)
