@@ -159,3 +159,9 @@ def store_state(path: Path, state: "RunState | dict") -> Path:
     atomic.write_json(path, state.to_json())
     _cache[path] = (_stamp(os.stat(path)), state)
     return path
+
+
+def forget_cached_states() -> None:
+    """Drop every cached state, so that the next read of each file parses it (a test that
+    counts parses per command starts here)."""
+    _cache.clear()
