@@ -180,3 +180,42 @@ def test_a_round_parses_each_state_once_and_stores_its_plan_once(mining_run, tmp
     assert run.snapshot_meta(1) == started
     assert load_stage_report(run, "round-1")["plan"] == plan
     assert run_cli("mine", "history", run).output == history.output
+
+
+def test_a_round_report_refers_to_its_plan_file_which_must_stay(tmp_path):
+    import numpy as np
+
+    from augmine.analysis.plans import OversamplingPlan
+    from augmine.analysis.reports import load_stage_report, write_stage_report
+
+    run = RunDir(tmp_path / "run")
+    plan = OversamplingPlan(np.array([3.0, 1.0]), [0], ["a", "b"], ["ant", "bee"])
+    y, probs = np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+
+    def report(stage):
+        write_stage_report(run, stage, y, probs, ["a", "b"], ["ant", "bee"], plan=plan,
+                           plots=False)
+        return json.loads(run.report_file(stage, "report.json").read_text())["plan"]
+
+    assert report("round-1") == plan.to_dict()     # no plan file holds it: kept in the report
+    run.write_plan(2, plan.to_dict())
+    assert report("round-2") == "plans/round-2.json"
+    assert load_stage_report(run, "round-2")["plan"] == plan.to_dict()
+    run.plan_path(2).unlink()
+    with pytest.raises(AugmineError) as err:
+        load_stage_report(run, "round-2")
+    assert str(err.value) == (f"{run.plan_path(2)} is missing; "
+                              f"{run.report_file('round-2', 'report.json')} refers to it; put "
+                              "the run's plans/ back from a copy of the run")
+
+
+def test_a_start_record_refers_to_the_plan_file_and_an_old_one_reads_the_same(tmp_path):
+    run = RunDir(tmp_path / "run")
+    plan = {"class_ids": ["a", "b"], "factors": [3.0, 1.0], "weak": [0]}
+    run.snapshot(1, {"round": 1, "mode": "oversample", "plan": plan})
+    stored = json.loads((run.snapshot_dir(1) / "round.json").read_text())
+    assert stored == {"round": 1, "mode": "oversample", "plan": "plans/round-1.json",
+                      "plan_sha256": plan_digest(plan)}
+    (run.snapshot_dir(1) / "round.json").write_text(json.dumps({**stored, "plan": plan}))
+    assert run.snapshot_meta(1) == stored
+    assert plan_digest({**plan, "factors": [2.0, 1.0]}) != plan_digest(plan)
