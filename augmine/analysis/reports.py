@@ -89,8 +89,9 @@ def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[s
     ``{"kind": "phase"|"round", "size": 32, "epochs_done": 10}`` (kept under ``meta``,
     with ``kind``/``size`` also at top level). ``plan``: the OversamplingPlan a round
     used (``report.json`` refers to the round's plan file when that holds it, see
-    :func:`load_stage_report`). ``before``: the report (or ``{accuracy, macro_f1, f1: {name: value}}``) of the
-    stage the round started from; the F1 of the plan's chosen classes is compared.
+    :func:`load_stage_report`). ``before``: the report (or ``{accuracy, macro_f1, f1:
+    {name: value}}``) of the stage the round started from; the F1 of the plan's chosen
+    classes is compared.
     ``val_paths`` (N,): the val images' paths (kept in ``predictions.npz`` for the app);
     empty strings when not given. ``run_dir``: a path or :class:`RunDir`. ``effect``: a
     round's measurement (:func:`augmine.rounds.measure.measure_round`: before/after/control on the

@@ -294,8 +294,8 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     stage = f"round-{round_no}"
     if status == "interrupted" and not redo and asked_epochs is None:
         # resume with the epochs the interrupted attempt was started with
-        started = run.read_state().rounds.get(stage)
-        epochs = started.epochs if started is not None else epochs
+        attempt = run.read_state().rounds.get(stage)
+        epochs = attempt.epochs if attempt is not None else epochs
 
     index = checked_run_index(run, skip_bad, progress)
     before = state.before(round_no)

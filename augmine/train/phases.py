@@ -403,9 +403,9 @@ def run_index(data_root, state: RunState | None = None, skip_bad: bool = False,
               progress: bool = False):
     """The dataset a run trains on, every image decoded before the first epoch.
 
-    ``state``: the run's :class:`~augmine.runs.state.RunState` (None for a new run): the files it left out before stay
-    out and its ``--skip-bad`` carries on, so a resumed run sees the same index. Bad images
-    are left out (each logged) with ``skip_bad``, else one :class:`AugmineError` names them
+    ``state``: the run's :class:`~augmine.runs.state.RunState` (None for a new run): the
+    files it left out before stay out and its ``--skip-bad`` carries on, so a resumed run
+    sees the same index. Bad images are left out (each logged) with ``skip_bad``, else one :class:`AugmineError` names them
     and suggests ``--skip-bad`` (see :func:`~augmine.data.layouts.load_checked_index`). Returns
     ``(index, record)``; ``record`` (``{"skip_bad": bool, "skipped": [relative paths]}``)
     belongs in the run's state.
