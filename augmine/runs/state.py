@@ -15,7 +15,9 @@ and written back, so nothing is lost.
 Parsed once: a process-wide cache holds the last state read or written per file, keyed by
 the file's ``(st_mtime_ns, st_size, st_ino)``; reading an unchanged file again costs a
 ``stat``, not a parse. Every write replaces the file (a new inode), and refreshes the cache.
-Callers get their own deep copy: changing it changes nothing until ``write_state``.
+(A file rewritten in place by another program to the same size within one tick of the file
+system's clock would go unseen; augmine never writes in place.) Callers get their own deep
+copy: changing it changes nothing until ``write_state``.
 """
 
 from __future__ import annotations
