@@ -150,11 +150,11 @@ def test_builder_model_trains_through_the_cli_and_resumes(tmp_path, synth_root, 
     assert recorded["model"] == {**BUILDER, "rescale": True}
     assert recorded["callbacks"] == ["model_builders:csv_logger"]
     assert len((tmp_path / "user_log.csv").read_text().splitlines()) == 2   # header + epoch
-    assert run.read_state()["reports"] == ["phase-1"]
+    assert run.read_state().reports == ["phase-1"]
     # last.keras (the Rescaling wrapper around the builder's model) loads and trains on
     model = train_extra_epochs(run, load_index(synth_root), 1, stage="round-1", progress=False)
     assert [layer.name for layer in model.layers][:2] == ["image", "augmine_rescale"]
-    assert run.read_state()["epochs_done"] == 2
+    assert run.read_state().epochs_done == 2
     assert len((tmp_path / "user_log.csv").read_text().splitlines()) == 3   # rounds too
 
 
@@ -193,7 +193,7 @@ def test_a_builder_beside_the_config_trains_from_another_folder_without_start_up
     assert out.returncode == 0, out.stderr[-3000:]
     assert str(folder) not in subprocess_env()["PYTHONPATH"]
     assert "epoch 1/1: " in out.stdout
-    assert RunDir(tmp_path / "run").read_state()["status"] == "done"
+    assert RunDir(tmp_path / "run").read_state().status == "done"
     assert not TF_START_UP.search(out.stderr), out.stderr
     assert [ln for ln in out.stderr.splitlines() if ln.strip()] == [
         ln for ln in out.stderr.splitlines() if ln.startswith("warning: model (builder)")]
@@ -217,7 +217,7 @@ def test_applications_example_config_trains_through_the_cli(tmp_path, synth_root
     run = RunDir(tmp_path / "run")
     assert run.config.model.application == "MobileNetV3Small"
     assert run.config.model.rescale is False      # it scales its own input
-    assert run.read_state()["reports"] == ["phase-1", "phase-2"]
+    assert run.read_state().reports == ["phase-1", "phase-2"]
     res = run_cli("mine", "analyze", run)
     assert res.exit_code == 0 and "phase-2, 64 px" in res.output
 
@@ -283,7 +283,7 @@ def test_own_model_example_writes_a_run_that_mine_and_the_app_open(tmp_path, syn
     finally:
         augmine.close_feed(feed)
     assert sorted(run.stages()) == ["epoch-1", "epoch-2", "epoch-4", "epoch-5"]
-    assert run.read_state()["epochs_done"] == 5
+    assert run.read_state().epochs_done == 5
     probs = np.load(run.report_dir("epoch-5") / "predictions.npz")["probs"]
     assert probs.shape == (len(index.val.labels), index.num_classes)
     with pytest.raises(AugmineError, match="plan file not found"):

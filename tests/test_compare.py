@@ -103,7 +103,7 @@ def test_killed_comparison_resumes_without_retraining_the_first_arm(compared):
     assert first.read_history() == before["history"]
     for arm in ("none", "light"):
         state = RunDir(out / arm).read_state()
-        assert state["status"] == "done" and state["epochs_done"] == 1
+        assert state.status == "done" and state.epochs_done == 1
     # same model, same seed: both arms start from the same weights and data order, and the
     # recipes are the only difference in their configs
     cfgs = [yaml.safe_load((out / a / "config.yaml").read_text()) for a in ("none", "light")]

@@ -80,7 +80,7 @@ def test_bad_images_fail_train_up_front_and_skip_bad_works_as_suggested(bad_root
     with pytest.raises(KeyboardInterrupt):
         train_run(cfg, root, run, progress=False, skip_bad=True, extra_callbacks=[Stop()])
     state = RunDir(run).read_state()
-    assert state["skip_bad"] is True and state["skipped"] == sorted([bad_train, bad_val])
+    assert state.skip_bad is True and state.skipped == sorted([bad_train, bad_val])
 
     # the files are repaired meanwhile: the resumed run still leaves them out (same index),
     # without --skip-bad typed again, and says so per file
@@ -89,7 +89,7 @@ def test_bad_images_fail_train_up_front_and_skip_bad_works_as_suggested(bad_root
     res = run_cli("train", "--resume", "--run-dir", run, "--no-progress")
     assert res.exit_code == 0, res.output
     assert f"skipping {root / bad_train}: left out when the run started" in res.output
-    assert RunDir(run).read_state()["skipped"] == sorted([bad_train, bad_val])
+    assert RunDir(run).read_state().skipped == sorted([bad_train, bad_val])
     assert [r["epoch"] for r in RunDir(run).read_history()] == ["1", "2"]
 
     # evaluate: the run's own dataset keeps its skipped files out; another copy of it needs
@@ -119,7 +119,7 @@ def test_mine_round_and_suspects_with_a_file_spoilt_after_training(synth_root, t
     res = run_cli("mine", "round", run, "--no-progress", "--skip-bad", "--epochs", "1")
     assert res.exit_code == 0, res.output
     assert f"skipping {root / bad_train}" in res.output
-    assert bad_train in RunDir(run).read_state()["skipped"]
+    assert bad_train in RunDir(run).read_state().skipped
     res = run_cli("mine", "suspects", run, "--per-class", "2")  # the run's record carries on
     assert res.exit_code == 0, res.output
     assert bad_train not in (run / "reports" / "round-1" / "suspects.csv").read_text()
@@ -256,7 +256,7 @@ def test_plan_keeps_an_interrupted_rounds_plan_and_each_suggestion_works(round_2
     assert res.exit_code == 0 and "resumed after an interruption" in res.output, res.output
     assert round_status(run, 2) == "done" and round_epochs(run, "round-2") == first + [
         first[0] + 1]
-    assert RunDir(run).read_state()["epochs_done"] == start + 2
+    assert RunDir(run).read_state().epochs_done == start + 2
     report = json.loads((run / "reports" / "round-2" / "report.json").read_text())
     assert report["meta"]["epochs_done"] == start + 2
 
@@ -275,7 +275,7 @@ def test_plan_keeps_an_interrupted_rounds_plan_and_each_suggestion_works(round_2
     # redone from the round's start: its epochs replace the interrupted attempt's
     assert round_status(run, 2) == "done" and round_epochs(run, "round-2") == [start + 1,
                                                                                start + 2]
-    assert RunDir(run).read_state()["epochs_done"] == start + 2
+    assert RunDir(run).read_state().epochs_done == start + 2
     assert [r["stage"] for r in list_stage_reports(run)] == ["phase-1", "round-1", "round-2"]
 
 
@@ -307,7 +307,7 @@ def test_round_errors_suggest_commands_that_work(round_2_interrupted, tmp_path):
     assert res.exit_code == 0 and "round 2 (oversample" in res.output, res.output
     start = max(round_epochs(run, "round-1"))          # the redo's epoch replaced the last
     assert round_epochs(run, "round-2") == [start + 1]
-    assert RunDir(run).read_state()["epochs_done"] == start + 1
+    assert RunDir(run).read_state().epochs_done == start + 1
     # an earlier done round has no --redo to offer
     line = one_line_error(run_cli("mine", "round", run, "--round", "1"))
     assert suggestions(line) == [nxt] and "--redo" not in line
@@ -457,31 +457,31 @@ def test_sigkill_during_training_then_resume(synth_root, tmp_path, moment, nth):
     run = tmp_path / "run"
     kill_at("train", moment, nth, run, cfg, synth_root)
     state = RunDir(run).read_state()
-    assert state["status"] == "running"
+    assert state.status == "running"
     if moment == "report":                  # killed writing phase-1's report: not complete
-        assert state["epochs_done"] == 2 and not (run / "reports" / "phase-1" /
+        assert state.epochs_done == 2 and not (run / "reports" / "phase-1" /
                                                   "report.json").exists()
         assert (run / "reports" / "phase-1" / "per_class.csv").is_file()
     else:                                   # killed in epoch 2: epoch 1 is committed
-        assert state["epochs_done"] == 1
+        assert state.epochs_done == 1
     if moment == "checkpoint":              # the half-done write's temporary file is there
         assert [p.name for p in (run / "checkpoints").iterdir()
                 if p.name.startswith(".last.keras.")]
 
     result = train_run(None, None, run, resume=True, progress=False)
-    assert result.state["status"] == "done" and result.state["epochs_done"] == 3
+    assert result.state.status == "done" and result.state.epochs_done == 3
     rows = RunDir(run).read_history()
     assert [(r["stage"], r["epoch"]) for r in rows] == [("phase-1", "1"), ("phase-1", "2"),
                                                         ("phase-2", "3")]
     assert sorted(p.name for p in (run / "reports").iterdir()) == ["phase-1", "phase-2"]
     # at the planned LR step: 400 images / batch 32 = 13 steps per epoch, in the checkpoint too
-    assert result.state["step"] == 3 * 13
+    assert result.state.step == 3 * 13
     assert int(np.asarray(load_checkpoint(run / "checkpoints" / "last.keras").optimizer
                           .iterations)) == 3 * 13
     assert_every_file_loads(run)
     assert_no_worker_children()
     # resuming a finished run changes nothing
-    assert train_run(None, None, run, resume=True, progress=False).state["epochs_done"] == 3
+    assert train_run(None, None, run, resume=True, progress=False).state.epochs_done == 3
     assert len(RunDir(run).read_history()) == 3
 
 
@@ -493,7 +493,7 @@ def test_sigkill_during_a_mining_round_then_resume(mining_run, tmp_path, moment,
     from augmine.rounds.state import round_status
 
     run = copy_run(mining_run, tmp_path)
-    start = RunDir(run).read_state()["epochs_done"]
+    start = RunDir(run).read_state().epochs_done
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     cfg = {**cfg, "workers": 2, "mining": {**cfg["mining"], "epochs": 1}}
     (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -504,6 +504,6 @@ def test_sigkill_during_a_mining_round_then_resume(mining_run, tmp_path, moment,
     assert res.exit_code == 0 and "resumed after an interruption" in res.output, res.output
     assert round_status(run, 1) == "done"
     assert round_epochs(run, "round-1") == [start + 1, start + 2]
-    assert RunDir(run).read_state()["epochs_done"] == start + 2
+    assert RunDir(run).read_state().epochs_done == start + 2
     assert_every_file_loads(run)
     assert_no_worker_children()

@@ -28,7 +28,7 @@ def test_class_mismatch_names_the_first_differing_class(synth_index, real_index)
 def test_evaluate_and_resume_on_another_dataset_fail_in_one_line(trained_run, tmp_path,
                                                                  synth_index, real_root):
     run = copy_run(trained_run.run_dir, tmp_path)
-    assert RunDir(run).read_state()["class_ids"] == list(synth_index.class_ids)
+    assert RunDir(run).read_state().class_ids == list(synth_index.class_ids)
 
     res = CliRunner().invoke(cli, ["evaluate", str(run), "--data", str(real_root)])
     assert res.exit_code == 1
@@ -38,7 +38,8 @@ def test_evaluate_and_resume_on_another_dataset_fail_in_one_line(trained_run, tm
 
     # a killed run resumed with another dataset's --data: refused before any training
     state = RunDir(run).read_state()
-    RunDir(run).write_state({**state, "status": "running"})
+    state.status = "running"
+    RunDir(run).write_state(state)
     before = (run / "history.csv").read_text()
     res = CliRunner().invoke(cli, ["train", "--run-dir", str(run), "--resume", "--data",
                                    str(real_root), "--no-progress"])

@@ -183,7 +183,7 @@ def test_head_round_changes_only_the_head(mining_run, tmp_path):
     plan = RoundState.read(cli_run).read_plan(1)
     run = RunDir(copy_run(mining_run, tmp_path / "arm"))
     index = load_run_index(run)
-    bs, start_step = run.config.batch_size, int(run.read_state()["step"])
+    bs, start_step = run.config.batch_size, int(run.read_state().step)
     start_file = tmp_path / "start.keras"
     start_file.write_bytes(run.checkpoint("last").read_bytes())
     inputs = arm_inputs("head", plan, index, bs, **model_options(run.config.mining, start_file))
@@ -196,7 +196,7 @@ def test_head_round_changes_only_the_head(mining_run, tmp_path):
     assert changed == ["logits/bias", "logits/kernel"]       # every other weight bit-identical
     assert all(layer.trainable for layer in model.layers)    # the run trains whole again
     from augmine.runs.checkpoints import load_checkpoint     # with its optimizer's state
-    step = run.read_state()["step"]
+    step = run.read_state().step
     assert step > start_step
     assert int(np.asarray(load_checkpoint(run.checkpoint("last")).optimizer.iterations)) == step
     rep = json.loads((cli_run / "reports" / "round-1" / "report.json").read_text())

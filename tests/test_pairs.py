@@ -22,7 +22,7 @@ from augmine.analysis.effects import effect_note, effect_table, effect_warning
 from augmine.analysis.pairs import confusion_partners
 from augmine.analysis.plans import (OversamplingPlan, make_plan, pairs_plan, partner_classes,
                                     plan_partners, with_partners)
-from augmine.analysis.reports import write_stage_report
+from augmine.analysis.reports import load_stage_report, write_stage_report
 from augmine.data.synth import confusable_pairs
 
 
@@ -274,7 +274,7 @@ def test_pairs_round_and_compare_through_the_cli(trained_pairs_run, tmp_path):
     shutil.copytree(trained_pairs_run, run)
     res = run_cli("mine", "round", run, "--mode", "pairs", "--no-progress")
     assert res.exit_code == 0, res.output
-    rep = json.loads((run / "reports" / "round-1" / "report.json").read_text())
+    rep = load_stage_report(run, "round-1")     # its plan read from plans/round-1.json
     assert rep["meta"]["mode"] == "pairs"
     (chosen,) = rep["plan"]["weak_names"]
     (row,) = rep["plan"]["policy"]["partners"]
@@ -295,7 +295,7 @@ def test_pairs_round_and_compare_through_the_cli(trained_pairs_run, tmp_path):
     # both classes repeated x3 in the round; the control as many steps, plain sampling
     arm_state = json.loads((run / "state.json").read_text())
     ctrl = RunDir(run / "branches" / "round-1" / "control")
-    assert ctrl.read_state()["step"] == arm_state["step"]
+    assert ctrl.read_state().step == arm_state["step"]
     # piped output: each arm's header, then its labelled epoch line
     head = _index_of(out, "round 1 (pairs): training the round arm, 1 epoch")
     assert head < _index_of(out, "round-1 epoch 1/1: ") < \

@@ -17,7 +17,7 @@ from support import MINING, TINY, copy_run, read_only, tiny_config
 from augmine.cli import cli
 from augmine.data.layouts import load_index
 from augmine.analysis.plans import OversamplingPlan, make_plan
-from augmine.analysis.reports import list_stage_reports, write_stage_report
+from augmine.analysis.reports import list_stage_reports, load_stage_report, write_stage_report
 from augmine.runs.rundir import REPORT_FILES, RunDir
 from augmine.data.synth import confusable_pairs
 
@@ -189,7 +189,7 @@ def test_round_on_generated_data(round_run, synth_root, tmp_path):
     run = copy_run(round_run.run, tmp_path)
     planted = [set(p) for p in confusable_pairs(synth_root)]
     printed = round_run.output
-    rep = json.loads((run / "reports" / "round-1" / "report.json").read_text())
+    rep = load_stage_report(run, "round-1")     # its plan read from plans/round-1.json
     assert sorted(p.name for p in (run / "reports" / "round-1").iterdir()) == sorted(REPORT_FILES)
     for r in (list_stage_reports(run)[0], rep):       # phase-1, then the round
         sym = [{p["a_name"], p["b_name"]} for p in r["symmetric_pairs"][:5]]
@@ -261,7 +261,7 @@ def test_factor_one_arm_trains_exactly_the_control(mining_run, tmp_path):
     assert describe_arm(plan, "oversample") == "plain epochs (factor 1: no extra samples)"
     bs = run.config.batch_size
     assert same_as_control("oversample", plan, index, bs, last_phase_recipe(run))
-    start = int(run.read_state()["step"])
+    start = int(run.read_state().step)
     arms = {m: arm_inputs(m, plan, index, bs, len(index.train)) for m in ("oversample", "control")}
     steps = round_steps(index, arms["control"], bs, 1)
     schedule = round_schedule(*round_lr_range(run.config, mining_settings(run)), start, steps)
@@ -280,7 +280,7 @@ def test_harmful_round_lists_who_lost_and_warns(mining_run, tmp_path):
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     res = run_cli("mine", "round", run, "--epochs", "1", "--no-control", "--no-progress")
     assert res.exit_code == 0, res.output
-    rep = json.loads((run / "reports" / "round-1" / "report.json").read_text())
+    rep = load_stage_report(run, "round-1")     # its plan read from plans/round-1.json
     eff = rep["effect"]
     assert not eff["control"] and eff["table"]["top-1"]["effect"] is None
     assert "the effect net of control is unmeasured" in res.output
@@ -315,7 +315,7 @@ def test_holdout_selection_and_compare(synth_root, tmp_path):
     assert again.train.paths.tolist() == index.train.paths.tolist()
     res = run_cli("mine", "round", run, "--epochs", "1", "--no-control", "--no-progress")
     assert res.exit_code == 0, res.output
-    rep = json.loads((run / "reports" / "round-1" / "report.json").read_text())
+    rep = load_stage_report(run, "round-1")     # its plan read from plans/round-1.json
     assert rep["plan"]["policy"]["selection"] == "holdout"
     assert rep["plan"]["policy"]["selection_images"] == 100
     assert rep["effect"]["measurement_images"] == len(full.val)

@@ -98,7 +98,7 @@ def test_snapshot_and_restore_put_checkpoints_and_state_back(tmp_path):
     assert run.snapshot_meta(1) == {"round": 1, "mode": "oversample"}
     run.restore(1)
     assert run.checkpoint("last").read_bytes() == b"epoch 5"
-    assert run.read_state() == {"epochs_done": 5}
+    assert run.read_state().epochs_done == 5
 
 
 def test_bad_run_files_give_one_line_errors(tmp_path):

@@ -92,12 +92,12 @@ def test_a_rebuilt_state_resumes_a_run_killed_mid_way(run_copy):
     res = run_cli("train", "--run-dir", run_copy, "--rebuild-state")
     assert res.exit_code == 0, res.output
     state = run.read_state()
-    assert (state["status"], state["epochs_done"], state["phase"], state["step"],
-            state["reports"]) == ("running", 2, 2, whole["step"] * 2 // 3, ["phase-1", "phase-2"])
+    assert (state.status, state.epochs_done, state.phase, state.step,
+            state.reports) == ("running", 2, 2, whole.step * 2 // 3, ["phase-1", "phase-2"])
     res = run_cli("train", "--run-dir", run_copy, "--resume", "--no-progress")
     assert res.exit_code == 0, res.output
     assert "phase 3 (64 px, none): epoch 1 of phase 3/3, run epoch 3 of 3" in res.output
-    assert f"epochs    3/3  (step {whole['step']})" in res.output
+    assert f"epochs    3/3  (step {whole.step})" in res.output
     assert [r["stage"] for r in run.read_history()] == ["phase-1", "phase-2", "phase-3"]
     assert run.report_file("phase-3", "report.json").is_file()
     assert kept and {p: snapshot(run_copy)[p] for p in kept} == kept

@@ -28,7 +28,7 @@ def read_history(run) -> list[dict]:
     return RunDir(run).read_history()
 
 
-def read_state(run) -> dict:
+def read_state(run):
     return RunDir(run).read_state()
 
 # --------------------------------------------------------------------------- configs
@@ -133,7 +133,7 @@ def test_phase_aligned_schedules_end_where_they_should(tmp_path, synth_root, sch
     path = write_config(tmp_path, schedule=schedule, phases=phases)
     result = train_run(path, synth_root, tmp_path / "run", progress=False)
     lrs = [float(r["lr"]) for r in read_history(result.run_dir)]
-    assert len(lrs) == 4 and result.state["step"] == 4 * 13
+    assert len(lrs) == 4 and result.state.step == 4 * 13
     if schedule.get("half_cycle") == "auto":
         assert lrs[1] == pytest.approx(0.01) and lrs[3] == pytest.approx(0.01)  # phase ends
         assert lrs[0] == pytest.approx(0.1) and lrs[2] == pytest.approx(0.1)    # mid-phase
@@ -188,7 +188,7 @@ def test_an_epoch_flushes_only_its_commit_point(tmp_path, synth_root, monkeypatc
     path = write_config(tmp_path, phases=[{"size": 16, "epochs": 2, "recipe": "none"},
                                           {"size": 32, "epochs": 1, "recipe": "none"}])
     result = train_run(path, synth_root, tmp_path / "run", progress=False)
-    assert result.state["epochs_done"] == 3 and result.run.checkpoint("best").is_file()
+    assert result.state.epochs_done == 3 and result.run.checkpoint("best").is_file()
     assert set(flushed) == {"config.yaml", "state.json"}, flushed
     # one a start, one an epoch, one a phase's end (report, next phase), one at the end
     assert flushed.count("state.json") == 1 + 3 + 1 + 1
@@ -208,10 +208,10 @@ def test_tiny_model_trained_one_epoch_per_phase_lowers_its_loss(trained_run):
     assert losses[-1] < losses[0], losses
     assert all(0.0 <= float(r["val_accuracy"]) <= 1.0 and float(r["lr"]) > 0 for r in rows)
     state = read_state(trained_run.run_dir)
-    assert state["status"] == "done" and state["epochs_done"] == 3
-    assert state["step"] == 3 * 13            # 400 images / batch 32 -> 13 steps per epoch
-    assert state["reports"] == ["phase-1", "phase-2", "phase-3"]
-    for stage, row in zip(state["reports"], rows, strict=True):
+    assert state.status == "done" and state.epochs_done == 3
+    assert state.step == 3 * 13            # 400 images / batch 32 -> 13 steps per epoch
+    assert state.reports == ["phase-1", "phase-2", "phase-3"]
+    for stage, row in zip(state.reports, rows, strict=True):
         report = json.loads((trained_run.run_dir / "reports" / stage / "report.json").read_text())
         assert report["stage"] == stage and report["kind"] == "phase"
         # built from the phase's last validation: the numbers history.csv has for it
@@ -285,8 +285,8 @@ def test_evaluate_cli_prints_the_runs_own_numbers(trained_run):
 @pytest.mark.backend
 def test_evaluate_defaults_to_the_last_phases_best_at_its_size(trained_run):
     state = read_state(trained_run.run_dir)
-    assert sorted(state["best_by_size"], key=int) == ["16", "32", "64"]
-    assert state["best_by_size"]["64"]["stage"] == "phase-3"
+    assert sorted(state.best_by_size, key=int) == ["16", "32", "64"]
+    assert state.best_by_size["64"].stage == "phase-3"
     out = CliRunner().invoke(cli, ["evaluate", str(trained_run.run_dir)])
     assert out.exit_code == 0, out.output
     assert "best-64px.keras" in out.output and "100 val images at 64 px" in out.output
@@ -304,16 +304,16 @@ def test_extra_epochs_continue_the_schedule_and_history(trained_run, synth_index
                             list(synth_index.class_names))
     model = train_extra_epochs(run, synth_index, 1, plan=plan, stage="round-1", progress=False)
     state = read_state(run)
-    assert state["rounds"]["round-1"]["done"] is True
-    assert state["epochs_done"] == 4
+    assert state.rounds["round-1"].done is True
+    assert state.epochs_done == 4
     # the plan repeats class 0 three times: 480 samples -> 15 steps
-    assert state["step"] == 39 + 15
+    assert state.step == 39 + 15
     assert int(np.asarray(model.optimizer.iterations)) == 39 + 15
     rows = read_history(run)
     assert rows[-1]["stage"] == "round-1" and rows[-1]["epoch"] == "4"
     # a finished stage is not trained_run again
     train_extra_epochs(run, synth_index, 1, stage="round-1", progress=False)
-    assert read_state(run)["epochs_done"] == 4
+    assert read_state(run).epochs_done == 4
 
 
 @pytest.mark.slow
@@ -358,7 +358,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path, synth_root):
         replicas = mirrored_strategy("mirrored").num_replicas_in_sync
         r = train_run({str(path)!r}, {str(synth_root)!r}, {str(tmp_path / 'run')!r},
                       progress=False)
-        print("RESULT", json.dumps({{"replicas": replicas, "state": r.state}}))
+        print("RESULT", json.dumps({{"replicas": replicas, "state": r.state.to_json()}}))
     """)
     out = subprocess.run([sys.executable, "-c", script], env=subprocess_env(), capture_output=True,
                          text=True, timeout=300)
@@ -415,7 +415,7 @@ def test_resume_mid_phase_continues_with_the_same_numbers(tmp_path, synth_root):
     with pytest.raises(KeyboardInterrupt):
         train_run(path, synth_root, tmp_path / "resumed", progress=False,
                   extra_callbacks=[Kill()])
-    assert read_state(tmp_path / "resumed")["epochs_done"] == 1
+    assert read_state(tmp_path / "resumed").epochs_done == 1
     train_run(None, None, tmp_path / "resumed", resume=True, progress=False)
     whole, resumed = read_history(tmp_path / "whole"), read_history(tmp_path / "resumed")
     assert len(whole) == len(resumed) == 3
@@ -492,7 +492,7 @@ def test_jax_backend_trains_and_evaluates_through_the_cli_without_tensorflow(tmp
     assert "100 val images at 16 px" in out.stdout and "top-1" in out.stdout   # evaluate
     assert "suggested" in out.stdout and "round 1" in out.stdout
     state = read_state(run)
-    assert state["status"] == "done" and state["rounds"]["round-1"]["done"]
+    assert state.status == "done" and state.rounds["round-1"].done
     assert [r["stage"] for r in read_history(run)] == ["phase-1", "phase-2", "round-1"]
 
 
@@ -586,7 +586,7 @@ def test_a_run_with_every_regulariser_trains(tmp_path, synth_root):
                         phases=[{"size": 16, "epochs": 2, "recipe": "none"}])
     result = train_run(path, synth_root, tmp_path / "run", progress=False)
     rows = read_history(result.run_dir)
-    assert len(rows) == 2 and result.state["step"] == 26
+    assert len(rows) == 2 and result.state.step == 26
     assert all(0 <= float(r["accuracy"]) <= 1 and float(r["val_loss"]) > 0 for r in rows)
     model = load_checkpoint(result.last_checkpoint)          # custom loss/metric reload
     assert model.loss.label_smoothing == pytest.approx(0.1)

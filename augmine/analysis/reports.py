@@ -95,8 +95,10 @@ def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[s
     ``y_true`` (N,) int val labels, ``probs`` (N, C) class probabilities; ``meta`` e.g.
     ``{"kind": "phase"|"round", "size": 32, "epochs_done": 10}`` (kept under ``meta``,
     with ``kind``/``size`` also at top level). ``plan``: the OversamplingPlan a round
-    used. ``before``: the report (or ``{accuracy, macro_f1, f1: {name: value}}``) of the
-    stage the round started from; the F1 of the plan's chosen classes is compared.
+    used (``report.json`` refers to the round's plan file when that holds it, see
+    :func:`load_stage_report`). ``before``: the report (or ``{accuracy, macro_f1, f1:
+    {name: value}}``) of the stage the round started from; the F1 of the plan's chosen
+    classes is compared.
     ``val_paths`` (N,): the val images' paths (kept in ``predictions.npz`` for the app);
     empty strings when not given. ``run_dir``: a path or :class:`RunDir`. ``effect``: a
     round's measurement (:func:`augmine.rounds.measure.measure_round`: before/after/control on the
@@ -155,6 +157,7 @@ def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[s
     report = jsonable(report)
 
     run = RunDir.of(run_dir)
+    stored = {**report, "plan": _plan_ref(run, stage, report["plan"])}
     path = lambda name: run.report_file(stage, name)  # noqa: E731
     path("report.json").parent.mkdir(parents=True, exist_ok=True)
     if val_paths is None:
@@ -171,7 +174,7 @@ def write_stage_report(run_dir, stage: str, y_true, probs, class_ids: Sequence[s
     atomic.write_text(path("per_class.csv"), _per_class_csv(report), sync=False)
     atomic.write_text(path("report.md"), render_markdown(report, _plots_hint(run, stage)),
                       sync=False)
-    atomic.write_json(path("report.json"), report, sync=False)   # last: marks it complete
+    atomic.write_json(path("report.json"), stored, sync=False)   # last: marks it complete
     return report
 
 
@@ -205,6 +208,20 @@ def draw_report_plots(run_dir, stage: str) -> list:
     plot_confusion(cm, names, _weakest_first(report["per_class"]), paths[1])
     atomic.write_text(run.report_file(stage, "report.md"), render_markdown(report, None))
     return paths
+
+
+def _plan_ref(run: RunDir, stage: str, plan: dict | None):
+    """What ``report.json`` stores for a round's ``plan``: the reference to the round's plan
+    file (``plans/round-N.json``) when that file holds this plan, else the plan itself."""
+    m = _STAGE_RE.match(stage)
+    if plan is None or not m or m.group(1) != "round":
+        return plan
+    path = run.plan_path(int(m.group(2)))
+    try:
+        same = path.is_file() and jsonable(json.loads(path.read_text(encoding="utf-8"))) == plan
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        same = False
+    return run.plan_ref(int(m.group(2))) if same else plan
 
 
 def _from_effect(effect: dict, before: dict | None) -> dict:
@@ -247,7 +264,8 @@ def list_stage_reports(run_dir) -> list[dict]:
 
 
 def load_stage_report(run_dir, stage: str) -> dict:
-    """The ``report.json`` of one stage; a one-line error naming the known stages if absent."""
+    """The ``report.json`` of one stage (a round's ``plan`` read from the plan file it refers
+    to; older reports hold it); a one-line error naming the known stages if absent."""
     path = RunDir.of(run_dir).report_file(stage, "report.json")
     if not path.is_file():
         known = [s for s in RunDir.of(run_dir).stages() if report_done(run_dir, s)]
@@ -255,9 +273,12 @@ def load_stage_report(run_dir, stage: str) -> dict:
             "this run has no reports yet; train it first (`augmine train`)"
         raise AugmineError(f"{path} is missing; {hint}")
     try:
-        return json.loads(path.read_text())
+        report = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise AugmineError(f"{path}: unreadable report ({exc}); rerun the stage to rewrite it")
+    if isinstance(report.get("plan"), str):       # a round's plan, stored once in plans/
+        report["plan"] = RunDir.of(run_dir).referred_plan(report["plan"], path)
+    return report
 
 
 def load_predictions(run_dir, stage: str) -> dict:

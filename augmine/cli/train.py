@@ -64,11 +64,11 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
 
     st = result.state
     click.echo(f"run       {result.run_dir}")
-    click.echo(f"epochs    {st['epochs_done']}/{st['planned_epochs']}  (step {st['step']})")
+    click.echo(f"epochs    {st.epochs_done}/{st.planned_epochs}  (step {st.step})")
     best = best_summary(result.run_dir)
     for line in format_best(best, result.run_dir) if best else ():
         click.echo(line)
-    click.echo(f"reports   {', '.join(st.get('reports', []))}")
+    click.echo(f"reports   {', '.join(st.reports)}")
     schedule = plot_run_schedule(result)
     if schedule is not None:
         click.echo(f"schedule  {schedule}")
@@ -85,8 +85,8 @@ def _rebuild(run, config, data, resume: bool, epochs, skip_bad: bool, no_progres
                            f"{run} --resume`")
     run.check_writable("train --rebuild-state")
     st = rebuild_state(run, skip_bad=skip_bad, progress=not no_progress)
-    click.echo(f"rebuilt   {run.state_path}: {st['epochs_done']} of {st['planned_epochs']} "
-               f"epochs done (phase {st['phase']}, step {st['step']}), from history.csv and "
+    click.echo(f"rebuilt   {run.state_path}: {st.epochs_done} of {st.planned_epochs} "
+               f"epochs done (phase {st.phase}, step {st.step}), from history.csv and "
                "checkpoints/last.keras")
     from augmine.core.commands import command_line
 

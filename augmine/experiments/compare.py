@@ -265,7 +265,7 @@ def _trained(folder: ComparisonDir, name: str) -> bool:
     from augmine.runs.rundir import RunDir
 
     run = RunDir(folder.run_dir(name))
-    return run.has_state() and run.read_state().get("status") == "done" and \
+    return run.has_state() and run.read_state().status == "done" and \
         folder.predictions_path(name).is_file()
 
 
@@ -279,8 +279,8 @@ def _train_arm(folder: ComparisonDir, arm: Arm, seed: int, config: dict, data: P
     name = folder.run_name(arm.name, seed)
     run = RunDir(folder.run_dir(name))
     state = run.read_state() if run.has_state() else None
-    if state is not None and state.get("status") == "done":
-        done = state["epochs_done"]
+    if state is not None and state.status == "done":
+        done = state.epochs_done
         echo(f"{label}: already trained ({done} epoch{'s' if done != 1 else ''}) in {run}")
     else:
         echo(f"{label}: {'resuming' if state else 'training'} into {run}")
@@ -299,8 +299,7 @@ def _free_memory() -> None:
 
 
 def _best_epoch_size(run) -> tuple[int | None, int | None]:
-    state = run.read_state()
-    epoch = state.get("best_epoch")
+    epoch = run.read_state().best_epoch
     for row in run.read_history():
         if epoch is not None and row.get("epoch") and int(row["epoch"]) == int(epoch):
             return int(epoch), int(row["size"])
@@ -319,7 +318,7 @@ def _ensure_predictions(folder: ComparisonDir, name: str, index) -> None:
     path = folder.predictions_path(name)
     if path.is_file():
         with np.load(path) as got:
-            if int(got["epochs_done"]) == int(state["epochs_done"]):
+            if int(got["epochs_done"]) == state.epochs_done:
                 return
     cfg = run.config
     size, batch = evaluation_settings(cfg)
@@ -330,13 +329,13 @@ def _ensure_predictions(folder: ComparisonDir, name: str, index) -> None:
         _, best = evaluate_model(load_checkpoint(run.checkpoint("best"), compile=False),
                                  index, best_size, batch)
     else:
-        best_epoch, best_size, best = int(state["epochs_done"]), size, final
+        best_epoch, best_size, best = state.epochs_done, size, final
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, y_true=y_true, final=final, best=best,
                                 best_epoch=best_epoch, best_size=best_size, final_size=size,
-                                epochs_done=int(state["epochs_done"]))
+                                epochs_done=state.epochs_done)
     _free_memory()
 
 

@@ -95,7 +95,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
         if recorded_data and Path(recorded_data).resolve() != data:
             raise AugmineError(f"{run} holds a demo run on {recorded_data}, not {data}; "
                                "choose another --out or use the same --data")
-        echo(f"    resuming the demo in {run} (status: {recorded.get('status')})")
+        echo(f"    resuming the demo in {run} (status: {recorded.status})")
 
     inspection_dir = run.inspection_dir
     if not run.inspection_file.is_file():

@@ -106,7 +106,7 @@ def auto_round(run_dir, modes=None, epochs: int | None = None, seeds: int | None
     if started is None:
         run.snapshot(round_no, {"round": round_no, "mode": "auto", "plan": plan.to_dict(),
                                 "start_stage": start["stage"],
-                                "start_step": int(run.read_state().get("step", 0))})
+                                "start_step": run.read_state().step})
     say(f"auto: stage 2/2, the keep rule on the {selection} selection images")
     index = load_run_index(run)
     group = RunDir(res["group"])
@@ -135,7 +135,7 @@ def auto_round(run_dir, modes=None, epochs: int | None = None, seeds: int | None
         list(index.class_names),
         meta={"kind": "round", "round": round_no, "mode": kept or "none", "auto": True,
               "size": evaluation_settings(run.config)[0], "epochs": res["epochs"],
-              "epochs_done": now.get("epochs_done"), "step": now.get("step"),
+              "epochs_done": now.epochs_done, "step": now.step,
               "steps": res["steps"], "start_stage": start["stage"], "seeds": res["seeds"],
               "goes_on_from": goes_on, "decisions": decisions},
         plan=plan, effect=effect, before=start, val_paths=index.val.paths)

@@ -63,7 +63,7 @@ def compare_modes(run_dir, epochs: int | None = None, modes=COMPARE_MODES,
 
     strong = str(resolve_recipe(strong_recipe or settings["recipe"] or settings["compare_recipe"]))
     cfg = run.config
-    start_step = int(run.read_state().get("step", 0))
+    start_step = run.read_state().step
     group = f"compare-step-{start_step}"
     stage = f"round-{state.next}"
     batch_size = cfg.batch_size

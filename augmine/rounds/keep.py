@@ -96,7 +96,7 @@ def apply_decision(run: RunDir, decision: dict, source) -> None:
     from augmine.runs.checkpoints import load_checkpoint, save_checkpoint
 
     model = load_checkpoint(source)
-    model.optimizer.iterations.assign(int(run.read_state().get("step", 0)))
+    model.optimizer.iterations.assign(run.read_state().step)
     save_checkpoint(run, model)
 
 

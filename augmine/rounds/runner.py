@@ -43,6 +43,7 @@ from augmine.rounds.measure import measure_round
 from augmine.rounds.seeds import checked_seeds, seed_branch, seeds_effect, train_seeds
 from augmine.rounds.plans import mining_settings, selected_plan, selection_method, selection_report
 from augmine.rounds.state import RoundState
+from augmine.runs.branches import plan_digest
 from augmine.runs.rundir import RunDir
 from augmine.runs.checkpoints import evaluation_settings
 from augmine.train.evaluation import evaluate_model
@@ -119,8 +120,7 @@ def stage_epochs_done(run: RunDir, stage: str) -> int:
     """Epochs of ``stage`` that ``run`` (the run or an arm's branch) has committed."""
     if not run.has_state():
         return 0
-    state = run.read_state()
-    return int(state.get("stage_epochs_done") or 0) if state.get("stage") == stage else 0
+    return run.read_state().stage_done(stage)
 
 
 def round_progress(epochs: int, arm_runs, stage: str):
@@ -228,7 +228,7 @@ def _begin(run: RunDir, round_no: int, status: str, redo: bool, meta: dict) -> t
             raise AugmineError(f"round {round_no} of {run} was interrupted in {was} mode; "
                                f"resume it with `{cmd} --mode {was}`, or "
                                f"restart it in {mode} mode with `{cmd} --mode {mode} --redo`")
-        if started.get("plan") != meta["plan"]:
+        if started.get("plan_sha256") != plan_digest(meta["plan"]):
             raise AugmineError(f"round {round_no} of {run} was interrupted with another plan "
                                f"than {run.plan_path(round_no)} holds now; restart it from its "
                                f"start with this plan: `{cmd} --redo`")
@@ -239,7 +239,7 @@ def _begin(run: RunDir, round_no: int, status: str, redo: bool, meta: dict) -> t
     run.remove_report(stage)                   # the old report, or stray partial files
     run.remove_branches(stage)                 # the old control
     clear_decision(run, round_no)              # and the old rule's decision
-    start_step = int(run.read_state().get("step", 0))
+    start_step = run.read_state().step
     run.snapshot(round_no, {**meta, "start_step": start_step})
     return False, start_step
 
@@ -300,7 +300,8 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     stage = f"round-{round_no}"
     if status == "interrupted" and not redo and asked_epochs is None:
         # resume with the epochs the interrupted attempt was started with
-        epochs = int(run.read_state().get("rounds", {}).get(stage, {}).get("epochs") or epochs)
+        attempt = run.read_state().rounds.get(stage)
+        epochs = attempt.epochs if attempt is not None else epochs
 
     index = checked_run_index(run, skip_bad, progress)
     before = state.before(round_no)
@@ -372,8 +373,8 @@ def run_round(run_dir, epochs: int | None = None, mode: str | None = None,
     report = write_stage_report(
         run, stage, y_true, final_probs, list(index.class_ids), list(index.class_names),
         meta={"kind": "round", "round": round_no, "mode": mode, "size": evaluation_settings(cfg)[0],
-              "epochs": epochs, "epochs_done": final.get("epochs_done"),
-              "step": final.get("step"), "steps": steps, "lr": list(lr),
+              "epochs": epochs, "epochs_done": final.epochs_done,
+              "step": final.step, "steps": steps, "lr": list(lr),
               "start_stage": before["stage"], "resumed": resumed, "seeds": seeds,
               "rule": rule,
               **({"partners": plan.policy.get("partners")} if spec.partners else {})},

@@ -7,20 +7,30 @@ job: copying a run's commit files (last/best checkpoints, state) atomically.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from pathlib import Path
 from typing import TypeVar
 
 from augmine.core import atomic
 from augmine.core.errors import AugmineError
+from augmine.runs.state import load_state
 
 _Run = TypeVar("_Run", bound="RoundCopies")    # the class this is mixed into (RunDir)
+
+
+def plan_digest(plan: dict) -> str:
+    """The SHA-256 of a plan's dict (keys sorted): what a round's start record keeps to
+    know the plan file still holds the plan the round started with."""
+    text = json.dumps(plan, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class RoundCopies:
     """Round snapshots and branches of a :class:`~augmine.runs.rundir.RunDir` (mixed into it:
     uses its ``path``, ``checkpoints_dir``, ``checkpoint``, ``state_path``, ``config_path``,
-    ``history_path`` and ``has_state``)."""
+    ``history_path``, ``has_state``, ``read_state``, ``write_state`` and ``plan_ref``)."""
 
     def snapshot_dir(self, round_no: int) -> Path:
         """``checkpoints/round-N-start/``: the run as it was when round N first started."""
@@ -75,20 +85,30 @@ class RoundCopies:
     def snapshot(self, round_no: int, meta: dict) -> None:
         """Copy last.keras, best.keras, every best-<S>px.keras and state.json to
         ``round-N-start/``; ``round.json`` (``meta``, written last) marks the snapshot
-        complete."""
+        complete. A plan in ``meta`` (its dict) is not copied: ``round.json`` refers to the
+        round's plan file (``"plan": "plans/round-N.json"``) with the digest of the plan the
+        round started with (``plan_sha256``, :func:`plan_digest`)."""
         snap = self.snapshot_dir(round_no)
         for src in self._sized_best(self.checkpoints_dir):
             atomic.copy_file(src, snap / src.name)
         for src, dst in self._snapshot_files(round_no):
             if src.is_file():
                 atomic.copy_file(src, dst)
-        atomic.write_json(snap / "round.json", meta)
+        atomic.write_json(snap / "round.json", self._plan_referred(round_no, meta))
 
     def snapshot_meta(self, round_no: int) -> dict | None:
-        """The ``meta`` of round N's complete start snapshot, or None when there is none."""
-        return atomic.read_json(self.snapshot_dir(round_no) / "round.json",
+        """The ``meta`` of round N's complete start snapshot, or None when there is none; a
+        snapshot that holds its plan (before plans were stored once) reads as one that
+        refers to it."""
+        meta = atomic.read_json(self.snapshot_dir(round_no) / "round.json",
                                 "restart the round from its start with "
                                 f"`augmine mine round {self.path} --redo`")
+        return None if meta is None else self._plan_referred(round_no, meta)
+
+    def _plan_referred(self, round_no: int, meta: dict) -> dict:
+        if not isinstance(meta.get("plan"), dict):
+            return meta
+        return {**meta, "plan": self.plan_ref(round_no), "plan_sha256": plan_digest(meta["plan"])}
 
     def restore(self, round_no: int) -> None:
         """Put checkpoints and state back as they were when round N started (later history
@@ -110,10 +130,12 @@ class RoundCopies:
         kept = self._sized_best(snap) + [p for p in [snap / "best.keras"] if p.is_file()]
         for src in kept:
             atomic.copy_file(src, self.checkpoints_dir / src.name)
-        start = atomic.read_json(snap / self.state_path.name, "restart the round from its start "
-                                 f"with `augmine mine round {self.path} --redo`") or {}
-        state = self.read_state()
-        best = {k: v for k, v in start.items() if k.startswith("best_")}
-        if best and any(state.get(k) != v for k, v in best.items()):
-            self.write_state({**state, **best})
+        start_path = snap / self.state_path.name
+        if start_path.is_file():
+            start = load_state(start_path, lambda: "restart the round from its start with "
+                               f"`augmine mine round {self.path} --redo`")
+            best = {k: getattr(start, k) for k in start.model_fields_set if k.startswith("best_")}
+            state = self.read_state()
+            if any(getattr(state, k) != v for k, v in best.items()):
+                self.write_state(state.model_copy(update=best))
         return [self.checkpoints_dir / p.name for p in kept]

@@ -138,18 +138,17 @@ def best_summary(run_dir) -> dict | None:
     run = RunDir.of(run_dir)
     state = run.read_state()
     size, _ = evaluation_settings(run.config)
-    here = (state.get("best_by_size") or {}).get(str(size))
+    here = state.best_by_size.get(str(size))
     if here is None:
         return None
     sizes = {int(r["epoch"]): int(r["size"]) for r in run.read_history() if r.get("epoch")}
     overall = None
-    if state.get("best_epoch") is not None and int(state["best_epoch"]) != int(here["epoch"]):
-        epoch = int(state["best_epoch"])
-        overall = {"epoch": epoch, "size": sizes.get(epoch),
-                   "val_accuracy": float(state["best_val_accuracy"]),
+    if state.best_epoch is not None and state.best_epoch != here.epoch:
+        overall = {"epoch": state.best_epoch, "size": sizes.get(state.best_epoch),
+                   "val_accuracy": state.best_val_accuracy,
                    "checkpoint": str(run.checkpoint("best"))}
-    return {"checkpoint": str(run.checkpoint("best", size)), "epoch": int(here["epoch"]),
-            "size": size, "val_accuracy": float(here["val_accuracy"]), "overall": overall}
+    return {"checkpoint": str(run.checkpoint("best", size)), "epoch": here.epoch,
+            "size": size, "val_accuracy": here.val_accuracy, "overall": overall}
 
 
 def format_best(best: dict, run) -> list[str]:

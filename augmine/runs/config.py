@@ -268,12 +268,12 @@ def _flat(value, key: str = "") -> dict:
     return {key: value}
 
 
-def resume_config(recorded: TrainConfig, state: dict, given=None, epochs: int | None = None,
+def resume_config(recorded: TrainConfig, state, given=None, epochs: int | None = None,
                   run="the run") -> tuple[TrainConfig, list[str]]:
     """The config a resumed run trains: ``recorded`` (the run's ``config.yaml``) with the one
     change a resume may make, the last phase's epochs (from ``given``, a config source like
     :func:`load_config`'s, or ``epochs``, ``augmine train --epochs``), never below the epochs
-    that phase has done; ``state``: the run's state dict. Any other difference from
+    that phase has done; ``state``: the run's RunState. Any other difference from
     ``given`` is a one-line :class:`AugmineError` listing the keys. Returns ``(config,
     lines)``, one printed line per change applied."""
     cfg, where = recorded, f"--resume {run}"
@@ -295,11 +295,11 @@ def resume_config(recorded: TrainConfig, state: dict, given=None, epochs: int | 
     if epochs is None or int(epochs) == recorded.phases[-1].epochs:
         return cfg, []
     old, n = recorded.phases[-1].epochs, len(recorded.phases)
-    if state.get("rounds"):
+    if state.rounds:
         raise AugmineError(f"{where}: the run has mining rounds after its phases, so its last "
                            f"phase cannot change from {old} to {epochs} epochs; train the "
                            "longer config into a new --run-dir")
-    done = int(state.get("phase_epochs_done", 0)) if int(state.get("phase", 1)) == n else 0
+    done = (state.phase_epochs_done or 0) if (state.phase or 1) == n else 0
     if int(epochs) < max(done, 1):
         raise AugmineError(f"{where}: phase {n} has already trained {done} epoch"
                            f"{'s' if done != 1 else ''}, more than the {epochs} asked; give at "

@@ -40,6 +40,7 @@ from augmine.core.errors import AugmineError
 from augmine.runs.affinity_files import AffinityFiles
 from augmine.runs.branches import RoundCopies
 from augmine.runs.starts import RunStarts
+from augmine.runs.state import RunState, load_state, store_state
 
 HISTORY_COLUMNS = ("stage", "phase", "size", "epoch", "lr", "loss", "accuracy",
                    "val_loss", "val_accuracy")
@@ -259,34 +260,30 @@ class RunDir(RoundCopies, AffinityFiles, RunStarts):
 
     # ----------------------------------------------------------------------- state
 
-    def read_state(self) -> dict:
-        """``state.json`` (a one-line error when the folder holds no training run, or when
-        the file is damaged: the fix fits the run, a round's snapshot or a rebuild)."""
+    def read_state(self) -> RunState:
+        """``state.json`` as a :class:`~augmine.runs.state.RunState` (your own copy: change
+        it, then :meth:`write_state`); parsed once while the file is unchanged. One-line
+        errors when the folder holds no training run, when the file is damaged or a field
+        malformed (the fix fits the run, a round's snapshot or a rebuild), or when a newer
+        augmine wrote it."""
         if not self.state_path.is_file():
             raise AugmineError(f"{self.path}: no state.json, so this is not a training run "
                                "folder; start one with `augmine train CONFIG --run-dir DIR`")
-        try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            where = str(exc) if isinstance(exc, json.JSONDecodeError) else "not text"
-            raise AugmineError(f"{self.state_path}: not valid JSON ({where}); "
-                               f"{self.state_fix()}") from None
-        if not isinstance(state, dict):
-            raise AugmineError(f"{self.state_path}: not a training state (a JSON "
-                               f"{type(state).__name__}); {self.state_fix()}")
-        return state
+        return load_state(self.state_path, self.state_fix)
 
-    def check_classes(self, index, fix: str, state: dict | None = None) -> None:
+    def check_classes(self, index, fix: str, state: RunState | None = None) -> None:
         """One-line error unless ``index`` (a DatasetIndex) holds the classes this run
         recorded in its state (``state``, else read; class ids in order). Runs older than
         that record are checked by class count only, where the model is loaded."""
         if state is None:
-            state = self.read_state() if self.has_state() else {}
-        if state.get("class_ids"):
-            index.check_classes(state["class_ids"], state.get("class_names"), self, fix)
+            state = self.read_state() if self.has_state() else RunState()
+        if state.class_ids:
+            index.check_classes(state.class_ids, state.class_names or None, self, fix)
 
-    def write_state(self, state: dict) -> Path:
-        return atomic.write_json(self.state_path, state)
+    def write_state(self, state: "RunState | dict") -> Path:
+        """Write ``state.json`` (atomically; the only writer), stamped with the state
+        version."""
+        return store_state(self.state_path, state)
 
     # ----------------------------------------------------------------------- history
 
@@ -344,20 +341,39 @@ class RunDir(RoundCopies, AffinityFiles, RunStarts):
     # ----------------------------------------------------------------------- plans
 
     def write_plan(self, round_no: int, plan: dict) -> Path:
-        """Write ``plans/round-N.json`` (a plan's dict) atomically."""
+        """Write ``plans/round-N.json`` (a plan's dict) atomically: the one copy of round N's
+        plan (its start record and report refer to it, :meth:`plan_ref`)."""
         return atomic.write_json(self.plan_path(round_no), plan)
 
     def read_plan(self, round_no: int) -> dict:
         """The dict in ``plans/round-N.json``; one-line errors when missing or broken."""
-        path = self.plan_path(round_no)
+        return self._plan_file(self.plan_path(round_no), f"write it with `augmine mine plan "
+                                                          f"{self.path}`")
+
+    def plan_ref(self, round_no: int) -> str:
+        """``"plans/round-N.json"``: how ``round.json`` and a round's ``report.json`` refer to
+        round N's plan (relative to the run folder)."""
+        return self.plan_path(round_no).relative_to(self.path).as_posix()
+
+    def referred_plan(self, ref: str, referrer: Path) -> dict:
+        """The plan dict ``ref`` (a :meth:`plan_ref`, written in the file ``referrer``) names;
+        one-line errors when it is not a plan file of this run, missing or broken."""
+        path = self.path / str(ref)
+        if not (isinstance(ref, str) and path.parent == self.plan_path(1).parent and
+                path.name.startswith("round-")):
+            raise AugmineError(f"{referrer}: 'plan' is {ref!r}, not a plan of this run "
+                               "(plans/round-N.json); rerun the stage to rewrite it")
+        return self._plan_file(path, f"{referrer} refers to it; put the run's plans/ back "
+                                     "from a copy of the run")
+
+    def _plan_file(self, path: Path, fix: str) -> dict:
         if not path.is_file():
-            raise AugmineError(f"{path} is missing; write it with `augmine mine plan "
-                               f"{self.path}`")
+            raise AugmineError(f"{path} is missing; {fix}")
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise AugmineError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); fix it "
-                               f"or remake it with `augmine mine plan {self.path}`")
+                               f"or remake it with `augmine mine plan {self.path}`") from None
 
 
 def _why_not_writable(folder: Path) -> str:

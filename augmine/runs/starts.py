@@ -1,7 +1,8 @@
 """What a run folder allows before anything is written: a new run (never over a run's work),
 a resume (never advising a command that destroys work), the dataset of a resume, and where a
 damaged ``state.json`` comes back from; the first ``state.json`` of a run (:func:`new_state`)
-and of a resume with more last-phase epochs (:func:`extended_state`). A part of
+and of a resume with more last-phase epochs (:func:`extended_state`), both a
+:class:`~augmine.runs.state.RunState`. A part of
 :class:`augmine.runs.rundir.RunDir`, which owns the layout."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 from pathlib import Path
 
 from augmine.core.errors import AugmineError
+from augmine.runs.state import RunState
 
 
 class RunStarts:
@@ -52,10 +54,11 @@ class RunStarts:
         work = self.work_files()
         if self.has_state():
             state = self.read_state()
-            if work or state.get("epochs_done"):
+            if work or state.epochs_done:
+                planned = "?" if state.planned_epochs is None else state.planned_epochs
                 raise AugmineError(
-                    f"{self.path}: already holds a run (state.json: {state.get('epochs_done', 0)}"
-                    f" of {state.get('planned_epochs', '?')} epochs done); add --resume to "
+                    f"{self.path}: already holds a run (state.json: {state.epochs_done}"
+                    f" of {planned} epochs done); add --resume to "
                     f"continue it (`augmine train --run-dir {self.path} --resume`) or choose a "
                     "new --run-dir")
         elif work:
@@ -106,20 +109,18 @@ class RunStarts:
                       "classes are checked); config.yaml records it"]
 
 
-def new_state(cfg, index) -> dict:
-    """The ``state.json`` of a run of ``cfg`` (a TrainConfig) on ``index`` (a DatasetIndex)
-    before its first epoch."""
-    return {"status": "running", "stage": "phase-1", "phase": 1, "phase_epochs_done": 0,
-            "stage_epochs_done": 0, "epochs_done": 0, "step": 0,
-            "planned_epochs": cfg.total_epochs, "num_classes": index.num_classes,
-            "class_ids": list(index.class_ids), "class_names": list(index.class_names),
-            "best_val_accuracy": None, "best_epoch": None, "best_by_size": {},
-            "reports": [], "rounds": {}}
+def new_state(cfg, index) -> RunState:
+    """The state of a run of ``cfg`` (a TrainConfig) on ``index`` (a DatasetIndex) before
+    its first epoch."""
+    return RunState(status="running", stage="phase-1", phase=1, phase_epochs_done=0,
+                    stage_epochs_done=0, epochs_done=0, step=0,
+                    planned_epochs=cfg.total_epochs, num_classes=index.num_classes,
+                    class_ids=list(index.class_ids), class_names=list(index.class_names))
 
 
-def extended_state(state: dict, cfg) -> None:
+def extended_state(state: RunState, cfg) -> None:
     """``state`` of a run resumed with more (or fewer) last-phase epochs: planned anew, and
     the last phase's report written again at its new end."""
     last = f"phase-{len(cfg.phases)}"
-    state.update({"status": "running", "planned_epochs": cfg.total_epochs,
-                  "reports": [r for r in state.get("reports", []) if r != last]})
+    state.status, state.planned_epochs = "running", cfg.total_epochs
+    state.reports = [r for r in state.reports if r != last]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from augmine.core.errors import AugmineError
 from augmine.runs.rundir import RunDir
+from augmine.runs.state import RunState
 from augmine.core.runtime import import_keras
 
 STAGE_PREFIX = "epoch"
@@ -51,11 +52,11 @@ class PerClassReport(_base_callback()):
         self.index, self.size, self.batch_size = index, int(size), int(batch_size)
         self.every = int(every)
         self.last_report: dict | None = None
-        self._state: dict | None = None
+        self._state: RunState | None = None
 
     # ------------------------------------------------------------------ the run folder
 
-    def _start(self) -> dict:
+    def _start(self) -> RunState:
         """The folder's state, its config and state written first when it has none."""
         from augmine.runs.config import load_config
 
@@ -72,15 +73,12 @@ class PerClassReport(_base_callback()):
             run.write_config(cfg)
         if run.has_state():
             state = run.read_state()
-            index.check_classes(state.get("class_ids") or index.class_ids,
-                                state.get("class_names"), run,
-                                "give PerClassReport a new run folder for this dataset")
+            index.check_classes(state.class_ids or index.class_ids, state.class_names or None,
+                                run, "give PerClassReport a new run folder for this dataset")
         else:
-            state = {"status": "running", "stage": None, "epochs_done": 0,
-                     "planned_epochs": epochs, "num_classes": index.num_classes,
-                     "class_ids": list(index.class_ids),
-                     "class_names": list(index.class_names), "reports": [],
-                     "best_val_accuracy": None, "best_epoch": None, "source": "PerClassReport"}
+            state = RunState(source="PerClassReport", planned_epochs=epochs,
+                             num_classes=index.num_classes, class_ids=list(index.class_ids),
+                             class_names=list(index.class_names))
             run.write_state(state)
         return state
 
@@ -91,9 +89,9 @@ class PerClassReport(_base_callback()):
     def on_epoch_end(self, epoch, logs=None):
         state = self._state if self._state is not None else self._start()
         logs = dict(logs or {})
-        state["epochs_done"] = int(state.get("epochs_done", 0)) + 1
+        state.epochs_done += 1
         self._fit_epochs = getattr(self, "_fit_epochs", 0) + 1
-        done = state["epochs_done"]
+        done = state.epochs_done
         stage = f"{STAGE_PREFIX}-{done}"
         row = {"stage": stage, "phase": "", "size": self.size, "epoch": done}
         row.update({k: float(logs[k]) if k in logs else None
@@ -102,17 +100,17 @@ class PerClassReport(_base_callback()):
         last = epoch + 1 >= int((self.params or {}).get("epochs") or 0)
         if self._fit_epochs % self.every == 0 or last:
             self.last_report = self._report(stage, done)
-            state["reports"] = [*state.get("reports", []), stage]
-            state["stage"] = stage
+            state.reports.append(stage)
+            state.stage = stage
             acc = self.last_report["accuracy"]
-            if state.get("best_val_accuracy") is None or acc > state["best_val_accuracy"]:
-                state["best_val_accuracy"], state["best_epoch"] = acc, done
-        state["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            if state.best_val_accuracy is None or acc > state.best_val_accuracy:
+                state.best_val_accuracy, state.best_epoch = acc, done
+        state.updated = time.strftime("%Y-%m-%dT%H:%M:%S")
         self.run.write_state(state)
 
     def on_train_end(self, logs=None):
         if self._state is not None:
-            self._state["status"] = "done"
+            self._state.status = "done"
             self.run.write_state(self._state)
 
     def _report(self, stage: str, done: int) -> dict:

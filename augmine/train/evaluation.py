@@ -62,6 +62,7 @@ def load_for_evaluation(run_or_checkpoint, data_root=None, size: int | None = No
     "batch_size", "data"}``; ``model`` is loaded without its optimizer.
     """
     from augmine.data.layouts import load_checked_index
+    from augmine.runs.state import RunState
 
     ckpt, run, size = resolve_checkpoint(run_or_checkpoint, which, size)
     cfg = run.config if run is not None else None
@@ -69,13 +70,13 @@ def load_for_evaluation(run_or_checkpoint, data_root=None, size: int | None = No
     data_root = data_root or (cfg.data if cfg is not None else None)
     if not data_root:
         raise AugmineError(f"{ckpt}: no recorded dataset; pass --data PATH")
-    recorded = run.read_state() if run is not None and run.has_state() else {}
+    recorded = run.read_state() if run is not None and run.has_state() else None
     state = recorded
-    if cfg is None or not cfg.data or \
+    if state is None or cfg is None or not cfg.data or \
             Path(data_root).expanduser().resolve() != Path(cfg.data).expanduser().resolve():
-        state = {}                        # another dataset: the run's skipped files mean nothing
-    index = load_checked_index(data_root, bool(skip_bad or state.get("skip_bad")),
-                               state.get("skipped") or (), splits=list(splits))
+        state = RunState()                # another dataset: the run's skipped files mean nothing
+    index = load_checked_index(data_root, bool(skip_bad or state.skip_bad), state.skipped,
+                               splits=list(splits))
     if run is not None:
         run.check_classes(index, f"evaluate on the run's dataset (`augmine evaluate {run}` "
                           "without --data)", recorded)

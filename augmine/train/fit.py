@@ -27,6 +27,7 @@ import time
 from augmine.core.runtime import import_keras, keras_backend
 from augmine.runs.checkpoints import load_checkpoint, save_checkpoint
 from augmine.runs.rundir import RunDir
+from augmine.runs.state import BestAtSize, RunState
 
 log = logging.getLogger("augmine")
 
@@ -144,21 +145,21 @@ def current_lr(model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
-def restore_model(run: RunDir, state: dict):
+def restore_model(run: RunDir, state: RunState):
     """``last.keras`` with its optimizer, the step set back to ``state.json``'s when a kill
     landed between the checkpoint and the state write; later history rows dropped."""
     model = load_checkpoint(run.checkpoint("last"))
-    if model_step(model) != state.get("step", model_step(model)):
+    if model_step(model) != state.step:
         log.warning("checkpoint is ahead of state.json (killed mid-save); continuing from "
-                    "state.json's epoch %s", state.get("epochs_done"))
-        model.optimizer.iterations.assign(int(state["step"]))
-    run.truncate_history(int(state.get("epochs_done", 0)))
+                    "state.json's epoch %s", state.epochs_done)
+        model.optimizer.iterations.assign(state.step)
+    run.truncate_history(state.epochs_done)
     return model
 
 
 # --------------------------------------------------------------------------- callbacks
 
-def epoch_recorder(run: RunDir, state: dict, stage: str, phase: int | None, size: int):
+def epoch_recorder(run: RunDir, state: RunState, stage: str, phase: int | None, size: int):
     """A Keras callback that, after every epoch, writes ``last.keras``, links the best
     checkpoints (overall and at ``size``) to it when val accuracy improved, appends the
     history row and writes ``state.json`` (in that order: ``state.json`` is the commit point
@@ -169,32 +170,30 @@ def epoch_recorder(run: RunDir, state: dict, stage: str, phase: int | None, size
     class EpochRecorder(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = dict(logs or {})
-            state["epochs_done"] += 1
-            state["stage_epochs_done"] = epoch + 1
+            state.epochs_done += 1
+            state.stage_epochs_done = epoch + 1
             if phase is not None:
-                state["phase_epochs_done"] = epoch + 1
-            state["step"] = model_step(self.model)
+                state.phase_epochs_done = epoch + 1
+            state.step = model_step(self.model)
             row = {"stage": stage, "phase": "" if phase is None else phase, "size": size,
-                   "epoch": state["epochs_done"], "lr": current_lr(self.model)}
+                   "epoch": state.epochs_done, "lr": current_lr(self.model)}
             for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
                 row[key] = logs.get(key)
             save_checkpoint(run, self.model)
             val_acc = logs.get("val_accuracy")
             if val_acc is not None:
                 val_acc = float(val_acc)
-                best = state.get("best_val_accuracy")
+                best = state.best_val_accuracy
                 if best is None or val_acc > best:
                     run.promote_best()
-                    state["best_val_accuracy"] = val_acc
-                    state["best_epoch"] = state["epochs_done"]
-                by_size = state.setdefault("best_by_size", {})
-                here = by_size.get(str(size))
-                if here is None or val_acc > here["val_accuracy"]:
+                    state.best_val_accuracy, state.best_epoch = val_acc, state.epochs_done
+                here = state.best_by_size.get(str(size))
+                if here is None or val_acc > here.val_accuracy:
                     run.promote_best(size)
-                    by_size[str(size)] = {"val_accuracy": val_acc,
-                                          "epoch": state["epochs_done"], "stage": stage}
+                    state.best_by_size[str(size)] = BestAtSize(
+                        val_accuracy=val_acc, epoch=state.epochs_done, stage=stage)
             run.append_history(row)
-            state["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            state.updated = time.strftime("%Y-%m-%dT%H:%M:%S")
             run.write_state(state)
 
     return EpochRecorder()
@@ -334,7 +333,7 @@ def run_status(run_bar, label: str | None = None, echo=None):
     return RunStatus()
 
 
-def epoch_seeder(seed: int, state: dict):
+def epoch_seeder(seed: int, state: RunState):
     """A Keras callback seeding Python, numpy and the backend with ``seed + epochs done``
     (over the whole run) at the start of every epoch, so a resumed run draws the same
     random numbers at epoch N as an uninterrupted one."""
@@ -342,7 +341,7 @@ def epoch_seeder(seed: int, state: dict):
 
     class EpochSeeder(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            keras.utils.set_random_seed(int(seed) + int(state["epochs_done"]))
+            keras.utils.set_random_seed(int(seed) + state.epochs_done)
 
     return EpochSeeder()
 
@@ -370,7 +369,7 @@ def epoch_tensorboard(log_dir):
                             profile_batch=0)
 
 
-def stage_callbacks(run: RunDir, state: dict, stage: str, phase: int | None, size: int,
+def stage_callbacks(run: RunDir, state: RunState, stage: str, phase: int | None, size: int,
                     progress: bool = True, extra=(), seed: int | None = None,
                     label: str | None = None, run_bar=None) -> list:
     """The callbacks of one stage: the epoch seeder (when ``seed`` is given), the epoch

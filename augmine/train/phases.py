@@ -32,6 +32,7 @@ from augmine.model.sources import check_phase_sizes, rescaled
 from augmine.analysis.reports import write_stage_report
 from augmine.runs.rundir import RunDir
 from augmine.runs.starts import extended_state, new_state
+from augmine.runs.state import RoundProgress, RunState
 from augmine.core.runtime import import_keras
 from augmine.train.fit import (build_model, distribution, dtype_policy, epoch_validation,
                                fit_stage, precision_policy, restore_model, run_progress,
@@ -50,7 +51,7 @@ class RunResult:
     ``steps``: :func:`phase_steps` when it trained (None when the run was done already)."""
 
     run: RunDir
-    state: dict
+    state: RunState
     history: list[dict]
     model: Any = None
     steps: list | None = None
@@ -68,7 +69,7 @@ class RunResult:
         return self.run.checkpoint("best")
 
 
-def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, state: dict,
+def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, state: RunState,
                   predictions=None):
     """The phase's report from ``predictions`` (``(y_true, probs)`` of the phase's last
     epoch's validation) or, without them, one prediction pass."""
@@ -79,7 +80,7 @@ def _phase_report(run: RunDir, model, index, cfg: TrainConfig, phase_no: int, st
             predictions = evaluate_model(model, index, phase.size, batch_size)
     y_true, probs = predictions
     meta = {"kind": "phase", "phase": phase_no, "size": phase.size, "epochs": phase.epochs,
-            "epochs_done": state["epochs_done"], "step": state["step"],
+            "epochs_done": state.epochs_done, "step": state.step,
             "recipe": phase.recipe}
     return write_stage_report(run, f"phase-{phase_no}", y_true, probs,
                               list(index.class_ids), list(index.class_names), meta=meta,
@@ -212,9 +213,9 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
         cfg, changes = resume_config(run.config, state, config, epochs, run)
         data_root, moved = run.resume_data(data_root)
         changes += moved
-        planned = state.get("planned_epochs", cfg.total_epochs)
-        if state.get("status") == "done" and cfg.total_epochs <= planned:
-            say(f"{run}: already done ({state['epochs_done']} of {planned} "
+        planned = state.planned_epochs or cfg.total_epochs
+        if state.status == "done" and cfg.total_epochs <= planned:
+            say(f"{run}: already done ({state.epochs_done} of {planned} "
                 f"epochs); to train it further raise the last phase's epochs: `augmine train "
                 f"--run-dir {run} --resume --epochs N`")
             return RunResult(run, state, run.read_history())
@@ -254,19 +255,19 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
             extended_state(state, cfg)
             for line in changes:
                 say(f"resume: {line}")
-        state.update(skips)
+        state.skip_bad, state.skipped = skips["skip_bad"], skips["skipped"]
         run.write_state(state)
-        run_bar = run_progress(cfg.total_epochs, state["epochs_done"])
+        run_bar = run_progress(cfg.total_epochs, state.epochs_done)
         for phase_no, phase in enumerate(cfg.phases, 1):
-            if phase_no < state["phase"]:
+            if phase_no < (state.phase or 1):
                 continue
-            done = state["phase_epochs_done"] if phase_no == state["phase"] else 0
+            done = (state.phase_epochs_done or 0) if phase_no == state.phase else 0
             stage, predictions = f"phase-{phase_no}", None
-            state.update({"phase": phase_no, "stage": stage, "phase_epochs_done": done,
-                          "stage_epochs_done": done})
+            state.phase, state.stage = phase_no, stage
+            state.phase_epochs_done = state.stage_epochs_done = done
             if done < phase.epochs:
                 label = phase_label(phase_no, phase)
-                first = state["epochs_done"] + 1
+                first = state.epochs_done + 1
                 say(f"{label}: {_epochs(done + 1, phase.epochs)} of phase {phase_no}/"
                     f"{len(cfg.phases)}, run {_epochs(first, first + phase.epochs - done - 1)}"
                     f" of {cfg.total_epochs}")
@@ -277,19 +278,19 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
                     stage_callbacks(run, state, stage, phase_no, phase.size, progress,
                                     callbacks, seed=cfg.seed, label=label, run_bar=run_bar),
                     progress, index=index, size=phase.size, cfg=cfg)
-            if stage not in state["reports"]:
+            if stage not in state.reports:
                 _phase_report(run, model, index, cfg, phase_no, state, predictions)
-                state["reports"].append(stage)
+                state.reports.append(stage)
             if phase_no < len(cfg.phases):         # one write: the report and the next phase
-                state.update({"phase": phase_no + 1, "phase_epochs_done": 0,
-                              "stage": f"phase-{phase_no + 1}", "stage_epochs_done": 0})
+                state.phase, state.stage = phase_no + 1, f"phase-{phase_no + 1}"
+                state.phase_epochs_done = state.stage_epochs_done = 0
                 run.write_state(state)
-    state["status"] = "done"                       # with the last phase's report
+    state.status = "done"                          # with the last phase's report
     run.write_state(state)
     return RunResult(run, state, run.read_history(), model, steps)
 
 
-def _start_model(run: RunDir, cfg: TrainConfig, index, state: dict | None, steps):
+def _start_model(run: RunDir, cfg: TrainConfig, index, state: RunState | None, steps):
     """The run's model: ``last.keras`` when it has one, else built from the config; checked
     against the dataset's classes and the phases' sizes before anything trains."""
     if state is not None and run.has_checkpoint("last"):
@@ -355,15 +356,14 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     size = int(size or last.size)
     seed = cfg.seed if seed is None else int(seed)
     recipe = recipe or _phase_recipe(cfg, last)   # at the last phase's strength
-    info = state.setdefault("rounds", {}).setdefault(
-        stage, {"epochs": epochs, "epochs_done": 0, "done": False})
-    done = int(state.get("stage_epochs_done", 0)) if state.get("stage") == stage else 0
+    info = state.rounds.setdefault(stage, RoundProgress(epochs=epochs))
+    done = state.stage_done(stage)
     with dtype_policy(precision_policy(cfg.mixed_precision)), distribution(cfg.strategy):
         model = restore_model(run, state)
-        if info.get("done"):
+        if info.done:
             log.info("%s: stage %s already trained; returning its model", run, stage)
             return model
-        info["epochs"] = epochs
+        info.epochs = epochs
         extra = list(extra_callbacks)
         full_optimizer = model.optimizer
         if head_layers:
@@ -371,21 +371,21 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
             from augmine.train.fit import frozen_features
 
             # a checkpoint of a stage killed mid-save may have them frozen already
-            info["frozen"] = sorted(set(info.get("frozen") or ()) |
-                                    set(freeze_all_but_head(model, head_layers)))
+            info.frozen = sorted(set(info.frozen or ()) |
+                                 set(freeze_all_but_head(model, head_layers)))
             model.optimizer = head_optimizer(full_optimizer, model.trainable_variables)
-            extra.append(frozen_features(run, info["frozen"], full_optimizer))
+            extra.append(frozen_features(run, info.frozen, full_optimizer))
         if teacher is not None:
             from augmine.model.losses import attach_teacher
             from augmine.runs.checkpoints import load_checkpoint
 
             attach_teacher(model, load_checkpoint(teacher["checkpoint"], compile=False),
                            teacher["temperature"], teacher["weight"])
-        state.update({"status": "running", "stage": stage, "stage_epochs_done": done})
+        state.status, state.stage, state.stage_epochs_done = "running", stage, done
         run.write_state(state)
         if done < epochs:
             feeds = _feeds(index, cfg, recipe, size,
-                           seed + ROUND_SEED_OFFSET + len(state["rounds"]), done,
+                           seed + ROUND_SEED_OFFSET + len(state.rounds), done,
                            plan=plan)
             _fit_and_close(model, feeds, epochs, done,
                            stage_callbacks(run, state, stage, None, size, progress,
@@ -393,35 +393,34 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                                            seed=seed, label=label),
                            progress, class_weight=class_weight, index=index, size=size,
                            cfg=cfg)
-        elif info.get("frozen"):        # killed before frozen_features saved: save it now
+        elif info.frozen:        # killed before frozen_features saved: save it now
             from augmine.model.freezing import set_trainable
             from augmine.runs.checkpoints import save_checkpoint
 
-            set_trainable(model, info["frozen"], True)
+            set_trainable(model, info.frozen, True)
             model.optimizer = full_optimizer
             save_checkpoint(run, model)
         model.optimizer = full_optimizer
-    info["epochs_done"] = int(state["stage_epochs_done"])
-    info["done"] = True
-    state["status"] = "done"
+    info.epochs_done, info.done = state.stage_epochs_done, True
+    state.status = "done"
     run.write_state(state)
     return model
 
 
-def run_index(data_root, state: dict | None = None, skip_bad: bool = False,
+def run_index(data_root, state: RunState | None = None, skip_bad: bool = False,
               progress: bool = False):
     """The dataset a run trains on, every image decoded before the first epoch.
 
-    ``state``: the run's state dict (None for a new run): the files it left out before stay
-    out and its ``--skip-bad`` carries on, so a resumed run sees the same index. Bad images
-    are left out (each logged) with ``skip_bad``, else one :class:`AugmineError` names them
+    ``state``: the run's :class:`~augmine.runs.state.RunState` (None for a new run): the
+    files it left out before stay out and its ``--skip-bad`` carries on, so a resumed run
+    sees the same index. Bad images are left out (each logged) with ``skip_bad``, else one :class:`AugmineError` names them
     and suggests ``--skip-bad`` (see :func:`~augmine.data.layouts.load_checked_index`). Returns
     ``(index, record)``; ``record`` (``{"skip_bad": bool, "skipped": [relative paths]}``)
     belongs in the run's state.
     """
-    state = state or {}
-    skip_bad = bool(skip_bad or state.get("skip_bad"))
-    index = load_checked_index(data_root, skip_bad, state.get("skipped") or (),
+    state = state or RunState()
+    skip_bad = bool(skip_bad or state.skip_bad)
+    index = load_checked_index(data_root, skip_bad, state.skipped,
                                progress=show_bars(progress))
     return index, {"skip_bad": skip_bad, "skipped": skipped_paths(index)}
 
@@ -431,11 +430,12 @@ def checked_run_index(run_dir, skip_bad: bool = False, progress: bool = False):
     (:func:`run_index`), its held-out slice (``mining.holdout``) split off as ``holdout``; a
     changed skip record is saved in the run's state. Returns the DatasetIndex."""
     run = RunDir.of(run_dir)
-    state = run.read_state() if run.has_state() else {}
+    state = run.read_state() if run.has_state() else None
     index, skips = run_index(run.recorded_data(), state, skip_bad, progress)
     run.check_classes(index, f"restore the run's dataset at {run.recorded_data()}"
                       " (its config.yaml records it)", state)
-    if state and any(state.get(k) != v for k, v in skips.items()):
-        state.update(skips)
+    if state is not None and (state.skip_bad, state.skipped) != (skips["skip_bad"],
+                                                                 skips["skipped"]):
+        state.skip_bad, state.skipped = skips["skip_bad"], skips["skipped"]
         run.write_state(state)
     return apply_holdout(index, run.config.mining.holdout, run.config.seed)

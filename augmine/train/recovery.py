@@ -16,10 +16,11 @@ from augmine.analysis.splits import apply_holdout
 from augmine.core.errors import AugmineError
 from augmine.runs.rundir import RunDir
 from augmine.runs.starts import new_state
+from augmine.runs.state import BestAtSize, RunState
 from augmine.train.phases import phase_steps, run_index
 
 
-def rebuild_state(run_dir, skip_bad: bool = False, progress: bool = False) -> dict:
+def rebuild_state(run_dir, skip_bad: bool = False, progress: bool = False) -> RunState:
     """Write a new ``state.json`` for the run in ``run_dir`` from its ``config.yaml``,
     ``history.csv``, ``checkpoints/last.keras``, reports and recorded dataset; a damaged
     ``state.json`` is kept as ``state-damaged.json``. ``skip_bad``: as in
@@ -52,15 +53,16 @@ def rebuild_state(run_dir, skip_bad: bool = False, progress: bool = False) -> di
     state = new_state(cfg, index)
     per_epoch = phase_steps(cfg, apply_holdout(index, cfg.mining.holdout, cfg.seed))
     phase = max(phases) if phases else 1
-    state.update(skips, phase=phase, stage=f"phase-{phase}", epochs_done=len(rows),
-                 phase_epochs_done=phases.get(phase, 0), stage_epochs_done=phases.get(phase, 0),
-                 step=sum(per_epoch[p - 1][0] * n for p, n in phases.items()))
-    state["reports"] = [f"phase-{p}" for p in range(1, phase + 1)
-                        if phases.get(p) == cfg.phases[p - 1].epochs
-                        and run.report_file(f"phase-{p}", "report.json").is_file()]
+    state = state.model_copy(update=dict(
+        skips, phase=phase, stage=f"phase-{phase}", epochs_done=len(rows),
+        phase_epochs_done=phases.get(phase, 0), stage_epochs_done=phases.get(phase, 0),
+        step=sum(per_epoch[p - 1][0] * n for p, n in phases.items()),
+        reports=[f"phase-{p}" for p in range(1, phase + 1)
+                 if phases.get(p) == cfg.phases[p - 1].epochs
+                 and run.report_file(f"phase-{p}", "report.json").is_file()]))
     _best_from_history(state, rows)
-    if state["epochs_done"] == cfg.total_epochs and len(state["reports"]) == len(cfg.phases):
-        state["status"] = "done"
+    if state.epochs_done == cfg.total_epochs and len(state.reports) == len(cfg.phases):
+        state.status = "done"
     run.set_aside_state()
     run.write_state(state)
     return state
@@ -88,7 +90,7 @@ def _phase_counts(run: RunDir, rows: list[dict], planned: list[int], refuse: str
     return counts
 
 
-def _best_from_history(state: dict, rows: list[dict]) -> None:
+def _best_from_history(state: RunState, rows: list[dict]) -> None:
     """The best val accuracy of the run and per image size, from the history's rows (what
     the best checkpoints were promoted at)."""
     for row in rows:
@@ -97,9 +99,9 @@ def _best_from_history(state: dict, rows: list[dict]) -> None:
         except (KeyError, TypeError, ValueError):
             continue
         epoch = int(row["epoch"])
-        if state["best_val_accuracy"] is None or acc > state["best_val_accuracy"]:
-            state["best_val_accuracy"], state["best_epoch"] = acc, epoch
-        here = state["best_by_size"].get(str(row["size"]))
-        if here is None or acc > here["val_accuracy"]:
-            state["best_by_size"][str(row["size"])] = {"val_accuracy": acc, "epoch": epoch,
-                                                       "stage": row["stage"]}
+        if state.best_val_accuracy is None or acc > state.best_val_accuracy:
+            state.best_val_accuracy, state.best_epoch = acc, epoch
+        here = state.best_by_size.get(str(row["size"]))
+        if here is None or acc > here.val_accuracy:
+            state.best_by_size[str(row["size"])] = BestAtSize(val_accuracy=acc, epoch=epoch,
+                                                              stage=row["stage"])

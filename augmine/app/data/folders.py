@@ -22,12 +22,12 @@ def run_class_mismatch(run_dir, index) -> str | None:
     they match or the run recorded none."""
     run = RunDir.of(run_dir)
     try:
-        state = run.read_state() if run.has_state() else {}
+        state = run.read_state() if run.has_state() else None
     except AugmineError:
         return None
-    if not state.get("class_ids"):
+    if state is None or not state.class_ids:
         return None
-    diff = index.class_mismatch(state["class_ids"], state.get("class_names"))
+    diff = index.class_mismatch(state.class_ids, state.class_names or None)
     if diff is None:
         return None
     return (f"{index.root} does not hold the classes {run.path.name} was trained on: {diff}; "
