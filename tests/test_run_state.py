@@ -193,8 +193,7 @@ def test_a_round_report_refers_to_its_plan_file_which_must_stay(tmp_path):
     y, probs = np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
 
     def report(stage):
-        write_stage_report(run, stage, y, probs, ["a", "b"], ["ant", "bee"], plan=plan,
-                           plots=False)
+        write_stage_report(run, stage, y, probs, ["a", "b"], ["ant", "bee"], plan=plan)
         return json.loads(run.report_file(stage, "report.json").read_text())["plan"]
 
     assert report("round-1") == plan.to_dict()     # no plan file holds it: kept in the report
