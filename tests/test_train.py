@@ -160,7 +160,7 @@ def test_a_training_command_reads_each_recipe_file_once(tmp_path, synth_root, mo
     res = CliRunner().invoke(cli, ["train", str(path), "--data", str(synth_root), "--run-dir",
                                    str(tmp_path / "run"), "--no-progress"])
     assert res.exit_code == 0, res.output
-    assert read_state(tmp_path / "run")["reports"] == ["phase-1", "phase-2"]
+    assert read_state(tmp_path / "run").reports == ["phase-1", "phase-2"]
     assert sorted(reads) == ["light.yaml", "tiny-imagenet-14.yaml"]
     png = RunDir(tmp_path / "run").lr_schedule_path
     assert f"schedule  {png}" in res.output
