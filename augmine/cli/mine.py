@@ -252,7 +252,7 @@ def _modes(ctx, param, value):
 @command.command("auto")
 @click.argument("run", type=_RUN)
 @click.option("--modes", callback=_modes, default=None,
-              help="Modes to try, comma-separated [the cheap and safe ones first: "
+              help="Modes to try, comma-separated [the cheapest first: "
                    "docs/mining.md].")
 @click.option("--epochs", type=int, default=None, cls=_SchemaHelp,
               help="Epochs per mode [config mining.epochs, else {mining.epochs}].")
