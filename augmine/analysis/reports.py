@@ -216,12 +216,9 @@ def _plan_ref(run: RunDir, stage: str, plan: dict | None):
     m = _STAGE_RE.match(stage)
     if plan is None or not m or m.group(1) != "round":
         return plan
-    path = run.plan_path(int(m.group(2)))
-    try:
-        same = path.is_file() and jsonable(json.loads(path.read_text(encoding="utf-8"))) == plan
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        same = False
-    return run.plan_ref(int(m.group(2))) if same else plan
+    stored = run.stored_plan(int(m.group(2)))
+    return run.plan_ref(int(m.group(2))) if stored is not None and jsonable(stored) == plan \
+        else plan
 
 
 def _from_effect(effect: dict, before: dict | None) -> dict:

@@ -366,6 +366,14 @@ class RunDir(RoundCopies, AffinityFiles, RunStarts):
         return self._plan_file(path, f"{referrer} refers to it; put the run's plans/ back "
                                      "from a copy of the run")
 
+    def stored_plan(self, round_no: int) -> dict | None:
+        """Round N's plan file as a dict, or None when it is missing or unreadable (for
+        writers deciding whether to refer to it; readers use :meth:`referred_plan`)."""
+        try:
+            return self._plan_file(self.plan_path(round_no), "")
+        except (OSError, UnicodeDecodeError, AugmineError):
+            return None
+
     def _plan_file(self, path: Path, fix: str) -> dict:
         if not path.is_file():
             raise AugmineError(f"{path} is missing; {fix}")
