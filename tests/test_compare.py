@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -147,6 +148,32 @@ def test_running_it_again_reprints_and_other_settings_are_refused(compared):
     assert other.exit_code == 1
     assert other.output.startswith("Error: ") and other.output.count("\n") == 1
     assert "other settings" in other.output
+
+
+@pytest.mark.slow
+def test_a_comparison_recorded_before_its_defaults_were_written_out_still_reprints(compared,
+                                                                                  tmp_path):
+    """comparison.json of an older augmine: each arm's config without the values that are
+    its defaults (today's records write them out); the same command reprints it, and a
+    changed setting is still refused, named by arm and key."""
+    out = tmp_path / "old"
+    shutil.copytree(compared["out"], out)
+    spec = json.loads((out / "comparison.json").read_text())
+    kept = {"width", "growth_rate", "blocks", "layers_per_block"}          # tiny.yaml's own
+    for raw in spec["configs"].values():
+        raw["model"] = {k: v for k, v in raw["model"].items() if k in kept}
+        raw["mining"] = {k: raw["mining"][k] for k in ("policy", "k", "factor", "epochs")}
+        raw["schedule"].pop("gamma")
+    (out / "comparison.json").write_text(json.dumps(spec))
+    args = [a if a != str(compared["out"]) else str(out) for a in compared["args"]]
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    assert again.output.count("already trained") == 2
+    spec["configs"]["light"]["model"]["width"] += 4
+    (out / "comparison.json").write_text(json.dumps(spec))
+    other = CliRunner().invoke(cli, args)
+    assert other.exit_code == 1 and other.output.count("\n") == 1
+    assert "configs.light: model.width" in other.output
 
 
 @pytest.mark.slow

@@ -211,8 +211,8 @@ def run_comparison(recipes: Sequence[str], data, config, out=None, epochs: int |
                                     "strength": a.strength} for a in arms],
             "configs": configs}
     old = folder.read_spec()
-    if old is not None and {k: old.get(k) for k in spec} != spec:
-        changed = [k for k in spec if old.get(k) != spec[k]]
+    changed = [] if old is None else _spec_changes(old, spec)
+    if changed:
         raise AugmineError(f"{folder.path} holds a comparison with other settings "
                            f"({', '.join(changed)} differ); run it with its own arguments "
                            "to resume or reprint it, or choose another --out")
@@ -259,6 +259,27 @@ def run_comparison(recipes: Sequence[str], data, config, out=None, epochs: int |
                                measure_half=measure_half)
     atomic.write_json(folder.results_path, results)
     return results
+
+
+def _spec_changes(old: dict, spec: dict) -> list[str]:
+    """What sets the recorded ``comparison.json`` (``old``) apart from ``spec``: its keys,
+    with each arm's config compared resolved (:func:`augmine.runs.config.config_differences`),
+    so a folder written before a default was recorded (or with a default written out)
+    still resumes and reprints; ``configs.<arm>: <key>`` names what differs there."""
+    from augmine.runs.config import config_differences, load_config
+
+    changed = [k for k in spec if k != "configs" and old.get(k) != spec[k]]
+    recorded = old.get("configs") or {}
+    if set(recorded) != set(spec["configs"]):
+        return changed + ["configs"]
+    for name, raw in spec["configs"].items():
+        try:
+            diff = config_differences(load_config(recorded[name], check_recipes=False),
+                                      load_config(raw, check_recipes=False))
+        except AugmineError:
+            diff = {"config": None}
+        changed += [f"configs.{name}: {key}" for key in diff]
+    return changed
 
 
 def _trained(folder: ComparisonDir, name: str) -> bool:
