@@ -402,6 +402,31 @@ def show_bars(progress: bool) -> bool:
 
 # --------------------------------------------------------------------------- the fit
 
+def build_step_state(model, train_feed) -> None:
+    """Create the optimizer's and the compiled metrics' variables before the fit, on
+    TensorFlow outside a distribution strategy, where Keras creates them inside the first
+    trace of the train step: a ``tf.function`` that creates variables is traced a second
+    time, so every fit traced its train step twice on the same input shape. The optimizer
+    is built on the trainable variables (as Keras builds it); the metrics are built on one
+    batch of zeros shaped like ``train_feed``'s and reset (every epoch starts with reset
+    metrics anyway). Changes no result; elsewhere Keras builds both before tracing."""
+    if keras_backend() != "tensorflow":
+        return
+    from augmine.feed.tf_backend import no_strategy, zero_batch
+
+    if not no_strategy():
+        return
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    batch = zero_batch(train_feed)
+    if batch is None or len(model.outputs) != 1 or all(getattr(m, "built", True) for m in model.metrics):
+        return
+    keras = import_keras()
+    x, y = batch
+    model.compute_metrics(x, y, keras.ops.zeros((1, *model.output_shape[1:])))
+    model.reset_metrics()
+
+
 def fit_stage(model, train_feed, val_feed, epochs: int, initial_epoch: int, callbacks,
               progress: bool = True, class_weight=None):
     """Fit ``model`` (compiled) from ``initial_epoch`` to ``epochs`` on ``train_feed``,
@@ -411,6 +436,7 @@ def fit_stage(model, train_feed, val_feed, epochs: int, initial_epoch: int, call
     The feeds shuffle themselves. Returns the Keras History."""
     from augmine.feed.feeds import pipeline_errors
 
+    build_step_state(model, train_feed)
     with pipeline_errors():
         return model.fit(train_feed, validation_data=val_feed, epochs=epochs,
                          initial_epoch=initial_epoch, callbacks=list(callbacks),
