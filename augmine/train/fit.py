@@ -145,10 +145,15 @@ def current_lr(model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
-def restore_model(run: RunDir, state: RunState):
+def restore_model(run: RunDir, state: RunState, reuse: bool = False):
     """``last.keras`` with its optimizer, the step set back to ``state.json``'s when a kill
-    landed between the checkpoint and the state write; later history rows dropped."""
-    model = load_checkpoint(run.checkpoint("last"))
+    landed between the checkpoint and the state write; later history rows dropped.
+    ``reuse``: in a kept model of the same config (:func:`~augmine.train.compiled.
+    reusable_model`, whose caveats apply)."""
+    from augmine.train.compiled import reusable_model
+
+    model = reusable_model(run.checkpoint("last")) if reuse else \
+        load_checkpoint(run.checkpoint("last"))
     if model_step(model) != state.step:
         log.warning("checkpoint is ahead of state.json (killed mid-save); continuing from "
                     "state.json's epoch %s", state.epochs_done)
@@ -402,31 +407,6 @@ def show_bars(progress: bool) -> bool:
 
 # --------------------------------------------------------------------------- the fit
 
-def build_step_state(model, train_feed) -> None:
-    """Create the optimizer's and the compiled metrics' variables before the fit, on
-    TensorFlow outside a distribution strategy, where Keras creates them inside the first
-    trace of the train step: a ``tf.function`` that creates variables is traced a second
-    time, so every fit traced its train step twice on the same input shape. The optimizer
-    is built on the trainable variables (as Keras builds it); the metrics are built on one
-    batch of zeros shaped like ``train_feed``'s and reset (every epoch starts with reset
-    metrics anyway). Changes no result; elsewhere Keras builds both before tracing."""
-    if keras_backend() != "tensorflow":
-        return
-    from augmine.feed.tf_backend import no_strategy, zero_batch
-
-    if not no_strategy():
-        return
-    if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
-    batch = zero_batch(train_feed)
-    if batch is None or len(model.outputs) != 1 or all(getattr(m, "built", True) for m in model.metrics):
-        return
-    keras = import_keras()
-    x, y = batch
-    model.compute_metrics(x, y, keras.ops.zeros((1, *model.output_shape[1:])))
-    model.reset_metrics()
-
-
 def fit_stage(model, train_feed, val_feed, epochs: int, initial_epoch: int, callbacks,
               progress: bool = True, class_weight=None):
     """Fit ``model`` (compiled) from ``initial_epoch`` to ``epochs`` on ``train_feed``,
@@ -436,9 +416,12 @@ def fit_stage(model, train_feed, val_feed, epochs: int, initial_epoch: int, call
     The feeds shuffle themselves. Returns the Keras History."""
     from augmine.feed.feeds import pipeline_errors
 
+    from augmine.train.compiled import build_step_state, reuses_models, same_steps
+
     build_step_state(model, train_feed)
+    callbacks = [*callbacks, *([same_steps()] if reuses_models() else [])]
     with pipeline_errors():
         return model.fit(train_feed, validation_data=val_feed, epochs=epochs,
-                         initial_epoch=initial_epoch, callbacks=list(callbacks),
+                         initial_epoch=initial_epoch, callbacks=callbacks,
                          verbose=1 if show_bars(progress) else 0, class_weight=class_weight,
                          shuffle=False)
