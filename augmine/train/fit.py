@@ -413,9 +413,10 @@ def fit_stage(model, train_feed, val_feed, epochs: int, initial_epoch: int, call
     validating on ``val_feed`` after every epoch (None: the callbacks validate, see
     :func:`epoch_validation`), with ``callbacks``; pipeline errors come
     out as one-line AugmineErrors. ``progress``: Keras' bars when stdout is a terminal.
-    The feeds shuffle themselves. Returns the Keras History."""
+    The feeds shuffle themselves. On TensorFlow the train step is traced once per input
+    signature, and a kept model's (:mod:`augmine.train.compiled`) is reused while it was
+    traced with the same optimizer, schedule and trainable set. Returns the Keras History."""
     from augmine.feed.feeds import pipeline_errors
-
     from augmine.train.compiled import build_step_state, reuses_models, same_steps
 
     build_step_state(model, train_feed)
