@@ -17,7 +17,10 @@ CLI (click's ``CliRunner``):
   traces: each time ``train_step``, ``test_step`` or ``predict_step`` runs inside a
   ``tf.function`` being traced (their Python bodies run only then; a retrace, e.g. for a
   last partial batch, counts again). It also times each train function's first call (the
-  trace and the first step) against the median of its later calls (one step each).
+  trace and the first step) against the median of its later calls (one step each), and
+  each arm as a whole (``train_arm``: its epochs and its final predictions). Models kept
+  by the round for reuse (``augmine.train.compiled``) are dropped first: each command
+  starts as in a process of its own.
 
 The round's traces are printed too. Needs the TensorFlow backend (on JAX a step's Python
 body also runs once per trace, on PyTorch once per step).
@@ -87,6 +90,7 @@ class StepCounter:
         import tensorflow as tf
 
         self.arm = OUTSIDE
+        self.order, self.took = [], {}           # arms in the order they trained, seconds
         self.made, self.traced = Counter(), Counter()
         self.first, self.later = defaultdict(list), defaultdict(list)
         self.shapes = defaultdict(Counter)      # kind -> first input's shape at each trace
@@ -149,6 +153,8 @@ class StepCounter:
         made = "/".join(str(self.made[arm, k]) for k in self.KINDS)
         traced = "/".join(str(self.traced[arm, k]) for k in self.KINDS)
         line = f"made {made}, traced {traced} (train/test/predict)"
+        if arm in self.took:
+            line += f"; arm {self.took[arm]:.1f} s"
         if self.first[arm]:
             first = ", ".join(f"{t:.2f}" for t in self.first[arm])
             later = statistics.median(self.later[arm]) if self.later[arm] else float("nan")
@@ -156,7 +162,7 @@ class StepCounter:
         return line
 
     def arms(self) -> list[str]:
-        return list(dict.fromkeys(a for a, _ in [*self.made, *self.traced]))
+        return list(dict.fromkeys([*self.order, *(a for a, _ in [*self.made, *self.traced])]))
 
     def totals(self) -> str:
         made = "/".join(str(sum(n for (_, k), n in self.made.items() if k == kind))
@@ -168,7 +174,8 @@ class StepCounter:
         return f"made {made}, traced {traced} (train/test/predict); traced input shapes: {shapes}"
 
     def clear(self):
-        for counts in (self.made, self.traced, self.first, self.later, self.shapes):
+        for counts in (self.made, self.traced, self.first, self.later, self.shapes, self.order,
+                       self.took):
             counts.clear()
 
 
@@ -216,9 +223,12 @@ def main() -> None:
 
     def labelled_arm(*a, label=None, **kw):
         steps.arm = label or "arm"
+        steps.order.append(steps.arm)
+        start = time.perf_counter()
         try:
             return train_arm(*a, label=label, **kw)
         finally:
+            steps.took[steps.arm] = time.perf_counter() - start
             steps.arm = OUTSIDE
 
     compare.train_arm = labelled_arm
@@ -236,6 +246,12 @@ def main() -> None:
             for m in sorted(modules):
                 print(f"    {m}")
         steps.clear()
+        try:
+            from augmine.train.compiled import forget_models
+        except ImportError:                   # before trace once: nothing is kept
+            pass
+        else:
+            forget_models()
         start = time.perf_counter()
         output = invoke(["mine", "compare", copy, "--epochs", 1, "--seeds", args.seeds,
                          "--no-progress"])

@@ -330,8 +330,8 @@ def _best_epoch_size(run) -> tuple[int | None, int | None]:
 def _ensure_predictions(folder: ComparisonDir, name: str, index) -> None:
     """Write ``predictions/<arm>.npz`` (final = last.keras at the last phase's size, best =
     best.keras at the size of its epoch) unless it is there for the run's final epoch."""
-    from augmine.runs.checkpoints import evaluation_settings, load_checkpoint
-    from augmine.train.evaluation import evaluate_model
+    from augmine.runs.checkpoints import evaluation_settings
+    from augmine.train.evaluation import predict_checkpoint
     from augmine.runs.rundir import RunDir
 
     run = RunDir(folder.run_dir(name))
@@ -343,12 +343,10 @@ def _ensure_predictions(folder: ComparisonDir, name: str, index) -> None:
                 return
     cfg = run.config
     size, batch = evaluation_settings(cfg)
-    y_true, final = evaluate_model(load_checkpoint(run.checkpoint("last"), compile=False),
-                                   index, size, batch)
+    y_true, final = predict_checkpoint(run.checkpoint("last"), index, size, batch)
     best_epoch, best_size = _best_epoch_size(run)
     if best_epoch is not None and run.has_checkpoint("best"):
-        _, best = evaluate_model(load_checkpoint(run.checkpoint("best"), compile=False),
-                                 index, best_size, batch)
+        _, best = predict_checkpoint(run.checkpoint("best"), index, best_size, batch)
     else:
         best_epoch, best_size, best = state.epochs_done, size, final
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,23 @@ def augmine_error_from(exc: BaseException) -> AugmineError | None:
     return AugmineError(match.group(1).strip()) if match else None
 
 
+def zero_batch(dataset):
+    """One batch of zeros ``(x, y)`` shaped and typed like ``dataset``'s elements (batch 1),
+    or None when they are not ``(x, y)`` pairs of tensors with known inner shapes."""
+    tf = import_tensorflow()
+    spec = getattr(dataset, "element_spec", None)
+    if not isinstance(spec, tuple) or len(spec) != 2 or \
+            not all(isinstance(s, tf.TensorSpec) and None not in s.shape[1:] for s in spec):
+        return None
+    return tuple(tf.zeros((1, *s.shape[1:]), s.dtype) for s in spec)
+
+
+def no_strategy() -> bool:
+    """Whether no ``tf.distribute`` strategy is in scope (there Keras builds a model's
+    optimizer and compiled metrics inside the first trace of its train step)."""
+    return not import_tensorflow().distribute.has_strategy()
+
+
 # =========================================================================== distribution
 # The tf.distribute side of augmine.train.fit (MirroredStrategy on the TensorFlow backend).
 

@@ -71,14 +71,13 @@ def selection_labels(index, selection: str, seed: int, probs: dict, checkpoints:
         y = np.asarray(index.val.labels, np.int64)
         sel = selection_split(y, seed)[0]
         return y[sel], {k: np.asarray(p)[sel].argmax(axis=1) for k, p in probs.items()}
-    from augmine.runs.checkpoints import evaluation_settings, load_checkpoint
-    from augmine.train.evaluation import evaluate_model
+    from augmine.runs.checkpoints import evaluation_settings
+    from augmine.train.evaluation import predict_checkpoint
 
     out, y = {}, None
     size, batch_size = evaluation_settings(cfg)
     for k, path in checkpoints.items():
-        y, p = evaluate_model(load_checkpoint(path, compile=False), index, size, batch_size,
-                              split="holdout")
+        y, p = predict_checkpoint(path, index, size, batch_size, split="holdout")
         out[k] = p.argmax(axis=1)
     return y, out
 

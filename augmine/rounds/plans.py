@@ -18,7 +18,7 @@ from augmine.rounds.state import RoundState
 from augmine.runs.rundir import RunDir
 from augmine.runs.sections import MiningConfig
 from augmine.runs.checkpoints import evaluation_settings
-from augmine.train.evaluation import evaluate_model
+from augmine.train.evaluation import predict_checkpoint
 
 SELECTIONS = ("val-half", "holdout")
 
@@ -71,11 +71,9 @@ def selection_report(state: RoundState, index, report: dict, selection: str) -> 
         sel, _ = selection_split(index.val.labels, run.config.seed)
         y, pred = y[sel], probs[sel].argmax(axis=1)
     else:
-        from augmine.runs.checkpoints import load_checkpoint
-
         size, batch_size = evaluation_settings(run.config)
-        model = load_checkpoint(run.checkpoint("last"), compile=False)
-        y, probs = evaluate_model(model, index, size, batch_size, split="holdout")
+        y, probs = predict_checkpoint(run.checkpoint("last"), index, size, batch_size,
+                                      split="holdout")
         pred = probs.argmax(axis=1)
     f1 = f1_scores(y, pred, index.num_classes)
     support = np.bincount(y, minlength=index.num_classes)

@@ -159,12 +159,14 @@ def train_arm(run: RunDir, index, epochs: int, stage: str, inputs: dict, schedul
     returns its val ``(y_true (N_val,), probs (N_val, C))``. ``label`` starts each printed
     epoch line (which arm it is); with ``bar`` (:func:`round_progress`) a line with the
     whole round's ETA follows each epoch (through ``echo``, default the log); ``seed``: the
-    training seed (default the config's)."""
+    training seed (default the config's). Arms of the same model in one process reuse its
+    traced steps (:func:`~augmine.train.compiled.reusable_model`)."""
     extra = [schedule_callback(schedule), *extra_callbacks]
     if bar is not None:
         extra.append(progress_callback(bar, label or stage, echo or log.info))
     model = train_extra_epochs(run, index, epochs, stage=stage, progress=progress,
-                               extra_callbacks=extra, label=label, seed=seed, **inputs)
+                               extra_callbacks=extra, label=label, seed=seed, reuse=True,
+                               **inputs)
     size, batch_size = evaluation_settings(run.config)
     return evaluate_model(model, index, size, batch_size)
 

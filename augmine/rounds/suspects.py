@@ -7,7 +7,7 @@ from augmine.analysis.metrics import top1
 from augmine.core.errors import AugmineError
 from augmine.rounds.state import RoundState
 from augmine.runs.checkpoints import evaluation_settings
-from augmine.train.evaluation import evaluate_model
+from augmine.train.evaluation import predict_checkpoint
 from augmine.train.phases import checked_run_index
 
 # below this multiple of chance (1 / classes) top-1 on the scored images, the model is too
@@ -40,7 +40,6 @@ def find_suspects(run_dir, per_class: int = 10, classes=None, in_sample: bool = 
     when the model is too weak there for the ranking to mean much (:func:`weak_model_note`),
     else None."""
     from augmine.analysis.suspects import suspect_samples
-    from augmine.runs.checkpoints import load_checkpoint
 
     state = RoundState.of(run_dir)
     run = state.run
@@ -56,8 +55,7 @@ def find_suspects(run_dir, per_class: int = 10, classes=None, in_sample: bool = 
         chosen = [index.class_index(n) for n in names]
     split = "train" if in_sample else ("holdout" if "holdout" in index.splits else "val")
     size, batch_size = evaluation_settings(run.config)
-    model = load_checkpoint(run.checkpoint("last"), compile=False)
-    _, probs = evaluate_model(model, index, size, batch_size, split=split)
+    _, probs = predict_checkpoint(run.checkpoint("last"), index, size, batch_size, split=split)
     sp = index.split(split)
     rows = suspect_samples(sp.labels, probs, chosen, per_class=per_class,
                            paths=sp.paths, class_names=list(index.class_names))

@@ -37,6 +37,18 @@ def evaluate_model(model, index, size: int, batch_size: int = DEFAULT_BATCH_SIZE
     return y_true, probs
 
 
+def predict_checkpoint(path, index, size: int, batch_size: int = DEFAULT_BATCH_SIZE,
+                       split: str = "val"):
+    """:func:`evaluate_model` of the ``.keras`` checkpoint at ``path``, loaded into a model
+    kept from an earlier prediction of this process with the same config when there is one
+    (:func:`~augmine.train.compiled.reusable_model`: its traced predict step reused; the
+    same predictions as a new load). Returns ``(y_true, probs)``."""
+    from augmine.train.compiled import reusable_model
+
+    return evaluate_model(reusable_model(path, compile=False), index, size, batch_size,
+                          split=split)
+
+
 def accuracy_summary(y_true, probs) -> dict[str, float]:
     """``{"top1", "top5", "loss", "num_samples"}`` from labels (N,) and probabilities (N, C)."""
     from augmine.analysis.metrics import top1, top_k_accuracy

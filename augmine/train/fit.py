@@ -145,10 +145,15 @@ def current_lr(model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
-def restore_model(run: RunDir, state: RunState):
+def restore_model(run: RunDir, state: RunState, reuse: bool = False):
     """``last.keras`` with its optimizer, the step set back to ``state.json``'s when a kill
-    landed between the checkpoint and the state write; later history rows dropped."""
-    model = load_checkpoint(run.checkpoint("last"))
+    landed between the checkpoint and the state write; later history rows dropped.
+    ``reuse``: in a kept model of the same config (:func:`~augmine.train.compiled.
+    reusable_model`, whose caveats apply)."""
+    from augmine.train.compiled import reusable_model
+
+    model = reusable_model(run.checkpoint("last")) if reuse else \
+        load_checkpoint(run.checkpoint("last"))
     if model_step(model) != state.step:
         log.warning("checkpoint is ahead of state.json (killed mid-save); continuing from "
                     "state.json's epoch %s", state.epochs_done)
@@ -408,11 +413,16 @@ def fit_stage(model, train_feed, val_feed, epochs: int, initial_epoch: int, call
     validating on ``val_feed`` after every epoch (None: the callbacks validate, see
     :func:`epoch_validation`), with ``callbacks``; pipeline errors come
     out as one-line AugmineErrors. ``progress``: Keras' bars when stdout is a terminal.
-    The feeds shuffle themselves. Returns the Keras History."""
+    The feeds shuffle themselves. On TensorFlow the train step is traced once per input
+    signature, and a kept model's (:mod:`augmine.train.compiled`) is reused while it was
+    traced with the same optimizer, schedule and trainable set. Returns the Keras History."""
     from augmine.feed.feeds import pipeline_errors
+    from augmine.train.compiled import build_step_state, reuses_models, same_steps
 
+    build_step_state(model, train_feed)
+    callbacks = [*callbacks, *([same_steps()] if reuses_models() else [])]
     with pipeline_errors():
         return model.fit(train_feed, validation_data=val_feed, epochs=epochs,
-                         initial_epoch=initial_epoch, callbacks=list(callbacks),
+                         initial_epoch=initial_epoch, callbacks=callbacks,
                          verbose=1 if show_bars(progress) else 0, class_weight=class_weight,
                          shuffle=False)

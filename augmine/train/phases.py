@@ -323,7 +323,7 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                        stage: str = "round-1", progress: bool = True, recipe=None,
                        size: int | None = None, extra_callbacks=(), label: str | None = None,
                        seed: int | None = None, teacher: dict | None = None,
-                       head_layers: int | None = None):
+                       head_layers: int | None = None, reuse: bool = False):
     """Train ``epochs`` more epochs from the run's ``last.keras`` (a mining round).
 
     ``run_dir``: a path or :class:`RunDir`; ``index``: the run's :class:`DatasetIndex`;
@@ -341,7 +341,10 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     :func:`~augmine.train.fit.frozen_features`). The optimizer continues (same schedule
     step). Every epoch commits like a phase's, so a killed round resumes by
     calling this again with the same ``stage``; a finished stage is not trained again.
-    Returns the Keras model.
+    ``reuse``: train a model kept from an earlier call of this process with the same
+    config (its traced steps reused; :func:`~augmine.train.compiled.reusable_model`:
+    shared, so use the returned model before the next call), except with ``teacher`` or
+    ``head_layers``, which change the model. Returns the Keras model.
     """
     run = RunDir.of(run_dir)
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
@@ -359,7 +362,7 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     info = state.rounds.setdefault(stage, RoundProgress(epochs=epochs))
     done = state.stage_done(stage)
     with dtype_policy(precision_policy(cfg.mixed_precision)), distribution(cfg.strategy):
-        model = restore_model(run, state)
+        model = restore_model(run, state, reuse and teacher is None and not head_layers)
         if info.done:
             log.info("%s: stage %s already trained; returning its model", run, stage)
             return model

@@ -1,0 +1,180 @@
+"""Models kept per process, so that the arms and rounds of one command reuse their traced
+train and predict steps (trace once).
+
+Keras keeps a model's train and predict functions on the model object; on TensorFlow each is
+a ``tf.function``, traced once per input signature (seconds on a CPU, tens of seconds on a
+GPU), and a model loaded anew traces both again. :func:`reusable_model` loads a checkpoint's
+weights and optimizer state (step, slots) into a model loaded earlier in this process from a
+checkpoint with the same ``config.json`` (architecture, loss, metrics, optimizer and its
+learning-rate schedule) instead of loading a new one: every variable then holds what a new
+load holds, and the kept functions are reused. :func:`same_steps` keeps a reused train
+function only while what its trace baked in (the optimizer object and its config with the
+learning-rate schedule, the trainable variables, the loss hook) is unchanged, and makes a
+new one otherwise, so a reused step is the same computation as a new one;
+:func:`build_step_state` builds what Keras would otherwise build inside the first trace
+(which made every fit trace its train step twice).
+
+TensorFlow outside a ``tf.distribute`` strategy only: on JAX and PyTorch, and under a
+strategy, every call loads a new model (as before).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import weakref
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from augmine.core.runtime import import_keras, keras_backend
+from augmine.runs.checkpoints import load_checkpoint
+
+KEEP = 4                      # models kept at most (the least recently used goes first)
+
+
+@dataclass
+class _Kept:
+    model: Any
+    optimizer: Any            # the model's optimizer when loaded (None: loaded uncompiled)
+    schedule: Any             # its learning-rate schedule when loaded
+    trainable: list[str]      # its trainable variables when loaded
+
+
+_kept: OrderedDict[tuple, _Kept] = OrderedDict()
+# model -> (its train function, the step_signature it was traced with) after a fit began
+_traced_with: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _tensorflow_without_strategy() -> bool:
+    if keras_backend() != "tensorflow":
+        return False
+    from augmine.feed.tf_backend import no_strategy
+
+    return no_strategy()
+
+
+def reuses_models() -> bool:
+    """Whether models are kept and reused here: the TensorFlow backend, no strategy."""
+    return _tensorflow_without_strategy()
+
+
+def _key(path: Path, compile: bool) -> tuple | None:
+    """What a model loaded from ``path`` is built from; None when the file does not read
+    (:func:`~augmine.runs.checkpoints.load_checkpoint` then says why)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = archive.read("config.json")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return None
+    policy = import_keras().config.dtype_policy().name
+    return hashlib.sha256(config).hexdigest(), bool(compile), policy
+
+
+def _unchanged(kept: _Kept) -> bool:
+    """Whether the kept model is still as loaded: its optimizer, its trainable variables and
+    no loss hook of its own (a distillation's)."""
+    model = kept.model
+    return (getattr(model, "optimizer", None) is kept.optimizer and
+            "compute_loss" not in vars(model) and
+            [v.path for v in model.trainable_variables] == kept.trainable)
+
+
+def reusable_model(path, compile: bool = True):
+    """The ``.keras`` checkpoint at ``path`` as a model (with its optimizer unless
+    ``compile=False``), like :func:`~augmine.runs.checkpoints.load_checkpoint`, but in a
+    model of the same ``config.json`` loaded before in this process when there is one (its
+    weights and optimizer state loaded, its learning-rate schedule put back), so its train
+    and predict steps are not traced again. The model is shared: the next call for a
+    checkpoint of the same config loads other weights into it, so use it before that, and
+    never change what it is (freeze layers, swap its optimizer, hook its loss): load such a
+    model with ``load_checkpoint``. Where :func:`reuses_models` is False, a new model."""
+    path = Path(path)
+    key = _key(path, compile) if reuses_models() else None
+    if key is None:
+        return load_checkpoint(path, compile=compile)
+    kept = _kept.pop(key, None)
+    if kept is not None and _unchanged(kept):
+        try:
+            kept.model.load_weights(path)
+        except Exception:      # noqa: BLE001  (half loaded: dropped; a new load says why)
+            kept = None
+        else:
+            if compile:
+                kept.model.optimizer.learning_rate = kept.schedule
+            _kept[key] = kept
+            return kept.model
+    model = load_checkpoint(path, compile=compile)
+    optimizer = model.optimizer if compile else None
+    schedule = None
+    if compile:
+        keras = import_keras()
+        schedule = keras.saving.deserialize_keras_object(
+            optimizer.get_config()["learning_rate"])
+        if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            return model       # a constant rate that a schedule replaces cannot be put back
+    _kept[key] = _Kept(model, optimizer, schedule, [v.path for v in model.trainable_variables])
+    while len(_kept) > KEEP:
+        _kept.popitem(last=False)
+    return model
+
+
+def forget_models() -> None:
+    """Drop every kept model (the next :func:`reusable_model` loads anew)."""
+    _kept.clear()
+
+
+def build_step_state(model, train_feed) -> None:
+    """Create the optimizer's and the compiled metrics' variables before the fit, on
+    TensorFlow outside a distribution strategy, where Keras creates them inside the first
+    trace of the train step: a ``tf.function`` that creates variables is traced a second
+    time, so every fit traced its train step twice on the same input shape. The optimizer
+    is built on the trainable variables (as Keras builds it); the metrics are built on one
+    batch of zeros shaped like ``train_feed``'s and reset (every epoch starts with reset
+    metrics anyway). Changes no result; elsewhere Keras builds both before tracing."""
+    if not _tensorflow_without_strategy():
+        return
+    from augmine.feed.tf_backend import zero_batch
+
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    batch = zero_batch(train_feed)
+    if batch is None or len(model.outputs) != 1 or \
+            all(getattr(m, "built", True) for m in model.metrics):
+        return
+    x, y = batch
+    model.compute_metrics(x, y, import_keras().ops.zeros((1, *model.output_shape[1:])))
+    model.reset_metrics()
+
+
+def step_signature(model) -> str:
+    """What a trace of ``model``'s train step bakes in besides the model's architecture: its
+    optimizer (the object, and its config with the learning-rate schedule), its trainable
+    variables, its loss hook and how steps run."""
+    optimizer = model.optimizer
+    loss = model.compute_loss
+    return json.dumps([id(optimizer), optimizer.get_config() if optimizer else None,
+                       [v.path for v in model.trainable_variables],
+                       id(getattr(loss, "__func__", loss)), model.steps_per_execution,
+                       str(model.jit_compile), model.run_eagerly], sort_keys=True, default=str)
+
+
+def same_steps():
+    """A Keras callback (last in a fit's list, after those that set the schedule) that, when
+    the fit begins, makes a new train function if the model's was traced in an earlier fit
+    with another :func:`step_signature` (e.g. an earlier round's learning-rate schedule), or
+    was replaced since (what it was traced with is then unknown)."""
+    keras = import_keras()
+
+    class SameSteps(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            model, signature = self.model, step_signature(self.model)
+            before = _traced_with.get(model)
+            if before is not None and (before[0]() is not model.train_function or
+                                       before[1] != signature):
+                model.make_train_function(force=True)
+            _traced_with[model] = (weakref.ref(model.train_function), signature)
+
+    return SameSteps()
