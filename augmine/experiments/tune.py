@@ -18,8 +18,8 @@ data and budget; an ordinary comparison folder, resumable), then:
 With ``seeds`` > 1 every strength trains once per seed; the choice is made on the mean
 over seeds and measured with the two-stage bootstrap over seeds and images.
 
-Cost: one training run of the config per strength and seed (on a 2-core CPU, cpu-20 takes
-10-15 minutes a run, so the default five strengths take about an hour a seed).
+Cost: one training run of the config per strength and seed (on a 2-core CPU a cpu-20
+run takes 5-8 minutes, so the default five strengths take half an hour a seed).
 """
 
 from __future__ import annotations
