@@ -2,9 +2,9 @@
 seeds, config, budget and data, each into a fresh folder, interleaved (1, N, 1, N, ...) so
 that the machine's drift hits both alike.
 
-Each side is the CLI as a user runs it (``python -m augmine.cli``'s entry point in a child
-process), timed from start to the printed table: start-up, every run's training and
-predictions, the scoring. The tables the two sides print should agree up to the float
+Each side is the CLI as a user runs it (``augmine.experiments.compare_jobs.cli_argv``: this
+Python running ``augmine`` in a child process), timed from start to the printed table:
+start-up, every run's training and predictions, the scoring. The tables the two sides print should agree up to the float
 noise of another thread count (docs/recipes.md, ``--jobs``); the script prints both
 sides' top-1 per arm to show it.
 
@@ -31,15 +31,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from augmine.experiments.compare_jobs import cli_argv
+
 REPO = Path(__file__).resolve().parents[1]
 ARMS = ("none", "tiny-imagenet-14@0.5", "trivial-augment@0.5")
 
 
 def compare_once(args, jobs: int, out: Path) -> float:
     """Run the comparison into ``out`` with ``--jobs jobs``; its wall seconds."""
-    argv = [sys.executable, "-c", "from augmine.cli import cli; cli(prog_name='augmine')",
-            "recipe", "compare", *args.arms, "--data", str(args.data), "--config", args.config,
-            "--seeds", str(args.seeds), "--jobs", str(jobs), "--out", str(out), "--no-progress"]
+    argv = cli_argv("recipe", "compare", *args.arms, "--data", args.data, "--config",
+                    args.config, "--seeds", args.seeds, "--jobs", jobs, "--out", out,
+                    "--no-progress")
     if args.epochs:
         argv += ["--epochs", str(args.epochs)]
     if args.size:

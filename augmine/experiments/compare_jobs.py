@@ -217,14 +217,19 @@ def run_on_ray(commands: dict[str, list[str]], folder: ComparisonDir, address: s
             "the comparison again (finished runs are kept)")
 
 
+def cli_argv(*args) -> list[str]:
+    """The argv that runs ``augmine ARGS...`` with this Python (whatever ``augmine`` is on
+    ``PATH``), as a child process."""
+    return [sys.executable, "-c", "from augmine.cli import cli; cli(prog_name='augmine')",
+            *map(str, args)]
+
+
 def child_command(recipes: Sequence[str], data, config, out, epochs, size, strengths,
                   seeds: int, run: str) -> list[str]:
     """The argv of a child process: this Python running the ``recipe compare`` command with
     this comparison's arguments and ``--arm RUN``."""
-    argv = [sys.executable, "-c", "from augmine.cli import cli; cli(prog_name='augmine')",
-            "recipe", "compare", *map(str, recipes), "--data", str(data), "--config",
-            str(config), "--out", str(Path(out)), "--seeds", str(int(seeds)), "--arm", run,
-            "--no-progress"]
+    argv = cli_argv("recipe", "compare", *recipes, "--data", data, "--config", config,
+                    "--out", Path(out), "--seeds", int(seeds), "--arm", run, "--no-progress")
     if epochs is not None:
         argv += ["--epochs", str(epochs)]
     if size is not None:
