@@ -49,20 +49,35 @@ if BLOCK_TF:
 
 
 # The README runs the suite in three processes (pytest-xdist ``-n 3``; ``--dist loadgroup`` in
-# setup.cfg). A test that uses one of these session runs, or any module-scoped fixture, is
-# put in that run's (or module's) xdist group, so the run is trained in one process only;
-# xdist starts the largest groups first.
-SHARED_RUNS = {"mining_run": "mining-run", "trained_run": "trained-run", "demo_run": "demo-run"}
-
-
+# setup.cfg). The session's shared data and runs (below) are built once for all of them
+# (built_once); a test that uses a module-scoped fixture is put in its module's xdist group,
+# so that fixture is built in one process only.
 def _xdist_group(item) -> str | None:
-    for fixture, group in SHARED_RUNS.items():
-        if fixture in item.fixturenames:
-            return group
     defs = fixture_definitions(item)    # pytest's private fixture info, version-checked
     if any(d.scope == "module" for name in item.fixturenames for d in defs.get(name, ())):
         return item.module.__name__
     return None
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """``tmp/shared-<name>``, filled by ``build(folder)`` once per test session: under
+    pytest-xdist the first worker to ask builds it while holding a lock, the others wait
+    for it and reuse it (the pattern of pytest-xdist's docs, "Making session-scoped fixtures
+    execute only once"). A build that failed is tried again by the next worker to ask."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent                      # the session's folder, shared by its workers
+    folder, done = base / f"shared-{name}", base / f"shared-{name}.done"
+    with open(base / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
 
 
 @pytest.hookimpl(tryfirst=True)      # before xdist reads the groups
@@ -86,12 +101,15 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
-    """A generated 10-class dataset (40 train + 10 val per class) in the Tiny-ImageNet layout."""
+    """A generated 10-class dataset (40 train + 10 val per class) in the Tiny-ImageNet layout
+    (one for the session: tests that change it work on a copy)."""
     from augmine.data.synth import write_synthetic_dataset
 
-    root = tmp_path_factory.mktemp("synth") / "data"
-    write_synthetic_dataset(root, num_classes=10, train_per_class=40, val_per_class=10, seed=0)
-    return root
+    def build(folder):
+        write_synthetic_dataset(folder / "data", num_classes=10, train_per_class=40,
+                                val_per_class=10, seed=0)
+
+    return built_once(tmp_path_factory, "synth", build) / "data"
 
 
 @pytest.fixture(scope="session")
@@ -117,19 +135,24 @@ def real_index(real_root):
 
 
 # --------------------------------------------------------------------------- shared runs
-# Trained once per session; a test that changes one works on copy_run(run, tmp_path).
+# Trained once per session (built_once: in one of the xdist workers, the others reuse it); a
+# test that changes one works on copy_run(run, tmp_path).
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, synth_root):
     """support.TINY trained on ``synth_root``: one epoch at each of 16 (presized), 32 and
-    64 px, a report per phase (a ``train.TrainResult``)."""
-    from augmine.train.phases import train_run
+    64 px, a report per phase (a ``train.phases.RunResult``, read back from the folder)."""
+    from augmine.runs.rundir import RunDir
+    from augmine.train.phases import RunResult, train_run
     from support import TINY
 
-    folder = tmp_path_factory.mktemp("trained")
-    phases = [{**TINY["phases"][0], "presize": True}, *TINY["phases"][1:]]
-    return train_run(write_config(folder, phases=phases), synth_root, folder / "run",
-                     progress=False)
+    def build(folder):
+        phases = [{**TINY["phases"][0], "presize": True}, *TINY["phases"][1:]]
+        train_run(write_config(folder, phases=phases), synth_root, folder / "run",
+                  progress=False)
+
+    run = RunDir(built_once(tmp_path_factory, "trained", build) / "run")
+    return RunResult(run, run.read_state(), run.read_history())
 
 
 @pytest.fixture(scope="session")
@@ -138,9 +161,10 @@ def mining_run(tmp_path_factory, synth_root) -> Path:
     ready for a mining round: keep it unchanged, copy it to run rounds."""
     from augmine.train.phases import train_run
 
-    folder = tmp_path_factory.mktemp("mining")
-    train_run(write_config(folder, **MINING), synth_root, folder / "run", progress=False)
-    return folder / "run"
+    def build(folder):
+        train_run(write_config(folder, **MINING), synth_root, folder / "run", progress=False)
+
+    return built_once(tmp_path_factory, "mining", build) / "run"
 
 
 @pytest.fixture(scope="session")
@@ -154,10 +178,14 @@ def round_run(tmp_path_factory, mining_run):
 
     from augmine.cli import cli
 
-    run = copy_run(mining_run, tmp_path_factory.mktemp("round"))
-    res = CliRunner().invoke(cli, ["mine", "round", str(run), "--no-progress"])
-    assert res.exit_code == 0, res.output
-    return SimpleNamespace(run=run, output=res.output)
+    def build(folder):
+        run = copy_run(mining_run, folder)
+        res = CliRunner().invoke(cli, ["mine", "round", str(run), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        (folder / "output.txt").write_text(res.output)
+
+    folder = built_once(tmp_path_factory, "round", build)
+    return SimpleNamespace(run=folder / "run", output=(folder / "output.txt").read_text())
 
 
 @pytest.fixture
@@ -177,8 +205,10 @@ def demo_run(tmp_path_factory):
     """``augmine demo --config DEMO`` (support.DEMO: the tiny model, 1 epoch a phase and a
     1-epoch round) on a generated 6-class set with one truncated train JPEG and one fake val
     JPEG: ``.refused`` is the run without ``--skip-bad`` (``.trained_when_refused``: whether
-    it made checkpoints), ``.result`` the one with it; ``.args`` that command, ``.bad`` the
-    two files (relative to ``.data``), ``.config`` the config file."""
+    it made checkpoints), ``.result`` the one with it (each with the ``exit_code`` and
+    ``output`` of click's Result); ``.args`` that command, ``.bad`` the two files (relative
+    to ``.data``), ``.config`` the config file."""
+    import json
     from types import SimpleNamespace
 
     import yaml
@@ -188,15 +218,29 @@ def demo_run(tmp_path_factory):
     from augmine.data.synth import write_synthetic_dataset
     from support import DEMO, spoil
 
-    folder = tmp_path_factory.mktemp("demo")
-    data, out, config = folder / "data", folder / "demo", folder / "demo.yaml"
-    write_synthetic_dataset(data, num_classes=6, train_per_class=40, val_per_class=10, seed=3)
-    config.write_text(yaml.safe_dump(DEMO, sort_keys=False))
-    bad = spoil(data)
-    args = ["demo", "--out", str(out), "--data", str(data), "--config", str(config)]
-    refused = CliRunner().invoke(cli, args)
-    trained_when_refused = (out / "checkpoints").exists()
-    result = CliRunner().invoke(cli, args + ["--skip-bad"])
+    def paths(folder):
+        data, out, config = folder / "data", folder / "demo", folder / "demo.yaml"
+        return data, out, config, ["demo", "--out", str(out), "--data", str(data),
+                                   "--config", str(config)]
+
+    def build(folder):
+        data, out, config, args = paths(folder)
+        write_synthetic_dataset(data, num_classes=6, train_per_class=40, val_per_class=10,
+                                seed=3)
+        config.write_text(yaml.safe_dump(DEMO, sort_keys=False))
+        bad = spoil(data)
+        refused = CliRunner().invoke(cli, args)
+        trained_when_refused = (out / "checkpoints").exists()
+        result = CliRunner().invoke(cli, args + ["--skip-bad"])
+        (folder / "demo_run.json").write_text(json.dumps({
+            "bad": bad, "trained_when_refused": trained_when_refused,
+            "refused": {"exit_code": refused.exit_code, "output": refused.output},
+            "result": {"exit_code": result.exit_code, "output": result.output}}))
+
+    folder = built_once(tmp_path_factory, "demo", build)
+    data, out, config, args = paths(folder)
+    made = json.loads((folder / "demo_run.json").read_text())
     return SimpleNamespace(data=data, out=out, config=config, args=args + ["--skip-bad"],
-                           bad=bad, refused=refused, trained_when_refused=trained_when_refused,
-                           result=result)
+                           bad=tuple(made["bad"]), trained_when_refused=made["trained_when_refused"],
+                           refused=SimpleNamespace(**made["refused"]),
+                           result=SimpleNamespace(**made["result"]))

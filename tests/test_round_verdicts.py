@@ -145,10 +145,10 @@ def test_compare_skips_a_mode_that_trains_the_control(mining_run, tmp_path):
     assert re.search(r"^compare control: 2/2 epochs, \S+ elapsed, ETA", res.output, re.M)
 
 
-def test_a_round_that_would_train_the_control_is_refused(mining_run, tmp_path):
+def test_a_round_that_would_train_the_control_is_refused(trained_run, tmp_path):
     """`mine round --mode gentle` on a run without augmentation, and an oversample round
     whose plan gives factor 1: refused in one line before anything is written."""
-    run = copy_run(mining_run, tmp_path)
+    run = copy_run(trained_run.run_dir, tmp_path)
     files = files_of(run)
     line = one_line_error(run_cli("mine", "round", run, "--mode", "gentle", "--epochs", "1"))
     assert "would train exactly what the control trains" in line
@@ -163,10 +163,10 @@ def test_a_round_that_would_train_the_control_is_refused(mining_run, tmp_path):
     assert files_of(run) == files
 
 
-def test_a_plan_choosing_every_class_is_refused(mining_run, tmp_path):
+def test_a_plan_choosing_every_class_is_refused(trained_run, tmp_path):
     """`mine plan --k 50` on 10 classes, one factor: refused (it favours nothing), no plan
     written; with proportional factors it is written with a one-line warning."""
-    run = copy_run(mining_run, tmp_path)
+    run = copy_run(trained_run.run_dir, tmp_path)
     line = one_line_error(run_cli("mine", "plan", run, "--k", "50"))
     assert "chooses all 10 classes" in line and "favours nothing" in line and "--k 2" in line
     assert not (run / "plans").exists()
@@ -228,12 +228,14 @@ def test_weak_model_note_threshold():
     assert weak_model_note(0.49, 4, "holdout") is not None
 
 
-def test_suspects_say_when_the_model_is_too_weak(mining_run, tmp_path, monkeypatch):
+def test_suspects_say_when_the_model_is_too_weak(trained_run, tmp_path, monkeypatch):
     """The note appears exactly when top-1 on the scored images is under the threshold
-    (raised here past the trained run's accuracy, then lowered below it)."""
+    (set here below the trained run's accuracy, then past it; the default threshold:
+    test_weak_model_note_threshold)."""
     import augmine.rounds.suspects as suspects
 
-    run = copy_run(mining_run, tmp_path)
+    run = copy_run(trained_run.run_dir, tmp_path)
+    monkeypatch.setattr(suspects, "WEAK_MODEL_CHANCE_MULTIPLE", 1.0)    # chance: 10%
     res = run_cli("mine", "suspects", run, "--per-class", "1")
     assert res.exit_code == 0 and "too weak" not in res.output, res.output
     monkeypatch.setattr(suspects, "WEAK_MODEL_CHANCE_MULTIPLE", 10.0)   # chance x 10 = 100%
