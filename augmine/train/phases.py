@@ -326,7 +326,8 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                        stage: str = "round-1", progress: bool = True, recipe=None,
                        size: int | None = None, extra_callbacks=(), label: str | None = None,
                        seed: int | None = None, teacher: dict | None = None,
-                       head_layers: int | None = None, reuse: bool = False):
+                       head_layers: int | None = None, reuse: bool = False,
+                       predictions: list | None = None):
     """Train ``epochs`` more epochs from the run's ``last.keras`` (a mining round).
 
     ``run_dir``: a path or :class:`RunDir`; ``index``: the run's :class:`DatasetIndex`;
@@ -347,7 +348,8 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     ``reuse``: train a model kept from an earlier call of this process with the same
     config (its traced steps reused; :func:`~augmine.train.compiled.reusable_model`:
     shared, so use the returned model before the next call), except with ``teacher`` or
-    ``head_layers``, which change the model. Returns the Keras model.
+    ``head_layers``, which change the model. ``predictions``: a list that gets the last
+    epoch's val ``(y_true, probs)`` when they are the returned model's. Returns the model.
     """
     run = RunDir.of(run_dir)
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
@@ -393,12 +395,12 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
             feeds = _feeds(index, cfg, recipe, size,
                            seed + ROUND_SEED_OFFSET + len(state.rounds), done,
                            plan=plan)
-            _fit_and_close(model, feeds, epochs, done,
-                           stage_callbacks(run, state, stage, None, size, progress,
-                                           extra + create_callbacks(cfg),
-                                           seed=seed, label=label),
-                           progress, class_weight=class_weight, index=index, size=size,
-                           cfg=cfg)
+            last = _fit_and_close(model, feeds, epochs, done, stage_callbacks(
+                run, state, stage, None, size, progress, extra + create_callbacks(cfg),
+                seed=seed, label=label), progress, class_weight=class_weight, index=index,
+                size=size, cfg=cfg)
+            if last is not None and predictions is not None:
+                predictions.append(last)
         elif info.frozen:        # killed before frozen_features saved: save it now
             from augmine.model.freezing import set_trainable
             from augmine.runs.checkpoints import save_checkpoint
