@@ -116,7 +116,7 @@ def reusable_model(path, compile: bool = True):
     if compile:
         keras = import_keras()
         schedule = keras.saving.deserialize_keras_object(
-            optimizer.get_config()["learning_rate"])
+            optimizer.get_config().get("learning_rate"))   # none: a loss-scale wrapper
         if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
             return model       # a constant rate that a schedule replaces cannot be put back
     _kept[key] = _Kept(model, optimizer, schedule, [v.path for v in model.trainable_variables])
@@ -138,7 +138,7 @@ def kept_new_model(model, key: str):
         return model
     keras = import_keras()
     schedule = keras.saving.deserialize_keras_object(
-        model.optimizer.get_config()["learning_rate"])
+        model.optimizer.get_config().get("learning_rate"))   # none: a loss-scale wrapper
     if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
         return model           # a constant rate that a callback may change: not kept
     if not model.optimizer.built:       # a new optimizer's variables (as Keras builds it)
