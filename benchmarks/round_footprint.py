@@ -22,8 +22,8 @@ CLI (click's ``CliRunner``):
   by the round for reuse (``augmine.train.compiled``) are dropped first: each command
   starts as in a process of its own.
 
-Then ``augmine recipe compare none light --seeds 2`` (two phases, 16 and 32 px, one epoch
-each: 4 runs) in this process: its Keras steps made and traced per run (each run's
+Then ``augmine recipe compare none light --data DATA --config TINY --seeds 2`` (two
+phases, 16 and 32 px, one epoch each: 4 runs) in this process: its Keras steps made and traced per run (each run's
 ``train_run``; ``--recipe-compare-only`` runs this part alone).
 
 The round's traces are printed too. Needs the TensorFlow backend (on JAX a step's Python
@@ -223,8 +223,8 @@ def recipe_compare(steps: StepCounter, folder: Path, data: str) -> None:
                 "--seeds", 2, "--out", folder / "recipe-compare", "--no-progress"])
     finally:
         phases.train_run = train_run
-    print(f"augmine recipe compare none light --seeds 2, 16 and 32 px "
-          f"({time.perf_counter() - start:.0f} s):")
+    print(f"augmine recipe compare none light --data DATA --config TINY --seeds 2 "
+          f"(16 and 32 px, {time.perf_counter() - start:.0f} s):")
     for arm in steps.arms():
         print(f"  {arm}: {steps.per_arm(arm)}")
     print(f"  total: {steps.totals()}")
