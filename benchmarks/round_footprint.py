@@ -22,6 +22,10 @@ CLI (click's ``CliRunner``):
   by the round for reuse (``augmine.train.compiled``) are dropped first: each command
   starts as in a process of its own.
 
+Then ``augmine recipe compare none light --data DATA --config TINY --seeds 2`` (two
+phases, 16 and 32 px, one epoch each: 4 runs) in this process: its Keras steps made and traced per run (each run's
+``train_run``; ``--recipe-compare-only`` runs this part alone).
+
 The round's traces are printed too. Needs the TensorFlow backend (on JAX a step's Python
 body also runs once per trace, on PyTorch once per step).
 
@@ -188,6 +192,44 @@ def invoke(command: list) -> str:
     return res.output
 
 
+def recipe_compare(steps: StepCounter, folder: Path, data: str) -> None:
+    """``recipe compare none light --seeds 2`` on two phases (16 and 32 px, one epoch each):
+    its steps made and traced per run (``train_run``), from no kept model."""
+    import augmine.train.phases as phases
+    from augmine.train.compiled import forget_models
+
+    config = folder / "two-sizes.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "phases": [
+        {"size": 16, "epochs": 1, "recipe": "none"}, {"size": 32, "epochs": 1,
+                                                       "recipe": "none"}]}))
+    train_run = phases.train_run
+
+    def labelled_run(config, data_root=None, run_dir="runs/run", **kw):
+        steps.arm = Path(str(run_dir)).name
+        steps.order.append(steps.arm)
+        start = time.perf_counter()
+        try:
+            return train_run(config, data_root, run_dir, **kw)
+        finally:
+            steps.took[steps.arm] = time.perf_counter() - start
+            steps.arm = OUTSIDE
+
+    steps.clear()
+    forget_models()
+    phases.train_run = labelled_run
+    try:
+        start = time.perf_counter()
+        invoke(["recipe", "compare", "none", "light", "--data", data, "--config", config,
+                "--seeds", 2, "--out", folder / "recipe-compare", "--no-progress"])
+    finally:
+        phases.train_run = train_run
+    print(f"augmine recipe compare none light --data DATA --config TINY --seeds 2 "
+          f"(16 and 32 px, {time.perf_counter() - start:.0f} s):")
+    for arm in steps.arms():
+        print(f"  {arm}: {steps.per_arm(arm)}")
+    print(f"  total: {steps.totals()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=None,
@@ -195,6 +237,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2, help="the run's epochs (default 2)")
     ap.add_argument("--seeds", type=int, default=1, help="mine compare --seeds (default 1)")
     ap.add_argument("--list", action="store_true", help="list every module the round ran")
+    ap.add_argument("--recipe-compare-only", action="store_true",
+                    help="count recipe compare's traces only (no round, no mine compare)")
     args = ap.parse_args()
     from augmine.core.runtime import keras_backend
 
@@ -233,6 +277,8 @@ def main() -> None:
 
     compare.train_arm = labelled_arm
     try:
+        if args.recipe_compare_only:
+            return recipe_compare(steps, folder, args.data)
         start = time.perf_counter()
         with augmine_modules() as modules:
             invoke(["mine", "round", run, "--epochs", 1, "--no-progress"])
@@ -263,10 +309,11 @@ def main() -> None:
         for arm in steps.arms():
             print(f"  {arm}: {steps.per_arm(arm)}")
         print(f"  total: {steps.totals()}")
+        recipe_compare(steps, folder, args.data)
     finally:
         compare.train_arm = train_arm
         steps.restore()
-    shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -150,3 +150,45 @@ def test_a_kept_model_on_another_schedule_traces_its_train_step_anew(traces, min
     monkeypatch.setattr(compiled, "reuses_models", lambda: False)
     assert _same(on_fast, arm("fast-new", fast))
     assert not _same(on_slow, on_fast)
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow
+def test_recipe_compare_arms_train_in_one_model_what_new_models_train(
+        traces, synth_root, tmp_path, monkeypatch):
+    """`recipe compare` (2 arms, 2 sizes): the second arm trains in the first arm's model,
+    its initial state a new model's of its config and seed, so the train step is traced once
+    per input size for both arms; every arm's `last.keras` and stored predictions equal
+    those of new models (reuse off), to the bit."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from augmine.cli import cli
+    from augmine.train import compiled
+
+    config = write_config(tmp_path, phases=[{"size": 16, "epochs": 1, "recipe": "none"},
+                                            {"size": 32, "epochs": 1, "recipe": "none"}])
+
+    def compare(out):
+        res = CliRunner().invoke(cli, ["recipe", "compare", "none", "light", "--data",
+                                       str(synth_root), "--config", str(config), "--out",
+                                       str(out), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        return out
+
+    compiled.forget_models()
+    reused = compare(tmp_path / "reused")
+    assert traces["train"] == 2                     # 16 px and 32 px, both arms
+    monkeypatch.setattr(compiled, "reuses_models", lambda: False)
+    traces.clear()
+    fresh = compare(tmp_path / "fresh")
+    assert traces["train"] == 4                     # each arm's new model: 2 sizes each
+    for arm in ("none", "light"):
+        assert _same(_weights(reused / arm / "checkpoints/last.keras"),
+                     _weights(fresh / arm / "checkpoints/last.keras")), arm
+        with np.load(reused / f"predictions/{arm}.npz") as a, \
+                np.load(fresh / f"predictions/{arm}.npz") as b:
+            assert a.files == b.files and all((a[k] == b[k]).all() for k in a.files), arm
+    with np.load(reused / "predictions/none.npz") as a, \
+            np.load(reused / "predictions/light.npz") as b:
+        assert not (a["final"] == b["final"]).all()     # the arms trained differently

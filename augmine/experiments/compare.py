@@ -308,7 +308,7 @@ def _train_arm(folder: ComparisonDir, arm: Arm, seed: int, config: dict, data: P
         timing = _timing_callback(folder, name, run.path, len(index.train), first_epoch)
         train_run({**config, "seed": int(config.get("seed", 0)) + int(seed)}, data, run,
                   resume=state is not None, progress=progress, extra_callbacks=[timing],
-                  echo=echo)
+                  echo=echo, reuse=True)          # the arms' traced steps reused
         _free_memory()
     _ensure_predictions(folder, name, index)
 

@@ -164,9 +164,12 @@ def train_arm(run: RunDir, index, epochs: int, stage: str, inputs: dict, schedul
     extra = [schedule_callback(schedule), *extra_callbacks]
     if bar is not None:
         extra.append(progress_callback(bar, label or stage, echo or log.info))
+    last: list = []          # the last epoch's validation: no second prediction pass
     model = train_extra_epochs(run, index, epochs, stage=stage, progress=progress,
                                extra_callbacks=extra, label=label, seed=seed, reuse=True,
-                               **inputs)
+                               predictions=last, **inputs)
+    if last:
+        return last[0]
     size, batch_size = evaluation_settings(run.config)
     return evaluate_model(model, index, size, batch_size)
 

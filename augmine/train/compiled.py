@@ -14,6 +14,10 @@ new one otherwise, so a reused step is the same computation as a new one;
 :func:`build_step_state` builds what Keras would otherwise build inside the first trace
 (which made every fit trace its train step twice).
 
+:func:`kept_new_model` does the same for a model just built from a config (``recipe
+compare``'s arms and seeds): the new model's initial weights, seed states and optimizer
+variables are assigned into the kept one.
+
 TensorFlow outside a ``tf.distribute`` strategy only: on JAX and PyTorch, and under a
 strategy, every call loads a new model (as before).
 """
@@ -112,13 +116,66 @@ def reusable_model(path, compile: bool = True):
     if compile:
         keras = import_keras()
         schedule = keras.saving.deserialize_keras_object(
-            optimizer.get_config()["learning_rate"])
+            optimizer.get_config().get("learning_rate"))   # none: a loss-scale wrapper
         if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
             return model       # a constant rate that a schedule replaces cannot be put back
     _kept[key] = _Kept(model, optimizer, schedule, [v.path for v in model.trainable_variables])
     while len(_kept) > KEEP:
         _kept.popitem(last=False)
     return model
+
+
+def kept_new_model(model, key: str):
+    """``model`` (just built and compiled from a config, not trained: its initial weights and
+    a new optimizer) or, where a model built earlier in this process for the same ``key``
+    (what the config says of the architecture, loss, optimizer and schedule) is kept and
+    matches it (layers, variables, optimizer and its config), that model holding exactly
+    ``model``'s state: its weights and seed states assigned, the optimizer's variables set
+    to a new optimizer's (``model``'s, built), the metrics reset. Its traced train and
+    predict steps are then reused (``recipe compare``'s arms and seeds). Shared like
+    :func:`reusable_model`'s models; where :func:`reuses_models` is False, ``model``."""
+    if not reuses_models() or model.optimizer is None:
+        return model
+    keras = import_keras()
+    schedule = keras.saving.deserialize_keras_object(
+        model.optimizer.get_config().get("learning_rate"))   # none: a loss-scale wrapper
+    if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return model           # a constant rate that a callback may change: not kept
+    if not model.optimizer.built:       # a new optimizer's variables (as Keras builds it)
+        model.optimizer.build(model.trainable_variables)
+    key = ("built", key, keras.config.dtype_policy().name)
+    kept = _kept.pop(key, None)
+    if kept is not None and _unchanged(kept) and _same_build(kept.model, model):
+        for target, source in [*zip(kept.model.variables, model.variables),
+                               *zip(kept.model.optimizer.variables, model.optimizer.variables)]:
+            target.assign(source)
+        kept.model.optimizer.learning_rate = schedule
+        kept.model.reset_metrics()
+        _kept[key] = kept
+        return kept.model
+    _kept[key] = _Kept(model, model.optimizer, schedule,
+                       [v.path for v in model.trainable_variables])
+    while len(_kept) > KEEP:
+        _kept.popitem(last=False)
+    return model
+
+
+def _same_build(kept, new) -> bool:
+    """Whether ``kept`` is built like ``new``: the same classes of model, layers and
+    optimizer, variables of the same shapes and dtypes, the same optimizer config."""
+    def variables(model):
+        return [(tuple(v.shape), str(v.dtype)) for v in model.variables]
+
+    def optimizer(model):
+        config = dict(model.optimizer.get_config())
+        config.pop("name", None)
+        return type(model.optimizer), json.dumps(config, sort_keys=True, default=str)
+
+    return (type(kept) is type(new) and
+            [type(layer) for layer in kept.layers] == [type(layer) for layer in new.layers] and
+            variables(kept) == variables(new) and optimizer(kept) == optimizer(new) and
+            [(tuple(v.shape), str(v.dtype)) for v in kept.optimizer.variables] ==
+            [(tuple(v.shape), str(v.dtype)) for v in new.optimizer.variables])
 
 
 def forget_models() -> None:

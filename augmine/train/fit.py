@@ -20,6 +20,7 @@ reuses the last epoch's predictions.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 import time
@@ -113,11 +114,14 @@ def distribution(name: str = "auto"):
 
 # --------------------------------------------------------------------------- models
 
-def build_model(cfg, num_classes: int, phase_steps=None):
+def build_model(cfg, num_classes: int, phase_steps=None, reuse: bool = False):
     """The config's model (the DenseNet or its builder/application/file) compiled with its
     optimizer and schedule, sparse cross-entropy and accuracy (``cfg``: a
     :class:`~augmine.runs.config.TrainConfig`; ``phase_steps``: ``(steps_per_epoch, epochs)``
-    per phase, for phase-aligned schedules)."""
+    per phase, for phase-aligned schedules). ``reuse``: in a model kept from an earlier
+    build of this process for the same model, optimizer, schedule and loss, holding the new
+    model's initial state (:func:`~augmine.train.compiled.kept_new_model`, whose caveats
+    apply), so its traced steps are reused."""
     from augmine.runs.factories import create_model, create_optimizer, create_schedule
 
     model = create_model(cfg.model, num_classes, where=cfg.path or "config")
@@ -130,7 +134,13 @@ def build_model(cfg, num_classes: int, phase_steps=None):
         loss, metrics = SoftTargetCrossentropy(reg.label_smoothing), [accuracy_metric()]
     model.compile(optimizer=create_optimizer(cfg.optimizer, schedule), loss=loss,
                   metrics=metrics)
-    return model
+    if not reuse:
+        return model
+    from augmine.train.compiled import kept_new_model
+
+    sections = (cfg.model, cfg.optimizer, cfg.schedule, cfg.regularization)
+    key = [part.model_dump(mode="json") for part in sections] + [phase_steps, num_classes]
+    return kept_new_model(model, json.dumps(key, sort_keys=True, default=str))
 
 
 def model_step(model) -> int:

@@ -186,7 +186,7 @@ def phase_label(phase_no: int, phase) -> str:
 
 def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
               progress: bool = True, extra_callbacks=(), skip_bad: bool = False,
-              echo=None, epochs: int | None = None) -> RunResult:
+              echo=None, epochs: int | None = None, reuse: bool = False) -> RunResult:
     """Train every phase of a config into ``run_dir``; with ``resume`` continue a killed run.
 
     ``config``: YAML path, dict or :class:`TrainConfig`; on resume None (the run's own
@@ -202,7 +202,9 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
     checked before the first write. Writes the run folder and a ``phase-N`` report after
     each phase. ``echo`` gets a header before each phase trains (default: the log);
     every epoch line names its phase, size and recipe and carries the whole run's
-    done/total epochs and ETA. Returns a :class:`RunResult`.
+    done/total epochs and ETA. ``reuse``: a new run trains in a model kept from an earlier
+    run of this process with the same model config (:func:`~augmine.train.fit.build_model`;
+    shared: use the result's model before the next run). Returns a :class:`RunResult`.
     """
     say = echo or log.info
     run = RunDir.of(run_dir)
@@ -243,7 +245,7 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
     callbacks = list(extra_callbacks) + create_callbacks(cfg)
 
     with dtype_policy(precision_policy(cfg.mixed_precision)), distribution(cfg.strategy):
-        model = _start_model(run, cfg, index, state, steps)
+        model = _start_model(run, cfg, index, state, steps, reuse)
         if state is None:                  # the model fits the config: now write the run
             cfg = cfg.model_copy(update={"data": str(data_root), "model": recorded_model(
                 cfg.model, model)})
@@ -290,14 +292,15 @@ def train_run(config, data_root=None, run_dir="runs/run", resume: bool = False,
     return RunResult(run, state, run.read_history(), model, steps)
 
 
-def _start_model(run: RunDir, cfg: TrainConfig, index, state: RunState | None, steps):
+def _start_model(run: RunDir, cfg: TrainConfig, index, state: RunState | None, steps,
+                 reuse: bool):
     """The run's model: ``last.keras`` when it has one, else built from the config; checked
     against the dataset's classes and the phases' sizes before anything trains."""
     if state is not None and run.has_checkpoint("last"):
         model = restore_model(run, state)
     else:
         _seed_keras(cfg.seed)
-        model = build_model(cfg, index.num_classes, steps)
+        model = build_model(cfg, index.num_classes, steps, reuse)
     if model.output_shape[-1] != index.num_classes:
         raise AugmineError(f"{index.root} has {index.num_classes} classes but the run's "
                            f"model predicts {model.output_shape[-1]}; use the run's dataset")
@@ -323,7 +326,8 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
                        stage: str = "round-1", progress: bool = True, recipe=None,
                        size: int | None = None, extra_callbacks=(), label: str | None = None,
                        seed: int | None = None, teacher: dict | None = None,
-                       head_layers: int | None = None, reuse: bool = False):
+                       head_layers: int | None = None, reuse: bool = False,
+                       predictions: list | None = None):
     """Train ``epochs`` more epochs from the run's ``last.keras`` (a mining round).
 
     ``run_dir``: a path or :class:`RunDir`; ``index``: the run's :class:`DatasetIndex`;
@@ -344,7 +348,8 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     ``reuse``: train a model kept from an earlier call of this process with the same
     config (its traced steps reused; :func:`~augmine.train.compiled.reusable_model`:
     shared, so use the returned model before the next call), except with ``teacher`` or
-    ``head_layers``, which change the model. Returns the Keras model.
+    ``head_layers``, which change the model. ``predictions``: a list that gets the last
+    epoch's val ``(y_true, probs)`` when they are the returned model's. Returns the model.
     """
     run = RunDir.of(run_dir)
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
@@ -390,12 +395,12 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
             feeds = _feeds(index, cfg, recipe, size,
                            seed + ROUND_SEED_OFFSET + len(state.rounds), done,
                            plan=plan)
-            _fit_and_close(model, feeds, epochs, done,
-                           stage_callbacks(run, state, stage, None, size, progress,
-                                           extra + create_callbacks(cfg),
-                                           seed=seed, label=label),
-                           progress, class_weight=class_weight, index=index, size=size,
-                           cfg=cfg)
+            last = _fit_and_close(model, feeds, epochs, done, stage_callbacks(
+                run, state, stage, None, size, progress, extra + create_callbacks(cfg),
+                seed=seed, label=label), progress, class_weight=class_weight, index=index,
+                size=size, cfg=cfg)
+            if last is not None and predictions is not None:
+                predictions.append(last)
         elif info.frozen:        # killed before frozen_features saved: save it now
             from augmine.model.freezing import set_trainable
             from augmine.runs.checkpoints import save_checkpoint
