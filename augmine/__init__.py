@@ -30,12 +30,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # public name -> the module that defines it (imported lazily by __getattr__)
 _EXPORTS = {
     "AugmineError": "core.errors",
-    "load_index": "data.layouts", "DatasetIndex": "data.dataset",
+    "load_index": "data.dataset", "DatasetIndex": "data.dataset",
     "load_recipe": "augment.recipes",
     "train_dataset": "feed.feeds", "eval_dataset": "feed.feeds", "close_feed": "feed.feeds",
     "evaluate_model": "train.evaluation",
     "per_class_report": "analysis.metrics", "confusion_matrix": "analysis.metrics",
-    "symmetric_pairs": "analysis.pairs", "make_plan": "analysis.plans", "OversamplingPlan": "analysis.plans",
+    "symmetric_pairs": "analysis.metrics", "make_plan": "analysis.plans", "OversamplingPlan": "analysis.plans",
     "PerClassReport": "train.callbacks", "oversampled_feed": "train.callbacks",
 }
 __all__ = ["__version__", *_EXPORTS]

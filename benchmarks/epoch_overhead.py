@@ -76,7 +76,7 @@ def epoch_timer():
 
 def config_for(args):
     """The TrainConfig timed: one phase of ``args.epochs`` epochs at ``args.size`` px."""
-    from augmine.core.shipped import resolve_config
+    from augmine.core.runtime import resolve_config
     from augmine.runs.config import load_config
 
     if args.config == "tiny":
@@ -112,9 +112,9 @@ def augmine_side(cfg, data: Path):
 
 def plain_side(cfg, data: Path):
     """(epoch timer, whole call s) of ``model.fit`` on augmine's feeds, nothing written."""
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
     from augmine.feed.feeds import close_feed, eval_dataset, pipeline_errors, train_dataset
-    from augmine.runs.checkpoints import evaluation_settings
+    from augmine.runs.factories import evaluation_settings
     from augmine.train.fit import build_model, distribution, dtype_policy, precision_policy
     from augmine.train.phases import phase_steps
 
@@ -122,7 +122,7 @@ def plain_side(cfg, data: Path):
     phase = cfg.phases[0]
     recipe = phase.recipe
     if phase.strength not in (None, 1):
-        from augmine.augment.strength import scale_recipe
+        from augmine.augment.compose import scale_recipe
 
         recipe = scale_recipe(phase.recipe, phase.strength)
     _, eval_bs = evaluation_settings(cfg, phase.size)

@@ -16,8 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from augmine.data.layouts import load_index
-from augmine.data.images import verify_index
+from augmine.data.dataset import load_index, verify_index
 from augmine.data.synth import write_synthetic_dataset
 
 

@@ -134,7 +134,7 @@ class Meter:
 def make_compose(size: int):
     import albumentations as A
 
-    from augmine.core.shipped import available_recipes
+    from augmine.core.runtime import available_recipes
 
     if "tiny-imagenet-14" in available_recipes():
         from augmine.augment.compose import build_compose
@@ -186,7 +186,7 @@ def run_rounds(data, images, index, compose, size, batch, workers, repeats):
 
 def run_plain(paths, compose, size, presize=False):
     """Meter of the plain loop (read, recipe, store) over ``paths`` in this process."""
-    from augmine.data.images import read_image
+    from augmine.data.dataset import read_image
     from augmine.feed.batches import presized
 
     with Meter() as m:
@@ -321,7 +321,7 @@ def transform_costs(compose, images, repeats=1):
 def load_subset(data, images):
     """The dataset's index with its train split cycled/cut to ``images`` (0 = as it is)."""
     from augmine.data.dataset import Split
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
 
     index = load_index(data)
     tr = index.train
@@ -390,7 +390,7 @@ def main(argv=None):
 
     import cv2
 
-    from augmine.data.images import load_images
+    from augmine.data.dataset import load_images
     from augmine.feed.workers import default_workers
 
     cv2.setNumThreads(0)   # as in the workers; OpenCV's thread pool slows 64 px images

@@ -19,7 +19,7 @@ CLI (click's ``CliRunner``):
   last partial batch, counts again). It also times each train function's first call (the
   trace and the first step) against the median of its later calls (one step each), and
   each arm as a whole (``train_arm``: its epochs and its final predictions). Models kept
-  by the round for reuse (``augmine.train.compiled``) are dropped first: each command
+  by the round for reuse (``augmine.train.evaluation``) are dropped first: each command
   starts as in a process of its own.
 
 Then ``augmine recipe compare none light --data DATA --config TINY --seeds 2`` (two
@@ -196,7 +196,7 @@ def recipe_compare(steps: StepCounter, folder: Path, data: str) -> None:
     """``recipe compare none light --seeds 2`` on two phases (16 and 32 px, one epoch each):
     its steps made and traced per run (``train_run``), from no kept model."""
     import augmine.train.phases as phases
-    from augmine.train.compiled import forget_models
+    from augmine.train.evaluation import forget_models
 
     config = folder / "two-sizes.yaml"
     config.write_text(yaml.safe_dump({**TINY, "phases": [
@@ -293,7 +293,7 @@ def main() -> None:
                 print(f"    {m}")
         steps.clear()
         try:
-            from augmine.train.compiled import forget_models
+            from augmine.train.evaluation import forget_models
         except ImportError:                   # before trace once: nothing is kept
             pass
         else:

@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     from augmine.runs.config import load_config
-    from augmine.core.shipped import resolve_config
+    from augmine.core.runtime import resolve_config
     from augmine.train.phases import train_run
 
     base = load_config(resolve_config("cpu-small")).to_dict()

@@ -107,11 +107,11 @@ def dataset_for(args) -> tuple[Path, str]:
 def measure(args) -> dict:
     import numpy as np
 
-    from augmine.data.layouts import load_index
-    from augmine.model.densenet import build_densenet
+    from augmine.data.dataset import load_index
+    from augmine.model.sources import build_densenet
     from augmine.feed.feeds import close_feed, pipeline_errors, train_dataset
     from augmine.feed.sampling import epoch_length
-    from augmine.core.shipped import resolve_recipe
+    from augmine.core.runtime import resolve_recipe
     from augmine.core.runtime import import_keras
     from augmine.train.fit import gpu_present
 

@@ -1,2 +1,2 @@
 """augmine's built-in recipes and training configs (YAML). Installed as the package
-``augmine.builtin`` (data only); see ``augmine.core.shipped``."""
+``augmine.builtin`` (data only); see ``augmine.core.runtime``."""

@@ -122,14 +122,14 @@ def real_root() -> Path:
 
 @pytest.fixture(scope="session")
 def synth_index(synth_root):
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
 
     return load_index(synth_root)
 
 
 @pytest.fixture(scope="session")
 def real_index(real_root):
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
 
     return load_index(real_root)
 

@@ -9,7 +9,7 @@ epochs of this launch, as a killed run would; RESUME=1 resumes.
 import json
 import sys
 
-from augmine.feed import shards
+from augmine.feed import sampling as shards
 
 config, data, run_dir, record, stop_after, resume = sys.argv[1:7]
 epochs = []

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from augmine.analysis.affinity_stats import WHOLE, affinity_table, per_image_drops, tailor_overrides
+from augmine.train.affinity import WHOLE, affinity_table, per_image_drops, tailor_overrides
 from augmine.cli import cli
 from augmine.augment.recipes import load_recipe
 

@@ -17,9 +17,8 @@ from click.testing import CliRunner
 
 import augmine
 from augmine.cli import cli
-from augmine.runs.config import load_config
+from augmine.runs.config import load_config, ModelConfig
 from augmine.runs.factories import create_model
-from augmine.runs.sections import ModelConfig
 from augmine.core.errors import AugmineError
 from augmine.runs.rundir import RunDir
 from support import augmine_command, subprocess_env
@@ -136,7 +135,7 @@ def test_fixed_size_model_with_other_phase_sizes_fails_before_anything_is_writte
 @pytest.mark.slow
 @pytest.mark.backend
 def test_builder_model_trains_through_the_cli_and_resumes(tmp_path, synth_root, monkeypatch):
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
     from augmine.train.phases import train_extra_epochs
 
     monkeypatch.chdir(tmp_path)                     # csv_logger writes user_log.csv here

@@ -54,7 +54,7 @@ def fabricate_run(run_dir: Path, index, seed: int = 0) -> Path:
     # suspects.csv as `augmine mine suspects` writes it, from fake train probabilities
     import csv
 
-    from augmine.analysis.suspects import suspect_samples
+    from augmine.analysis.metrics import suspect_samples
 
     yt = index.train.labels
     probs = rng.dirichlet(np.ones(c), len(yt))
@@ -317,7 +317,7 @@ def test_browser_edits_recipe_and_download_validates(synth_root, tmp_path):
 
     from augmine.cli import cli
     from augmine.augment.recipes import load_recipe
-    from augmine.core.shipped import recipes_dir
+    from augmine.core.runtime import recipes_dir
 
     at = app_test(data=synth_root)
     no_exception(at)
@@ -433,7 +433,7 @@ def test_browser_defaults_to_generated_dataset(tmp_path, monkeypatch, synth_run)
     # the run's recorded dataset is used when no --data is given
     at = app_test(run=synth_run)
     no_exception(at)
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
 
     names = load_index(Path((synth_run / "config.yaml").read_text().split("data: ")[1].strip()))
     assert at.selectbox(key="cls").options == list(names.class_names)
@@ -451,8 +451,7 @@ def test_interactions_reuse_the_loaded_data(real_root, real_run, monkeypatch):
     """What keeps reruns fast: re-rolling the seed decodes no image again, and switching
     pages or stages neither re-indexes the dataset nor re-reads the run's reports (each
     happens once, then comes from Streamlit's caches)."""
-    import augmine.data.images
-    import augmine.data.layouts
+    import augmine.data.dataset
     import augmine.analysis.reports
 
     calls = {"index": 0, "decode": 0, "reports": 0}
@@ -463,8 +462,8 @@ def test_interactions_reuse_the_loaded_data(real_root, real_run, monkeypatch):
             return real(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(augmine.data.layouts, "load_index", counted("index", augmine.data.layouts.load_index))
-    monkeypatch.setattr(augmine.data.images, "read_image", counted("decode", augmine.data.images.read_image))
+    monkeypatch.setattr(augmine.data.dataset, "load_index", counted("index", augmine.data.dataset.load_index))
+    monkeypatch.setattr(augmine.data.dataset, "read_image", counted("decode", augmine.data.dataset.read_image))
     monkeypatch.setattr(augmine.analysis.reports, "list_stage_reports",
                         counted("reports", augmine.analysis.reports.list_stage_reports))
     at = app_test(data=real_root, run=real_run)

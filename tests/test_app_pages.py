@@ -64,7 +64,7 @@ def no_exception(at) -> None:
 
 
 def synth_index(root):
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
 
     return load_index(root)
 
@@ -108,7 +108,7 @@ def recipe_labels(at) -> list[str]:
 
 def test_browser_lists_the_runs_the_working_folders_and_a_typed_recipe(synth_root, workdir,
                                                                        tmp_path):
-    from augmine.core.shipped import recipes_dir
+    from augmine.core.runtime import recipes_dir
 
     own = tmp_path / "recipes" / "run-own.yaml"
     own.parent.mkdir()
@@ -399,7 +399,7 @@ def test_typed_recipe_path_only_while_the_app_listens_on_this_machine(synth_root
 
 def test_recipe_choices_name_each_role_of_the_runs_recipes(synth_root, tmp_path):
     from augmine.app.data.recipes import recipe_choices
-    from augmine.core.shipped import recipes_dir
+    from augmine.core.runtime import recipes_dir
 
     light = (recipes_dir() / "light.yaml").resolve()
     run = make_run(tmp_path / "run", synth_root, light)

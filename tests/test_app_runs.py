@@ -24,7 +24,7 @@ classes:
 def cpu20_run(folder, data, last_recipe=None):
     """A run folder whose config is the built-in cpu-20 (phase 2: tiny-imagenet-14 at 32 px,
     strength 0.5), on ``data``; ``last_recipe`` replaces phase 2's recipe."""
-    from augmine.core.shipped import recipes_dir
+    from augmine.core.runtime import recipes_dir
 
     cfg = yaml.safe_load((recipes_dir() / "cpu-20.yaml").read_text())
     cfg["data"] = str(data)
@@ -40,8 +40,8 @@ def cpu20_run(folder, data, last_recipe=None):
 def test_each_phase_maps_to_its_size_and_strength(synth_root, tmp_path):
     from augmine.app.data.recipes import (class_preview, phase_setting, preview_settings,
                                           recipe_choices, run_recipe_uses)
-    from augmine.augment.strength import scale_recipe
-    from augmine.core.shipped import recipes_dir
+    from augmine.augment.compose import scale_recipe
+    from augmine.core.runtime import recipes_dir
     from augmine.runs.rundir import RunDir
 
     run = cpu20_run(tmp_path / "run", synth_root)
@@ -125,7 +125,7 @@ def test_browser_previews_the_runs_phase_at_its_size_and_strength(synth_root, tm
 
 def fake_effect(synth_root, control: bool = True):
     """measure_round on planted predictions: the round loses class 2 against the control."""
-    from augmine.rounds.measure import measure_round
+    from augmine.rounds.runner import measure_round
 
     index = synth_index(synth_root)
     y = np.asarray(index.val.labels)

@@ -437,13 +437,13 @@ OWNERS = {
         lambda p: any(m.startswith("sklearn.metrics") for m in _imports_of(p)),
         {"augmine.analysis.metrics"}),
     "bootstrap resampling": (lambda p: any("bootstrap" in f for f in _defined_functions(p)),
-                             {"augmine.analysis.bootstrap"}),
+                             {"augmine.analysis.effects"}),
     "where the shipped recipes and app are": (
         lambda p: bool({"augmine.builtin", "augmine.apps"} & _string_constants(p)),
-        {"augmine.core.shipped"}),
+        {"augmine.core.runtime"}),
     # a run's checkpoints (runs.checkpoints) and a user's own `.keras` model file (model.sources)
     "loading Keras model files": (lambda p: "load_model" in _attribute_calls(p),
-                                  {"augmine.runs.checkpoints", "augmine.model.sources"}),
+                                  {"augmine.runs.factories", "augmine.model.sources"}),
     # bars drawn only on a terminal (core.runtime.progress_bar) and the run's epoch counter
     # that is drawn nowhere (train.fit.run_progress)
     "progress bars (tqdm)": (lambda p: any(m.startswith("tqdm") for m in _imports_of(p)),

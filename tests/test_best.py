@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from augmine.cli import cli
-from augmine.runs.checkpoints import best_summary
+from augmine.runs.factories import best_summary
 from support import copy_run
 
 

@@ -9,10 +9,9 @@ import yaml
 from click.testing import CliRunner
 
 from augmine.core.errors import AugmineError
-from augmine.augment.compose import build_compose, reseed_compose
-from augmine.augment.overrides import class_overrides, recipe_for_class
+from augmine.augment.compose import (build_compose, class_overrides, recipe_for_class,
+                                     reseed_compose, scale_recipe)
 from augmine.augment.recipes import dump_recipe, load_recipe, parse_recipe
-from augmine.augment.strength import scale_recipe
 
 GRAY = [{"transform": "ToGray", "p": 1.0}]
 # the generated dataset's classes (augmine.data.synth): 2 = "striped green square", 4 = "blue triangle"
@@ -128,7 +127,7 @@ def old_way_epoch(index, recipe, size: int, batch_size: int, seed: int) -> np.nd
     """Epoch 0 of ``train_dataset(index, recipe, size, batch_size, seed=seed)`` as the feed
     made it before class overrides: one Compose for every image, reseeded per batch with
     ``2 * batch seed`` (the order and seeds from ``default_rng([seed, epoch])``)."""
-    from augmine.data.images import read_image
+    from augmine.data.dataset import read_image
     from augmine.feed.sampling import epoch_order
 
     sp = index.split("train")
@@ -236,8 +235,8 @@ def test_values_albumentations_accepts_but_that_make_no_sense_are_rejected(entry
 
 
 def test_strength_clips_to_the_sanity_bounds():
-    from augmine.augment.checks import SANITY_BOUNDS
-    from augmine.augment.strength import STRENGTH_RULES
+    from augmine.augment.recipes import SANITY_BOUNDS
+    from augmine.augment.compose import STRENGTH_RULES
 
     bright = parse_recipe({"name": "b", "transforms": [
         {"transform": "RandomBrightnessContrast", "p": 0.5, "brightness_limit": 0.6}]})

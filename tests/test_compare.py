@@ -15,7 +15,7 @@ from augmine.cli import cli
 from augmine.experiments.compare import parse_strengths, plan_arms, run_comparison
 from augmine.experiments.compare_results import format_comparison, score_comparison
 from augmine.core.errors import AugmineError
-from augmine.analysis.bootstrap import mean_intervals
+from augmine.analysis.effects import mean_intervals
 from augmine.runs.rundir import RunDir
 
 # --------------------------------------------------------------------------- bootstrap

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from augmine.cli import cli
 from augmine.core.errors import AugmineError
-from augmine.core.shipped import resolve_recipe
+from augmine.core.runtime import resolve_recipe
 from augmine.rounds.plans import mining_settings
 from augmine.rounds.runner import checked_epochs, round_lr_range
 from augmine.runs.config import config_default, config_differences, load_config, resume_config
@@ -126,7 +126,7 @@ def schema_defaults_table() -> list[str]:
     """The defaults table of docs/configs.md, made from the schema: every key with a default
     (a schedule key's per mode; the DenseNet's from build_densenet)."""
     from augmine.runs.config import SECTIONS, TrainConfig
-    from augmine.runs.sections import SCHEDULE_DEFAULTS, Derived
+    from augmine.runs.config import SCHEDULE_DEFAULTS, Derived
 
     rows = ["| key | default |", "|---|---|"]
     for name, field in TrainConfig.model_fields.items():

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from augmine.cli import cli
-from augmine.data.images import check_images, find_bad_images, read_image, verify_index
-from augmine.data.layouts import display_name, load_index
+from augmine.data.dataset import (check_images, display_name, find_bad_images, load_index,
+                                  read_image, verify_index)
 from augmine.core.errors import AugmineError
 from augmine.data.synth import confusable_pairs, write_synthetic_dataset
 

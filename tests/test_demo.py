@@ -53,7 +53,7 @@ def test_demo_config_is_cpu_small_unless_another_is_given(tmp_path):
     --round-epochs override its budget); --config takes a file or a built-in name."""
     import yaml
 
-    from augmine.core.shipped import recipes_dir
+    from augmine.core.runtime import recipes_dir
     from augmine.experiments.demo import demo_config
     from augmine.runs.config import load_config
     from support import DEMO

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from augmine.cli import cli
-from augmine.data.layouts import load_index
+from augmine.data.dataset import load_index
 from augmine.data.download import TINY_IMAGENET, download_archive
 from augmine.core.errors import AugmineError
 from augmine.data.synth import write_synthetic_dataset

@@ -216,7 +216,7 @@ def interrupt_round(run: Path, **kwargs) -> None:
 @pytest.fixture(scope="module")
 def round_2_interrupted(round_run, tmp_path_factory) -> Path:
     """conftest.round_run (round 1 done) with round 2 interrupted after its first of 2 epochs."""
-    from augmine.rounds.state import round_status
+    from augmine.rounds.plans import round_status
 
     run = copy_run(round_run.run, tmp_path_factory.mktemp("r2"))
     interrupt_round(run)
@@ -235,7 +235,7 @@ def test_plan_keeps_an_interrupted_rounds_plan_and_each_suggestion_works(round_2
     resumes to a consistent run, and is redone from its start (once
     test_rounds.py::test_interrupted_round_resumes_to_a_consistent_run)."""
     from augmine.analysis.reports import list_stage_reports
-    from augmine.rounds.state import round_status
+    from augmine.rounds.plans import round_status
 
     run = copy_run(round_2_interrupted, tmp_path)
     # interrupted after 1 of its 2 epochs: in the history, no report yet
@@ -283,7 +283,7 @@ def test_plan_keeps_an_interrupted_rounds_plan_and_each_suggestion_works(round_2
 def test_round_errors_suggest_commands_that_work(round_2_interrupted, tmp_path):
     """Each suggested command works as printed (with --epochs 1; the rounds after the
     class-weight one with --no-control: the control is not what they check)."""
-    from augmine.rounds.state import round_status
+    from augmine.rounds.plans import round_status
 
     run = copy_run(round_2_interrupted, tmp_path)
     # redoing round 1 while round 2 is in progress: --redo redoes the latest, round 2
@@ -422,7 +422,7 @@ def assert_every_file_loads(run: Path) -> None:
 
     import numpy as np
 
-    from augmine.runs.checkpoints import load_checkpoint
+    from augmine.runs.factories import load_checkpoint
 
     files = [p for p in run.rglob("*") if p.is_file()]
     assert not [p for p in files if p.name.startswith(".")], "leftover temporary files"
@@ -451,7 +451,7 @@ def test_sigkill_during_training_then_resume(synth_root, tmp_path, moment, nth):
     import numpy as np
 
     from augmine.train.phases import train_run
-    from augmine.runs.checkpoints import load_checkpoint
+    from augmine.runs.factories import load_checkpoint
 
     cfg = write_config(tmp_path, workers=2, phases=FAULT_PHASES)
     run = tmp_path / "run"
@@ -490,7 +490,7 @@ def test_sigkill_during_training_then_resume(synth_root, tmp_path, moment, nth):
 def test_sigkill_during_a_mining_round_then_resume(mining_run, tmp_path, moment, nth):
     """Killed in the round's 2nd epoch (560 images / 32 = 18 steps an epoch) or writing its
     report; the config asks for 1 round epoch, the interrupted attempt's 2 are kept."""
-    from augmine.rounds.state import round_status
+    from augmine.rounds.plans import round_status
 
     run = copy_run(mining_run, tmp_path)
     start = RunDir(run).read_state().epochs_done

@@ -10,11 +10,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from augmine.analysis.affinity_stats import TAILORED_STRENGTH
+from augmine.train.affinity import TAILORED_STRENGTH
 from augmine.cli import cli
-from augmine.rounds.gentle import gentle_overrides
+from augmine.rounds.arms import gentle_overrides
 from augmine.analysis.plans import OversamplingPlan
-from augmine.augment.overrides import class_overrides
+from augmine.augment.compose import class_overrides
 from augmine.augment.recipes import load_recipe
 from augmine.runs.rundir import RunDir
 from test_affinity import COLOUR_RECIPE, TINY, write_colour_dataset
@@ -34,7 +34,7 @@ def fake_affinity(index, planted: int, rows):
 
 
 def test_overrides_come_from_the_selection_rows_only(synth_index):
-    from augmine.analysis.splits import selection_split
+    from augmine.analysis.plans import selection_split
 
     sel, meas = selection_split(synth_index.val.labels, 0)
     plan = OversamplingPlan(np.ones(synth_index.num_classes), [1, 2],
@@ -86,7 +86,7 @@ def test_gentle_round_lifts_the_colour_classes_against_its_control(tmp_path):
 
 
 def _ids_and_names(root):
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
 
     index = load_index(root)
     return index.class_ids, index.class_names

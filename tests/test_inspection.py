@@ -136,7 +136,7 @@ def test_upscaled_copies_are_measured_and_suggested_like_the_originals(real_root
 
     import cv2
 
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
 
     big = tmp_path / "big"
     shutil.copytree(real_root, big, ignore=shutil.ignore_patterns("train"))
@@ -374,7 +374,7 @@ def gray_class_root(synth_root, tmp_path_factory) -> tuple[Path, int]:
 
     import cv2
 
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
 
     root = tmp_path_factory.mktemp("grayclass") / "data"
     shutil.copytree(synth_root, root)
@@ -388,10 +388,10 @@ def gray_class_root(synth_root, tmp_path_factory) -> tuple[Path, int]:
 
 def test_inspect_suggest_gives_togray_to_the_class_that_holds_the_grayscale_images(
         gray_class_root, tmp_path):
-    from augmine.augment.overrides import class_overrides, recipe_for_class
+    from augmine.augment.compose import class_overrides, recipe_for_class
     from augmine.augment.recipes import load_recipe
     from augmine.cli import cli
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
 
     root, gray = gray_class_root
     index = load_index(root)

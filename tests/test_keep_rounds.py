@@ -27,7 +27,7 @@ def run_cli(*args):
 def _tiny_model(seed: int, classes: int = 4):
     import keras
 
-    from augmine.model.densenet import build_densenet
+    from augmine.model.sources import build_densenet
 
     keras.utils.set_random_seed(seed)
     return build_densenet(classes, width=8, growth_rate=4, blocks=2, layers_per_block=1)
@@ -42,8 +42,8 @@ def test_distillation_keeps_what_the_teacher_knew_and_saves_a_plain_model(tmp_pa
     without distillation they forget the teacher's answers, with it they keep them."""
     import keras
 
-    from augmine.model.losses import attach_teacher, distillation_loss
-    from augmine.runs.checkpoints import load_checkpoint
+    from augmine.model.sources import attach_teacher, distillation_loss
+    from augmine.runs.factories import load_checkpoint
 
     def mlp():                 # no BatchNormalization: teacher and student compute alike
         keras.utils.set_random_seed(0)
@@ -89,7 +89,7 @@ def test_distillation_term_is_zero_at_the_start_with_batchnorm():
     teacher's moving statistics do not move."""
     import keras
 
-    from augmine.model.losses import attach_teacher
+    from augmine.model.sources import attach_teacher
 
     teacher, student = _tiny_model(0), _tiny_model(0)
     rng = np.random.default_rng(0)
@@ -110,7 +110,7 @@ def test_distillation_term_is_zero_at_the_start_with_batchnorm():
 
 
 def test_head_layers_and_freezing():
-    from augmine.model.freezing import freeze_all_but_head, head_layer_names, set_trainable
+    from augmine.model.sources import freeze_all_but_head, head_layer_names, set_trainable
 
     model = _tiny_model(0)
     assert head_layer_names(model, 1) == ["logits"]
@@ -129,7 +129,7 @@ def test_head_layers_and_freezing():
 def test_distill_and_head_in_the_mode_table(synth_index):
     from augmine.rounds.arms import (COMPARE_MODES, MODES, arm_inputs, arm_length, describe_arm,
                                      model_options, with_partner_emphasis)
-    from augmine.runs.sections import MiningConfig
+    from augmine.runs.config import MiningConfig
 
     assert {"distill", "head"} <= set(MODES) and {"distill", "head"} <= set(COMPARE_MODES)
     f1 = np.linspace(0.1, 1.0, 10)
@@ -156,7 +156,7 @@ def test_distill_and_head_in_the_mode_table(synth_index):
 # --------------------------------------------------------------------------- rounds
 
 def _weights(path):
-    from augmine.runs.checkpoints import load_checkpoint
+    from augmine.runs.factories import load_checkpoint
 
     model = load_checkpoint(path, compile=False)
     return model, {w.path: np.asarray(w.numpy()) for w in model.weights}
@@ -172,7 +172,7 @@ def test_head_round_changes_only_the_head(mining_run, tmp_path):
     from augmine.rounds.arms import arm_inputs, model_options
     from augmine.rounds.plans import load_run_index, mining_settings
     from augmine.rounds.runner import round_lr_range, round_schedule, round_steps, train_arm
-    from augmine.rounds.state import RoundState
+    from augmine.rounds.plans import RoundState
     from augmine.runs.rundir import RunDir
 
     cli_run = copy_run(mining_run, tmp_path / "cli")
@@ -195,7 +195,7 @@ def test_head_round_changes_only_the_head(mining_run, tmp_path):
     changed = sorted(k for k in start if not np.array_equal(start[k], after[k]))
     assert changed == ["logits/bias", "logits/kernel"]       # every other weight bit-identical
     assert all(layer.trainable for layer in model.layers)    # the run trains whole again
-    from augmine.runs.checkpoints import load_checkpoint     # with its optimizer's state
+    from augmine.runs.factories import load_checkpoint     # with its optimizer's state
     step = run.read_state().step
     assert step > start_step
     assert int(np.asarray(load_checkpoint(run.checkpoint("last")).optimizer.iterations)) == step

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from augmine.core.errors import AugmineError
-from augmine.analysis.metrics import confusion_matrix, per_class_report, top_k_accuracy
-from augmine.analysis.pairs import confused_pairs, describe_pair, symmetric_pairs
-from augmine.analysis.plans import OversamplingPlan, make_plan
-from augmine.analysis.policies import below_threshold, below_zscore, bottom_k, select_weak
-from augmine.analysis.suspects import self_confidence, suspect_samples
+from augmine.analysis.metrics import (confused_pairs, confusion_matrix, describe_pair,
+                                      per_class_report, self_confidence, suspect_samples,
+                                      symmetric_pairs, top_k_accuracy)
+from augmine.analysis.plans import (below_threshold, below_zscore, bottom_k, make_plan,
+                                    OversamplingPlan, select_weak)
 
 NAMES = ["Chihuahua", "teddy bear", "lemon"]
 IDS = ["n1", "n2", "n3"]
@@ -224,7 +224,7 @@ def test_suspect_samples_lowest_self_confidence_first():
 # --------------------------------------------------------------------------- round effect
 
 def test_stratified_split_is_seeded_disjoint_and_stratified():
-    from augmine.analysis.splits import selection_split, stratified_split
+    from augmine.analysis.plans import selection_split, stratified_split
 
     y = np.repeat(np.arange(4), [10, 6, 3, 1])
     a, b = selection_split(y, seed=3)
@@ -239,8 +239,8 @@ def test_stratified_split_is_seeded_disjoint_and_stratified():
 
 
 def test_bootstrap_interval_and_paired_resamples(monkeypatch):
-    from augmine.analysis import bootstrap
-    from augmine.analysis.bootstrap import paired_bootstrap, percentile_interval
+    from augmine.analysis import effects as bootstrap
+    from augmine.analysis.effects import paired_bootstrap, percentile_interval
 
     lo, hi = percentile_interval(np.arange(1001, dtype=float))
     assert (lo, hi) == pytest.approx((25.0, 975.0))
@@ -267,7 +267,7 @@ def _seed_scores(shifts, n=200, seed=0):
 
 
 def test_two_stage_bootstrap_widens_when_seeds_disagree():
-    from augmine.analysis.bootstrap import mean_intervals, seed_effect
+    from augmine.analysis.effects import mean_intervals, seed_effect
 
     def images_only(samples):            # today's paired bootstrap over all images pooled
         arm, control = (np.concatenate([s[k] for s in samples]) for k in (0, 1))
@@ -292,7 +292,7 @@ def test_two_stage_bootstrap_widens_when_seeds_disagree():
 
 
 def test_two_stage_bootstrap_with_one_seed_is_the_image_bootstrap():
-    from augmine.analysis.bootstrap import mean_intervals, seed_effect
+    from augmine.analysis.effects import mean_intervals, seed_effect
 
     arm, control = _seed_scores([0.1])[0]
     e = seed_effect([(arm, control)], reps=500, seed=3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augmine.model.densenet import build_densenet
+from augmine.model.sources import build_densenet
 
 pytestmark = pytest.mark.backend      # Keras layers, saving and mixed precision per backend
 

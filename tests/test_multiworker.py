@@ -19,8 +19,8 @@ import yaml
 from support import tiny_config
 
 from augmine.core.errors import AugmineError
-from augmine.feed.shards import Shard, shard_batches, shard_seeds, steps_per_epoch
-from augmine.train.multiworker import cluster_from_env
+from augmine.feed.sampling import Shard, shard_batches, shard_seeds, steps_per_epoch
+from augmine.train.fit import cluster_from_env
 
 HERE = Path(__file__).resolve().parent
 

@@ -99,7 +99,7 @@ def test_installed_package_is_the_wheel_and_finds_builtins(installed, outside):
     code = textwrap.dedent("""
         import augmine
         from augmine.app import APP_FILE
-        from augmine.core.shipped import resolve_config
+        from augmine.core.runtime import resolve_config
         print(augmine.__file__)
         print(resolve_config("cpu-small"))
         print(augmine.load_recipe("tiny-imagenet-14").path, APP_FILE.is_file())

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from augmine.cli import cli
 from augmine.core.errors import AugmineError
 from augmine.analysis.effects import effect_note, effect_table, effect_warning
-from augmine.analysis.pairs import confusion_partners
+from augmine.analysis.metrics import confusion_partners
 from augmine.analysis.plans import (OversamplingPlan, make_plan, pairs_plan, partner_classes,
                                     plan_partners, with_partners)
 from augmine.analysis.reports import load_stage_report, write_stage_report
@@ -207,7 +207,7 @@ def test_mode_table_and_the_same_budget(synth_index):
 def fake_run(tmp_path, synth_root, synth_index):
     """A run folder whose phase-1 val predictions confuse the planted pair's first class
     with its mate on the selection half and with another class on the measurement half."""
-    from augmine.analysis.splits import selection_split
+    from augmine.analysis.plans import selection_split
 
     run = tmp_path / "run"
     run.mkdir()
@@ -323,7 +323,7 @@ def test_interrupted_pairs_round_resumes_with_its_partners(trained_pairs_run, tm
     import keras
 
     from augmine.rounds.runner import run_round
-    from augmine.rounds.state import round_status
+    from augmine.rounds.plans import round_status
 
     run = tmp_path / "run"
     shutil.copytree(trained_pairs_run, run)

@@ -92,7 +92,7 @@ def test_train_and_eval_shapes_dtypes_ranges(synth_index, size):
 def test_eval_keeps_file_order_and_pixels(synth_index):
     import cv2
 
-    from augmine.data.images import read_image
+    from augmine.data.dataset import read_image
     from augmine.feed.feeds import eval_dataset
 
     batches = _batches(eval_dataset(synth_index, 32, 33))
@@ -108,7 +108,7 @@ def test_eval_keeps_file_order_and_pixels(synth_index):
 @pytest.mark.backend
 @pytest.mark.parametrize("keep", [True, False])
 def test_a_kept_eval_feed_decodes_each_image_once(synth_index, monkeypatch, keep):
-    from augmine.data import images
+    from augmine.data import dataset as images
     from augmine.feed.feeds import eval_dataset
 
     decoded = []
@@ -140,7 +140,7 @@ def gray_root(tmp_path):
 
 @pytest.mark.backend
 def test_grayscale_inputs_come_out_with_three_channels(gray_root):
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
     from augmine.feed.feeds import eval_dataset, train_dataset
 
     index = load_index(gray_root)
@@ -236,7 +236,7 @@ def corrupt_copy(synth_root, tmp_path):
 
 @pytest.mark.backend
 def test_failing_image_raises_augmine_error_naming_the_file(corrupt_copy):
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
     from augmine.feed.feeds import eval_dataset, pipeline_errors, train_dataset
 
     root, bad_train, bad_val = corrupt_copy
@@ -281,7 +281,7 @@ def test_workers_make_the_next_epochs_first_batches_while_the_loop_is_away(synth
     a file."""
     import time
 
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
     from augmine.feed.feeds import close_feed, pipeline_errors, train_dataset
     from augmine.feed.workers import WINDOW_PER_WORKER
 
@@ -434,7 +434,7 @@ def test_workers_exit_when_the_main_process_dies(synth_root, tmp_path):
 import os, multiprocessing as mp
 import albumentations as A
 from multiprocessing import forkserver
-from augmine.data.layouts import load_index
+from augmine.data.dataset import load_index
 from augmine.feed.feeds import train_dataset
 if __name__ == "__main__":
     ds = train_dataset(load_index({str(synth_root)!r}), A.Compose([A.HorizontalFlip()]), 16, 4,
@@ -466,7 +466,7 @@ with open({marker!r}, "a") as fh:
     fh.write(f"script {{os.getpid()}}\\n")      # a worker re-running this script would add a line
 {heavy}
 import albumentations as A
-from augmine.data.layouts import load_index
+from augmine.data.dataset import load_index
 from augmine.feed.feeds import close_feed, train_dataset
 
 {guard}
@@ -561,7 +561,7 @@ def test_presize_runs_the_recipe_on_small_images_and_caches_them(synth_index, tm
     """presize=True shrinks each 64 px source to the phase size before the recipe: the same
     batches with or without the cache (which then holds 16 px images), and not the batches of
     the full-size path (the recipe saw other pixels)."""
-    from augmine.data.images import read_image
+    from augmine.data.dataset import read_image
     from augmine.feed.batches import presized
     from augmine.feed.feeds import train_dataset
 

@@ -6,7 +6,7 @@ import configparser
 import re
 from pathlib import Path
 
-from augmine.core.shipped import available_configs, available_recipes
+from augmine.core.runtime import available_configs, available_recipes
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from augmine.core.errors import AugmineError
-from augmine.core.shipped import (available_configs, available_recipes, recipes_dir, resolve_config,
+from augmine.core.runtime import (available_configs, available_recipes, recipes_dir, resolve_config,
                                   resolve_recipe)
 from augmine.augment.compose import build_compose, export_recipe
 from augmine.augment.recipes import as_recipe, load_recipe, parse_recipe
@@ -180,7 +180,7 @@ def test_build_compose_rejects_bad_size():
 @pytest.fixture(scope="module")
 def real_images(real_index):
     """A few colour and every grayscale original of the real sample (as RGB arrays)."""
-    from augmine.data.images import load_images, verify_index
+    from augmine.data.dataset import load_images, verify_index
 
     gray = verify_index(real_index).grayscale_paths
     assert gray, "the real sample is known to hold grayscale JPEGs"
@@ -355,7 +355,7 @@ def _epoch(feed) -> tuple[np.ndarray, np.ndarray]:
 
 def test_strength_zero_gives_the_same_batches_as_no_augmentation(synth_index):
     from augmine.feed.feeds import train_dataset
-    from augmine.augment.strength import scale_recipe
+    from augmine.augment.compose import scale_recipe
 
     zero = scale_recipe("tiny-imagenet-14", 0)
     assert zero.strength == 0 and zero.transforms == []
@@ -368,7 +368,7 @@ def test_strength_zero_gives_the_same_batches_as_no_augmentation(synth_index):
 
 
 def test_strength_scales_probabilities_and_ranges_as_documented():
-    from augmine.augment.strength import scale_recipe
+    from augmine.augment.compose import scale_recipe
 
     def by_name(recipe):
         return {e["transform"]: e for e in recipe.transforms}
@@ -401,7 +401,7 @@ def test_strength_scales_probabilities_and_ranges_as_documented():
 
 def test_strength_changes_images_more_as_it_grows(synth_index):
     from augmine.feed.feeds import train_dataset
-    from augmine.augment.strength import scale_recipe
+    from augmine.augment.compose import scale_recipe
 
     xn, _ = _epoch(train_dataset(synth_index, "none", 32, 100, seed=2, workers=0))
     change = []
@@ -414,7 +414,7 @@ def test_strength_changes_images_more_as_it_grows(synth_index):
 
 @pytest.mark.parametrize("bad", [-0.5, "strong", float("nan"), True])
 def test_bad_strength_is_a_one_line_error(bad):
-    from augmine.augment.strength import scale_recipe
+    from augmine.augment.compose import scale_recipe
 
     with pytest.raises(AugmineError, match="strength"):
         scale_recipe("light", bad)

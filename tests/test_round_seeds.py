@@ -29,10 +29,10 @@ def noisy_probs(y, num, wrong, rng):
 def test_effect_over_seeds_is_the_two_stage_bootstrap(synth_index):
     """With two seeds each "net of control" cell is seed_effect's over the seeds and the
     measurement images (not seed 1's alone), and the printout shows the seed-to-seed range."""
-    from augmine.analysis.bootstrap import seed_effect
+    from augmine.analysis.effects import seed_effect
     from augmine.analysis.effects import round_metrics
-    from augmine.analysis.splits import selection_split
-    from augmine.rounds.seeds import seeds_effect
+    from augmine.analysis.plans import selection_split
+    from augmine.rounds.runner import seeds_effect
     from augmine.rounds.text import format_effect
 
     y = np.asarray(synth_index.val.labels)
@@ -60,7 +60,7 @@ def test_effect_over_seeds_is_the_two_stage_bootstrap(synth_index):
 
 
 def _weights(path):
-    from augmine.runs.checkpoints import load_checkpoint
+    from augmine.runs.factories import load_checkpoint
 
     return [np.asarray(w) for w in load_checkpoint(path, compile=False).get_weights()]
 
@@ -70,7 +70,7 @@ def assert_same_weights(path, other):
 
 
 def model_step(path) -> int:
-    from augmine.runs.checkpoints import load_checkpoint
+    from augmine.runs.factories import load_checkpoint
 
     return int(np.asarray(load_checkpoint(path).optimizer.iterations))
 
@@ -134,7 +134,7 @@ def planted(harm: bool):
 
 
 def test_rule_keeps_a_helpful_round_and_rejects_a_harmful_one():
-    from augmine.rounds.keep import keep_decision
+    from augmine.rounds.runner import keep_decision
 
     y, start, rnd, control = planted(harm=False)
     kept = keep_decision(y, start, rnd, control, num_classes=4, chosen=[0, 1], tolerance=0.5)

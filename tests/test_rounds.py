@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from support import MINING, TINY, copy_run, read_only, tiny_config
 
 from augmine.cli import cli
-from augmine.data.layouts import load_index
+from augmine.data.dataset import load_index
 from augmine.analysis.plans import OversamplingPlan, make_plan
 from augmine.analysis.reports import list_stage_reports, load_stage_report, write_stage_report
 from augmine.runs.rundir import REPORT_FILES, RunDir
@@ -250,7 +250,7 @@ def test_factor_one_arm_trains_exactly_the_control(mining_run, tmp_path):
     class), which is why `mine round` refuses it before training
     (test_round_verdicts.py::test_a_round_that_would_train_the_control_is_refused)."""
     from augmine.rounds.arms import arm_inputs, describe_arm
-    from augmine.rounds.identical import same_as_control, last_phase_recipe
+    from augmine.rounds.arms import same_as_control, last_phase_recipe
     from augmine.rounds.plans import load_run_index, mining_settings
     from augmine.rounds.runner import round_lr_range, round_schedule, round_steps, train_arm
 
@@ -297,7 +297,7 @@ def test_holdout_selection_and_compare(synth_root, tmp_path):
     """``mining.holdout`` keeps a slice of train out of training from the first phase;
     weak classes are chosen on it, all of val measures, suspects are scored on it. Then
     `mine compare` trains every mode and a control beside the run and prints one table."""
-    from augmine.analysis.splits import apply_holdout
+    from augmine.analysis.plans import apply_holdout
     from augmine.rounds.plans import load_run_index
     from augmine.train.phases import train_run
 
@@ -340,8 +340,8 @@ def test_holdout_selection_and_compare(synth_root, tmp_path):
 def test_round_effect_selection_and_measurement_never_overlap(synth_index):
     """The val-half selection and measurement images are disjoint, cover val, and split
     every class in two; the effect of a round is measured on the measurement half only."""
-    from augmine.analysis.splits import selection_split
-    from augmine.rounds.measure import measure_round
+    from augmine.analysis.plans import selection_split
+    from augmine.rounds.runner import measure_round
 
     y = np.asarray(synth_index.val.labels)
     sel, meas = selection_split(y, seed=0)

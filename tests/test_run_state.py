@@ -12,9 +12,8 @@ from click.testing import CliRunner
 import augmine.runs.state as run_state
 from augmine.cli import cli
 from augmine.core.errors import AugmineError
-from augmine.runs.branches import plan_digest
+from augmine.runs.state import plan_digest, RunState, STATE_VERSION
 from augmine.runs.rundir import RunDir
-from augmine.runs.state import STATE_VERSION, RunState
 from support import copy_run
 
 # What augmine wrote before the version stamp (a trainer's state after 3 epochs).

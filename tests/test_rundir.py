@@ -61,7 +61,7 @@ class _FakeModel:
 @pytest.mark.parametrize("links", [True, False])
 def test_best_checkpoints_keep_their_bytes_when_last_is_saved_again(tmp_path, monkeypatch,
                                                                     links):
-    from augmine.runs.checkpoints import save_checkpoint
+    from augmine.runs.factories import save_checkpoint
 
     if not links:                                     # a file system without hard links
         def refuse(src, dst):

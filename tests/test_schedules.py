@@ -12,8 +12,7 @@ from augmine.model.schedule_plots import lr_values, plot_lr_schedule
 from augmine.model.schedules import (CyclicLR, PhaseCyclicLR, PiecewiseLinearLR, cyclic_lr_value,
                                      phase_cycle_segments, phase_cycles)
 from augmine.runs import factories
-from augmine.runs.config import load_config
-from augmine.runs.sections import SCHEDULE_KEYS, SCHEDULE_MODES, ScheduleConfig
+from augmine.runs.config import load_config, SCHEDULE_KEYS, SCHEDULE_MODES, ScheduleConfig
 from augmine.train.lrfind import lr_range_test, print_progress, smooth_losses, suggest_lr_range
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -115,7 +114,7 @@ def test_suggestion_lies_where_the_loss_falls():
 @pytest.mark.slow
 @pytest.mark.backend
 def test_lr_range_test_writes_a_plot(tmp_path):
-    from augmine.model.densenet import build_densenet
+    from augmine.model.sources import build_densenet
 
     rng = np.random.default_rng(0)
     x = rng.random((64, 16, 16, 3), dtype=np.float32)
@@ -398,7 +397,7 @@ def test_progress_lines_when_not_a_terminal():
 @pytest.mark.slow
 def test_lr_range_test_on_the_real_sample(real_index, tmp_path):
     """A tiny DenseNet on real images: the suggested max_lr lies where the loss falls."""
-    from augmine.model.densenet import build_densenet
+    from augmine.model.sources import build_densenet
     from augmine.feed.feeds import train_dataset
     from augmine.core.runtime import import_keras
 
@@ -470,7 +469,7 @@ def test_config_and_schedule_modules_import_no_keras():
     import sys
 
     code = ("import sys; import augmine.model.schedules, augmine.runs.factories, "
-            "augmine.runs.checkpoints; print('keras' in sys.modules, end=' '); "
+            "augmine.runs.config; print('keras' in sys.modules, end=' '); "
             "from augmine.model.schedules import CyclicLR; print('keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

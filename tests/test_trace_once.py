@@ -46,7 +46,7 @@ def test_a_phase_traces_its_train_step_once(traces, synth_root, tmp_path):
 
 def _weights(path):
     """Every variable of a checkpoint: the model's, then its optimizer's (step, slots)."""
-    from augmine.runs.checkpoints import load_checkpoint
+    from augmine.runs.factories import load_checkpoint
 
     model = load_checkpoint(path)
     return [v.numpy() for v in [*model.variables, *model.optimizer.variables]]
@@ -67,7 +67,7 @@ def test_a_round_and_its_control_trace_once_and_train_what_new_models_train(
     from click.testing import CliRunner
 
     from augmine.cli import cli
-    from augmine.train import compiled
+    from augmine.train import evaluation as compiled
 
     compiled.forget_models()
     reused, fresh = copy_run(mining_run, tmp_path, "reused"), copy_run(mining_run, tmp_path)
@@ -95,8 +95,8 @@ def test_predictions_of_a_kept_model_equal_a_new_models(traces, trained_run, syn
     calls it between arms), and the predictions are a new model's, to the bit."""
     import keras
 
-    from augmine.runs.checkpoints import load_checkpoint
-    from augmine.train import compiled
+    from augmine.runs.factories import load_checkpoint
+    from augmine.train import evaluation as compiled
     from augmine.train.evaluation import evaluate_model, predict_checkpoint
 
     checkpoints = sorted(trained_run.run.path.glob("checkpoints/*.keras"))
@@ -128,7 +128,7 @@ def test_a_kept_model_on_another_schedule_traces_its_train_step_anew(traces, min
     from augmine.rounds.plans import load_run_index
     from augmine.rounds.runner import round_schedule, round_steps, train_arm
     from augmine.runs.rundir import RunDir
-    from augmine.train import compiled
+    from augmine.train import evaluation as compiled
 
     compiled.forget_models()
     run = RunDir(copy_run(mining_run, tmp_path))
@@ -164,7 +164,7 @@ def test_recipe_compare_arms_train_in_one_model_what_new_models_train(
     from click.testing import CliRunner
 
     from augmine.cli import cli
-    from augmine.train import compiled
+    from augmine.train import evaluation as compiled
 
     config = write_config(tmp_path, phases=[{"size": 16, "epochs": 1, "recipe": "none"},
                                             {"size": 32, "epochs": 1, "recipe": "none"}])

@@ -16,7 +16,7 @@ from support import TINY, copy_run, subprocess_env, write_config
 
 from augmine.cli import cli
 from augmine.core.errors import AugmineError
-from augmine.runs.checkpoints import load_checkpoint
+from augmine.runs.factories import load_checkpoint
 from augmine.runs.config import load_config
 from augmine.runs.rundir import HISTORY_COLUMNS, RunDir
 from augmine.train.phases import train_extra_epochs, train_run
@@ -452,7 +452,7 @@ def test_jax_backend_trains_and_evaluates_through_the_cli_without_tensorflow(tmp
 
         assert keras.config.backend() == "jax"
         import numpy as np
-        from augmine.data.layouts import load_index
+        from augmine.data.dataset import load_index
         from augmine.feed.feeds import close_feed, eval_dataset, train_dataset
 
         index = load_index({str(synth_root)!r})
@@ -525,7 +525,7 @@ def test_weight_decay_is_decoupled(tmp_path):
 
 @pytest.mark.backend
 def test_label_smoothing_raises_the_least_loss_and_takes_sparse_or_soft_labels():
-    from augmine.model.losses import SoftTargetCrossentropy, soft_target_accuracy
+    from augmine.model.sources import SoftTargetCrossentropy, soft_target_accuracy
 
     labels = np.array([0, 2, 1])
     onehot = np.eye(4, dtype="float32")[labels]

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from augmine.cli import cli
 from augmine.runs.config import load_config
 from augmine.core.errors import AugmineError
-from augmine.analysis.splits import selection_split
+from augmine.analysis.plans import selection_split
 from augmine.experiments.tune import choose_strength
 from support import ONE_PHASE, write_config
 

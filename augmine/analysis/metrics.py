@@ -1,5 +1,7 @@
-"""Per-class scores, confusion matrices, top-1 and top-k accuracy: the one F1, the one
-macro F1 and the one top-1 (every other module calls these).
+"""Per-class numbers, pure numpy: scores, confusion matrices, top-1 and top-k accuracy (the
+one F1, the one macro F1 and the one top-1; every other module calls these), the confusion
+pairs of a confusion matrix, suspect training samples, and the input checks shared by the
+analysis modules (one-line errors for arrays of the wrong shape).
 
 Pure numpy over label vectors ``y_true``/``y_pred`` (N,) int and class probabilities
 ``probs`` (N, C).
@@ -22,9 +24,29 @@ from typing import Sequence
 
 import numpy as np
 
-from augmine.analysis._internal import labels_1d
 from augmine.core.errors import AugmineError
 
+
+# =========================================================================== input checks
+# Input checks shared by the analysis modules (one-line errors for arrays of the wrong shape).
+
+def labels_1d(y, name: str) -> np.ndarray:
+    """``y`` as (N,) int64 class indices; a one-line error naming ``name`` otherwise."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise AugmineError(f"{name} must be a 1-D array of class indices, got shape {y.shape}")
+    return y.astype(np.int64)
+
+
+def f1_1d(f1) -> np.ndarray:
+    """Per-class F1 as (C,) float64; a one-line error otherwise."""
+    f1 = np.asarray(f1, dtype=np.float64)
+    if f1.ndim != 1:
+        raise AugmineError(f"F1 scores must be a 1-D array (one per class), got shape {f1.shape}")
+    return f1
+
+
+# =========================================================================== metrics
 
 def class_scores(y_true, y_pred, num_classes: int) -> dict[str, np.ndarray]:
     """``{"precision", "recall", "f1", "support"}``, each (C,): per-class scores, 0 where a
@@ -149,3 +171,119 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
 
     return sk_confusion_matrix(labels_1d(y_true, "y_true"), labels_1d(y_pred, "y_pred"),
                                labels=np.arange(num_classes)).astype(np.int64)
+
+
+# =========================================================================== pairs
+# Confusion pairs from a (C, C) confusion matrix (row = true class): the directed
+# confusions, the unordered pairs (both directions summed) and each class's confusion
+# partners (for pairs rounds). Pure numpy; items are JSON-ready dicts.
+
+def confused_pairs(cm: np.ndarray, class_names: Sequence[str], top: int = 10) -> list[dict]:
+    """The ``top`` directed confusions (true -> predicted, off-diagonal, count > 0).
+
+    ``rate`` is the share of the true class's samples predicted as the other class.
+    Sorted by count, then rate, then class index. Each item:
+    ``{true, pred, true_name, pred_name, count, rate}``.
+    """
+    cm = np.asarray(cm)
+    support = cm.sum(axis=1)
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    rows, cols = np.nonzero(off)
+    items = [{"true": int(a), "pred": int(b), "true_name": class_names[a],
+              "pred_name": class_names[b], "count": int(off[a, b]),
+              "rate": float(off[a, b] / support[a])} for a, b in zip(rows, cols)]
+    items.sort(key=lambda d: (-d["count"], -d["rate"], d["true"], d["pred"]))
+    return items[:top]
+
+
+def symmetric_pairs(cm: np.ndarray, class_names: Sequence[str], top: int = 10) -> list[dict]:
+    """The ``top`` unordered pairs by confusions in both directions ``cm[a,b] + cm[b,a]``.
+
+    ``cm``: (C, C) int counts, row = true class (:func:`confusion_matrix`); ``class_names``:
+    C names in label order.
+    ``rate`` = count / (support of a + support of b). Each item:
+    ``{a, b, a_name, b_name, count, a_to_b, b_to_a, rate}`` with ``a < b``.
+    """
+    cm = np.asarray(cm)
+    support = cm.sum(axis=1)
+    both = np.triu(cm + cm.T, k=1)
+    rows, cols = np.nonzero(both)
+    items = [{"a": int(a), "b": int(b), "a_name": class_names[a], "b_name": class_names[b],
+              "count": int(both[a, b]), "a_to_b": int(cm[a, b]), "b_to_a": int(cm[b, a]),
+              "rate": float(both[a, b] / max(1, support[a] + support[b]))}
+             for a, b in zip(rows, cols)]
+    items.sort(key=lambda d: (-d["count"], -d["rate"], d["a"], d["b"]))
+    return items[:top]
+
+
+def describe_pair(pair: dict, split: str = "val") -> str:
+    """One line for a directed pair: ``"Chihuahua -> teddy bear: 14% of Chihuahua val images (7)"``."""
+    return (f"{pair['true_name']} -> {pair['pred_name']}: {pair['rate']:.0%} of "
+            f"{pair['true_name']} {split} images ({pair['count']})")
+
+
+def describe_symmetric(pair: dict) -> str:
+    """One line for an unordered pair: ``"a <-> b: 12 confusions (7 one way, 5 the other)"``."""
+    return (f"{pair['a_name']} <-> {pair['b_name']}: {pair['count']} confusions "
+            f"({pair['a_to_b']} one way, {pair['b_to_a']} the other)")
+
+
+def confusion_partners(cm: np.ndarray, chosen: Sequence[int],
+                       partners: int = 1) -> list[list[tuple[int, int]]]:
+    """Each chosen class's ``partners`` most confused classes, by confusions in both
+    directions ``cm[a, b] + cm[b, a]`` (ties as in :func:`symmetric_pairs`: higher rate,
+    then lower index).
+
+    ``cm`` (C, C) counts (row = true class); ``chosen`` class indices. Returns one list
+    per chosen class of ``(partner index, confusion count)``, most confused first; classes
+    never confused with it are skipped, so a list may be shorter than ``partners`` or
+    empty. A partner may itself be chosen.
+    """
+    if isinstance(partners, bool) or int(partners) != partners or partners < 1:
+        raise AugmineError(f"--partners {partners!r}: choose a whole number of at least 1 "
+                           "confusion partner per class")
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise AugmineError(f"confusion matrix must be square (C, C), got shape {cm.shape}")
+    pairs = symmetric_pairs(cm, [str(i) for i in range(len(cm))], top=len(cm) ** 2)
+    return [[(p["b"] if p["a"] == c else p["a"], p["count"]) for p in pairs
+             if c in (p["a"], p["b"])][:int(partners)] for c in (int(c) for c in chosen)]
+
+
+# =========================================================================== suspects
+# Suspect training samples: the images of chosen classes the model believes least
+# (lowest self-confidence, as in confident learning), for a person to review.
+
+def self_confidence(labels, probs) -> np.ndarray:
+    """(N,) predicted probability of each sample's own label (confident learning's self-confidence)."""
+    labels = labels_1d(labels, "labels")
+    probs = np.asarray(probs)
+    return probs[np.arange(len(labels)), labels].astype(np.float64)
+
+
+def suspect_samples(labels, probs, classes: Sequence[int], per_class: int = 10,
+                    paths=None, class_names: Sequence[str] | None = None) -> list[dict]:
+    """Training samples of ``classes`` the model believes least: lowest self-confidence first.
+
+    ``labels`` (N,) int, ``probs`` (N, C); ``per_class`` samples per class, grouped by
+    class in the order of ``classes``. Each item: ``{index, path, label, name,
+    self_confidence, predicted, predicted_name, predicted_prob}``. Likely label errors or
+    odd images, for a person to review.
+    """
+    labels = labels_1d(labels, "labels")
+    probs = np.asarray(probs)
+    conf = self_confidence(labels, probs)
+    pred = probs.argmax(axis=1)
+    out = []
+    for c in classes:
+        idx = np.flatnonzero(labels == int(c))
+        idx = idx[np.lexsort((idx, conf[idx]))][:per_class]
+        for i in idx:
+            p = int(pred[i])
+            out.append({"index": int(i), "path": None if paths is None else str(paths[i]),
+                        "label": int(c), "name": None if class_names is None else class_names[c],
+                        "self_confidence": float(conf[i]), "predicted": p,
+                        "predicted_name": None if class_names is None else class_names[p],
+                        "predicted_prob": float(probs[i, p])})
+    return out

@@ -1,10 +1,12 @@
-"""Oversampling plans: per-class repeat factors for a mining round, and their JSON form.
+"""What a mining round works on, pure numpy: which images choose and which measure (seeded,
+stratified splits), the weak classes a policy picks from per-class F1 (C,), and the
+oversampling plan made from them (per-class repeat factors and their JSON form).
 
 - :class:`OversamplingPlan` (per-class repeat factors, never below 1; ``to_dict`` /
   ``from_dict`` for ``RUN/plans/round-N.json`` and hand-written plans; ``aligned_to`` a
   dataset's class order); :meth:`OversamplingPlan.class_weight` turns it into Keras loss
   weights.
-- :func:`make_plan`: weak classes by a policy (:mod:`augmine.analysis.policies`) and their
+- :func:`make_plan`: weak classes by a policy (:func:`select_weak`) and their
   factors by a scheme (``SCHEMES``).
 - Confusion partners of the weak classes (:func:`with_partners`, :func:`plan_partners`,
   :func:`partner_classes`) and the ``pairs`` round's plan (:func:`pairs_plan`).
@@ -18,12 +20,129 @@ from typing import Sequence
 
 import numpy as np
 
-from augmine.analysis._internal import f1_1d
-from augmine.analysis.pairs import confusion_partners
-from augmine.analysis.policies import select_weak
+from augmine.analysis.metrics import confusion_partners, f1_1d, labels_1d
 from augmine.core.errors import AugmineError
 from augmine.core.naming import did_you_mean
 from augmine.data.dataset import lookup_class
+
+
+# =========================================================================== policies
+# Weak-class policies: which classes a mining round works on, from per-class F1 (C,).
+#
+# :func:`bottom_k`, :func:`below_threshold` and :func:`below_zscore` return class indices,
+# weakest first; :func:`select_weak` picks one by name (``POLICIES``). A new policy is a pure
+# function here, named in :func:`select_weak` and ``POLICIES``.
+
+POLICIES = ("bottom-k", "threshold", "zscore")
+
+
+def bottom_k(f1, k: int) -> list[int]:
+    """Indices of the ``k`` classes with the lowest F1, weakest first (ties: lower index first)."""
+    if k < 1:
+        raise AugmineError(f"--k {k}: choose at least 1 class")
+    f1 = f1_1d(f1)
+    return [int(i) for i in np.lexsort((np.arange(len(f1)), f1))[:k]]
+
+
+def below_threshold(f1, threshold: float) -> list[int]:
+    """Indices of classes with F1 strictly below ``threshold``, weakest first."""
+    f1 = f1_1d(f1)
+    return [i for i in bottom_k(f1, len(f1)) if f1[i] < threshold]
+
+
+def below_zscore(f1, z: float) -> list[int]:
+    """Indices of classes with F1 below ``mean - z * std`` (population std), weakest first."""
+    f1 = f1_1d(f1)
+    return below_threshold(f1, float(f1.mean() - z * f1.std()))
+
+
+def select_weak(f1, policy: str = "bottom-k", k: int | None = None,
+                threshold: float | None = None, z: float | None = None) -> list[int]:
+    """Weak classes by ``policy``: ``bottom-k`` (needs k), ``threshold`` or ``zscore`` (needs z)."""
+    if policy == "bottom-k":
+        return bottom_k(f1, 20 if k is None else int(k))
+    if policy == "threshold":
+        if threshold is None:
+            raise AugmineError("policy 'threshold' needs --threshold (an F1 value, e.g. 0.5)")
+        return below_threshold(f1, float(threshold))
+    if policy == "zscore":
+        return below_zscore(f1, 1.0 if z is None else float(z))
+    raise AugmineError(f"unknown weak-class policy {policy!r}; choose one of {', '.join(POLICIES)}")
+
+
+# =========================================================================== splits
+# Which images choose and which measure: seeded, stratified splits of sample indices.
+#
+# :func:`selection_split` halves a split (val) into the images weak classes are chosen on and
+# the images a round is measured on; :func:`apply_holdout` keeps a slice of train out of
+# training (``mining.holdout``).
+
+def stratified_split(labels, fraction: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, stratified split of sample indices: ``(rest, part)`` sorted int64 arrays.
+
+    ``labels`` (N,) int; ``part`` takes ``round(fraction * n_c)`` samples of every class c
+    (chosen at random with ``seed``), ``rest`` the others. The two never overlap and cover
+    every index. Unlike scikit-learn's ``StratifiedShuffleSplit`` it accepts classes with a
+    single sample (the round goes to ``part`` only when ``fraction * n_c >= 0.5``).
+    """
+    labels = labels_1d(labels, "labels")
+    if not 0.0 < float(fraction) < 1.0:
+        raise AugmineError(f"split fraction {fraction}: use a number between 0 and 1")
+    rng = np.random.default_rng(int(seed))
+    part = []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        part.append(idx[:int(math.floor(fraction * len(idx) + 0.5))])
+    part = np.sort(np.concatenate(part)) if part else np.zeros(0, np.int64)
+    rest = np.setdiff1d(np.arange(len(labels)), part)
+    return rest.astype(np.int64), part.astype(np.int64)
+
+
+def selection_split(labels, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(selection, measurement)`` indices: a seeded, stratified half each of a split
+    (val). Weak classes are chosen on the first; before/after are measured on the second
+    (which gets the odd image of a class with an odd count)."""
+    selection, measurement = stratified_split(labels, 0.5, seed)
+    return selection, measurement
+
+
+HALVES = ("all", "selection", "measurement")
+
+
+def val_half(index, half: str = "all", seed: int = 0):
+    """``index`` with its val split cut to one half of :func:`selection_split` (``half``
+    ``"selection"`` or ``"measurement"``; ``"all"``: unchanged). The tailoring of ``recipe
+    tailor --half selection`` reads the first, ``recipe compare --measure-half`` scores on
+    the second: with the same ``seed`` the two never share an image and together cover val."""
+    if half == "all":
+        return index
+    if half not in HALVES:
+        raise AugmineError(f"half {half!r}: use one of {', '.join(HALVES)}")
+    from dataclasses import replace
+
+    rows = selection_split(index.val.labels, seed)[HALVES.index(half) - 1]
+    return replace(index, splits={**index.splits, "val": index.val.subset(rows)})
+
+
+def apply_holdout(index, fraction: float | None, seed: int = 0):
+    """``index`` with a stratified ``fraction`` of its train split moved to a ``holdout``
+    split (kept out of training; used to choose weak classes and score suspects out of
+    sample). ``fraction`` None or 0: ``index`` unchanged. Same seed, same slice."""
+    if not fraction:
+        return index
+    if "holdout" in index.splits:
+        return index
+    from dataclasses import replace
+
+    keep, held = stratified_split(index.train.labels, float(fraction), seed)
+    if len(held) == 0 or len(keep) == 0:
+        raise AugmineError(f"holdout {fraction}: leaves {len(keep)} training and {len(held)} "
+                           "held-out images; choose a fraction that keeps both non-empty")
+    return replace(index, splits={**index.splits, "train": index.train.subset(keep),
+                                  "holdout": index.train.subset(held)})
+
+
+# =========================================================================== plans
 
 SCHEMES = ("fixed", "proportional")
 # defaults that fit the class count (mining.k / mining.factor unset): a tenth of the

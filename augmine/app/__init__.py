@@ -6,7 +6,7 @@ surrounds every page (``frame``, ``cached``), the pages (``pages/``, one module 
 
 from __future__ import annotations
 
-from augmine.core.shipped import app_file
+from augmine.core.runtime import app_file
 
 # The script ``augmine app`` hands to ``streamlit run``.
 APP_FILE = app_file()

@@ -21,14 +21,14 @@ def default_dataset() -> str:
 
 @st.cache_resource(show_spinner="Indexing the dataset...")
 def load_index(root: str):
-    from augmine.data.layouts import load_index as _load_index
+    from augmine.data.dataset import load_index as _load_index
 
     return _load_index(root)
 
 
 @st.cache_data(max_entries=2048, show_spinner=False)
 def read_image(path: str) -> np.ndarray:
-    from augmine.data.images import read_image as _read_image
+    from augmine.data.dataset import read_image as _read_image
 
     return _read_image(path)
 

@@ -104,10 +104,10 @@ def preview_grid(index, recipe, class_key: str | int | None = None, n: int = 16,
     and seeds the augmentation, so the same call draws the same grid. A class the recipe
     overrides (``classes:``) is shown under its own recipe when ``class_key`` names it.
     """
-    from augmine.data.images import load_images
+    from augmine.data.dataset import load_images
     from augmine.augment.recipes import as_recipe
     from augmine.augment.compose import build_compose
-    from augmine.augment.overrides import class_overrides, recipe_for_class
+    from augmine.augment.compose import class_overrides, recipe_for_class
 
     if n < 1 or per_image < 1:
         raise AugmineError(f"-n {n} / per-image {per_image}: both must be at least 1")

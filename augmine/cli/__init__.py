@@ -15,7 +15,7 @@ import sys
 import click
 
 from augmine import __version__
-from augmine.core.commands import command_line
+from augmine.core.runtime import command_line
 from augmine.core.errors import AugmineError
 
 # Each module defines one click command or group named ``command`` (or a list ``commands``).

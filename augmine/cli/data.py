@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from augmine.core.commands import command_line
+from augmine.core.runtime import command_line
 
 
 @click.group("data")
@@ -30,8 +30,8 @@ def check(path: Path, skip_bad: bool) -> None:
     import numpy as np
 
     from augmine.data.dataset import drop_bad_files, trainable_problems
-    from augmine.data.layouts import scan_dataset
-    from augmine.data.images import verify_index
+    from augmine.data.dataset import scan_dataset
+    from augmine.data.dataset import verify_index
     from augmine.core.errors import AugmineError
 
     structure: list[str] = []

@@ -32,7 +32,7 @@ def command(path: Path, split: str, compare: bool, out_dir: Path | None,
     import yaml
 
     from augmine.core import atomic
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
     from augmine.augment.inspection import (check_writable, format_report, inspect_dataset,
                                             suggest_recipe, write_report)
     from augmine.augment.inspection.suggest import comparison_plan

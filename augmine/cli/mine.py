@@ -20,7 +20,7 @@ def command() -> None:
 
 def _stage_report(run: Path, stage: str | None) -> dict:
     from augmine.analysis.reports import load_stage_report
-    from augmine.rounds.state import RoundState
+    from augmine.rounds.plans import RoundState
 
     if stage:
         return load_stage_report(RunDir.of(run).check(), stage)
@@ -35,7 +35,7 @@ def _stage_report(run: Path, stage: str | None) -> dict:
 def analyze(run: Path, stage: str | None, top: int, all_classes: bool) -> None:
     """The per-class table and the most confused pairs of RUN; draws the stage's plots
     (f1.png, confusion.png) into its report where they are missing."""
-    from augmine.analysis.pairs import describe_pair, describe_symmetric
+    from augmine.analysis.metrics import describe_pair, describe_symmetric
     from augmine.analysis.reports import draw_report_plots
     from augmine.rounds.text import format_round_outcome
 
@@ -113,13 +113,13 @@ def plan(run: Path, policy, k, threshold, z, factor, cap, scheme, recipe, partne
          force) -> None:
     """Write the next round's oversampling plan for RUN and print what it would do."""
     from augmine.rounds.plans import load_run_index, plan_round
-    from augmine.rounds.state import RoundState
+    from augmine.rounds.plans import RoundState
     from augmine.rounds.text import format_plan
 
     state = RoundState.read(run)
     run = state.run.check_writable("mine plan")
     if recipe is not None:
-        from augmine.core.shipped import resolve_recipe
+        from augmine.core.runtime import resolve_recipe
 
         recipe = str(resolve_recipe(recipe))
     index = load_run_index(run)
@@ -183,7 +183,7 @@ def round_(run: Path, epochs, mode, partners, round_no, redo, no_control, select
     mining settings. An interrupted round (or control) can simply be run again.
     """
     from augmine.rounds.runner import run_round
-    from augmine.rounds.state import RoundState
+    from augmine.rounds.plans import RoundState
     from augmine.rounds.text import format_round
 
     state = RoundState.read(run)
@@ -264,8 +264,8 @@ def auto(run: Path, modes, epochs, seeds, selection, no_progress) -> None:
     """The next round of RUN, chosen for you: tries the modes from the checkpoint, keeps the
     best one that helps on the selection images (or none) and reports what you got on the
     measurement images. Run it again to resume."""
-    from augmine.rounds.auto import auto_round, format_auto
-    from augmine.rounds.state import RoundState
+    from augmine.rounds.compare import auto_round, format_auto
+    from augmine.rounds.plans import RoundState
 
     state = RoundState.read(run)
     state.run.check_writable("mine auto")
@@ -309,7 +309,7 @@ def history_(run: Path, classes) -> None:
 def suspects(run: Path, per_class: int, classes, in_sample: bool, skip_bad: bool) -> None:
     """Images of the weak classes the model believes least (possible label errors), scored
     out of sample: the held-out slice of train when the run has one, else val."""
-    from augmine.rounds.state import RoundState
+    from augmine.rounds.plans import RoundState
     from augmine.rounds.suspects import find_suspects
 
     state = RoundState.read(run)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from augmine.core.commands import command_line
+from augmine.core.runtime import command_line
 HALF_HELP = ("Val images read: all, or the selection half only (the split mining uses, seeded "
              "by the run's config seed), so that `recipe compare --measure-half` scores on "
              "images it never read.")
@@ -29,11 +29,11 @@ def validate(recipe: str, data: Path | None) -> None:
     classes when given); prints one line per problem-free recipe, an Error line otherwise."""
     from augmine.augment.compose import build_compose
     from augmine.augment.recipes import load_recipe
-    from augmine.augment.overrides import class_overrides, recipe_for_class
+    from augmine.augment.compose import class_overrides, recipe_for_class
 
     r = load_recipe(recipe)
     if data is not None:
-        from augmine.data.layouts import load_index
+        from augmine.data.dataset import load_index
 
         index = load_index(data)
         class_overrides(r, index.class_ids, index.class_names)
@@ -117,7 +117,7 @@ def preview(recipe: str, data: Path | None, class_key: str | None, n: int, per_i
             size: int, seed: int, split: str, out: Path) -> None:
     """Write a PNG grid of originals and RECIPE's augmented samples, labels drawn in (a class
     the recipe overrides under its own recipe)."""
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
     from augmine.augment.preview import preview_grid, write_preview
     from augmine.augment.recipes import load_recipe
 

@@ -60,7 +60,7 @@ def train(config: Path | None, data: Path | None, run_dir: Path, resume: bool,
     run.check_writable("train --resume" if resume else "train")
     result = train_run(config, data, run_dir, resume=resume, progress=not no_progress,
                        skip_bad=skip_bad, echo=click.echo, epochs=epochs)
-    from augmine.runs.checkpoints import best_summary, format_best
+    from augmine.runs.factories import best_summary, format_best
 
     st = result.state
     click.echo(f"run       {result.run_dir}")
@@ -88,7 +88,7 @@ def _rebuild(run, config, data, resume: bool, epochs, skip_bad: bool, no_progres
     click.echo(f"rebuilt   {run.state_path}: {st.epochs_done} of {st.planned_epochs} "
                f"epochs done (phase {st.phase}, step {st.step}), from history.csv and "
                "checkpoints/last.keras")
-    from augmine.core.commands import command_line
+    from augmine.core.runtime import command_line
 
     click.echo(f"continue  {command_line('train', '--run-dir', run, '--resume')}")
 

@@ -191,8 +191,8 @@ def run_comparison(recipes: Sequence[str], data, config, out=None, epochs: int |
     (also written to ``results.json``).
     """
     from augmine.runs.config import load_config
-    from augmine.data.layouts import load_index
-    from augmine.core.shipped import resolve_config
+    from augmine.data.dataset import load_index
+    from augmine.core.runtime import resolve_config
     from augmine.experiments import compare_jobs as jobs_mod
 
     echo = echo or log.info
@@ -330,7 +330,7 @@ def _best_epoch_size(run) -> tuple[int | None, int | None]:
 def _ensure_predictions(folder: ComparisonDir, name: str, index) -> None:
     """Write ``predictions/<arm>.npz`` (final = last.keras at the last phase's size, best =
     best.keras at the size of its epoch) unless it is there for the run's final epoch."""
-    from augmine.runs.checkpoints import evaluation_settings
+    from augmine.runs.factories import evaluation_settings
     from augmine.train.evaluation import predict_checkpoint
     from augmine.runs.rundir import RunDir
 

@@ -11,9 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
-from augmine.analysis.bootstrap import mean_intervals, seed_effect
+from augmine.analysis.effects import mean_intervals, seed_effect
 from augmine.analysis.metrics import macro_f1, top1, top_k_hits
-from augmine.analysis.splits import selection_split
+from augmine.analysis.plans import selection_split
 from augmine.core import atomic
 from augmine.core.errors import AugmineError
 
@@ -115,7 +115,7 @@ def score_comparison(folder, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
     and images together (two-stage bootstrap), macro F1 and gap averaged over the seeds,
     each metric's per-seed values in ``per_seed`` (the seed-to-seed spread).
     ``measure_half``: scored on the measurement half of val only
-    (:func:`~augmine.analysis.splits.selection_split` with the config's seed: the images
+    (:func:`~augmine.analysis.plans.selection_split` with the config's seed: the images
     ``recipe tailor --half selection`` never read).
     Returns ``{"arms": [...], "metrics": [...], "samples", "level", "num_val", "seeds",
     "half", "images" (the val rows scored)}``.

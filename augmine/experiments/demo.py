@@ -69,11 +69,11 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
     per step; ``skip_bad`` leaves out images that do not decode (each logged) instead of
     failing; ``config`` trains with another training config than the built-in
     ``cpu-small`` (a file or a built-in name). Returns a :class:`DemoSummary`."""
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
     from augmine.augment.inspection import inspect_dataset, write_report
-    from augmine.core.shipped import resolve_config
+    from augmine.core.runtime import resolve_config
     from augmine.rounds.runner import run_round
-    from augmine.rounds.state import RoundState
+    from augmine.rounds.plans import RoundState
     from augmine.data.synth import ensure_default_dataset
     from augmine.train.phases import train_run
 
@@ -140,8 +140,8 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None,
 
 def format_summary(s: DemoSummary) -> list[str]:
     """The demo's closing summary as lines of text."""
-    from augmine.core.commands import command_line
-    from augmine.analysis.pairs import describe_symmetric
+    from augmine.core.runtime import command_line
+    from augmine.analysis.metrics import describe_symmetric
     from augmine.rounds.text import current_model_line, format_round_outcome
 
     lines = ["", f"{'stage':<10}{'size':>6}{'epochs':>8}{'total':>7}{'accuracy':>10}"

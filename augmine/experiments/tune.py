@@ -6,11 +6,11 @@ trains one run per strength with :func:`augmine.experiments.compare.run_comparis
 data and budget; an ordinary comparison folder, resumable), then:
 
 - **chooses** the strength with the best final top-1 on the *selection* half of val (a
-  seeded, stratified half: :func:`augmine.analysis.splits.selection_split`); ties go to the milder
+  seeded, stratified half: :func:`augmine.analysis.plans.selection_split`); ties go to the milder
   strength;
 - **measures** it on the other half, which did not choose it: its top-1 and the paired
   difference against every other strength with 95% bootstrap intervals
-  (:func:`augmine.analysis.bootstrap.mean_intervals`), so a winner by noise shows an interval
+  (:func:`augmine.analysis.effects.mean_intervals`), so a winner by noise shows an interval
   across zero;
 - **writes** the config that was measured: the base config with every phase on the recipe
   at the chosen strength (what the comparison trained, :func:`augmine.experiments.compare.arm_config`).
@@ -35,7 +35,7 @@ from augmine.experiments.compare import Arm, arm_config, run_comparison, split_s
 from augmine.experiments.compare_results import ComparisonDir, arm_intervals
 from augmine.core.errors import AugmineError
 from augmine.analysis.metrics import top1_hits
-from augmine.analysis.splits import selection_split
+from augmine.analysis.plans import selection_split
 
 DEFAULT_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -86,7 +86,7 @@ def tune_strength(recipe: str, data, config, strengths: Sequence[float] = DEFAUL
     """
     from augmine.runs.config import load_config
     from augmine.augment.recipes import load_recipe
-    from augmine.core.shipped import resolve_config
+    from augmine.core.runtime import resolve_config
 
     name, fixed = split_strength(recipe)
     if fixed is not None:

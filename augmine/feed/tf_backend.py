@@ -86,7 +86,7 @@ def mirrored_strategy(name: str = "auto"):
 
 
 # =========================================================================== multi-worker
-# The tf.distribute side of augmine.train.multiworker (MultiWorkerMirroredStrategy).
+# The tf.distribute side of augmine.train.fit (MultiWorkerMirroredStrategy).
 
 _multi_worker = None
 

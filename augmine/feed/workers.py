@@ -99,7 +99,7 @@ def _worker_main(job_bytes: bytes, tasks, results, slots=None) -> None:
 # Modules the fork server imports once, so that workers start in milliseconds instead of
 # about a second each (Python + NumPy + OpenCV + albumentations under spawn). worker_boot
 # comes first: it keeps albumentations from importing PyTorch.
-FORKSERVER_PRELOAD = ["augmine.feed.worker_boot", "augmine.feed.workers", "augmine.data.images",
+FORKSERVER_PRELOAD = ["augmine.feed.worker_boot", "augmine.feed.workers", "augmine.data.dataset",
                       "albumentations", "cv2"]
 
 

@@ -14,7 +14,7 @@ config names.
 Importing this module does not import Keras: the three classes are made (subclassing
 ``LearningRateSchedule``) and registered as ``augmine>Name`` on first use, i.e. the first
 ``from augmine.model.schedules import CyclicLR`` or :func:`keras_schedules` call (loading a
-saved model that holds one needs that; :func:`augmine.runs.checkpoints.load_checkpoint`
+saved model that holds one needs that; :func:`augmine.runs.factories.load_checkpoint`
 does it). The cycle arithmetic (:func:`phase_cycles`, :func:`cyclic_lr_value`) is plain
 Python.
 """

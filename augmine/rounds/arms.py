@@ -1,4 +1,5 @@
-"""The arms of a mining round: how each mode spends the round's epochs, and its control.
+"""The arms of a mining round: how each mode spends the round's epochs, and its control; the
+``gentle`` mode's recipe; whether a mode would train exactly what its control trains.
 
 A mode is one entry of :data:`MODE_TABLE` (an :class:`Arm`): the extra samples it adds
 (``extra``: the plan -> an :class:`~augmine.analysis.plans.OversamplingPlan`, or None for plain
@@ -16,14 +17,21 @@ the round's mode; ``mine compare`` stretches every arm to the longest epoch of a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from augmine.analysis.plans import OversamplingPlan, pairs_plan, selection_split
+from augmine.augment.compose import class_overrides, recipe_for_class, scale_recipe
+from augmine.augment.recipes import as_recipe, dump_recipe, load_recipe, parse_recipe
+from augmine.core import atomic
 from augmine.core.errors import AugmineError
-from augmine.analysis.plans import OversamplingPlan, pairs_plan
+from augmine.runs.rundir import RunDir
+from augmine.train.affinity import per_image_drops, tailor_overrides, TAILORED_STRENGTH
+
 
 # (plan, the arm's sampling plan or None, index, options) -> train_extra_epochs keywords
 Inputs = Callable[[OversamplingPlan, "OversamplingPlan | None", object, dict], dict]
@@ -195,7 +203,7 @@ def stretched(base: OversamplingPlan | None, plan: OversamplingPlan, index, batc
     as many batches of ``batch_size`` as ``length`` images make; ``base`` itself when it
     already has as many (or more). ``plan`` gives the classes of a plain ``base``."""
     from augmine.feed.sampling import epoch_length
-    from augmine.feed.shards import steps_per_epoch
+    from augmine.feed.sampling import steps_per_epoch
 
     target = steps_per_epoch(length, batch_size)
     n0 = epoch_length(index, base)
@@ -233,7 +241,7 @@ def arm_inputs(mode: str, plan: OversamplingPlan, index, batch_size: int,
     ``mode``: a :data:`MODE_TABLE` key or ``"control"``; ``length``: stretch the arm's
     epoch to as many batches as ``length`` images (:func:`stretched`; None: its own
     epoch); ``options``: what a mode needs beyond the plan (``strong_recipe`` for recipe,
-    ``gentle_recipe`` for gentle: :func:`augmine.rounds.gentle.gentle_recipe`; ``teacher``
+    ``gentle_recipe`` for gentle: :func:`augmine.rounds.arms.gentle_recipe`; ``teacher``
     for distill and ``head_layers`` for head: :func:`model_options`).
     """
     spec = arm(mode)
@@ -255,3 +263,233 @@ def format_pairs(plan: OversamplingPlan) -> list[str]:
             lines.append(f"  {row['class']}: no confusions on the selection images "
                          "(oversampled alone)")
     return lines
+
+
+# =========================================================================== gentle
+# The ``gentle`` round mode: the chosen classes train under milder augmentation.
+#
+# Augmentation's effect is class-dependent (Balestriero, Bottou & LeCun, NeurIPS 2022), and
+# giving the classes it hurts milder augmentation recovers them (Kirichenko et al., NeurIPS
+# 2023). A gentle round keeps the sampling plain (the control's budget) and changes only
+# the recipe of the chosen classes, as ``classes:`` overrides of the last phase's recipe
+# (at that phase's strength):
+#
+# - the affinity of that recipe on the run's model (:func:`augmine.train.affinity.measure_affinity`,
+# measured when missing, reused when saved) is read **on the selection images only** (the
+# val half that chose the classes; never the half that measures the round), and the
+# tailor rule (:func:`augmine.train.affinity.tailor_overrides`) switches off, for a chosen
+# class, each transform that costs it clearly more than the other classes, and halves its
+# strength when the whole recipe does;
+# - a chosen class the rule leaves alone gets the whole recipe at half strength
+# (:data:`augmine.train.affinity.TAILORED_STRENGTH`): the round is about milder
+# augmentation for the weak classes, measured or not.
+#
+# Runs that choose classes on a held-out slice of train (``selection: holdout``) measure on
+# all of val, so the affinity (a val measurement) is not used there: every chosen class
+# gets the half strength. The recipe is written into the run folder before the round trains
+# (:meth:`RunDir.gentle_recipe_path`) and read back when an interrupted round resumes.
+
+def gentle_overrides(plan: OversamplingPlan, index, affinity: dict | None,
+                     selection_rows, seed: int = 0) -> dict[str, dict]:
+    """``{class id: override}`` for the plan's chosen classes (see the module doc).
+
+    ``affinity``: a :func:`~augmine.train.affinity.measure_affinity` result on ``index``'s val
+    images, or None (no affinity: half strength for every chosen class);
+    ``selection_rows``: the val indices (into ``index.val``) the classes were chosen on.
+    """
+    chosen = [index.class_ids[c] for c in plan.weak]
+    tailored: dict[str, dict] = {}
+    if affinity is not None:
+        rows = {str(p): i for i, p in enumerate(affinity["val_paths"])}
+        take = [rows.get(str(index.val.paths[i])) for i in selection_rows]
+        if None in take or list(affinity["class_ids"]) != list(index.class_ids):
+            raise AugmineError("gentle: the saved affinity was measured on other val images; "
+                               "measure it again with `augmine recipe affinity RECIPE --run "
+                               "RUN --force` (RECIPE: the last phase's recipe)")
+        correct = np.asarray(affinity["correct"])[:, take]
+        labels = np.asarray(affinity["labels"])[take]
+        drops = per_image_drops(correct, labels, len(index.class_ids))
+        tailored = tailor_overrides(drops, index.class_ids, affinity["columns"], seed=seed)
+    out = {}
+    for cid in chosen:
+        if cid in tailored:
+            out[cid] = {**tailored[cid], "why": "gentle round, on the selection images: "
+                        + tailored[cid]["why"]}
+        else:
+            out[cid] = {"strength": TAILORED_STRENGTH,
+                        "why": ("gentle round: a chosen weak class; " +
+                                ("no transform costs it measurably more than the other "
+                                 "classes on the selection images" if affinity is not None
+                                 else "no affinity on a holdout-selected run")
+                                + f": the whole recipe at strength {TAILORED_STRENGTH:g}")}
+    return out
+
+
+def gentle_recipe(run_dir, index, plan: OversamplingPlan, selection: str, stage: str,
+                  resume: bool = False, progress: bool = True):
+    """The gentle arm's recipe (a :class:`~augmine.augment.recipes.Recipe`): the last phase's recipe
+    with the chosen classes' overrides, at the phase's strength. Written to
+    :meth:`RunDir.gentle_recipe_path` (``stage``: the round or compare group); with
+    ``resume`` a recipe written there before is used as is."""
+    run = RunDir.of(run_dir)
+    path = run.gentle_recipe_path(stage)
+    last = run.config.phases[-1]
+    if not (resume and path.is_file()):
+        base = run.config.recipe(last.recipe)
+        affinity = None
+        if selection == "val-half" and base.transforms:
+            from augmine.train.affinity import measure_affinity
+
+            affinity = measure_affinity(run, base, progress=progress)
+        rows = selection_split(index.val.labels, run.config.seed)[0]
+        overrides = gentle_overrides(plan, index, affinity, rows, seed=run.config.seed)
+        data = _gentle_data(base, overrides, stage)
+        parse_recipe(data, str(path))                 # what is written must load
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(path, dump_recipe(data))
+    return _at_phase_strength(load_recipe(path), last)
+
+
+def untailored_gentle_recipe(run_dir, index, plan: OversamplingPlan):
+    """The gentle recipe before any affinity is measured (every chosen class at
+    ``TAILORED_STRENGTH``), in memory: what decides, before training, whether a gentle
+    round could differ from its control at all (:mod:`augmine.rounds.arms`)."""
+    run = RunDir.of(run_dir)
+    last = run.config.phases[-1]
+    base = run.config.recipe(last.recipe)
+    data = _gentle_data(base, gentle_overrides(plan, index, None, [], run.config.seed), "plan")
+    return _at_phase_strength(parse_recipe(data, f"{base.name}-gentle"), last)
+
+
+def _gentle_data(base, overrides: dict, stage: str) -> dict:
+    return {"name": f"{base.name}-gentle-{stage}",
+            "description": (f"{base.name} with milder augmentation for the {len(overrides)} "
+                            f"classes chosen for {stage} (augmine's gentle mode)"),
+            "transforms": base.transforms, "classes": overrides}
+
+
+def _at_phase_strength(recipe, phase):
+    if phase.strength is not None and phase.strength != 1:
+        return scale_recipe(recipe, phase.strength)
+    return recipe
+
+
+# =========================================================================== identical
+# Whether a round mode would train exactly what its control trains, decided from the plan
+# before anything trains.
+#
+# An arm's training is its sampling (the plan's factors, up to the one stretch every arm
+# gets), its class weights and the augmentation each class sees (the arm's recipe, or the
+# last phase's at its strength, with class overrides and the plan's recipe for the chosen
+# classes). An arm that passes the trainer anything else (:data:`COMPARED`) is taken to
+# differ. When all three match the control's, the round would measure a zero that says
+# nothing about the mode (for example ``gentle`` on a run whose last phase has no
+# augmentation: milder than nothing is nothing; a plan whose chosen classes get factor 1);
+# ``mine round`` refuses such a mode and ``mine compare`` skips it, each with the reason.
+
+# the train_extra_epochs inputs compared; an arm passing any other one differs from the control
+COMPARED = {"plan", "class_weight", "recipe"}
+
+
+def _applied(entries: list[dict]) -> list[dict]:
+    """``entries`` as they act on images: ``why`` dropped, entries never applied (p = 0)
+    and containers left empty dropped."""
+    out = []
+    for entry in entries:
+        if float(entry.get("p", 1.0)) == 0.0:
+            continue
+        entry = {k: v for k, v in entry.items() if k != "why"}
+        if "transforms" in entry:
+            entry["transforms"] = _applied(entry["transforms"])
+            if not entry["transforms"]:
+                continue
+        out.append(entry)
+    return out
+
+
+def _key(recipe) -> str:
+    """A recipe's augmentation as one comparable string (scaled to its strength)."""
+    recipe = as_recipe(recipe)
+    scaled = scale_recipe(recipe.origin or recipe, recipe.strength)
+    return json.dumps(_applied(scaled.transforms), sort_keys=True, default=str)
+
+
+def class_augmentation(recipe, index, plan: OversamplingPlan | None = None) -> list[str]:
+    """(C,) what each class of ``index`` is augmented with under ``recipe`` (its class
+    overrides applied) and ``plan`` (its ``recipe`` covers the plan's chosen classes), as
+    comparable strings."""
+    recipe = as_recipe(recipe)
+    overrides = class_overrides(recipe, index.class_ids, index.class_names)
+    base = _key(recipe)
+    out = [_key(recipe_for_class(recipe, overrides[c])) if c in overrides else base
+           for c in range(index.num_classes)]
+    if plan is not None and plan.recipe:
+        strong = _key(plan.recipe)
+        for c in plan.weak:
+            out[c] = strong
+    return out
+
+
+def _shape(plan: OversamplingPlan | None, num_classes: int) -> np.ndarray:
+    factors = np.ones(num_classes) if plan is None else np.asarray(plan.factors, np.float64)
+    return factors / factors.mean()
+
+
+def _weighted(class_weight: dict | None) -> bool:
+    return bool(class_weight) and not np.allclose(list(class_weight.values()), 1.0)
+
+
+def same_as_control(mode: str, plan: OversamplingPlan, index, batch_size: int,
+                    default_recipe, length: int | None = None, **options) -> bool:
+    """Whether ``mode`` (with ``options``, see :func:`~augmine.rounds.arms.arm_inputs`)
+    would train exactly what the control trains: the same sampling, no class weights and
+    the same augmentation for every class. ``default_recipe``: what an arm without its own
+    recipe trains with (the last phase's, at its strength); ``length``: the epoch every
+    arm is stretched to (default: the mode's own, as in a round)."""
+    length = arm_length(mode, plan, index) if length is None else length
+    mine = arm_inputs(mode, plan, index, batch_size, length, **options)
+    ctrl = arm_inputs("control", plan, index, batch_size, length)
+    if set(mine) - COMPARED:             # the mode changes more than data and weights
+        return False
+    if _weighted(mine.get("class_weight")) or _weighted(ctrl.get("class_weight")):
+        return False
+    n = index.num_classes
+    if not np.allclose(_shape(mine.get("plan"), n), _shape(ctrl.get("plan"), n)):
+        return False
+    return (class_augmentation(mine.get("recipe") or default_recipe, index, mine.get("plan"))
+            == class_augmentation(ctrl.get("recipe") or default_recipe, index, ctrl.get("plan")))
+
+
+def refusal_reason(mode: str, plan: OversamplingPlan) -> str:
+    """Why a mode that trains like its control is not run (one line, no trailing period)."""
+    return (f"mode {mode} ({arm(mode).describe(plan)}) would train exactly what the control "
+            "trains here (the same sampling and the same augmentation for every class), so "
+            "its effect would be a measured zero, not a result")
+
+
+def last_phase_recipe(run_dir):
+    """What an arm without a recipe of its own trains with: the last phase's recipe at the
+    phase's strength."""
+    cfg = RunDir.of(run_dir).config
+    last = cfg.phases[-1]
+    return scale_recipe(cfg.recipe(last.recipe), 1.0 if last.strength is None else last.strength)
+
+
+def twin_of_control(run_dir, mode: str, plan: OversamplingPlan, index,
+                    length: int | None = None, strong_recipe=None) -> str | None:
+    """Why ``mode`` would train exactly what the control trains on the run in ``run_dir``
+    (:func:`refusal_reason`), or None when it would not. ``gentle`` is judged on its
+    untailored recipe (:func:`~augmine.rounds.arms.untailored_gentle_recipe`): if half
+    strength changes nothing for the chosen classes, no tailoring can; ``strong_recipe``:
+    the recipe mode's."""
+    run = RunDir.of(run_dir)
+    options = {"strong_recipe": strong_recipe}
+    if mode == "gentle":
+
+        options["gentle_recipe"] = untailored_gentle_recipe(run, index, plan)
+    try:
+        same = same_as_control(mode, plan, index, run.config.batch_size,
+                               last_phase_recipe(run), length, **options)
+    except AugmineError:
+        return None                      # the mode lacks an input: its own error says which
+    return refusal_reason(mode, plan) if same else None

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from augmine.analysis.metrics import top1
 from augmine.core.errors import AugmineError
-from augmine.rounds.state import RoundState
-from augmine.runs.checkpoints import evaluation_settings
+from augmine.rounds.plans import RoundState
+from augmine.runs.factories import evaluation_settings
 from augmine.train.evaluation import predict_checkpoint
 from augmine.train.phases import checked_run_index
 
@@ -31,7 +31,7 @@ def find_suspects(run_dir, per_class: int = 10, classes=None, in_sample: bool = 
     """Images of weak classes with the lowest self-confidence under the run's last
     checkpoint, scored out of sample: the held-out slice of train when the run has one,
     else val (``in_sample=True``: the training images, which the model has fit; labelled
-    so). ``run_dir``: a path, RunDir or :class:`~augmine.rounds.state.RoundState`.
+    so). ``run_dir``: a path, RunDir or :class:`~augmine.rounds.plans.RoundState`.
     ``classes``: names/ids (default: the latest report's plan, else its weakest).
     Images are checked first (bad ones left out with ``skip_bad``, or when the run left
     them out). Writes the latest stage's ``suspects.csv``
@@ -39,7 +39,7 @@ def find_suspects(run_dir, per_class: int = 10, classes=None, in_sample: bool = 
     each row's ``split`` and ``scored`` say where and how it was scored; ``note``: one line
     when the model is too weak there for the ranking to mean much (:func:`weak_model_note`),
     else None."""
-    from augmine.analysis.suspects import suspect_samples
+    from augmine.analysis.metrics import suspect_samples
 
     state = RoundState.of(run_dir)
     run = state.run

@@ -10,8 +10,7 @@ import numpy as np
 
 from augmine.analysis.plans import OversamplingPlan
 from augmine.rounds.arms import describe_arm, format_pairs
-from augmine.rounds.keep import format_rule
-from augmine.rounds.seeds import seed_spread
+from augmine.rounds.runner import format_rule, seed_spread
 
 if TYPE_CHECKING:
     from augmine.rounds.runner import RoundResult
@@ -157,7 +156,7 @@ def format_round_outcome(report: dict) -> list[str]:
     """A round report's outcome, indented by two spaces: its effect table
     (:func:`format_effect`), else (a report from before controls) its changes
     (:func:`format_changes`); [] when it has neither. The keep rule's decision follows the
-    effect (:func:`~augmine.rounds.keep.format_rule`)."""
+    effect (:func:`~augmine.rounds.runner.format_rule`)."""
     if report.get("effect"):
         rule = (report.get("meta") or {}).get("rule")
         return [f"  {line}" for line in format_effect(report["effect"])

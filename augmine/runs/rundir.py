@@ -1,4 +1,5 @@
-"""One object that owns one run folder: :class:`RunDir`, the only module that knows its layout.
+"""One object that owns one run folder: :class:`RunDir`, the only module that knows its
+layout (the ``affinity/`` files included).
 
 Layout (every file written atomically, see :mod:`augmine.core.atomic`)::
 
@@ -22,7 +23,7 @@ Layout (every file written atomically, see :mod:`augmine.core.atomic`)::
                                        results), affinity.csv (table), affinity.png (heatmap)
 
 Other modules ask a ``RunDir`` for paths and file contents and never build them. The Keras
-checkpoint files are written, loaded and chosen by :mod:`augmine.runs.checkpoints` (at the
+checkpoint files are written, loaded and chosen by :mod:`augmine.runs.factories` (at the
 paths :meth:`RunDir.checkpoint` gives); no Keras, TensorFlow or numpy is imported here.
 """
 
@@ -37,10 +38,57 @@ from pathlib import Path
 
 from augmine.core import atomic
 from augmine.core.errors import AugmineError
-from augmine.runs.affinity_files import AffinityFiles
-from augmine.runs.branches import RoundCopies
 from augmine.runs.starts import RunStarts
-from augmine.runs.state import RunState, load_state, store_state
+from augmine.runs.state import load_state, RoundCopies, RunState, store_state
+
+
+# =========================================================================== affinity_files
+# The run folder's ``affinity/<recipe>/`` files (``augmine recipe affinity``): a part of
+# :class:`augmine.runs.rundir.RunDir`, which owns the layout.
+
+class AffinityFiles:
+    """``affinity/<recipe>/affinity.{json,csv,png}`` of a :class:`~augmine.runs.rundir.RunDir`
+    (mixed into it: uses its ``path``)."""
+
+    @property
+    def affinity_root(self) -> Path:
+        return self.path / "affinity"
+
+    def affinity_dir(self, recipe_stem: str) -> Path:
+        """``affinity/<recipe_stem>/``: one recipe's affinity measurement on this run."""
+        stem = str(recipe_stem)
+        if not stem or stem in (".", "..") or "/" in stem or "\\" in stem:
+            raise AugmineError(f"recipe name {stem!r} cannot name a folder; rename the recipe "
+                               "file")
+        return self.affinity_root / stem
+
+    def affinity_path(self, recipe_stem: str, kind: str = "json") -> Path:
+        """``affinity/<recipe_stem>/affinity.<kind>``: ``json`` (full results), ``csv``
+        (table) or ``png`` (heatmap)."""
+        if kind not in ("json", "csv", "png"):
+            raise AugmineError(f"affinity file kind {kind!r}: choose json, csv or png")
+        return self.affinity_dir(recipe_stem) / f"affinity.{kind}"
+
+    def affinity_recipes(self) -> list[str]:
+        """Recipe stems with a saved affinity result (``affinity.json``), sorted."""
+        if not self.affinity_root.is_dir():
+            return []
+        return sorted(p.name for p in self.affinity_root.iterdir()
+                      if (p / "affinity.json").is_file())
+
+    def read_affinity(self, recipe_stem: str) -> dict | None:
+        """The saved affinity result of ``recipe_stem``, or None when there is none."""
+        return atomic.read_json(self.affinity_path(recipe_stem),
+                                f"remake it with `augmine recipe affinity {recipe_stem} "
+                                f"--run {self.path} --force`")
+
+    def write_affinity(self, recipe_stem: str, result: dict, table_csv: str) -> Path:
+        """Write ``affinity.csv`` then ``affinity.json`` (the commit point) atomically."""
+        atomic.write_text(self.affinity_path(recipe_stem, "csv"), table_csv)
+        return atomic.write_json(self.affinity_path(recipe_stem), result)
+
+
+# =========================================================================== rundir
 
 HISTORY_COLUMNS = ("stage", "phase", "size", "epoch", "lr", "loss", "accuracy",
                    "val_loss", "val_accuracy")
@@ -400,4 +448,3 @@ def _write_csv(path: Path, columns, rows: list[dict]) -> Path:
     writer.writeheader()
     writer.writerows(rows)
     return atomic.write_text(path, buf.getvalue())
-

@@ -1,19 +1,256 @@
-"""Evaluation of a model, a checkpoint or a run on a dataset split.
+"""Evaluation of a model, a checkpoint or a run on a dataset split, and the models kept per
+process so that the arms and rounds of one command reuse their traced train and predict
+steps (trace once).
 
 Which checkpoint of a run is scored, and at which image and batch size, is decided by
-:mod:`augmine.runs.checkpoints` (``resolve_checkpoint``, ``evaluation_settings``).
+:mod:`augmine.runs.factories` (``resolve_checkpoint``, ``evaluation_settings``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import weakref
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from augmine.core.errors import AugmineError
-from augmine.runs.checkpoints import (DEFAULT_BATCH_SIZE, evaluation_settings, load_checkpoint,
-                                      resolve_checkpoint)
+from augmine.core.runtime import import_keras, keras_backend
+from augmine.runs.factories import (DEFAULT_BATCH_SIZE, evaluation_settings, load_checkpoint,
+                                    resolve_checkpoint)
 
+
+# =========================================================================== compiled
+# Models kept per process, so that the arms and rounds of one command reuse their traced
+# train and predict steps (trace once).
+#
+# Keras keeps a model's train and predict functions on the model object; on TensorFlow each is
+# a ``tf.function``, traced once per input signature (seconds on a CPU, tens of seconds on a
+# GPU), and a model loaded anew traces both again. :func:`reusable_model` loads a checkpoint's
+# weights and optimizer state (step, slots) into a model loaded earlier in this process from a
+# checkpoint with the same ``config.json`` (architecture, loss, metrics, optimizer and its
+# learning-rate schedule) instead of loading a new one: every variable then holds what a new
+# load holds, and the kept functions are reused. :func:`same_steps` keeps a reused train
+# function only while what its trace baked in (the optimizer object and its config with the
+# learning-rate schedule, the trainable variables, the loss hook) is unchanged, and makes a
+# new one otherwise, so a reused step is the same computation as a new one;
+# :func:`build_step_state` builds what Keras would otherwise build inside the first trace
+# (which made every fit trace its train step twice).
+#
+# :func:`kept_new_model` does the same for a model just built from a config (``recipe
+# compare``'s arms and seeds): the new model's initial weights, seed states and optimizer
+# variables are assigned into the kept one.
+#
+# TensorFlow outside a ``tf.distribute`` strategy only: on JAX and PyTorch, and under a
+# strategy, every call loads a new model (as before).
+
+KEEP = 4                      # models kept at most (the least recently used goes first)
+
+
+@dataclass
+class _Kept:
+    model: Any
+    optimizer: Any            # the model's optimizer when loaded (None: loaded uncompiled)
+    schedule: Any             # its learning-rate schedule when loaded
+    trainable: list[str]      # its trainable variables when loaded
+
+
+_kept: OrderedDict[tuple, _Kept] = OrderedDict()
+# model -> (its train function, the step_signature it was traced with) after a fit began
+_traced_with: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _tensorflow_without_strategy() -> bool:
+    if keras_backend() != "tensorflow":
+        return False
+    from augmine.feed.tf_backend import no_strategy
+
+    return no_strategy()
+
+
+def reuses_models() -> bool:
+    """Whether models are kept and reused here: the TensorFlow backend, no strategy."""
+    return _tensorflow_without_strategy()
+
+
+def _key(path: Path, compile: bool) -> tuple | None:
+    """What a model loaded from ``path`` is built from; None when the file does not read
+    (:func:`~augmine.runs.factories.load_checkpoint` then says why)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = archive.read("config.json")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return None
+    policy = import_keras().config.dtype_policy().name
+    return hashlib.sha256(config).hexdigest(), bool(compile), policy
+
+
+def _unchanged(kept: _Kept) -> bool:
+    """Whether the kept model is still as loaded: its optimizer, its trainable variables and
+    no loss hook of its own (a distillation's)."""
+    model = kept.model
+    return (getattr(model, "optimizer", None) is kept.optimizer and
+            "compute_loss" not in vars(model) and
+            [v.path for v in model.trainable_variables] == kept.trainable)
+
+
+def reusable_model(path, compile: bool = True):
+    """The ``.keras`` checkpoint at ``path`` as a model (with its optimizer unless
+    ``compile=False``), like :func:`~augmine.runs.factories.load_checkpoint`, but in a
+    model of the same ``config.json`` loaded before in this process when there is one (its
+    weights and optimizer state loaded, its learning-rate schedule put back), so its train
+    and predict steps are not traced again. The model is shared: the next call for a
+    checkpoint of the same config loads other weights into it, so use it before that, and
+    never change what it is (freeze layers, swap its optimizer, hook its loss): load such a
+    model with ``load_checkpoint``. Where :func:`reuses_models` is False, a new model."""
+    path = Path(path)
+    key = _key(path, compile) if reuses_models() else None
+    if key is None:
+        return load_checkpoint(path, compile=compile)
+    kept = _kept.pop(key, None)
+    if kept is not None and _unchanged(kept):
+        try:
+            kept.model.load_weights(path)
+        except Exception:      # noqa: BLE001  (half loaded: dropped; a new load says why)
+            kept = None
+        else:
+            if compile:
+                kept.model.optimizer.learning_rate = kept.schedule
+            _kept[key] = kept
+            return kept.model
+    model = load_checkpoint(path, compile=compile)
+    optimizer = model.optimizer if compile else None
+    schedule = None
+    if compile:
+        keras = import_keras()
+        schedule = keras.saving.deserialize_keras_object(
+            optimizer.get_config().get("learning_rate"))   # none: a loss-scale wrapper
+        if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            return model       # a constant rate that a schedule replaces cannot be put back
+    _kept[key] = _Kept(model, optimizer, schedule, [v.path for v in model.trainable_variables])
+    while len(_kept) > KEEP:
+        _kept.popitem(last=False)
+    return model
+
+
+def kept_new_model(model, key: str):
+    """``model`` (just built and compiled from a config, not trained: its initial weights and
+    a new optimizer) or, where a model built earlier in this process for the same ``key``
+    (what the config says of the architecture, loss, optimizer and schedule) is kept and
+    matches it (layers, variables, optimizer and its config), that model holding exactly
+    ``model``'s state: its weights and seed states assigned, the optimizer's variables set
+    to a new optimizer's (``model``'s, built), the metrics reset. Its traced train and
+    predict steps are then reused (``recipe compare``'s arms and seeds). Shared like
+    :func:`reusable_model`'s models; where :func:`reuses_models` is False, ``model``."""
+    if not reuses_models() or model.optimizer is None:
+        return model
+    keras = import_keras()
+    schedule = keras.saving.deserialize_keras_object(
+        model.optimizer.get_config().get("learning_rate"))   # none: a loss-scale wrapper
+    if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return model           # a constant rate that a callback may change: not kept
+    if not model.optimizer.built:       # a new optimizer's variables (as Keras builds it)
+        model.optimizer.build(model.trainable_variables)
+    key = ("built", key, keras.config.dtype_policy().name)
+    kept = _kept.pop(key, None)
+    if kept is not None and _unchanged(kept) and _same_build(kept.model, model):
+        for target, source in [*zip(kept.model.variables, model.variables),
+                               *zip(kept.model.optimizer.variables, model.optimizer.variables)]:
+            target.assign(source)
+        kept.model.optimizer.learning_rate = schedule
+        kept.model.reset_metrics()
+        _kept[key] = kept
+        return kept.model
+    _kept[key] = _Kept(model, model.optimizer, schedule,
+                       [v.path for v in model.trainable_variables])
+    while len(_kept) > KEEP:
+        _kept.popitem(last=False)
+    return model
+
+
+def _same_build(kept, new) -> bool:
+    """Whether ``kept`` is built like ``new``: the same classes of model, layers and
+    optimizer, variables of the same shapes and dtypes, the same optimizer config."""
+    def variables(model):
+        return [(tuple(v.shape), str(v.dtype)) for v in model.variables]
+
+    def optimizer(model):
+        config = dict(model.optimizer.get_config())
+        config.pop("name", None)
+        return type(model.optimizer), json.dumps(config, sort_keys=True, default=str)
+
+    return (type(kept) is type(new) and
+            [type(layer) for layer in kept.layers] == [type(layer) for layer in new.layers] and
+            variables(kept) == variables(new) and optimizer(kept) == optimizer(new) and
+            [(tuple(v.shape), str(v.dtype)) for v in kept.optimizer.variables] ==
+            [(tuple(v.shape), str(v.dtype)) for v in new.optimizer.variables])
+
+
+def forget_models() -> None:
+    """Drop every kept model (the next :func:`reusable_model` loads anew)."""
+    _kept.clear()
+
+
+def build_step_state(model, train_feed) -> None:
+    """Create the optimizer's and the compiled metrics' variables before the fit, on
+    TensorFlow outside a distribution strategy, where Keras creates them inside the first
+    trace of the train step: a ``tf.function`` that creates variables is traced a second
+    time, so every fit traced its train step twice on the same input shape. The optimizer
+    is built on the trainable variables (as Keras builds it); the metrics are built on one
+    batch of zeros shaped like ``train_feed``'s and reset (every epoch starts with reset
+    metrics anyway). Changes no result; elsewhere Keras builds both before tracing."""
+    if not _tensorflow_without_strategy():
+        return
+    from augmine.feed.tf_backend import zero_batch
+
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    batch = zero_batch(train_feed)
+    if batch is None or len(model.outputs) != 1 or \
+            all(getattr(m, "built", True) for m in model.metrics):
+        return
+    x, y = batch
+    model.compute_metrics(x, y, import_keras().ops.zeros((1, *model.output_shape[1:])))
+    model.reset_metrics()
+
+
+def step_signature(model) -> str:
+    """What a trace of ``model``'s train step bakes in besides the model's architecture: its
+    optimizer (the object, and its config with the learning-rate schedule), its trainable
+    variables, its loss hook and how steps run."""
+    optimizer = model.optimizer
+    loss = model.compute_loss
+    return json.dumps([id(optimizer), optimizer.get_config() if optimizer else None,
+                       [v.path for v in model.trainable_variables],
+                       id(getattr(loss, "__func__", loss)), model.steps_per_execution,
+                       str(model.jit_compile), model.run_eagerly], sort_keys=True, default=str)
+
+
+def same_steps():
+    """A Keras callback (last in a fit's list, after those that set the schedule) that, when
+    the fit begins, makes a new train function if the model's was traced in an earlier fit
+    with another :func:`step_signature` (e.g. an earlier round's learning-rate schedule), or
+    was replaced since (what it was traced with is then unknown)."""
+    keras = import_keras()
+
+    class SameSteps(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            model, signature = self.model, step_signature(self.model)
+            before = _traced_with.get(model)
+            if before is not None and (before[0]() is not model.train_function or
+                                       before[1] != signature):
+                model.make_train_function(force=True)
+            _traced_with[model] = (weakref.ref(model.train_function), signature)
+
+    return SameSteps()
+
+
+# =========================================================================== evaluation
 
 def evaluate_model(model, index, size: int, batch_size: int = DEFAULT_BATCH_SIZE,
                    split: str = "val", feed=None):
@@ -41,9 +278,8 @@ def predict_checkpoint(path, index, size: int, batch_size: int = DEFAULT_BATCH_S
                        split: str = "val"):
     """:func:`evaluate_model` of the ``.keras`` checkpoint at ``path``, loaded into a model
     kept from an earlier prediction of this process with the same config when there is one
-    (:func:`~augmine.train.compiled.reusable_model`: its traced predict step reused; the
+    (:func:`~augmine.train.evaluation.reusable_model`: its traced predict step reused; the
     same predictions as a new load). Returns ``(y_true, probs)``."""
-    from augmine.train.compiled import reusable_model
 
     return evaluate_model(reusable_model(path, compile=False), index, size, batch_size,
                           split=split)
@@ -68,12 +304,12 @@ def load_for_evaluation(run_or_checkpoint, data_root=None, size: int | None = No
     """``(model, index, info)`` for evaluating a run's checkpoint (or a ``.keras`` file).
 
     ``size``/``batch_size``/``data_root`` default to the run's (see
-    :func:`augmine.runs.checkpoints.evaluation_settings` and ``resolve_checkpoint``). The
+    :func:`augmine.runs.factories.evaluation_settings` and ``resolve_checkpoint``). The
     ``splits`` are decoded first: bad images are left out (each logged) with ``skip_bad``,
     or when the run left them out, else one error suggests ``--skip-bad``. ``info``: ``{"checkpoint", "size",
     "batch_size", "data"}``; ``model`` is loaded without its optimizer.
     """
-    from augmine.data.layouts import load_checked_index
+    from augmine.data.dataset import load_checked_index
     from augmine.runs.state import RunState
 
     ckpt, run, size = resolve_checkpoint(run_or_checkpoint, which, size)

@@ -1,4 +1,6 @@
-"""One training stage on any Keras 3 backend: devices, precision, checkpoints, the fit call.
+"""One stage of training: devices and strategies (``multi-worker`` included: the cluster
+environment, the backend's engine, which process writes), precision, callbacks and
+checkpoints around ``model.fit``.
 
 :func:`fit_stage` is the one compile/fit sequence used by the phases, the mining rounds and
 the demo; :func:`stage_callbacks` gives the callbacks every stage uses (the epoch recorder
@@ -19,16 +21,228 @@ reuses the last epoch's predictions.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 import time
 
+from augmine.core.errors import AugmineError
 from augmine.core.runtime import import_keras, keras_backend
-from augmine.runs.checkpoints import load_checkpoint, save_checkpoint
+from augmine.feed.sampling import Shard
+from augmine.runs.factories import load_checkpoint, save_checkpoint
 from augmine.runs.rundir import RunDir
 from augmine.runs.state import BestAtSize, RunState
+
+
+# =========================================================================== multiworker
+# ``strategy: multi-worker``: one run trained by several processes, on one host or many.
+#
+# Each process is started by hand (or a launcher) with the backend's own environment:
+#
+# - TensorFlow: ``TF_CONFIG`` (``{"cluster": {"worker": ["host0:port", ...]}, "task":
+# {"type": "worker", "index": i}}``), read by ``tf.distribute.MultiWorkerMirroredStrategy``;
+# one device per process (one process per GPU, ``CUDA_VISIBLE_DEVICES``).
+# - JAX: ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` (the coordinator ``host:port`` first),
+# ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and ``KERAS_DISTRIBUTION_PROCESS_ID``, read by
+# ``keras.distribution.initialize`` (``jax.distributed.initialize``; gloo collectives on
+# CPU); the model is replicated with ``keras.distribution.DataParallel`` over every
+# process's devices.
+#
+# Process 0 is the chief. Every process reads its own disjoint part of every epoch
+# (:mod:`augmine.feed.sampling`), and only the chief writes the run folder: the others write
+# into a private scratch copy (what Keras asks of MultiWorkerMirroredStrategy's non-chief
+# workers), deleted when they exit. On resume every process reads the run folder's
+# ``state.json`` and ``last.keras`` (the folder must be on storage all hosts share).
+
+log = logging.getLogger("augmine")
+
+MULTI_WORKER = "multi-worker"
+JAX_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+           "KERAS_DISTRIBUTION_PROCESS_ID")
+DOCS = "see docs/backends.md#several-machines-multi-worker"
+
+_shard: Shard | None = None       # this process's place, once its engine started
+
+
+def cluster_from_env(backend: str | None = None, env=None) -> Shard:
+    """This process's :class:`~augmine.feed.sampling.Shard` from the launch environment of
+    ``backend`` (default: Keras' backend): ``TF_CONFIG`` on TensorFlow (a ``chief`` task,
+    when listed, is process 0, then the ``worker`` tasks), ``KERAS_DISTRIBUTION_*`` on JAX.
+    One-line :class:`AugmineError` naming what is missing or wrong."""
+    backend = backend or keras_backend()
+    env = os.environ if env is None else env
+    if backend == "tensorflow":
+        raw = env.get("TF_CONFIG")
+        if not raw:
+            raise AugmineError(f"strategy multi-worker: TF_CONFIG is not set; start every "
+                               f"worker with its TF_CONFIG ({DOCS})")
+        try:
+            conf = json.loads(raw)
+            cluster, task = conf["cluster"], conf["task"]
+            roles = list(cluster.get("chief", [])) + list(cluster.get("worker", []))
+            index = int(task["index"]) + (len(cluster.get("chief", []))
+                                         if task["type"] == "worker" else 0)
+            if task["type"] not in ("chief", "worker"):
+                raise ValueError(task["type"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AugmineError(f"TF_CONFIG: cannot read it ({exc!r}); it needs cluster.worker "
+                               f"and task.type/index ({DOCS})")
+        return Shard(index, len(roles))
+    if backend == "jax":
+        missing = [name for name in JAX_ENV if not env.get(name)]
+        if missing:
+            raise AugmineError(f"strategy multi-worker: {', '.join(missing)} not set; start "
+                               f"every process with {', '.join(JAX_ENV)} ({DOCS})")
+        try:
+            index, count = int(env[JAX_ENV[2]]), int(env[JAX_ENV[1]])
+        except ValueError:
+            raise AugmineError(f"{JAX_ENV[1]} and {JAX_ENV[2]} must be whole numbers ({DOCS})")
+        return Shard(index, count, equal_sizes=True)
+    raise AugmineError(f"strategy multi-worker runs on TensorFlow or JAX, not {backend}; set "
+                       "KERAS_BACKEND=jax or tensorflow")
+
+
+def start(batch_size: int | None = None) -> Shard:
+    """Join the cluster once per process (MultiWorkerMirroredStrategy on TensorFlow,
+    ``keras.distribution.initialize`` on JAX), before any other backend work; returns this
+    process's shard. ``batch_size`` (the global batch) must split evenly among the
+    processes. Later calls return the same shard."""
+    global _shard
+    if _shard is None:
+        shard = cluster_from_env()
+        if keras_backend() == "tensorflow":
+            from augmine.feed.tf_backend import multi_worker_strategy
+
+            replicas = multi_worker_strategy().num_replicas_in_sync
+            if replicas != shard.count:
+                raise AugmineError(f"multi-worker: {replicas} devices over {shard.count} "
+                                   "processes; run one process per device (set "
+                                   "CUDA_VISIBLE_DEVICES per process)")
+        else:
+            import jax
+
+            import_keras().distribution.initialize()
+            if jax.process_count() != shard.count or jax.process_index() != shard.index:
+                raise AugmineError(f"multi-worker: JAX sees process {jax.process_index()} of "
+                                   f"{jax.process_count()}, the environment says "
+                                   f"{shard.index} of {shard.count} ({DOCS})")
+        _shard = shard
+        log.info("multi-worker: process %d of %d joined", shard.index, shard.count)
+    if batch_size is not None and int(batch_size) % _shard.count:
+        raise AugmineError(f"batch_size {batch_size} does not split among {_shard.count} "
+                           f"processes; use a multiple of {_shard.count}")
+    return _shard
+
+
+def process_shard(strategy: str) -> Shard | None:
+    """This process's shard when ``strategy`` is ``multi-worker`` (joining the cluster on
+    the first call), else None."""
+    return start() if strategy == MULTI_WORKER else None
+
+
+def barrier() -> None:
+    """Return once every process of the cluster got here."""
+    if keras_backend() == "tensorflow":
+        from augmine.feed.tf_backend import all_workers_reached, multi_worker_strategy
+
+        all_workers_reached(multi_worker_strategy())
+    else:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("augmine")
+
+
+def process_run(run: RunDir, strategy: str, batch_size: int | None = None) -> RunDir:
+    """The run folder this process writes: ``run`` itself, except in a multi-worker run on
+    a process other than 0, which gets a scratch copy of what ``run`` holds now (config,
+    state, history, ``last.keras``: resume reads the same state everywhere), removed at
+    exit. Waits for every process before returning, so the chief writes nothing before the
+    others have read the folder."""
+    if strategy != MULTI_WORKER:
+        return run
+    shard = start(batch_size)
+    if shard.index != 0:
+        scratch = RunDir(tempfile.mkdtemp(prefix=f"augmine-process-{shard.index}-"))
+        atexit.register(shutil.rmtree, scratch.path, True)
+        for src, dst in ((run.config_path, scratch.config_path),
+                         (run.state_path, scratch.state_path),
+                         (run.history_path, scratch.history_path),
+                         (run.checkpoint("last"), scratch.checkpoint("last"))):
+            if src.is_file():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+        log.info("multi-worker process %d writes into the scratch folder %s", shard.index,
+                 scratch)
+        run = scratch
+    barrier()
+    return run
+
+
+@contextlib.contextmanager
+def multi_worker_distribution():
+    """Context to build (or load) and fit the model in across every process; yields the
+    number of replicas (one per device of every process)."""
+    start()
+    if keras_backend() == "tensorflow":
+        from augmine.feed.tf_backend import multi_worker_strategy
+
+        strategy = multi_worker_strategy()
+        with strategy.scope():
+            yield strategy.num_replicas_in_sync
+        return
+    keras = import_keras()
+    devices = keras.distribution.list_devices()
+    before = keras.distribution.distribution()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(
+        devices=devices, auto_shard_dataset=False))       # each process feeds its own shard
+    try:
+        yield len(devices)
+    finally:
+        keras.distribution.set_distribution(before)
+
+
+def process_feed(feed, shard: Shard | None):
+    """``feed`` (this process's training batches) as the engine takes it: on TensorFlow a
+    dataset distributed per worker (no re-sharding), elsewhere unchanged."""
+    if shard is None or keras_backend() != "tensorflow":
+        return feed
+    from augmine.feed.tf_backend import multi_worker_strategy, per_worker_dataset
+
+    distributed = per_worker_dataset(multi_worker_strategy(), feed)
+    distributed._augmine_feed = feed._augmine_feed          # close_feed stops its workers
+    return distributed
+
+
+@contextlib.contextmanager
+def whole_predictions(strategy: str):
+    """Context for ``model.predict`` in a multi-worker run: every process gets every
+    prediction. On JAX each process then feeds the whole batch and the inputs are
+    replicated, not split (JAX cannot hand a process the rows other processes computed);
+    TensorFlow's strategy gathers the rows itself. Nothing changes in other runs."""
+    if strategy != MULTI_WORKER or keras_backend() != "jax":
+        yield
+        return
+    keras = import_keras()
+    before = keras.distribution.distribution()
+
+    class ReplicatedInputs(keras.distribution.DataParallel):
+        def get_data_layout(self, data_shape):
+            return keras.distribution.TensorLayout([None] * len(data_shape), self.device_mesh)
+
+    keras.distribution.set_distribution(ReplicatedInputs(device_mesh=before.device_mesh,
+                                                         auto_shard_dataset=False))
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(before)
+
+
+# =========================================================================== fit
 
 log = logging.getLogger("augmine")
 
@@ -81,10 +295,9 @@ def distribution(name: str = "auto"):
     GPU, or every (logical) CPU device when there is no GPU; ``default``: one device.
     TensorFlow uses ``tf.distribute.MirroredStrategy`` (:mod:`augmine.feed.tf_backend`), JAX
     ``keras.distribution.DataParallel``; other backends train on one device.
-    ``multi-worker``: every device of every process (:mod:`augmine.train.multiworker`).
+    ``multi-worker``: every device of every process (:mod:`augmine.train.fit`).
     """
     if name == "multi-worker":
-        from augmine.train.multiworker import multi_worker_distribution
 
         with multi_worker_distribution() as replicas:
             yield replicas
@@ -120,7 +333,7 @@ def build_model(cfg, num_classes: int, phase_steps=None, reuse: bool = False):
     :class:`~augmine.runs.config.TrainConfig`; ``phase_steps``: ``(steps_per_epoch, epochs)``
     per phase, for phase-aligned schedules). ``reuse``: in a model kept from an earlier
     build of this process for the same model, optimizer, schedule and loss, holding the new
-    model's initial state (:func:`~augmine.train.compiled.kept_new_model`, whose caveats
+    model's initial state (:func:`~augmine.train.evaluation.kept_new_model`, whose caveats
     apply), so its traced steps are reused."""
     from augmine.runs.factories import create_model, create_optimizer, create_schedule
 
@@ -129,14 +342,14 @@ def build_model(cfg, num_classes: int, phase_steps=None, reuse: bool = False):
     loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
     reg = getattr(cfg, "regularization", None)
     if reg is not None and reg.soft_targets:
-        from augmine.model.losses import SoftTargetCrossentropy, accuracy_metric
+        from augmine.model.sources import SoftTargetCrossentropy, accuracy_metric
 
         loss, metrics = SoftTargetCrossentropy(reg.label_smoothing), [accuracy_metric()]
     model.compile(optimizer=create_optimizer(cfg.optimizer, schedule), loss=loss,
                   metrics=metrics)
     if not reuse:
         return model
-    from augmine.train.compiled import kept_new_model
+    from augmine.train.evaluation import kept_new_model
 
     sections = (cfg.model, cfg.optimizer, cfg.schedule, cfg.regularization)
     key = [part.model_dump(mode="json") for part in sections] + [phase_steps, num_classes]
@@ -158,9 +371,9 @@ def current_lr(model) -> float:
 def restore_model(run: RunDir, state: RunState, reuse: bool = False):
     """``last.keras`` with its optimizer, the step set back to ``state.json``'s when a kill
     landed between the checkpoint and the state write; later history rows dropped.
-    ``reuse``: in a kept model of the same config (:func:`~augmine.train.compiled.
+    ``reuse``: in a kept model of the same config (:func:`~augmine.train.evaluation.
     reusable_model`, whose caveats apply)."""
-    from augmine.train.compiled import reusable_model
+    from augmine.train.evaluation import reusable_model
 
     model = reusable_model(run.checkpoint("last")) if reuse else \
         load_checkpoint(run.checkpoint("last"))
@@ -217,13 +430,13 @@ def epoch_recorder(run: RunDir, state: RunState, stage: str, phase: int | None, 
 def frozen_features(run: RunDir, frozen: list[str], full_optimizer):
     """A Keras callback for a stage that trains only a model's head (the layers named in
     ``frozen`` frozen, the model's optimizer a
-    :func:`~augmine.model.freezing.head_optimizer`): at every epoch's end (after the epoch
+    :func:`~augmine.model.sources.head_optimizer`): at every epoch's end (after the epoch
     recorder) the layers are set trainable again, the head optimizer's step and slots go
     into ``full_optimizer`` (the run's, built on every layer) and ``last.keras`` is saved
     once more with it, so the run's checkpoint trains whole and keeps every optimizer slot;
     the next epoch starts frozen again."""
     keras = import_keras()
-    from augmine.model.freezing import copy_optimizer_state, set_trainable
+    from augmine.model.sources import copy_optimizer_state, set_trainable
 
     class FrozenFeatures(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -256,7 +469,6 @@ def epoch_validation(val_feed, index, size: int, batch_size: int, strategy: str 
 
     from augmine.analysis.metrics import top1
     from augmine.train.evaluation import evaluate_model
-    from augmine.train.multiworker import whole_predictions
 
     keras = import_keras()
 
@@ -424,10 +636,10 @@ def fit_stage(model, train_feed, val_feed, epochs: int, initial_epoch: int, call
     :func:`epoch_validation`), with ``callbacks``; pipeline errors come
     out as one-line AugmineErrors. ``progress``: Keras' bars when stdout is a terminal.
     The feeds shuffle themselves. On TensorFlow the train step is traced once per input
-    signature, and a kept model's (:mod:`augmine.train.compiled`) is reused while it was
+    signature, and a kept model's (:mod:`augmine.train.evaluation`) is reused while it was
     traced with the same optimizer, schedule and trainable set. Returns the Keras History."""
     from augmine.feed.feeds import pipeline_errors
-    from augmine.train.compiled import build_step_state, reuses_models, same_steps
+    from augmine.train.evaluation import build_step_state, reuses_models, same_steps
 
     build_step_state(model, train_feed)
     callbacks = [*callbacks, *([same_steps()] if reuses_models() else [])]

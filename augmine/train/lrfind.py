@@ -208,7 +208,7 @@ def lr_find(config, data_root, out_dir, phase: int = 1, steps: int = 200,
         raise AugmineError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
     if isinstance(steps, bool) or int(steps) != steps or steps < 5:
         raise AugmineError(f"--steps {steps} is not a valid step count; use a whole number >= 5")
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
     from augmine.feed.feeds import pipeline_errors, train_dataset
     from augmine.core.runtime import import_keras
 

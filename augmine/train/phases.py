@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from augmine.runs.checkpoints import evaluation_settings
+from augmine.runs.factories import create_callbacks, evaluation_settings
 from augmine.runs.config import TrainConfig, load_config, resume_config
-from augmine.runs.factories import create_callbacks
-from augmine.data.layouts import load_checked_index
-from augmine.data.dataset import skipped_paths
+from augmine.data.dataset import load_checked_index, skipped_paths
 from augmine.core.errors import AugmineError
 from augmine.train.evaluation import evaluate_model
-from augmine.analysis.splits import apply_holdout
+from augmine.analysis.plans import apply_holdout
 from augmine.model.sources import check_phase_sizes, rescaled
 from augmine.analysis.reports import write_stage_report
 from augmine.runs.rundir import RunDir
@@ -35,10 +33,9 @@ from augmine.runs.starts import extended_state, new_state
 from augmine.runs.state import RoundProgress, RunState
 from augmine.core.runtime import import_keras
 from augmine.train.fit import (build_model, distribution, dtype_policy, epoch_validation,
-                               fit_stage, precision_policy, restore_model, run_progress,
-                               show_bars, stage_callbacks)
-from augmine.train.multiworker import (process_feed, process_run, process_shard,
-                                       whole_predictions)
+                               fit_stage, precision_policy, process_feed, process_run,
+                               process_shard, restore_model, run_progress, show_bars,
+                               stage_callbacks, whole_predictions)
 
 log = logging.getLogger("augmine")
 
@@ -91,7 +88,7 @@ def phase_steps(cfg: TrainConfig, index) -> list[tuple[int, int]]:
     """``(steps_per_epoch, epochs)`` of every phase of ``cfg`` on ``index`` (a
     DatasetIndex): ``ceil(epoch_length / batch_size)`` batches per epoch."""
     from augmine.feed.sampling import epoch_length
-    from augmine.feed.shards import steps_per_epoch
+    from augmine.feed.sampling import steps_per_epoch
 
     per_epoch = steps_per_epoch(epoch_length(index), cfg.batch_size,
                                 process_shard(cfg.strategy))
@@ -126,7 +123,7 @@ def _seed_keras(seed: int) -> None:
 def _feeds(index, cfg: TrainConfig, recipe, size: int, seed: int, first_epoch: int,
            plan=None, options: dict | None = None):
     """``(train feed, val feed)``; ``options``: more train_dataset arguments (a phase's
-    :meth:`~augmine.runs.sections.Phase.feed_options`)."""
+    :meth:`~augmine.runs.config.Phase.feed_options`)."""
     from augmine.feed.feeds import eval_dataset, train_dataset
 
     _, eval_bs = evaluation_settings(cfg, size)
@@ -149,7 +146,7 @@ def _phase_recipe(cfg: TrainConfig, phase):
     recipe = cfg.recipe(phase.recipe)
     if phase.strength is None or phase.strength == 1:
         return recipe
-    from augmine.augment.strength import scale_recipe
+    from augmine.augment.compose import scale_recipe
 
     return scale_recipe(recipe, phase.strength)
 
@@ -339,14 +336,14 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
     fit; ``label``: starts each printed epoch line (which arm of a round it is); ``seed``:
     the seed of sampling, augmentation and Keras (default the config's; ``--seeds``);
     ``teacher``: ``{"checkpoint", "temperature", "weight"}``, distil from that frozen model
-    on every batch (:func:`~augmine.model.losses.attach_teacher`); ``head_layers``: train
-    only the last that many layers with weights (:mod:`augmine.model.freezing`; the rest
+    on every batch (:func:`~augmine.model.sources.attach_teacher`); ``head_layers``: train
+    only the last that many layers with weights (:mod:`augmine.model.sources`; the rest
     frozen during each epoch, trainable in every saved ``last.keras``:
     :func:`~augmine.train.fit.frozen_features`). The optimizer continues (same schedule
     step). Every epoch commits like a phase's, so a killed round resumes by
     calling this again with the same ``stage``; a finished stage is not trained again.
     ``reuse``: train a model kept from an earlier call of this process with the same
-    config (its traced steps reused; :func:`~augmine.train.compiled.reusable_model`:
+    config (its traced steps reused; :func:`~augmine.train.evaluation.reusable_model`:
     shared, so use the returned model before the next call), except with ``teacher`` or
     ``head_layers``, which change the model. ``predictions``: a list that gets the last
     epoch's val ``(y_true, probs)`` when they are the returned model's. Returns the model.
@@ -375,7 +372,7 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
         extra = list(extra_callbacks)
         full_optimizer = model.optimizer
         if head_layers:
-            from augmine.model.freezing import freeze_all_but_head, head_optimizer
+            from augmine.model.sources import freeze_all_but_head, head_optimizer
             from augmine.train.fit import frozen_features
 
             # a checkpoint of a stage killed mid-save may have them frozen already
@@ -384,8 +381,8 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
             model.optimizer = head_optimizer(full_optimizer, model.trainable_variables)
             extra.append(frozen_features(run, info.frozen, full_optimizer))
         if teacher is not None:
-            from augmine.model.losses import attach_teacher
-            from augmine.runs.checkpoints import load_checkpoint
+            from augmine.model.sources import attach_teacher
+            from augmine.runs.factories import load_checkpoint
 
             attach_teacher(model, load_checkpoint(teacher["checkpoint"], compile=False),
                            teacher["temperature"], teacher["weight"])
@@ -402,8 +399,8 @@ def train_extra_epochs(run_dir, index, epochs: int, plan=None, class_weight=None
             if last is not None and predictions is not None:
                 predictions.append(last)
         elif info.frozen:        # killed before frozen_features saved: save it now
-            from augmine.model.freezing import set_trainable
-            from augmine.runs.checkpoints import save_checkpoint
+            from augmine.model.sources import set_trainable
+            from augmine.runs.factories import save_checkpoint
 
             set_trainable(model, info.frozen, True)
             model.optimizer = full_optimizer
@@ -422,7 +419,7 @@ def run_index(data_root, state: RunState | None = None, skip_bad: bool = False,
     ``state``: the run's :class:`~augmine.runs.state.RunState` (None for a new run): the
     files it left out before stay out and its ``--skip-bad`` carries on, so a resumed run
     sees the same index. Bad images are left out (each logged) with ``skip_bad``, else one :class:`AugmineError` names them
-    and suggests ``--skip-bad`` (see :func:`~augmine.data.layouts.load_checked_index`). Returns
+    and suggests ``--skip-bad`` (see :func:`~augmine.data.dataset.load_checked_index`). Returns
     ``(index, record)``; ``record`` (``{"skip_bad": bool, "skipped": [relative paths]}``)
     belongs in the run's state.
     """

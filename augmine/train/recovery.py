@@ -12,7 +12,7 @@ snapshots hold the state to go back to).
 
 from __future__ import annotations
 
-from augmine.analysis.splits import apply_holdout
+from augmine.analysis.plans import apply_holdout
 from augmine.core.errors import AugmineError
 from augmine.runs.rundir import RunDir
 from augmine.runs.starts import new_state

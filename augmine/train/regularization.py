@@ -9,7 +9,7 @@ and Keras' ``MixUp``/``CutMix`` layers mix one-hot labels, while augmine's feed 
 ``(uint8 images, int labels)``. So when any of these is on, the training feed is wrapped
 (:func:`mix_feed`: a ``tf.data`` ``map`` on TensorFlow, a ``PyDataset`` on JAX/PyTorch)
 to apply Keras' own layers to ``(images, one_hot(labels))``, and the model is compiled
-with :class:`augmine.model.losses.SoftTargetCrossentropy`, which takes sparse labels
+with :class:`augmine.model.sources.SoftTargetCrossentropy`, which takes sparse labels
 (validation) and soft ones (mixed training batches) alike, and an accuracy that does too. With everything off the
 model keeps plain sparse cross-entropy and the feed is not touched.
 

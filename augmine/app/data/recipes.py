@@ -24,7 +24,7 @@ def recipe_yaml(name: str, description: str, transforms: Sequence[dict],
     ``classes``: the recipe's per-class overrides, kept; a ``without:`` name whose
     transform was switched off is dropped (there is nothing left to leave out).
     """
-    from augmine.augment.checks import transform_names
+    from augmine.augment.recipes import transform_names
     from augmine.augment.recipes import dump_recipe
 
     def plain(v: Any) -> Any:
@@ -145,7 +145,7 @@ FREE_SIZES = (16, 32, 64)
 
 
 def phase_setting(phase_no: int, phase) -> PreviewSetting:
-    """How phase ``phase_no`` (a config's :class:`~augmine.runs.sections.Phase`) augments:
+    """How phase ``phase_no`` (a config's :class:`~augmine.runs.config.Phase`) augments:
     its size, its strength (None = 1) and its presize."""
     strength = 1.0 if phase.strength is None else float(phase.strength)
     return PreviewSetting(int(phase.size), strength, f"run phase {phase_no}",
@@ -159,7 +159,7 @@ def run_recipe_uses(run_dir) -> dict[str, list[PreviewSetting]]:
     classes, at the last phase's size, as written) and each gentle round's recipe (at the
     last phase's size and strength), as the rounds train them. {} without a readable
     config."""
-    from augmine.core.shipped import resolve_recipe
+    from augmine.core.runtime import resolve_recipe
 
     if not run_dir:
         return {}
@@ -210,7 +210,7 @@ def recipe_choices(run_dir=None, folder: str | os.PathLike | None = None
     0.5): light.yaml``). The default is the run's last phase's recipe, else the built-in
     ``tiny-imagenet-14.yaml``, else the first.
     """
-    from augmine.core.shipped import available_recipes, is_recipe_file, recipes_dir, resolve_recipe
+    from augmine.core.runtime import available_recipes, is_recipe_file, recipes_dir, resolve_recipe
 
     roles: dict[str, list[str]] = {}
     default = None
@@ -274,16 +274,16 @@ def class_preview(recipe, class_ids: Sequence[str], class_names: Sequence[str],
     """``(the recipe class `label` trains under, note, warning)``, as the feed builds it.
 
     ``setting``: the size and strength of the preview (None: as written); the recipe is
-    scaled to its strength (:func:`augmine.augment.strength.scale_recipe`), then a recipe
+    scaled to its strength (:func:`augmine.augment.compose.scale_recipe`), then a recipe
     with ``classes:`` overrides gives the class's own recipe
-    (:func:`augmine.augment.overrides.recipe_for_class`: the override's strength times the
+    (:func:`augmine.augment.compose.recipe_for_class`: the override's strength times the
     setting's) and a note naming the override; overrides that do not match this dataset's
     classes give the recipe unchanged and the one-line problem as the warning; a setting
     without ``overrides`` (a plan's recipe) leaves them out. ``class_ids``/``class_names``:
     the dataset's, in label order.
     """
-    from augmine.augment.overrides import class_overrides, recipe_for_class
-    from augmine.augment.strength import scale_recipe
+    from augmine.augment.compose import class_overrides, recipe_for_class
+    from augmine.augment.compose import scale_recipe
 
     setting = setting or PreviewSetting(64)
     recipe = scale_recipe(recipe, setting.strength)

@@ -91,9 +91,9 @@ def suspects_caption(rows: Sequence[dict]) -> str:
 
 def best_line(run_dir) -> str | None:
     """The run's best checkpoint as ``augmine train`` and ``augmine evaluate RUN`` name it
-    (:func:`augmine.runs.checkpoints.best_summary`), in one caption; None when the run has none
+    (:func:`augmine.runs.factories.best_summary`), in one caption; None when the run has none
     yet (or no readable state)."""
-    from augmine.runs.checkpoints import best_summary
+    from augmine.runs.factories import best_summary
 
     try:
         best = best_summary(run_dir)

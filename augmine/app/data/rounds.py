@@ -1,11 +1,11 @@
 """A run's mining rounds as the rounds page shows them: each round's report (read through
-:class:`~augmine.rounds.state.RoundState`), its before/after/control table with the
+:class:`~augmine.rounds.plans.RoundState`), its before/after/control table with the
 intervals, its chosen classes and the classes that lost."""
 
 from __future__ import annotations
 
 from augmine.analysis.effects import measurable_losses
-from augmine.rounds.state import RoundState
+from augmine.rounds.plans import RoundState
 
 NO_ROUNDS_HINT = ("{run} has no mining round yet: `augmine mine round {run}` trains one "
                   "against its control")

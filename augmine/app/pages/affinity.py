@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from augmine.app.cached import GAP, THUMB, read_image
-from augmine.app.data.affinity import affinity_cell, affinity_command
+from augmine.train.affinity import affinity_cell, affinity_command
 from augmine.app.data.images import (clean_and_augmented, pad, png_bytes, resolve_image_path,
                                      upscale_nearest)
 

@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from augmine.data.images import decode_image
+from augmine.data.dataset import decode_image
 from augmine.core.errors import AugmineError
 
 # Per-image measurements, in column order of the arrays :func:`measure_paths` returns.

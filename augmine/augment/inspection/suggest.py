@@ -219,7 +219,7 @@ def comparison_plan(recipe_path: str | Path, data: str | Path, config: str = "cp
     Returns ``{"recipe", "data", "config", "strengths", "arms", "out", "command", "why"}``;
     ``command`` is the exact ``augmine recipe compare`` line to run (paths as given).
     """
-    from augmine.core.commands import command_line
+    from augmine.core.runtime import command_line
 
     recipe_path, data = str(recipe_path), str(data)
     stem = Path(recipe_path).stem

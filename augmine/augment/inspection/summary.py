@@ -248,7 +248,7 @@ def inspect_dataset(data, split: str = "val", compare: str | None = "train",
     box ``area``/``cx``/``cy``/``touches``) for :func:`write_report` and plots.
     """
     from augmine.data.dataset import DatasetIndex
-    from augmine.data.layouts import load_index
+    from augmine.data.dataset import load_index
 
     index = data if isinstance(data, DatasetIndex) else load_index(data)
     sp = index.split(split)
