@@ -123,6 +123,30 @@ def test_a_kept_eval_feed_decodes_each_image_once(synth_index, monkeypatch, keep
     assert len(decoded) == (n if keep else 2 * n)
 
 
+def test_tf_feeds_do_not_autotune_and_give_the_same_batches(synth_index):
+    """tf.data's autotuning is off on the TensorFlow feeds: with it on, Keras' drop of each
+    finished epoch's iterator waited seconds for the autotune thread (up to 16 s an epoch,
+    ``benchmarks/iterator_replace.py``). The batches are what a feed with autotuning gives."""
+    from augmine.core.runtime import import_tensorflow, keras_backend
+    from augmine.feed.feeds import close_feed, eval_dataset, train_dataset
+
+    if keras_backend() != "tensorflow":
+        pytest.skip("tf.data feeds are the TensorFlow backend's")
+    tf = import_tensorflow()
+    on = tf.data.Options()
+    on.autotune.enabled = True
+    for make in (lambda: train_dataset(synth_index, _compose(16), 16, 50, seed=3, workers=1),
+                 lambda: eval_dataset(synth_index, 16, 50)):
+        plain, tuned = make(), make()
+        assert plain.options().autotune.enabled is False
+        tuned_batches = _batches(tuned.prefetch(tf.data.AUTOTUNE).with_options(on))
+        for (x1, y1), (x2, y2) in zip(_batches(plain), tuned_batches, strict=True):
+            np.testing.assert_array_equal(x1, x2)
+            np.testing.assert_array_equal(y1, y2)
+        close_feed(plain)
+        close_feed(tuned)
+
+
 @pytest.fixture()
 def gray_root(tmp_path):
     """A class-folder dataset whose JPEGs are all single-channel (grayscale) files."""

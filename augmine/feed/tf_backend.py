@@ -17,18 +17,33 @@ from augmine.core.runtime import import_tensorflow
 # turning tf.data's wrapped errors back into AugmineError.
 
 
+# Batches tf.data holds ready beyond the one the train step takes. The worker group keeps
+# its own window of batches in flight (augmine.feed.workers.WINDOW_PER_WORKER), so this only
+# overlaps the copy out of shared memory with the step.
+PREFETCH_BATCHES = 2
+
+
 def generator_dataset(generate, size: int, num_batches: int):
     """A ``tf.data.Dataset`` over ``generate()`` (called once per iteration, i.e. per epoch).
 
     ``generate`` yields ``(images uint8 (B, size, size, 3), labels int32 (B,))`` numpy
     batches. The dataset declares ``num_batches`` as its cardinality (Keras progress bars,
-    step-based schedules) and prefetches; the images stay uint8 (the model rescales them).
+    step-based schedules) and prefetches :data:`PREFETCH_BATCHES`; the images stay uint8 (the
+    model rescales them).
+
+    tf.data's autotuning is off: it has nothing to tune here (one generator, a fixed
+    prefetch), and with it on, dropping a finished iterator over ``from_generator`` waits for
+    the autotune thread's next wake-up, seconds that double with the iterator's age (0-16 s
+    measured, TensorFlow 2.21, ``benchmarks/iterator_replace.py``). Keras drops every epoch's
+    iterator at the epoch's end, so each epoch paid that wait with nothing running.
     """
     tf = import_tensorflow()
     spec = (tf.TensorSpec((None, size, size, 3), tf.uint8), tf.TensorSpec((None,), tf.int32))
     ds = tf.data.Dataset.from_generator(generate, output_signature=spec)
     ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
 _AUGMINE_IN_TF_ERROR = re.compile(r"AugmineError: (.+)")
