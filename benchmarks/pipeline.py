@@ -28,7 +28,9 @@ it prints the median and range of augmine / (cores x plain), the ideal (target >
 the same per CPU-second (images per second of CPU time of every process involved), and of
 the machine's own scaling (cores plain processes at once / (cores x plain)). Then the single
 measurements' ratios side by side, and the cost per image of each recipe transform (p=1).
-Timings end before an iterator is destroyed (TensorFlow sometimes stalls 0.5-2.4 s there).
+Timings end before an iterator is destroyed: with tf.data's autotuning on (the tf.data
+patterns here), dropping a finished iterator can wait seconds for the autotune thread
+(``benchmarks/iterator_replace.py``; augmine's own feeds turn autotuning off).
 Not a test: the numbers depend on what else runs on the machine.
 """
 
