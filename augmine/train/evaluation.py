@@ -125,17 +125,27 @@ def reusable_model(path, compile: bool = True):
             return kept.model
     model = load_checkpoint(path, compile=compile)
     optimizer = model.optimizer if compile else None
-    schedule = None
-    if compile:
-        keras = import_keras()
-        schedule = keras.saving.deserialize_keras_object(
-            optimizer.get_config().get("learning_rate"))   # none: a loss-scale wrapper
-        if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
-            return model       # a constant rate that a schedule replaces cannot be put back
-    _kept[key] = _Kept(model, optimizer, schedule, [v.path for v in model.trainable_variables])
+    schedule = _schedule_of(optimizer) if compile else None
+    if compile and schedule is None:
+        return model       # a constant rate that a schedule replaces cannot be put back
+    _keep(key, _Kept(model, optimizer, schedule, [v.path for v in model.trainable_variables]))
+    return model
+
+
+def _schedule_of(optimizer):
+    """``optimizer``'s learning-rate schedule as a new object, or None when its rate is a
+    constant or it has none of its own (a loss-scale wrapper)."""
+    keras = import_keras()
+    schedule = keras.saving.deserialize_keras_object(optimizer.get_config().get("learning_rate"))
+    return schedule if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule) \
+        else None
+
+
+def _keep(key, kept: _Kept) -> None:
+    """Keep ``kept`` under ``key``, dropping the least recently used beyond :data:`KEEP`."""
+    _kept[key] = kept
     while len(_kept) > KEEP:
         _kept.popitem(last=False)
-    return model
 
 
 def kept_new_model(model, key: str):
@@ -149,14 +159,12 @@ def kept_new_model(model, key: str):
     :func:`reusable_model`'s models; where :func:`reuses_models` is False, ``model``."""
     if not reuses_models() or model.optimizer is None:
         return model
-    keras = import_keras()
-    schedule = keras.saving.deserialize_keras_object(
-        model.optimizer.get_config().get("learning_rate"))   # none: a loss-scale wrapper
-    if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+    schedule = _schedule_of(model.optimizer)
+    if schedule is None:
         return model           # a constant rate that a callback may change: not kept
     if not model.optimizer.built:       # a new optimizer's variables (as Keras builds it)
         model.optimizer.build(model.trainable_variables)
-    key = ("built", key, keras.config.dtype_policy().name)
+    key = ("built", key, import_keras().config.dtype_policy().name)
     kept = _kept.pop(key, None)
     if kept is not None and _unchanged(kept) and _same_build(kept.model, model):
         for target, source in [*zip(kept.model.variables, model.variables),
@@ -166,18 +174,16 @@ def kept_new_model(model, key: str):
         kept.model.reset_metrics()
         _kept[key] = kept
         return kept.model
-    _kept[key] = _Kept(model, model.optimizer, schedule,
-                       [v.path for v in model.trainable_variables])
-    while len(_kept) > KEEP:
-        _kept.popitem(last=False)
+    _keep(key, _Kept(model, model.optimizer, schedule,
+                     [v.path for v in model.trainable_variables]))
     return model
 
 
 def _same_build(kept, new) -> bool:
     """Whether ``kept`` is built like ``new``: the same classes of model, layers and
     optimizer, variables of the same shapes and dtypes, the same optimizer config."""
-    def variables(model):
-        return [(tuple(v.shape), str(v.dtype)) for v in model.variables]
+    def shapes(variables):
+        return [(tuple(v.shape), str(v.dtype)) for v in variables]
 
     def optimizer(model):
         config = dict(model.optimizer.get_config())
@@ -186,9 +192,8 @@ def _same_build(kept, new) -> bool:
 
     return (type(kept) is type(new) and
             [type(layer) for layer in kept.layers] == [type(layer) for layer in new.layers] and
-            variables(kept) == variables(new) and optimizer(kept) == optimizer(new) and
-            [(tuple(v.shape), str(v.dtype)) for v in kept.optimizer.variables] ==
-            [(tuple(v.shape), str(v.dtype)) for v in new.optimizer.variables])
+            shapes(kept.variables) == shapes(new.variables) and optimizer(kept) == optimizer(new)
+            and shapes(kept.optimizer.variables) == shapes(new.optimizer.variables))
 
 
 def forget_models() -> None:
